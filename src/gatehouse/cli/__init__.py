@@ -1,0 +1,1 @@
+"""The ``gatehouse`` command line."""

@@ -1,0 +1,150 @@
+"""The ``gatehouse`` command line.
+
+Exit codes: 0 success, 1 failure (the model or server failed), 2 usage error
+(bad flags, bad configuration). Every failure prints one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from gatehouse import __version__
+from gatehouse.core.config import Settings, load_settings
+from gatehouse.core.errors import ConfigError, GatehouseError
+from gatehouse.core.types import ChatCompletionRequest, ChatMessage
+from gatehouse.core.validation import validation_error
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gatehouse", description="LLM gateway and RAG server.")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("GATEHOUSE_CONFIG"),
+        help="YAML config file (default: $GATEHOUSE_CONFIG; none needed for the defaults)",
+    )
+    parser.add_argument("--data-dir", type=Path, help="where embedded state lives")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+
+    chat = commands.add_parser("chat", help="chat with a model in-process, streamed")
+    chat.add_argument("prompt", nargs="?", help="the prompt (default: read stdin)")
+    chat.add_argument("--model", default="default", help="model name (default: default)")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2")
+    chat.add_argument("--max-tokens", type=int, help="completion token limit")
+    chat.add_argument("--seed", type=int, help="sampling seed, for repeatable output")
+
+    commands.add_parser("models", help="list the configured models")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "version":
+        print(f"gatehouse {__version__}")
+        return EXIT_OK
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            from gatehouse.server.runner import serve
+
+            serve(settings)
+            return EXIT_OK
+        if args.command == "models":
+            return _models(settings)
+        if args.command == "chat":
+            return _chat(settings, args)
+    except ConfigError as exc:
+        return _fail(str(exc).replace("\n", " "), EXIT_USAGE)
+    except GatehouseError as exc:
+        return _fail(exc.message, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {"data_dir": args.data_dir}
+    for flag in ("host", "port", "workers", "log_level"):
+        overrides[f"server.{flag}"] = getattr(args, flag, None)
+    return load_settings(args.config, overrides=overrides)
+
+
+def _models(settings: Settings) -> int:
+    from gatehouse.gateway import build_gateway
+
+    gateway = build_gateway(settings, started_at=int(time.time()))
+    for entry in gateway.registry.entries():
+        target = "" if entry.name == entry.info.id else f" -> {entry.info.id}"
+        print(f"{entry.name}{target}\t{entry.info.kind}\tcontext {entry.info.context_window}")
+    return EXIT_OK
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    prompt = args.prompt
+    if prompt is None:
+        if sys.stdin.isatty():
+            return _fail("no prompt given: pass one as an argument or on stdin", EXIT_USAGE)
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        return _fail("the prompt is empty", EXIT_USAGE)
+    messages = [ChatMessage(role="user", content=prompt)]
+    if args.system:
+        messages.insert(0, ChatMessage(role="system", content=args.system))
+    try:
+        request = ChatCompletionRequest(
+            model=args.model,
+            messages=messages,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+            stream=True,
+        )
+    except ValidationError as exc:
+        return _fail(validation_error(exc).message, EXIT_USAGE)
+    return asyncio.run(_stream_chat(settings, request))
+
+
+async def _stream_chat(settings: Settings, request: ChatCompletionRequest) -> int:
+    from gatehouse.gateway import build_gateway
+
+    gateway = build_gateway(settings, started_at=int(time.time()))
+    async for chunk in gateway.chat_stream(request):
+        for choice in chunk.choices:
+            if choice.delta.content:
+                sys.stdout.write(choice.delta.content)
+                sys.stdout.flush()
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"gatehouse: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

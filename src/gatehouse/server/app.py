@@ -1,0 +1,87 @@
+"""The ASGI application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gatehouse import __version__
+from gatehouse.core.config import Settings
+from gatehouse.core.errors import (
+    GatehouseError,
+    InvalidRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+)
+from gatehouse.gateway import Gateway, build_gateway
+from gatehouse.server.http import JSONResponse, error_response
+from gatehouse.server.middleware import RequestContextMiddleware
+from gatehouse.server.openapi import build_openapi
+from gatehouse.server.routes import health, openai
+from gatehouse.server.routes.table import RouteSpec
+
+SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
+
+
+def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlette:
+    """Build the application: routes, error mapping and the request-id/body-limit layer."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    gateway = gateway or build_gateway(settings, started_at=int(time.time()))
+    specs = [*openai.ROUTES, *health.ROUTES]
+    document: dict[str, Any] = {}
+
+    async def openapi_json(request: Request) -> Response:
+        if not document:  # built on first use: start-up pays nothing for it
+            document.update(build_openapi(specs, title="gatehouse", version=__version__))
+        return JSONResponse(document)
+
+    specs.append(RouteSpec("GET", "/openapi.json", openapi_json, summary="This OpenAPI document"))
+    app = Starlette(
+        routes=[spec.route() for spec in specs],
+        # Inside Starlette's own error layer, so that our handler answers
+        # unexpected failures in the OpenAI shape with the request id.
+        middleware=[
+            Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)
+        ],
+        exception_handlers={
+            GatehouseError: _gatehouse_error,
+            HTTPException: _http_error,
+        },
+    )
+    app.state.gateway = gateway
+    app.state.settings = settings
+    app.state.data_dir = settings.data_dir
+    return app
+
+
+def create_app_from_environment() -> Starlette:
+    """Factory for multi-worker serving: each worker rebuilds the app from settings
+    the parent process validated and passed down as JSON."""
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+async def _gatehouse_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatehouseError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    error: GatehouseError
+    if exc.status_code == 404:
+        error = NotFoundError(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 405:
+        error = MethodNotAllowedError(
+            f"Method {request.method} is not allowed on {request.url.path}."
+        )
+    else:
+        error = InvalidRequestError(str(exc.detail))
+        return JSONResponse(error.to_dict(), status_code=exc.status_code)
+    return error_response(error)

@@ -1,0 +1,94 @@
+"""The outermost ASGI layer: request ids, body size limit, and the last-resort 500.
+
+Written as raw ASGI rather than framework middleware because it wraps every
+request, the hot path included, and must cost next to nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gatehouse.core.errors import GatehouseError, InternalError, RequestTooLargeError
+from gatehouse.core.ids import request_id as new_request_id
+from gatehouse.server.http import error_response
+
+log = logging.getLogger("gatehouse.server")
+
+_CLIENT_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                raise _too_large(self.max_body_bytes)
+            await self.app(scope, self._limited(receive), send_with_id)
+        except GatehouseError as exc:
+            if started:
+                raise
+            await error_response(exc)(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error in request %s", rid)
+            if started:
+                raise
+            error = InternalError(f"The server had an error processing request {rid}.")
+            await error_response(error)(scope, receive, send_with_id)
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit, seen = self.max_body_bytes, 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _too_large(limit)
+            return message
+
+        return limited_receive
+
+
+def _too_large(limit: int) -> RequestTooLargeError:
+    return RequestTooLargeError(f"The request body exceeds the limit of {limit} bytes.")
+
+
+def _request_id(scope: Scope) -> str:
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
+        if name == b"x-request-id" and _CLIENT_ID.fullmatch(value):
+            return value.decode()
+    return new_request_id()
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

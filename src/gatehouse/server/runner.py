@@ -1,0 +1,48 @@
+"""Serve the app with uvicorn on uvloop + httptools."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import uvicorn
+
+from gatehouse.core.config import Settings
+from gatehouse.server.app import SETTINGS_ENV, create_app
+
+log = logging.getLogger("gatehouse")
+
+
+def serve(settings: Settings) -> None:
+    server = settings.server
+    logging.basicConfig(
+        level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log.info(
+        "gatehouse listening on http://%s:%d (data dir %s, %d worker(s))",
+        server.host,
+        server.port,
+        settings.data_dir,
+        server.workers,
+    )
+    common = {
+        "host": server.host,
+        "port": server.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": server.log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if server.workers == 1:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    # Workers are separate processes: each rebuilds the app from the settings
+    # validated here, so every worker runs exactly the same configuration.
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run(
+        "gatehouse.server.app:create_app_from_environment",
+        factory=True,
+        workers=server.workers,
+        **common,  # type: ignore[arg-type]
+    )

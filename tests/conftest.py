@@ -1,0 +1,38 @@
+"""Shared test configuration.
+
+Unit tests must not touch the network: a socket guard refuses connections to
+anything but loopback for tests not marked ``integration``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _no_network_in_unit_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("integration"):
+        yield
+        return
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> None:
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family == socket.AF_UNIX or host in {"127.0.0.1", "::1", "localhost"}:
+            return real_connect(self, address)  # type: ignore[arg-type]
+        raise RuntimeError(f"unit tests may not open network connections (to {address!r})")
+
+    socket.socket.connect = guarded  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]

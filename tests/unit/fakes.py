@@ -1,0 +1,80 @@
+"""In-process providers for tests of the HTTP layer that need no real model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from gatehouse.core.errors import GatehouseError
+from gatehouse.core.types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
+from gatehouse.providers.base import ModelInfo, Readiness
+
+
+class EchoChat:
+    """Answers with the last user message; can be told to fail before or mid-stream."""
+
+    def __init__(self, model_id: str = "test/echo") -> None:
+        self.info = ModelInfo(id=model_id, kind="chat", owned_by="test", context_window=100)
+        self.fail_with: BaseException | None = None
+        self.fail_mid_stream: GatehouseError | None = None
+
+    def readiness(self) -> Readiness:
+        return Readiness(True, "fake")
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        if self.fail_with is not None:
+            raise self.fail_with
+        text = request.messages[-1].text()
+        return ChatCompletion(
+            id="chatcmpl-test",
+            created=0,
+            model=self.info.id,
+            choices=[Choice(message=AssistantMessage(content=text), finish_reason="stop")],
+            usage=Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2),
+        )
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        for word in ["", *request.messages[-1].text().split()]:
+            yield ChatCompletionChunk(
+                id="chatcmpl-test",
+                created=0,
+                model=self.info.id,
+                choices=[ChunkChoice(delta=Delta(content=word))],
+            )
+            if self.fail_mid_stream is not None:
+                raise self.fail_mid_stream
+        yield ChatCompletionChunk(
+            id="chatcmpl-test",
+            created=0,
+            model=self.info.id,
+            choices=[ChunkChoice(delta=Delta(), finish_reason="stop")],
+        )
+
+
+class ConstantEmbeddings:
+    def __init__(self, model_id: str = "test/embed") -> None:
+        self.info = ModelInfo(
+            id=model_id, kind="embedding", owned_by="test", context_window=10, dimensions=2
+        )
+
+    def readiness(self) -> Readiness:
+        return Readiness(True, "fake")
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        data = [Embedding(index=i, embedding=[1.0, 0.0]) for i, _ in enumerate(request.texts())]
+        return EmbeddingResponse(
+            data=data, model=self.info.id, usage=Usage(prompt_tokens=1, total_tokens=1)
+        )
