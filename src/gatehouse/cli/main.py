@@ -132,7 +132,7 @@ async def _stream_chat(settings: Settings, request: ChatCompletionRequest) -> in
     from gatehouse.gateway import build_gateway
 
     gateway = build_gateway(settings, started_at=int(time.time()))
-    async for chunk in gateway.chat_stream(request):
+    async for chunk in await gateway.chat_stream(request):
         for choice in chunk.choices:
             if choice.delta.content:
                 sys.stdout.write(choice.delta.content)

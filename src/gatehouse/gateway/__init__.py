@@ -1,6 +1,26 @@
 """The gateway: model registry and the request pipeline in front of the providers."""
 
+from gatehouse.gateway.pipeline import (
+    CallContext,
+    ChatStream,
+    Next,
+    Result,
+    Stage,
+    chain,
+)
 from gatehouse.gateway.registry import ModelEntry, ModelRegistry
 from gatehouse.gateway.service import Check, Gateway, build_gateway
 
-__all__ = ["Check", "Gateway", "ModelEntry", "ModelRegistry", "build_gateway"]
+__all__ = [
+    "CallContext",
+    "ChatStream",
+    "Check",
+    "Gateway",
+    "ModelEntry",
+    "ModelRegistry",
+    "Next",
+    "Result",
+    "Stage",
+    "build_gateway",
+    "chain",
+]

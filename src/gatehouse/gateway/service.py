@@ -1,11 +1,14 @@
-"""The gateway: what the server and the CLI call to reach models."""
+"""The gateway: what the server, the CLI and the RAG engine call to reach models."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from gatehouse.core.config import Settings
+from gatehouse.core.ids import request_id as new_request_id
+from gatehouse.core.principal import LOCAL
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -13,7 +16,9 @@ from gatehouse.core.types import (
     EmbeddingRequest,
     EmbeddingResponse,
     ModelCard,
+    StreamOptions,
 )
+from gatehouse.gateway.pipeline import CallContext, ChatStream, Result, Stage, chain
 from gatehouse.gateway.registry import ModelRegistry
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, Readiness
 
@@ -26,19 +31,41 @@ class Check:
 
 
 class Gateway:
-    def __init__(self, registry: ModelRegistry, *, started_at: int) -> None:
+    """Runs each call through the pipeline stages to a provider."""
+
+    def __init__(
+        self, registry: ModelRegistry, *, started_at: int, stages: Sequence[Stage] = ()
+    ) -> None:
         self.registry = registry
         self._started_at = started_at
+        self._handle = chain(stages, self._dispatch)
+
+    async def handle(self, ctx: CallContext) -> Result:
+        """Run one call; a streamed chat returns an async iterator of chunks."""
+        return await self._handle(ctx)
+
+    # -- conveniences for in-process callers (CLI, RAG), as the local principal --
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
-        return await self.registry.chat(request.model).complete(request)
+        result = await self.handle(
+            _local_context("chat", request.model_copy(update={"stream": False}))
+        )
+        assert isinstance(result, ChatCompletion)
+        return result
 
-    def chat_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        """Resolve the model now (so a bad name fails before any byte is sent), stream later."""
-        return self.registry.chat(request.model).stream(request)
+    async def chat_stream(self, request: ChatCompletionRequest) -> ChatStream:
+        result = await self.handle(
+            _local_context("chat", request.model_copy(update={"stream": True}))
+        )
+        assert not isinstance(result, ChatCompletion | EmbeddingResponse)
+        return result
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        return await self.registry.embedding(request.model).embed(request)
+        result = await self.handle(_local_context("embeddings", request))
+        assert isinstance(result, EmbeddingResponse)
+        return result
+
+    # -- models and health --
 
     def models(self) -> list[ModelCard]:
         return [self._card(entry.name, entry.info.owned_by) for entry in self.registry.entries()]
@@ -60,6 +87,51 @@ class Gateway:
 
     def _card(self, name: str, owner: str) -> ModelCard:
         return ModelCard(id=name, created=self._started_at, owned_by=owner)
+
+    # -- the terminal call --
+
+    async def _dispatch(self, ctx: CallContext) -> Result:
+        request = ctx.request
+        if isinstance(request, EmbeddingRequest):
+            embedded = await self.registry.embedding(request.model).embed(request)
+            ctx.usage = embedded.usage
+            return embedded
+        provider = self.registry.chat(request.model)
+        ctx.deployment = provider.info.id
+        if not request.stream:
+            completion = await provider.complete(request)
+            ctx.usage = completion.usage
+            return completion
+        # Always ask the provider for usage, so metering sees it; pass the
+        # usage chunk on only when the client asked for it.
+        wants_usage = request.include_usage()
+        upstream = provider.stream(
+            request.model_copy(update={"stream_options": StreamOptions(include_usage=True)})
+        )
+        return _observe(ctx, upstream, forward_usage=wants_usage)
+
+
+async def _observe(
+    ctx: CallContext, chunks: AsyncIterator[ChatCompletionChunk], *, forward_usage: bool
+) -> ChatStream:
+    async for chunk in chunks:
+        if chunk.usage is not None:
+            ctx.usage = chunk.usage
+            if not chunk.choices and not forward_usage:
+                continue
+        elif ctx.first_token_at is None and any(c.delta.content for c in chunk.choices):
+            ctx.first_token_at = time.monotonic()
+        yield chunk
+
+
+def _local_context(endpoint: str, request: ChatCompletionRequest | EmbeddingRequest) -> CallContext:
+    ctx = CallContext(
+        request_id=new_request_id(),
+        endpoint="chat" if endpoint == "chat" else "embeddings",
+        request=request,
+    )
+    ctx.principal = LOCAL
+    return ctx
 
 
 def build_gateway(settings: Settings, *, started_at: int) -> Gateway:

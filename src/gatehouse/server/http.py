@@ -59,8 +59,12 @@ async def parse_body(request: Request, model: type[M]) -> M:
         raise validation_error(exc) from None
 
 
-def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+def sse_response(
+    events: AsyncIterator[bytes], headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={**SSE_HEADERS, **(headers or {})}
+    )
 
 
 def sse_event(payload: BaseModel | dict[str, Any]) -> bytes:

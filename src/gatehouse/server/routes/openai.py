@@ -20,7 +20,8 @@ from gatehouse.core.types import (
     EmbeddingResponse,
     ModelCard,
 )
-from gatehouse.gateway import Gateway
+from gatehouse.gateway import CallContext, Gateway
+from gatehouse.gateway.pipeline import Endpoint
 from gatehouse.server.http import (
     SSE_DONE,
     JSONResponse,
@@ -36,16 +37,28 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
+def _context(
+    request: Request, endpoint: Endpoint, body: ChatCompletionRequest | EmbeddingRequest
+) -> CallContext:
+    return CallContext(
+        request_id=request.state.request_id,
+        endpoint=endpoint,
+        request=body,
+        headers=request.headers,
+    )
+
+
 async def chat_completions(request: Request) -> Response:
-    body = await parse_body(request, ChatCompletionRequest)
-    gateway = _gateway(request)
-    if not body.stream:
-        return JSONResponse(await gateway.chat(body))
-    chunks = gateway.chat_stream(body)
+    ctx = _context(request, "chat", await parse_body(request, ChatCompletionRequest))
+    result = await _gateway(request).handle(ctx)
+    if isinstance(result, ChatCompletion):
+        return JSONResponse(result, headers=ctx.response_headers)
+    if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
+        raise TypeError("chat call produced an embedding response")
     # Pull the first chunk before answering, so that errors found while
     # preparing (bad parameters, context too long) get a real HTTP status.
-    first = await anext(chunks)
-    return sse_response(_sse(first, chunks))
+    first = await anext(result)
+    return sse_response(_sse(first, result), headers=ctx.response_headers)
 
 
 async def _sse(
@@ -64,8 +77,9 @@ async def _sse(
 
 
 async def embeddings(request: Request) -> Response:
-    body = await parse_body(request, EmbeddingRequest)
-    return JSONResponse(await _gateway(request).embed(body))
+    ctx = _context(request, "embeddings", await parse_body(request, EmbeddingRequest))
+    result = await _gateway(request).handle(ctx)
+    return JSONResponse(result, headers=ctx.response_headers)
 
 
 async def list_models(request: Request) -> Response:

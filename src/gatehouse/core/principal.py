@@ -1,0 +1,39 @@
+"""Who is calling: the identity every stage after authentication works with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PrincipalKind = Literal["anonymous", "local", "master", "key", "jwt"]
+
+ALL_SCOPES = frozenset({"chat", "embeddings", "rag:read", "rag:write", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    ``models`` of ``None`` allows every model. ``anonymous`` is the caller when
+    no authentication is configured (the server then binds to localhost only);
+    ``local`` is the in-process caller (the CLI).
+    """
+
+    id: str
+    kind: PrincipalKind
+    scopes: frozenset[str] = ALL_SCOPES
+    models: frozenset[str] | None = None
+    key_id: str | None = None
+    user: str | None = None
+    team: str | None = None
+    org: str | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+ANONYMOUS = Principal(id="anonymous", kind="anonymous")
+LOCAL = Principal(id="local", kind="local")

@@ -1,0 +1,86 @@
+"""The request pipeline: stages in a fixed order around one terminal call.
+
+Each stage is an object with one async method, ``__call__(ctx, call_next)``.
+It may return early (a cache hit, a rejection: raise a ``GatehouseError``), or
+call ``call_next(ctx)`` and act on the result, like ASGI middleware. A
+streamed result is an async iterator of chunks: a stage that needs what
+happens during the stream (metering, caching) wraps the iterator.
+
+The chain is built once, at start-up; a request pays one call per stage and
+no allocation beyond its :class:`CallContext`. Stages never import each
+other; their order is data, set in :mod:`gatehouse.gateway.service`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from gatehouse.core.principal import Principal
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
+
+Endpoint = Literal["chat", "embeddings"]
+ChatStream = AsyncIterator[ChatCompletionChunk]
+Result = ChatCompletion | EmbeddingResponse | ChatStream
+Next = Callable[["CallContext"], Awaitable[Result]]
+CacheStatus = Literal["hit", "miss", "bypass"]
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What one request carries through the pipeline.
+
+    Stages fill the optional fields as the request moves along: ``principal``
+    (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
+    call), ``cache`` (the cache). ``response_headers`` are added to the HTTP
+    response by the server.
+    """
+
+    request_id: str
+    endpoint: Endpoint
+    request: ChatCompletionRequest | EmbeddingRequest
+    headers: Mapping[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+    principal: Principal | None = None
+    deployment: str | None = None
+    usage: Usage | None = None
+    first_token_at: float | None = None
+    cache: CacheStatus | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The model name the client asked for (an alias or group name)."""
+        return self.request.model
+
+    @property
+    def stream(self) -> bool:
+        return isinstance(self.request, ChatCompletionRequest) and self.request.stream
+
+
+class Stage(Protocol):
+    async def __call__(self, ctx: CallContext, call_next: Next) -> Result: ...
+
+
+def chain(stages: Sequence[Stage], terminal: Next) -> Next:
+    """Compose ``stages`` (outermost first) around ``terminal``, once."""
+    handler = terminal
+    for stage in reversed(stages):
+        handler = _bind(stage, handler)
+    return handler
+
+
+def _bind(stage: Stage, call_next: Next) -> Next:
+    async def bound(ctx: CallContext) -> Result:
+        return await stage(ctx, call_next)
+
+    return bound
