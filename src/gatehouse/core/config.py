@@ -12,10 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gatehouse.core.errors import ConfigError
 
@@ -68,11 +76,103 @@ class LocalConfig(_Section):
     embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
 
 
+ProviderName = Literal["openai_compat", "azure", "anthropic", "gemini", "local"]
+Strategy = Literal[
+    "weighted", "least_inflight", "lowest_latency", "lowest_usage", "prefix_affinity"
+]
+
+
+class TimeoutConfig(_Section):
+    connect: float = Field(default=5.0, gt=0)
+    read: float = Field(default=120.0, gt=0)  # longest silence between bytes
+    total: float = Field(default=600.0, gt=0)
+    first_token: float = Field(default=60.0, gt=0)  # streams: until the first chunk
+
+
+class DeploymentConfig(_Section):
+    """One upstream that can answer a model group."""
+
+    id: str | None = None  # default: "<group>#<index>"
+    provider: ProviderName
+    model: str = Field(min_length=1)  # the upstream's model name
+    base_url: str | None = None
+    api_key_env: str | None = None  # name of the environment variable holding the key
+    api_key: SecretStr | None = None  # a literal key; prefer api_key_env
+    api_version: str | None = None  # azure
+    headers: dict[str, str] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, gt=0)
+    rpm: int | None = Field(default=None, ge=1)  # capacity, for lowest_usage routing
+    tpm: int | None = Field(default=None, ge=1)
+    context_window: int | None = Field(default=None, ge=1)
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    cached_input_cost_per_token: float | None = Field(default=None, ge=0)
+    max_connections: int = Field(default=256, ge=1)
+    timeout: TimeoutConfig = TimeoutConfig()
+
+    @model_validator(mode="after")
+    def _needs_base_url(self) -> DeploymentConfig:
+        if self.provider in {"openai_compat", "azure"} and not self.base_url:
+            raise ValueError(f"base_url is required for provider {self.provider}")
+        return self
+
+
+class ModelGroupConfig(_Section):
+    """A public model name answered by one or more deployments."""
+
+    name: str = Field(min_length=1)
+    mode: Literal["chat", "embedding"] = "chat"
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    strategy: Strategy | None = None  # default: router.strategy
+    num_retries: int | None = Field(default=None, ge=0)
+    fallbacks: list[str] = Field(default_factory=list)
+    context_window_fallbacks: list[str] = Field(default_factory=list)
+    content_policy_fallbacks: list[str] = Field(default_factory=list)
+
+
+class BreakerConfig(_Section):
+    failures: int = Field(default=5, ge=1)  # failures within `window` that open the breaker
+    window: float = Field(default=60.0, gt=0)
+    cooldown: float = Field(default=30.0, gt=0)  # open for this long, then one probe
+
+
+class RouterConfig(_Section):
+    strategy: Strategy = "weighted"
+    num_retries: int = Field(default=2, ge=0)
+    backoff_base: float = Field(default=0.1, ge=0)
+    backoff_max: float = Field(default=5.0, ge=0)
+    max_retry_after: float = Field(default=30.0, ge=0)  # longest Retry-After we wait out
+    breaker: BreakerConfig = BreakerConfig()
+    affinity_load_factor: float = Field(default=1.25, ge=1.0)  # prefix_affinity bounded load
+    latency_ewma_alpha: float = Field(default=0.3, gt=0, le=1)
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
     local: LocalConfig = LocalConfig()
+    models: list[ModelGroupConfig] = Field(default_factory=list)
+    router: RouterConfig = RouterConfig()
     aliases: dict[str, str] = Field(default_factory=lambda: {"default": "local/smollm2"})
+    # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
+    # so start-up can list them instead of silently ignoring them.
+    unsupported_keys: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _groups_are_consistent(self) -> Settings:
+        names = [group.name for group in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model group names must be unique: {duplicates}")
+        known = set(names) | {"local/smollm2", "local/minilm"} | set(self.aliases)
+        for group in self.models:
+            for kind in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+                for target in getattr(group, kind):
+                    if target not in known:
+                        raise ValueError(
+                            f"models[{group.name}].{kind}: unknown model group {target!r}"
+                        )
+        return self
 
 
 def load_settings(
@@ -90,6 +190,10 @@ def load_settings(
     sources: dict[tuple[str, ...], str] = {}
     if path is not None:
         file_data = _read_yaml(path)
+        if "model_list" in file_data:
+            from gatehouse.core.litellm_config import translate
+
+            file_data = translate(file_data)
         _merge(data, file_data)
         for key in _leaf_keys(file_data):
             sources[key] = str(path)

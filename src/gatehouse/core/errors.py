@@ -16,8 +16,19 @@ the server turns any of them into ``{"error": {"message", "type", "param",
     │   ├── MethodNotAllowedError          405 method_not_allowed
     │   ├── RequestTooLargeError           413 request_too_large
     │   └── UnsupportedMediaTypeError      415 unsupported_media_type
+    │   └── ContentPolicyError             400 content_policy_violation
+    ├── RateLimitError                     429 rate_limit_exceeded
+    ├── UpstreamError                      502 upstream_error (an upstream failed)
+    │   ├── UpstreamConnectionError        502 upstream_unreachable
+    │   ├── UpstreamTimeoutError           504 upstream_timeout
+    │   └── UpstreamAuthError              502 upstream_auth_failed
     ├── ServiceUnavailableError            503 service_unavailable
     └── InternalError                      500 internal_error
+
+An instance may carry a more precise status or code than its class (an
+upstream's 422 or its own ``code``), the ``Retry-After`` an upstream asked for,
+and the upstream's request id, which is added to the error body so an operator
+can follow a failure into the provider's logs.
 
 Configuration problems are :class:`ConfigError`, raised at start-up and never
 sent over HTTP.
@@ -35,21 +46,37 @@ class GatehouseError(Exception):
     type: ClassVar[str] = "server_error"
     code: ClassVar[str | None] = "internal_error"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        upstream_request_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.error_code = code or type(self).code
+        self.http_status = status or type(self).status
+        self.retry_after = retry_after
+        self.upstream_request_id = upstream_request_id
+        # Set by the upstream classifier: may another attempt (or deployment) succeed?
+        self.retryable = False
 
     def to_dict(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI-shaped error body."""
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
+        body: dict[str, str | None] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.error_code,
         }
+        if self.upstream_request_id:
+            body["upstream_request_id"] = self.upstream_request_id
+        return {"error": body}
 
 
 class InvalidRequestError(GatehouseError):
@@ -79,6 +106,12 @@ class NotFoundError(InvalidRequestError):
     code = "not_found"
 
 
+class ContentPolicyError(InvalidRequestError):
+    """The provider refused the content; a content-policy fallback may retry elsewhere."""
+
+    code = "content_policy_violation"
+
+
 class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
@@ -100,6 +133,35 @@ class RequestTooLargeError(InvalidRequestError):
 class UnsupportedMediaTypeError(InvalidRequestError):
     status = 415
     code = "unsupported_media_type"
+
+
+class RateLimitError(GatehouseError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamError(GatehouseError):
+    """An upstream deployment failed in a way that is not the client's fault."""
+
+    status = 502
+    type = "api_error"
+    code = "upstream_error"
+
+
+class UpstreamConnectionError(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class UpstreamAuthError(UpstreamError):
+    """The gateway's credentials for an upstream were refused: an operator problem."""
+
+    code = "upstream_auth_failed"
 
 
 class ServiceUnavailableError(GatehouseError):

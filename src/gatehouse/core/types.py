@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+# What gatehouse's own providers produce; upstream values pass through as strings.
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 
 
@@ -83,6 +84,9 @@ class ChatCompletionRequest(_Wire):
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1)
     user: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -117,13 +121,14 @@ class _OmitNone(BaseModel):
         return {k: v for k, v in data.items() if v is not None or k not in omit}
 
 
-class Usage(BaseModel):
+class Usage(_Wire):
     prompt_tokens: int
     completion_tokens: int = 0
     total_tokens: int
 
 
 class AssistantMessage(_OmitNone):
+    model_config = ConfigDict(extra="allow")
     _omit_when_none = frozenset({"tool_calls"})
 
     role: Literal["assistant"] = "assistant"
@@ -131,14 +136,14 @@ class AssistantMessage(_OmitNone):
     tool_calls: list[dict[str, Any]] | None = None
 
 
-class Choice(BaseModel):
+class Choice(_Wire):
     index: int = 0
     message: AssistantMessage
-    finish_reason: FinishReason | None
+    finish_reason: str | None
     logprobs: None = None
 
 
-class ChatCompletion(BaseModel):
+class ChatCompletion(_Wire):
     id: str
     object: Literal["chat.completion"] = "chat.completion"
     created: int
@@ -149,20 +154,22 @@ class ChatCompletion(BaseModel):
 
 
 class Delta(_OmitNone):
-    _omit_when_none = frozenset({"role", "content"})
+    model_config = ConfigDict(extra="allow")
+    _omit_when_none = frozenset({"role", "content", "tool_calls"})
 
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
-class ChunkChoice(BaseModel):
+class ChunkChoice(_Wire):
     index: int = 0
     delta: Delta
-    finish_reason: FinishReason | None = None
+    finish_reason: str | None = None
     logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
+class ChatCompletionChunk(_Wire):
     id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
     created: int
@@ -191,13 +198,13 @@ class EmbeddingRequest(_Wire):
         )
 
 
-class Embedding(BaseModel):
+class Embedding(_Wire):
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | str
 
 
-class EmbeddingResponse(BaseModel):
+class EmbeddingResponse(_Wire):
     object: Literal["list"] = "list"
     data: list[Embedding]
     model: str

@@ -8,7 +8,7 @@ from gatehouse.gateway.pipeline import (
     Stage,
     chain,
 )
-from gatehouse.gateway.registry import ModelEntry, ModelRegistry
+from gatehouse.gateway.registry import ModelEntry, ModelGroup, ModelRegistry
 from gatehouse.gateway.service import Check, Gateway, build_gateway
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Check",
     "Gateway",
     "ModelEntry",
+    "ModelGroup",
     "ModelRegistry",
     "Next",
     "Result",

@@ -1,44 +1,113 @@
-"""Model names to providers: canonical ids, aliases and kinds."""
+"""Public model names to model groups, and groups to their deployments."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from gatehouse.core.config import BreakerConfig, RouterConfig, Strategy
 from gatehouse.core.errors import ConfigError, InvalidRequestError, ModelNotFoundError
+from gatehouse.gateway.routing.breaker import CircuitBreaker
+from gatehouse.gateway.routing.deployment import Deployment, DeploymentStats
+from gatehouse.gateway.routing.hashring import HashRing
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo
+
+
+@dataclass(eq=False)
+class ModelGroup:
+    """A public model name and the deployments that can answer it."""
+
+    name: str
+    info: ModelInfo
+    deployments: list[Deployment]
+    strategy: Strategy = "weighted"
+    num_retries: int = 2
+    fallbacks: list[str] = field(default_factory=list)
+    context_window_fallbacks: list[str] = field(default_factory=list)
+    content_policy_fallbacks: list[str] = field(default_factory=list)
+    ring: HashRing | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy == "prefix_affinity":
+            self.ring = HashRing({d.id: d.weight for d in self.deployments})
+
+    @property
+    def context_window(self) -> int | None:
+        windows = [d.context_window for d in self.deployments if d.context_window]
+        return min(windows) if windows else None
+
+    def serves_chat(self) -> bool:
+        return self.info.kind == "chat" and all(
+            isinstance(d.provider, ChatProvider) for d in self.deployments
+        )
+
+    def serves_embeddings(self) -> bool:
+        return self.info.kind == "embedding" and all(
+            isinstance(d.provider, EmbeddingProvider) for d in self.deployments
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
-    """A public model name and what answers it."""
+    """A name clients can use: a group's own name or an alias of it."""
 
     name: str
     info: ModelInfo
-    provider: ChatProvider | EmbeddingProvider
+    group: ModelGroup
+
+
+def single_deployment_group(
+    provider: ChatProvider | EmbeddingProvider, config: RouterConfig | None = None
+) -> ModelGroup:
+    """A group of one, for a model that has exactly one way to be served (the local ones)."""
+    config = config or RouterConfig()
+    deployment = Deployment(
+        id=provider.info.id,
+        group=provider.info.id,
+        provider=provider,
+        config=None,
+        breaker=new_breaker(config.breaker),
+        stats=DeploymentStats(alpha=config.latency_ewma_alpha),
+        context_window=provider.info.context_window,
+    )
+    return ModelGroup(
+        name=provider.info.id, info=provider.info, deployments=[deployment], num_retries=0
+    )
+
+
+def new_breaker(config: BreakerConfig) -> CircuitBreaker:
+    return CircuitBreaker(failures=config.failures, window=config.window, cooldown=config.cooldown)
 
 
 class ModelRegistry:
     def __init__(
         self,
-        providers: Iterable[ChatProvider | EmbeddingProvider],
+        providers: Iterable[ChatProvider | EmbeddingProvider] = (),
         aliases: Mapping[str, str] | None = None,
+        *,
+        groups: Sequence[ModelGroup] = (),
     ) -> None:
-        self._entries: dict[str, ModelEntry] = {}
-        for provider in providers:
-            self._entries[provider.info.id] = ModelEntry(provider.info.id, provider.info, provider)
+        self._groups: dict[str, ModelGroup] = {}
+        for group in [*(single_deployment_group(p) for p in providers), *groups]:
+            self._groups[group.name] = group
+        self._entries: dict[str, ModelEntry] = {
+            name: ModelEntry(name, group.info, group) for name, group in self._groups.items()
+        }
         for alias, target in (aliases or {}).items():
-            if target not in self._entries:
+            if target not in self._groups:
                 # An alias to a disabled model is dropped, not an error: turning a
                 # model off should not require editing every alias that names it.
                 continue
-            if alias in self._entries:
+            if alias in self._groups:
                 raise ConfigError(f"aliases.{alias}: the alias hides a model of the same name")
-            entry = self._entries[target]
-            self._entries[alias] = ModelEntry(alias, entry.info, entry.provider)
+            group = self._groups[target]
+            self._entries[alias] = ModelEntry(alias, group.info, group)
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
+
+    def groups(self) -> list[ModelGroup]:
+        return list(self._groups.values())
 
     def get(self, name: str) -> ModelEntry:
         entry = self._entries.get(name)
@@ -46,20 +115,23 @@ class ModelRegistry:
             raise ModelNotFoundError(name)
         return entry
 
-    def chat(self, name: str) -> ChatProvider:
-        entry = self.get(name)
-        if not isinstance(entry.provider, ChatProvider) or entry.info.kind != "chat":
+    def group(self, name: str) -> ModelGroup:
+        return self.get(name).group
+
+    def chat(self, name: str) -> ModelGroup:
+        group = self.group(name)
+        if not group.serves_chat():
             raise InvalidRequestError(
                 f"The model '{name}' is an embedding model and cannot be used for chat.",
                 param="model",
             )
-        return entry.provider
+        return group
 
-    def embedding(self, name: str) -> EmbeddingProvider:
-        entry = self.get(name)
-        if not isinstance(entry.provider, EmbeddingProvider) or entry.info.kind != "embedding":
+    def embedding(self, name: str) -> ModelGroup:
+        group = self.group(name)
+        if not group.serves_embeddings():
             raise InvalidRequestError(
                 f"The model '{name}' is a chat model and cannot create embeddings.",
                 param="model",
             )
-        return entry.provider
+        return group

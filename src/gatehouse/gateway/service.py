@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from gatehouse.core.config import Settings
+from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.core.principal import LOCAL
 from gatehouse.core.types import (
@@ -19,8 +19,16 @@ from gatehouse.core.types import (
     StreamOptions,
 )
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Result, Stage, chain
-from gatehouse.gateway.registry import ModelRegistry
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, Readiness
+from gatehouse.gateway.registry import (
+    ModelGroup,
+    ModelRegistry,
+    new_breaker,
+    single_deployment_group,
+)
+from gatehouse.gateway.routing import Deployment, DeploymentStats
+from gatehouse.gateway.routing.router import Router
+from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, Readiness
+from gatehouse.providers.factory import ProviderFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +42,24 @@ class Gateway:
     """Runs each call through the pipeline stages to a provider."""
 
     def __init__(
-        self, registry: ModelRegistry, *, started_at: int, stages: Sequence[Stage] = ()
+        self,
+        registry: ModelRegistry,
+        *,
+        started_at: int,
+        stages: Sequence[Stage] = (),
+        router: Router | None = None,
     ) -> None:
         self.registry = registry
+        self.router = router or Router(registry)
         self._started_at = started_at
         self._handle = chain(stages, self._dispatch)
+
+    async def aclose(self) -> None:
+        """Close upstream connection pools."""
+        for provider in self._providers():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
 
     async def handle(self, ctx: CallContext) -> Result:
         """Run one call; a streamed chat returns an async iterator of chunks."""
@@ -75,15 +96,18 @@ class Gateway:
         return self._card(entry.name, entry.info.owned_by)
 
     def model_checks(self) -> list[Check]:
-        seen: set[int] = set()
         checks = []
-        for entry in self.registry.entries():
-            if id(entry.provider) in seen:
-                continue
-            seen.add(id(entry.provider))
-            state: Readiness = entry.provider.readiness()
-            checks.append(Check(f"model:{entry.info.id}", state.ready, state.detail))
+        for provider in self._providers():
+            state: Readiness = provider.readiness()
+            checks.append(Check(f"model:{provider.info.id}", state.ready, state.detail))
         return checks
+
+    def _providers(self) -> list[ChatProvider | EmbeddingProvider]:
+        unique: dict[int, ChatProvider | EmbeddingProvider] = {}
+        for group in self.registry.groups():
+            for deployment in group.deployments:
+                unique.setdefault(id(deployment.provider), deployment.provider)
+        return list(unique.values())
 
     def _card(self, name: str, owner: str) -> ModelCard:
         return ModelCard(id=name, created=self._started_at, owned_by=owner)
@@ -93,20 +117,18 @@ class Gateway:
     async def _dispatch(self, ctx: CallContext) -> Result:
         request = ctx.request
         if isinstance(request, EmbeddingRequest):
-            embedded = await self.registry.embedding(request.model).embed(request)
+            embedded = await self.router.embed(ctx, request)
             ctx.usage = embedded.usage
             return embedded
-        provider = self.registry.chat(request.model)
-        ctx.deployment = provider.info.id
         if not request.stream:
-            completion = await provider.complete(request)
+            completion = await self.router.complete(ctx, request)
             ctx.usage = completion.usage
             return completion
         # Always ask the provider for usage, so metering sees it; pass the
         # usage chunk on only when the client asked for it.
         wants_usage = request.include_usage()
-        upstream = provider.stream(
-            request.model_copy(update={"stream_options": StreamOptions(include_usage=True)})
+        upstream = await self.router.stream(
+            ctx, request.model_copy(update={"stream_options": StreamOptions(include_usage=True)})
         )
         return _observe(ctx, upstream, forward_usage=wants_usage)
 
@@ -135,12 +157,58 @@ def _local_context(endpoint: str, request: ChatCompletionRequest | EmbeddingRequ
 
 
 def build_gateway(settings: Settings, *, started_at: int) -> Gateway:
-    """Wire the providers the settings enable into a gateway. Nothing is loaded yet."""
-    from gatehouse.providers.local import LlamaChatProvider, MiniLMEmbeddingProvider
-
-    providers: list[ChatProvider | EmbeddingProvider] = []
+    """Wire the model groups the settings declare into a gateway. Nothing is loaded yet."""
+    factory = ProviderFactory(settings)
+    groups: list[ModelGroup] = []
     if settings.local.chat.enabled:
-        providers.append(LlamaChatProvider(settings.local.chat))
+        groups.append(single_deployment_group(factory.local("local/smollm2"), settings.router))
     if settings.local.embeddings.enabled:
-        providers.append(MiniLMEmbeddingProvider(settings.local.embeddings))
-    return Gateway(ModelRegistry(providers, settings.aliases), started_at=started_at)
+        groups.append(single_deployment_group(factory.local("local/minilm"), settings.router))
+    for index, config in enumerate(settings.models):
+        groups.append(_group(config, settings.router, factory, where=f"models[{index}]"))
+    registry = ModelRegistry(groups=groups, aliases=settings.aliases)
+    return Gateway(registry, started_at=started_at, router=Router(registry, settings.router))
+
+
+def _group(
+    config: ModelGroupConfig, router: RouterConfig, factory: ProviderFactory, *, where: str
+) -> ModelGroup:
+    deployments = []
+    for index, deployment in enumerate(config.deployments):
+        deployment_id = deployment.id or f"{config.name}#{index}"
+        provider = factory.build(
+            deployment,
+            deployment_id=deployment_id,
+            kind=config.mode,
+            where=f"{where}.deployments[{index}]",
+        )
+        deployments.append(
+            Deployment(
+                id=deployment_id,
+                group=config.name,
+                provider=provider,
+                config=deployment,
+                breaker=new_breaker(router.breaker),
+                stats=DeploymentStats(alpha=router.latency_ewma_alpha),
+                weight=deployment.weight,
+                rpm=deployment.rpm,
+                tpm=deployment.tpm,
+                context_window=deployment.context_window or provider.info.context_window or None,
+            )
+        )
+    windows = [d.context_window for d in deployments if d.context_window]
+    return ModelGroup(
+        name=config.name,
+        info=ModelInfo(
+            id=config.name,
+            kind=config.mode,
+            owned_by="gatehouse",
+            context_window=min(windows) if windows else 0,
+        ),
+        deployments=deployments,
+        strategy=config.strategy or router.strategy,
+        num_retries=router.num_retries if config.num_retries is None else config.num_retries,
+        fallbacks=list(config.fallbacks),
+        context_window_fallbacks=list(config.context_window_fallbacks),
+        content_policy_fallbacks=list(config.content_policy_fallbacks),
+    )

@@ -24,7 +24,7 @@ from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
-from gatehouse.server.routes import health, openai
+from gatehouse.server.routes import anthropic, deployments, health, openai
 from gatehouse.server.routes.table import RouteSpec
 
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
@@ -34,7 +34,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
     """Build the application: routes, error mapping and the request-id/body-limit layer."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     gateway = gateway or build_gateway(settings, started_at=int(time.time()))
-    specs = [*openai.ROUTES, *health.ROUTES]
+    specs = [*openai.ROUTES, *anthropic.ROUTES, *deployments.ROUTES, *health.ROUTES]
     document: dict[str, Any] = {}
 
     async def openapi_json(request: Request) -> Response:
@@ -82,6 +82,5 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             f"Method {request.method} is not allowed on {request.url.path}."
         )
     else:
-        error = InvalidRequestError(str(exc.detail))
-        return JSONResponse(error.to_dict(), status_code=exc.status_code)
+        error = InvalidRequestError(str(exc.detail), status=exc.status_code)
     return error_response(error)

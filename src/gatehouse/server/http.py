@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -34,7 +35,19 @@ class JSONResponse(Response):
 
 
 def error_response(error: GatehouseError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status)
+    return JSONResponse(
+        error.to_dict(), status_code=error.http_status, headers=error_headers(error)
+    )
+
+
+def error_headers(error: GatehouseError) -> dict[str, str]:
+    """``Retry-After`` (whole seconds, at least 1) and the upstream's request id, when known."""
+    headers = {}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
+    if error.upstream_request_id:
+        headers["x-upstream-request-id"] = error.upstream_request_id
+    return headers
 
 
 async def parse_body(request: Request, model: type[M]) -> M:

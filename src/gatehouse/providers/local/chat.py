@@ -230,7 +230,7 @@ class LlamaChatProvider:
                 f"{MODEL_ID} is a text-only model; image content is not supported",
                 param="messages",
             )
-        if (request.model_extra or {}).get("tools"):
+        if request.tools:
             raise UnsupportedParameterError(
                 f"{MODEL_ID} does not support tool calling", param="tools"
             )

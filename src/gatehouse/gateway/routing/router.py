@@ -1,0 +1,295 @@
+"""The router: a model group to one deployment call, with retries and fallbacks.
+
+For each call: pick a deployment with the group's strategy among those whose
+breaker and Retry-After allow it, call it, and on a retryable failure (connect
+error, timeout, 408/409/429/5xx) try again after an exponential backoff with
+full jitter, preferring deployments that have not failed this request. When
+the group is exhausted, its fallback groups are tried in order; a prompt too
+long for the group goes to its context-window fallbacks and a content-policy
+refusal to its content-policy fallbacks. A stream is retried only until its
+first chunk: after that, bytes have reached the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from gatehouse.core.config import RouterConfig
+from gatehouse.core.errors import (
+    ContentPolicyError,
+    ContextLengthExceededError,
+    GatehouseError,
+    ServiceUnavailableError,
+)
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from gatehouse.gateway.pipeline import CallContext
+from gatehouse.gateway.registry import ModelGroup, ModelRegistry
+from gatehouse.gateway.routing.deployment import Deployment
+from gatehouse.gateway.routing.hashring import prefix_key
+from gatehouse.gateway.routing.strategies import choose
+from gatehouse.providers.base import ChatProvider, EmbeddingProvider
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Router:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        config: RouterConfig | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.registry = registry
+        self._config = config or RouterConfig()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def complete(self, ctx: CallContext, request: ChatCompletionRequest) -> ChatCompletion:
+        async def call(deployment: Deployment) -> ChatCompletion:
+            provider = deployment.provider
+            assert isinstance(provider, ChatProvider)
+            started = self._clock()
+            result = await provider.complete(request)
+            deployment.stats.observe_latency(self._clock() - started)
+            _count_tokens(deployment, self._clock(), result.usage.total_tokens)
+            return result
+
+        return await self._with_fallbacks(ctx, self.registry.chat(request.model), call)
+
+    async def embed(self, ctx: CallContext, request: EmbeddingRequest) -> EmbeddingResponse:
+        async def call(deployment: Deployment) -> EmbeddingResponse:
+            provider = deployment.provider
+            assert isinstance(provider, EmbeddingProvider)
+            started = self._clock()
+            result = await provider.embed(request)
+            deployment.stats.observe_latency(self._clock() - started)
+            _count_tokens(deployment, self._clock(), result.usage.total_tokens)
+            return result
+
+        return await self._with_fallbacks(ctx, self.registry.embedding(request.model), call)
+
+    async def stream(
+        self, ctx: CallContext, request: ChatCompletionRequest
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """Open a stream (retrying until its first chunk arrives) and return it."""
+
+        async def call(
+            deployment: Deployment,
+        ) -> tuple[Deployment, ChatCompletionChunk, AsyncIterator[ChatCompletionChunk]]:
+            provider = deployment.provider
+            assert isinstance(provider, ChatProvider)
+            started = self._clock()
+            chunks = provider.stream(request)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                raise ServiceUnavailableError(
+                    f"Deployment {deployment.id} returned an empty stream"
+                ) from None
+            except BaseException:
+                await _close(chunks)
+                raise
+            deployment.stats.observe_ttft(self._clock() - started)
+            return deployment, first, chunks
+
+        group = self.registry.chat(request.model)
+        deployment, first, rest = await self._with_fallbacks(ctx, group, call, keep_busy=True)
+        return self._relay(deployment, first, rest)
+
+    async def _relay(
+        self,
+        deployment: Deployment,
+        first: ChatCompletionChunk,
+        rest: AsyncIterator[ChatCompletionChunk],
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """Pass the stream on; a failure now is the deployment's, but is not retried."""
+        try:
+            yield first
+            async for chunk in rest:
+                if chunk.usage is not None:
+                    _count_tokens(deployment, self._clock(), chunk.usage.total_tokens)
+                yield chunk
+        except GatehouseError as exc:
+            if exc.retryable or exc.http_status >= 500:
+                deployment.breaker.on_failure(self._clock())
+                deployment.failures += 1
+            raise
+        finally:
+            deployment.stats.in_flight -= 1
+            # Closing the provider's iterator closes its upstream connection:
+            # a client that went away cancels the upstream call.
+            await _close(rest)
+
+    # -- the attempt loop ----------------------------------------------------
+
+    async def _with_fallbacks(
+        self,
+        ctx: CallContext,
+        group: ModelGroup,
+        call: Callable[[Deployment], Awaitable[T]],
+        *,
+        keep_busy: bool = False,
+    ) -> T:
+        queue = [group]
+        tried: set[str] = set()
+        last: GatehouseError | None = None
+        while queue:
+            current = queue.pop(0)
+            if current.name in tried:
+                continue
+            tried.add(current.name)
+            if current.context_window_fallbacks and _too_long(ctx, current):
+                last = ContextLengthExceededError(
+                    f"The request is longer than the context window of '{current.name}'.",
+                    param="messages",
+                )
+                queue[:0] = self._groups(current.context_window_fallbacks)
+                continue
+            try:
+                return await self._attempts(ctx, current, call, keep_busy=keep_busy)
+            except ContextLengthExceededError as exc:
+                last, more = exc, current.context_window_fallbacks
+            except ContentPolicyError as exc:
+                last, more = exc, current.content_policy_fallbacks
+            except GatehouseError as exc:
+                if not exc.retryable and exc.http_status < 500:
+                    raise  # the client's mistake: another group would refuse it too
+                last, more = exc, current.fallbacks
+            if not more:
+                if not queue:
+                    raise last
+                continue
+            queue[:0] = self._groups(more)
+        assert last is not None
+        raise last
+
+    async def _attempts(
+        self,
+        ctx: CallContext,
+        group: ModelGroup,
+        call: Callable[[Deployment], Awaitable[T]],
+        *,
+        keep_busy: bool,
+    ) -> T:
+        failed: set[str] = set()
+        last: GatehouseError | None = None
+        attempts = 1 + group.num_retries
+        for attempt in range(attempts):
+            now = self._clock()
+            candidates = [d for d in group.deployments if d.can_try(now)]
+            fresh = [d for d in candidates if d.id not in failed] or candidates
+            if not fresh:
+                wait = min(d.available_at(now) for d in group.deployments) - now
+                if attempt + 1 < attempts and wait <= self._config.max_retry_after:
+                    await self._sleep(max(wait, 0.0))
+                    continue
+                if last is not None:
+                    raise last
+                error = ServiceUnavailableError(
+                    f"No deployment of '{group.name}' is available; retry later.",
+                    retry_after=max(wait, 1.0),
+                )
+                error.retryable = True
+                raise error
+            deployment = choose(
+                group.strategy,
+                fresh,
+                now=now,
+                rng=self._rng,
+                streaming=ctx.stream,
+                affinity_key=_affinity_key(ctx) if group.strategy == "prefix_affinity" else None,
+                ring=group.ring,
+                load_factor=self._config.affinity_load_factor,
+            )
+            ctx.deployment = deployment.id
+            deployment.breaker.on_attempt(now)
+            deployment.stats.in_flight += 1
+            deployment.attempts += 1
+            deployment.stats.count(now, requests=1)
+            try:
+                result = await call(deployment)
+            except GatehouseError as exc:
+                deployment.stats.in_flight -= 1
+                if not exc.retryable:
+                    deployment.breaker.on_neutral()
+                    raise
+                deployment.failures += 1
+                deployment.breaker.on_failure(self._clock())
+                if exc.retry_after:
+                    deployment.cooldown_until = self._clock() + exc.retry_after
+                failed.add(deployment.id)
+                last = exc
+                if attempt + 1 < attempts:
+                    await self._sleep(self._backoff(attempt))
+                continue
+            except BaseException:
+                deployment.stats.in_flight -= 1
+                deployment.breaker.on_neutral()
+                raise
+            deployment.breaker.on_success()
+            if not keep_busy:
+                deployment.stats.in_flight -= 1
+            return result
+        assert last is not None
+        raise last
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, base * 2^attempt)]."""
+        ceiling = min(self._config.backoff_max, self._config.backoff_base * 2**attempt)
+        return self._rng.uniform(0, ceiling)
+
+    def _groups(self, names: list[str]) -> list[ModelGroup]:
+        return [self.registry.group(name) for name in names]
+
+
+def _too_long(ctx: CallContext, group: ModelGroup) -> bool:
+    window = group.context_window
+    request = ctx.request
+    if window is None or not isinstance(request, ChatCompletionRequest):
+        return False
+    return estimate_tokens(request) + (request.token_limit() or 0) > window
+
+
+def estimate_tokens(request: ChatCompletionRequest) -> int:
+    """A cheap upper-leaning estimate (4 characters a token, 4 tokens of framing a message)."""
+    return sum(len(m.text()) // 4 + 4 for m in request.messages)
+
+
+def _affinity_key(ctx: CallContext) -> str:
+    request = ctx.request
+    if not isinstance(request, ChatCompletionRequest):
+        return request.model
+    # The conversation's opening (system prompt and first user turn) stays the
+    # same as it grows, so all its turns land where its prefix is cached.
+    opening: list[str] = []
+    for message in request.messages:
+        opening.append(f"{message.role}:{message.text()}")
+        if message.role == "user":
+            break
+    return prefix_key(request.model, opening)
+
+
+def _count_tokens(deployment: Deployment, now: float, tokens: int) -> None:
+    deployment.stats.count(now, tokens=tokens)
+
+
+async def _close(iterator: AsyncIterator[ChatCompletionChunk]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

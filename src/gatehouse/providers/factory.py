@@ -1,0 +1,72 @@
+"""Build a provider for a configured deployment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gatehouse.core.config import DeploymentConfig, Settings
+from gatehouse.core.errors import ConfigError
+from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, ModelKind
+
+
+class ProviderFactory:
+    """Makes providers; the in-process models are shared by every deployment naming them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local: dict[str, ChatProvider | EmbeddingProvider] = {}
+
+    def local(self, model: str) -> ChatProvider | EmbeddingProvider:
+        if model not in self._local:
+            from gatehouse.providers.local import LlamaChatProvider, MiniLMEmbeddingProvider
+
+            if model == "local/smollm2":
+                self._local[model] = LlamaChatProvider(self._settings.local.chat)
+            elif model == "local/minilm":
+                self._local[model] = MiniLMEmbeddingProvider(self._settings.local.embeddings)
+            else:
+                raise ConfigError(f"unknown local model {model!r} (local/smollm2, local/minilm)")
+        return self._local[model]
+
+    def local_models(self) -> list[ChatProvider | EmbeddingProvider]:
+        return list(self._local.values())
+
+    def build(
+        self, config: DeploymentConfig, *, deployment_id: str, kind: ModelKind, where: str
+    ) -> ChatProvider | EmbeddingProvider:
+        if config.provider == "local":
+            return self.local(config.model)
+        info = ModelInfo(
+            id=deployment_id,
+            kind=kind,
+            owned_by=config.provider,
+            context_window=config.context_window or 0,
+        )
+        api_key = _api_key(config, where)
+        provider: Any
+        if config.provider in {"openai_compat", "azure"}:
+            from gatehouse.providers.openai_compat import OpenAICompatProvider
+
+            provider = OpenAICompatProvider(config, info=info, api_key=api_key)
+        elif config.provider == "anthropic":
+            from gatehouse.providers.anthropic import AnthropicProvider
+
+            provider = AnthropicProvider(config, info=info, api_key=api_key)
+        else:
+            from gatehouse.providers.gemini import GeminiProvider
+
+            provider = GeminiProvider(config, info=info, api_key=api_key)
+        result: ChatProvider | EmbeddingProvider = provider
+        return result
+
+
+def _api_key(config: DeploymentConfig, where: str) -> str | None:
+    if config.api_key_env:
+        value = os.environ.get(config.api_key_env)
+        if not value:
+            raise ConfigError(
+                f"{where}.api_key_env: environment variable {config.api_key_env} is not set"
+            )
+        return value
+    return config.api_key.get_secret_value() if config.api_key else None

@@ -1,0 +1,61 @@
+"""Gemini's generateContent / streamGenerateContent behind the provider contract."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+
+from gatehouse.core.config import DeploymentConfig
+from gatehouse.core.errors import UpstreamError
+from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.providers.base import ModelInfo, Readiness
+from gatehouse.providers.gemini import translate
+from gatehouse.providers.transport import HTTPTransport
+
+
+class GeminiProvider:
+    def __init__(self, config: DeploymentConfig, *, info: ModelInfo, api_key: str | None) -> None:
+        self.info = info
+        self._model = config.model
+        base = (config.base_url or "https://generativelanguage.googleapis.com").rstrip("/")
+        version = config.api_version or "v1beta"
+        self._base = f"{base}/{version}/models/{config.model}"
+        headers = dict(config.headers)
+        if api_key:
+            headers["x-goog-api-key"] = api_key
+        self._transport = HTTPTransport(
+            deployment=info.id,
+            dialect="gemini",
+            timeout=config.timeout,
+            max_connections=config.max_connections,
+            headers=headers,
+        )
+
+    def readiness(self) -> Readiness:
+        return Readiness(True, f"remote ({self._base})")
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        data, _ = await self._transport.post_json(
+            f"{self._base}:generateContent", translate.request_to_wire(request)
+        )
+        return translate.response_from_wire(data, self._model, int(time.time()))
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        translator = translate.StreamTranslator(self._model, int(time.time()))
+        url = f"{self._base}:streamGenerateContent?alt=sse"
+        async for data in self._transport.stream_events(url, translate.request_to_wire(request)):
+            try:
+                payload = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError("Gemini sent a malformed stream event") from None
+            for chunk in translator.feed(payload):
+                yield chunk
+        if not translator.finished:
+            raise UpstreamError(f"Upstream {self.info.id} ended the stream before it finished")
+        for chunk in translator.close():
+            yield chunk

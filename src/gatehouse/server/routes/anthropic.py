@@ -1,0 +1,69 @@
+"""The Anthropic-compatible route: ``POST /v1/messages``, for the official anthropic SDK."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gatehouse.core.errors import GatehouseError
+from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse
+from gatehouse.gateway import CallContext, Gateway
+from gatehouse.providers.anthropic import inbound
+from gatehouse.server.http import JSONResponse, error_headers, parse_body, sse_response
+from gatehouse.server.routes.table import RouteSpec
+
+
+async def messages(request: Request) -> Response:
+    try:
+        body = await parse_body(request, inbound.MessagesRequest)
+        ctx = CallContext(
+            request_id=request.state.request_id,
+            endpoint="chat",
+            request=inbound.to_openai(body),
+            headers=request.headers,
+        )
+        gateway: Gateway = request.app.state.gateway
+        result = await gateway.handle(ctx)
+        if isinstance(result, ChatCompletion):
+            return JSONResponse(
+                inbound.from_openai(result, body.model), headers=ctx.response_headers
+            )
+        if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
+            raise TypeError("chat call produced an embedding response")
+        first = await anext(result)
+    except GatehouseError as exc:
+        return JSONResponse(
+            inbound.error_body(exc), status_code=exc.http_status, headers=error_headers(exc)
+        )
+    return sse_response(_events(body.model, first, result), headers=ctx.response_headers)
+
+
+async def _events(
+    model: str, first: ChatCompletionChunk, rest: AsyncIterator[ChatCompletionChunk]
+) -> AsyncIterator[bytes]:
+    translator = inbound.StreamTranslator(model)
+    for data in translator.feed(first):
+        yield data
+    try:
+        async for chunk in rest:
+            for data in translator.feed(chunk):
+                yield data
+    except GatehouseError as exc:
+        yield inbound.event("error", inbound.error_body(exc))
+        return
+    for data in translator.close():
+        yield data
+
+
+ROUTES = [
+    RouteSpec(
+        "POST",
+        "/v1/messages",
+        messages,
+        summary="Create a message (Anthropic Messages API; SSE when stream=true)",
+        request_model=inbound.MessagesRequest,
+        tag="anthropic",
+    ),
+]

@@ -1,0 +1,403 @@
+"""A fake upstream provider: a real HTTP server that can be told to misbehave.
+
+It speaks the OpenAI (``/v1/chat/completions``, ``/v1/embeddings``), Anthropic
+(``/v1/messages``) and Gemini (``/v1beta/models/{model}:generateContent`` and
+``:streamGenerateContent``) shapes. It answers by echoing the last user
+message word by word, and follows a script of behaviours: the next N requests
+can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
+reset, stalled before the first token, or have their stream cut midway; a
+failure rate applies a behaviour at random. Every request is recorded, and a
+stream whose client went away is counted as cancelled.
+
+Runs on its own event loop in a background thread, so tests in the same
+process can start it and gatehouse subprocesses can reach it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from aiohttp import web
+
+Kind = Literal["ok", "status", "reset", "stall", "cut", "delay"]
+
+
+@dataclass
+class Behaviour:
+    kind: Kind = "ok"
+    status: int = 500
+    retry_after: float | None = None
+    delay: float = 0.0  # before answering (all kinds)
+    chunk_delay: float = 0.0  # between streamed chunks
+    cut_after: int = 2  # chunks sent before a cut
+    error_body: dict[str, Any] | None = None
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeUpstream:
+    """Start with :meth:`start`; ``base_url`` is then ``http://127.0.0.1:PORT``."""
+
+    script: deque[Behaviour] = field(default_factory=deque)
+    failure_rate: float = 0.0
+    failure: Behaviour = field(default_factory=lambda: Behaviour("status", status=500))
+    default: Behaviour = field(default_factory=Behaviour)
+    requests: list[Recorded] = field(default_factory=list)
+    cancelled: int = 0
+    completed_streams: int = 0
+    port: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    _loop: asyncio.AbstractEventLoop | None = None
+    _runner: web.AppRunner | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- control ---------------------------------------------------------------
+
+    def then(self, *behaviours: Behaviour) -> FakeUpstream:
+        """Queue behaviours for the next requests, in order."""
+        self.script.extend(behaviours)
+        return self
+
+    def reset(self) -> None:
+        self.script.clear()
+        self.requests.clear()
+        self.failure_rate = 0.0
+        self.default = Behaviour()
+        self.cancelled = 0
+        self.completed_streams = 0
+
+    def count(self, path_part: str = "") -> int:
+        return sum(1 for r in self.requests if path_part in r.path)
+
+    def _next(self) -> Behaviour:
+        if self.script:
+            return self.script.popleft()
+        if self.failure_rate and self.rng.random() < self.failure_rate:
+            return self.failure
+        return self.default
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_post("/v1/chat/completions", self._openai_chat)
+            app.router.add_post("/v1/embeddings", self._openai_embeddings)
+            app.router.add_post("/v1/messages", self._anthropic)
+            app.router.add_post("/v1beta/models/{call}", self._gemini)
+            self._runner = web.AppRunner(app, access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            loop.run_until_complete(site.start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("fake upstream did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    # -- shared behaviour ---------------------------------------------------------
+
+    async def _begin(self, request: web.Request) -> tuple[dict[str, Any], Behaviour]:
+        body = orjson.loads(await request.read())
+        self.requests.append(Recorded(request.path, body, dict(request.headers)))
+        behaviour = self._next()
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if behaviour.kind == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("fake upstream reset the connection")
+        return body, behaviour
+
+    def _status(self, behaviour: Behaviour, dialect: str) -> web.Response:
+        headers = {"x-request-id": f"up-{len(self.requests)}", "request-id": "up-anthropic"}
+        if behaviour.retry_after is not None:
+            headers["retry-after"] = str(behaviour.retry_after)
+        if behaviour.error_body is not None:
+            body = behaviour.error_body
+        elif dialect == "anthropic":
+            body = {"type": "error", "error": {"type": "api_error", "message": "fake failure"}}
+        elif dialect == "gemini":
+            body = {
+                "error": {
+                    "code": behaviour.status,
+                    "message": "fake failure",
+                    "status": "UNAVAILABLE",
+                }
+            }
+        else:
+            body = {
+                "error": {
+                    "message": "fake failure",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        return web.json_response(body, status=behaviour.status, headers=headers)
+
+    async def _stream(
+        self, request: web.Request, behaviour: Behaviour, events: list[bytes]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        if behaviour.kind == "stall":
+            await asyncio.sleep(3600)
+        try:
+            for index, event in enumerate(events):
+                if behaviour.kind == "cut" and index == behaviour.cut_after:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                await response.write(event)
+                if behaviour.chunk_delay:
+                    await asyncio.sleep(behaviour.chunk_delay)
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.cancelled += 1
+            raise
+        self.completed_streams += 1
+        await response.write_eof()
+        return response
+
+    # -- OpenAI --------------------------------------------------------------------
+
+    async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "openai")
+        words = _reply_words(body.get("messages", []))
+        model = body.get("model", "fake")
+        usage = {
+            "prompt_tokens": 5,
+            "completion_tokens": len(words),
+            "total_tokens": 5 + len(words),
+        }
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                        }
+                    ],
+                    "usage": usage,
+                },
+                headers={"x-request-id": f"up-{len(self.requests)}"},
+            )
+
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, use: dict[str, int] | None = None
+        ) -> bytes:
+            choices = [] if use else [{"index": 0, "delta": delta, "finish_reason": finish}]
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": choices,
+            }
+            if use:
+                payload["usage"] = use
+            return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": (" " if i else "") + w}) for i, w in enumerate(words)]
+        events.append(chunk({}, "stop"))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(chunk({}, use=usage))
+        events.append(b"data: [DONE]\n\n")
+        return await self._stream(request, behaviour, events)
+
+    async def _openai_embeddings(self, request: web.Request) -> web.StreamResponse:
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "openai")
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(str(x))), 1.0]}
+            for i, x in enumerate(inputs)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        )
+
+    # -- Anthropic -------------------------------------------------------------------
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "anthropic")
+        words = _reply_words(body.get("messages", []))
+        text = " ".join(words)
+        usage = {
+            "input_tokens": 7,
+            "output_tokens": len(words),
+            "cache_read_input_tokens": 2,
+            "cache_creation_input_tokens": 0,
+        }
+        if not body.get("stream"):
+            return web.json_response(
+                {
+                    "id": "msg_fake",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": body["model"],
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": usage,
+                },
+                headers={"request-id": "req_fake"},
+            )
+
+        def event(name: str, data: dict[str, Any]) -> bytes:
+            return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+        events = [
+            event(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_fake",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body["model"],
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {**usage, "output_tokens": 1},
+                    },
+                },
+            ),
+            event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+        ]
+        events += [
+            event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": (" " if i else "") + w},
+                },
+            )
+            for i, w in enumerate(words)
+        ]
+        events += [
+            event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": len(words)},
+                },
+            ),
+            event("message_stop", {"type": "message_stop"}),
+        ]
+        return await self._stream(request, behaviour, events)
+
+    # -- Gemini ------------------------------------------------------------------------
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "gemini")
+        contents = body.get("contents", [])
+        last = contents[-1]["parts"][0].get("text", "") if contents else ""
+        words = _echo(last)
+        usage = {
+            "promptTokenCount": 6,
+            "candidatesTokenCount": len(words),
+            "totalTokenCount": 6 + len(words),
+        }
+
+        def response(text: str, finish: str | None) -> dict[str, Any]:
+            candidate: dict[str, Any] = {
+                "content": {"role": "model", "parts": [{"text": text}]},
+                "index": 0,
+            }
+            if finish:
+                candidate["finishReason"] = finish
+            return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "fake"}
+
+        if request.match_info["call"].endswith(":generateContent"):
+            return web.json_response(response(" ".join(words), "STOP"))
+        events = [
+            b"data: "
+            + orjson.dumps(
+                response((" " if i else "") + w, "STOP" if i == len(words) - 1 else None)
+            )
+            + b"\r\n\r\n"
+            for i, w in enumerate(words)
+        ]
+        return await self._stream(request, behaviour, events)
+
+
+def _reply_words(messages: list[dict[str, Any]]) -> list[str]:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return _echo(str(content or ""))
+    return _echo("")
+
+
+def _echo(text: str) -> list[str]:
+    return ["echo:", *text.split()]
