@@ -33,7 +33,13 @@ class RunningServer:
         return openai.OpenAI(api_key="unused", base_url=f"{self.base_url}/v1", max_retries=0)
 
 
-def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    data_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    config: Path | None = None,
+) -> RunningServer:
+    """Start ``gatehouse serve`` on a free port and wait until it answers ``/healthz``."""
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
     process = subprocess.Popen(
@@ -41,6 +47,7 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
             sys.executable,
             "-m",
             "gatehouse",
+            *(["--config", str(config)] if config else []),
             "--data-dir",
             str(data_dir),
             "serve",

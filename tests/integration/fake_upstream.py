@@ -47,6 +47,12 @@ class Recorded:
     body: dict[str, Any]
     headers: dict[str, str]
 
+    @property
+    def model(self) -> str:
+        if "model" in self.body:
+            return str(self.body["model"])
+        return self.path.rsplit("/", 1)[-1].split(":", 1)[0]  # Gemini names it in the path
+
 
 @dataclass
 class FakeUpstream:
@@ -56,6 +62,7 @@ class FakeUpstream:
     failure_rate: float = 0.0
     failure: Behaviour = field(default_factory=lambda: Behaviour("status", status=500))
     default: Behaviour = field(default_factory=Behaviour)
+    by_model: dict[str, Behaviour] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     cancelled: int = 0
     completed_streams: int = 0
@@ -81,15 +88,22 @@ class FakeUpstream:
         self.requests.clear()
         self.failure_rate = 0.0
         self.default = Behaviour()
+        self.by_model.clear()
         self.cancelled = 0
         self.completed_streams = 0
 
     def count(self, path_part: str = "") -> int:
         return sum(1 for r in self.requests if path_part in r.path)
 
-    def _next(self) -> Behaviour:
+    def models(self) -> list[str]:
+        """The upstream model each recorded request asked for, in order."""
+        return [r.model for r in self.requests]
+
+    def _next(self, model: str) -> Behaviour:
         if self.script:
             return self.script.popleft()
+        if model in self.by_model:
+            return self.by_model[model]
         if self.failure_rate and self.rng.random() < self.failure_rate:
             return self.failure
         return self.default
@@ -136,8 +150,9 @@ class FakeUpstream:
 
     async def _begin(self, request: web.Request) -> tuple[dict[str, Any], Behaviour]:
         body = orjson.loads(await request.read())
-        self.requests.append(Recorded(request.path, body, dict(request.headers)))
-        behaviour = self._next()
+        recorded = Recorded(request.path, body, dict(request.headers))
+        self.requests.append(recorded)
+        behaviour = self._next(recorded.model)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if behaviour.kind == "reset":

@@ -25,6 +25,11 @@ def serve(settings: Settings) -> None:
         settings.data_dir,
         server.workers,
     )
+    if settings.unsupported_keys:
+        log.warning(
+            "these config keys are not supported by gatehouse and have no effect: %s",
+            ", ".join(settings.unsupported_keys),
+        )
     common = {
         "host": server.host,
         "port": server.port,

@@ -193,20 +193,14 @@ class Router:
         for attempt in range(attempts):
             now = self._clock()
             candidates = [d for d in group.deployments if d.can_try(now)]
+            if not candidates:
+                wait = self._wait_for(group, now)
+                if wait is None:
+                    raise last or self._unavailable(group, now)
+                await self._sleep(wait)
+                now = self._clock()
+                candidates = [d for d in group.deployments if d.can_try(now)]
             fresh = [d for d in candidates if d.id not in failed] or candidates
-            if not fresh:
-                wait = min(d.available_at(now) for d in group.deployments) - now
-                if attempt + 1 < attempts and wait <= self._config.max_retry_after:
-                    await self._sleep(max(wait, 0.0))
-                    continue
-                if last is not None:
-                    raise last
-                error = ServiceUnavailableError(
-                    f"No deployment of '{group.name}' is available; retry later.",
-                    retry_after=max(wait, 1.0),
-                )
-                error.retryable = True
-                raise error
             deployment = choose(
                 group.strategy,
                 fresh,
@@ -248,6 +242,20 @@ class Router:
             return result
         assert last is not None
         raise last
+
+    def _wait_for(self, group: ModelGroup, now: float) -> float | None:
+        """How long until some deployment of ``group`` is free, if worth waiting for."""
+        wait = min(d.available_at(now) for d in group.deployments) - now
+        return max(wait, 0.0) if wait <= self._config.max_retry_after else None
+
+    def _unavailable(self, group: ModelGroup, now: float) -> ServiceUnavailableError:
+        wait = min(d.available_at(now) for d in group.deployments) - now
+        error = ServiceUnavailableError(
+            f"No deployment of '{group.name}' is available; retry later.",
+            retry_after=max(wait, 1.0),
+        )
+        error.retryable = True
+        return error
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2^attempt)]."""
