@@ -38,6 +38,7 @@ class Behaviour:
     delay: float = 0.0  # before answering (all kinds)
     chunk_delay: float = 0.0  # between streamed chunks
     cut_after: int = 2  # chunks sent before a cut
+    probability: float = 1.0  # chance that this behaviour applies; otherwise a plain answer
     error_body: dict[str, Any] | None = None
 
 
@@ -153,6 +154,8 @@ class FakeUpstream:
         recorded = Recorded(request.path, body, dict(request.headers))
         self.requests.append(recorded)
         behaviour = self._next(recorded.model)
+        if behaviour.probability < 1.0 and self.rng.random() >= behaviour.probability:
+            behaviour = Behaviour()
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if behaviour.kind == "reset":
