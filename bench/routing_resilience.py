@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.integration.conftest import start_server, stop_server  # noqa: E402
-from tests.integration.fake_upstream import Behaviour, FakeUpstream  # noqa: E402
+from tests.integration.conftest import start_server, stop_server
+from tests.integration.fake_upstream import Behaviour, FakeUpstream
 
 BODY = {"model": "", "messages": [{"role": "user", "content": "hello from the benchmark"}]}
 
