@@ -305,3 +305,99 @@ litellm_settings:
         assert "sk-lite" not in log
     finally:
         stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def narrow(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """A deployment that admits one request at a time and queues briefly."""
+    root = tmp_path_factory.mktemp("admission")
+    config = root / "gatehouse.yaml"
+    config.write_text(
+        f"""
+router:
+  num_retries: 0
+  admission: {{queue_size: 50, queue_timeout: 0.5}}
+models:
+  - name: narrow
+    deployments:
+      - {{provider: openai_compat, model: up-narrow, base_url: '{upstream.base_url}/v1',
+          max_in_flight: 1}}
+"""
+    )
+    server = start_server(root / "data", config=config)
+    yield server
+    stop_server(server)
+
+
+def test_admission_queue_refuses_past_its_deadline(
+    narrow: RunningServer, upstream: FakeUpstream
+) -> None:
+    upstream.reset()
+    upstream.default = Behaviour(delay=1.5)
+    body = {"model": "narrow", "messages": USER}
+    url = f"{narrow.base_url}/v1/chat/completions"
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(httpx.post, url, json=body, timeout=10)
+        time.sleep(0.2)
+        refused = httpx.post(url, json=body, timeout=10)
+        assert slow.result().status_code == 200
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "admission_timeout"
+    assert int(refused.headers["retry-after"]) >= 1
+    metrics = httpx.get(f"{narrow.base_url}/metrics").text
+    assert 'gatehouse_admission_rejected{deployment="narrow#0",group="narrow"} 1.0' in metrics
+    assert "gatehouse_admission_limit" in metrics
+
+
+def test_admission_never_loses_an_accepted_request(
+    narrow: RunningServer, upstream: FakeUpstream
+) -> None:
+    upstream.reset()
+    upstream.default = Behaviour(delay=0.02)
+    client = narrow.openai()
+    import concurrent.futures
+
+    def ask(i: int) -> str:
+        reply = client.chat.completions.create(
+            model="narrow", messages=[{"role": "user", "content": f"n{i}"}]
+        )
+        return reply.choices[0].message.content or ""
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(16)))
+    assert answers == [f"echo: n{i}" for i in range(16)]
+    assert upstream.count() == 16
+
+
+def test_capacity_reads_live_latencies(narrow: RunningServer, upstream: FakeUpstream) -> None:
+    import subprocess
+    import sys
+
+    upstream.reset()
+    upstream.default = Behaviour(delay=0.05)
+    narrow.openai().chat.completions.create(model="narrow", messages=USER)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gatehouse",
+            "capacity",
+            "--rate",
+            "100",
+            "--url",
+            narrow.base_url,
+            "--group",
+            "narrow",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[1].split()
+    assert row[:2] == ["narrow", "narrow#0"]
+    assert int(row[4]) >= 6  # 100 req/s x >= 50 ms x 1.2

@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 from pydantic import ValidationError
 
 from gatehouse import __version__
+from gatehouse.cli import capacity
 from gatehouse.core.config import Settings, load_settings
 from gatehouse.core.errors import ConfigError, GatehouseError
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, help="completion token limit")
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable output")
 
+    capacity.add_parser(commands)
     commands.add_parser("models", help="list the configured models")
     commands.add_parser("version", help="print the version")
     return parser
@@ -66,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"gatehouse {__version__}")
         return EXIT_OK
+    if args.command == "capacity":
+        return _capacity(args)
     try:
         settings = _settings(args)
         if args.command == "serve":
@@ -84,6 +89,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    try:
+        lines = capacity.run(args)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except httpx.HTTPError as exc:
+        return _fail(f"cannot read {args.url}/admin/deployments: {exc}", EXIT_FAILURE)
+    print("\n".join(lines))
+    return EXIT_OK
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -109,6 +109,10 @@ class DeploymentConfig(_Section):
     cached_input_cost_per_token: float | None = Field(default=None, ge=0)
     max_connections: int = Field(default=256, ge=1)
     timeout: TimeoutConfig = TimeoutConfig()
+    # Admission control: the request rate this deployment should serve. With it,
+    # the in-flight limit follows Little's law (target_rps x latency x headroom).
+    target_rps: float | None = Field(default=None, gt=0)
+    max_in_flight: int | None = Field(default=None, ge=1)  # default: max_connections
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> DeploymentConfig:
@@ -136,6 +140,13 @@ class BreakerConfig(_Section):
     cooldown: float = Field(default=30.0, gt=0)  # open for this long, then one probe
 
 
+class AdmissionConfig(_Section):
+    queue_size: int = Field(default=256, ge=0)  # waiting requests per deployment
+    queue_timeout: float = Field(default=10.0, gt=0)  # then 503 with Retry-After
+    headroom: float = Field(default=1.2, ge=1.0)  # slack over L = lambda * W
+    local_max_in_flight: int = Field(default=64, ge=1)  # in-process models
+
+
 class RouterConfig(_Section):
     strategy: Strategy = "weighted"
     num_retries: int = Field(default=2, ge=0)
@@ -145,6 +156,7 @@ class RouterConfig(_Section):
     breaker: BreakerConfig = BreakerConfig()
     affinity_load_factor: float = Field(default=1.25, ge=1.0)  # prefix_affinity bounded load
     latency_ewma_alpha: float = Field(default=0.3, gt=0, le=1)
+    admission: AdmissionConfig = AdmissionConfig()
 
 
 class Settings(_Section):

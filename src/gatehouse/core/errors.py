@@ -23,6 +23,8 @@ the server turns any of them into ``{"error": {"message", "type", "param",
     │   ├── UpstreamTimeoutError           504 upstream_timeout
     │   └── UpstreamAuthError              502 upstream_auth_failed
     ├── ServiceUnavailableError            503 service_unavailable
+    │   ├── QueueFullError                 503 admission_queue_full
+    │   └── AdmissionTimeoutError          503 admission_timeout
     └── InternalError                      500 internal_error
 
 An instance may carry a more precise status or code than its class (an
@@ -168,6 +170,18 @@ class ServiceUnavailableError(GatehouseError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+class QueueFullError(ServiceUnavailableError):
+    """A deployment's admission queue is full."""
+
+    code = "admission_queue_full"
+
+
+class AdmissionTimeoutError(ServiceUnavailableError):
+    """A request waited in a deployment's admission queue past its deadline."""
+
+    code = "admission_timeout"
 
 
 class InternalError(GatehouseError):

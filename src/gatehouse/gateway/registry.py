@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gatehouse.core.config import BreakerConfig, RouterConfig, Strategy
+from gatehouse.core.config import BreakerConfig, DeploymentConfig, RouterConfig, Strategy
 from gatehouse.core.errors import ConfigError, InvalidRequestError, ModelNotFoundError
+from gatehouse.gateway.routing.admission import Admission
 from gatehouse.gateway.routing.breaker import CircuitBreaker
 from gatehouse.gateway.routing.deployment import Deployment, DeploymentStats
 from gatehouse.gateway.routing.hashring import HashRing
@@ -68,10 +69,27 @@ def single_deployment_group(
         config=None,
         breaker=new_breaker(config.breaker),
         stats=DeploymentStats(alpha=config.latency_ewma_alpha),
+        admission=new_admission(None, config),
         context_window=provider.info.context_window,
     )
     return ModelGroup(
         name=provider.info.id, info=provider.info, deployments=[deployment], num_retries=0
+    )
+
+
+def new_admission(deployment: DeploymentConfig | None, router: RouterConfig) -> Admission:
+    """Admission for a configured deployment, or for an in-process model when ``None``."""
+    settings = router.admission
+    if deployment is None:
+        max_in_flight = settings.local_max_in_flight
+    else:
+        max_in_flight = deployment.max_in_flight or deployment.max_connections
+    return Admission(
+        target_rps=deployment.target_rps if deployment else None,
+        max_in_flight=max_in_flight,
+        queue_size=settings.queue_size,
+        queue_timeout=settings.queue_timeout,
+        headroom=settings.headroom,
     )
 
 

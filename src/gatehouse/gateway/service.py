@@ -18,10 +18,12 @@ from gatehouse.core.types import (
     ModelCard,
     StreamOptions,
 )
+from gatehouse.gateway.observer import Observer, ObserveStage
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Result, Stage, chain
 from gatehouse.gateway.registry import (
     ModelGroup,
     ModelRegistry,
+    new_admission,
     new_breaker,
     single_deployment_group,
 )
@@ -156,8 +158,13 @@ def _local_context(endpoint: str, request: ChatCompletionRequest | EmbeddingRequ
     return ctx
 
 
-def build_gateway(settings: Settings, *, started_at: int) -> Gateway:
-    """Wire the model groups the settings declare into a gateway. Nothing is loaded yet."""
+def build_gateway(
+    settings: Settings, *, started_at: int, observer: Observer | None = None
+) -> Gateway:
+    """Wire the model groups the settings declare into a gateway. Nothing is loaded yet.
+
+    The pipeline's stage order is set here, and only here.
+    """
     factory = ProviderFactory(settings)
     groups: list[ModelGroup] = []
     if settings.local.chat.enabled:
@@ -167,7 +174,15 @@ def build_gateway(settings: Settings, *, started_at: int) -> Gateway:
     for index, config in enumerate(settings.models):
         groups.append(_group(config, settings.router, factory, where=f"models[{index}]"))
     registry = ModelRegistry(groups=groups, aliases=settings.aliases)
-    return Gateway(registry, started_at=started_at, router=Router(registry, settings.router))
+    stages: list[Stage] = []
+    if observer is not None:
+        stages.append(ObserveStage(observer))
+    return Gateway(
+        registry,
+        started_at=started_at,
+        stages=stages,
+        router=Router(registry, settings.router, observer=observer),
+    )
 
 
 def _group(
@@ -190,6 +205,7 @@ def _group(
                 config=deployment,
                 breaker=new_breaker(router.breaker),
                 stats=DeploymentStats(alpha=router.latency_ewma_alpha),
+                admission=new_admission(deployment, router),
                 weight=deployment.weight,
                 rpm=deployment.rpm,
                 tpm=deployment.tpm,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,10 +23,11 @@ from gatehouse.core.errors import (
     NotFoundError,
 )
 from gatehouse.gateway import Gateway, build_gateway
+from gatehouse.observability import DeploymentState, Metrics
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
-from gatehouse.server.routes import anthropic, deployments, health, openai
+from gatehouse.server.routes import anthropic, deployments, health, observability, openai
 from gatehouse.server.routes.table import RouteSpec
 
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
@@ -33,8 +36,16 @@ SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
 def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlette:
     """Build the application: routes, error mapping and the request-id/body-limit layer."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    gateway = gateway or build_gateway(settings, started_at=int(time.time()))
-    specs = [*openai.ROUTES, *anthropic.ROUTES, *deployments.ROUTES, *health.ROUTES]
+    metrics = Metrics()
+    gateway = gateway or build_gateway(settings, started_at=int(time.time()), observer=metrics)
+    metrics.watch_deployments(lambda: deployment_states(gateway))
+    specs = [
+        *openai.ROUTES,
+        *anthropic.ROUTES,
+        *deployments.ROUTES,
+        *health.ROUTES,
+        *observability.ROUTES,
+    ]
     document: dict[str, Any] = {}
 
     async def openapi_json(request: Request) -> Response:
@@ -43,7 +54,14 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
         return JSONResponse(document)
 
     specs.append(RouteSpec("GET", "/openapi.json", openapi_json, summary="This OpenAPI document"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[spec.route() for spec in specs],
         # Inside Starlette's own error layer, so that our handler answers
         # unexpected failures in the OpenAI shape with the request id.
@@ -56,6 +74,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
         },
     )
     app.state.gateway = gateway
+    app.state.metrics = metrics
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
     return app
@@ -65,6 +84,23 @@ def create_app_from_environment() -> Starlette:
     """Factory for multi-worker serving: each worker rebuilds the app from settings
     the parent process validated and passed down as JSON."""
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def deployment_states(gateway: Gateway) -> Iterator[DeploymentState]:
+    """Live deployment state for the metrics scrape."""
+    now = time.monotonic()
+    for group in gateway.registry.groups():
+        for d in group.deployments:
+            yield DeploymentState(
+                deployment=d.id,
+                group=group.name,
+                in_flight=d.stats.in_flight,
+                breaker=d.breaker.state(now),
+                admission_limit=d.admission.limit,
+                queued=d.admission.queued,
+                rejected=d.admission.rejected,
+                latency_s=d.stats.hold,
+            )
 
 
 async def _gatehouse_error(request: Request, exc: Exception) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gatehouse.core.config import DeploymentConfig
+from gatehouse.gateway.routing.admission import Admission
 from gatehouse.gateway.routing.breaker import CircuitBreaker
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider
 
@@ -17,6 +18,7 @@ class DeploymentStats:
     in_flight: int = 0
     latency: float | None = None  # seconds, whole non-streamed call
     ttft: float | None = None  # seconds to the first streamed chunk
+    hold: float | None = None  # seconds a request occupies the deployment (W in L = lambda*W)
     minute: int = -1  # the minute the counters below belong to
     requests_this_minute: int = 0
     tokens_this_minute: int = 0
@@ -25,6 +27,9 @@ class DeploymentStats:
 
     def observe_latency(self, seconds: float) -> None:
         self.latency = seconds if self.latency is None else _ewma(self.latency, seconds, self.alpha)
+
+    def observe_hold(self, seconds: float) -> None:
+        self.hold = seconds if self.hold is None else _ewma(self.hold, seconds, self.alpha)
 
     def observe_ttft(self, seconds: float) -> None:
         self.ttft = seconds if self.ttft is None else _ewma(self.ttft, seconds, self.alpha)
@@ -68,6 +73,7 @@ class Deployment:
     config: DeploymentConfig | None  # None for the built-in local models
     breaker: CircuitBreaker
     stats: DeploymentStats
+    admission: Admission
     weight: float = 1.0
     rpm: int | None = None
     tpm: int | None = None

@@ -20,6 +20,11 @@ class DeploymentHealth(BaseModel):
     in_flight: int
     latency_ms: float | None
     ttft_ms: float | None
+    hold_ms: float | None  # how long a request occupies the deployment (W in L = lambda*W)
+    target_rps: float | None
+    admission_limit: int
+    queued: int
+    admission_rejected: int
     attempts: int
     failures: int
     recent_failures: int
@@ -63,6 +68,11 @@ def _deployment(deployment: Deployment, now: float) -> DeploymentHealth:
         in_flight=stats.in_flight,
         latency_ms=None if stats.latency is None else round(stats.latency * 1000, 3),
         ttft_ms=None if stats.ttft is None else round(stats.ttft * 1000, 3),
+        hold_ms=None if stats.hold is None else round(stats.hold * 1000, 3),
+        target_rps=deployment.admission.target_rps,
+        admission_limit=deployment.admission.limit,
+        queued=deployment.admission.queued,
+        admission_rejected=deployment.admission.rejected,
         attempts=deployment.attempts,
         failures=deployment.failures,
         recent_failures=deployment.breaker.recent_failures(now),

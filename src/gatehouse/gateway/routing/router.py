@@ -32,6 +32,7 @@ from gatehouse.core.types import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
+from gatehouse.gateway.observer import NullObserver, Observer
 from gatehouse.gateway.pipeline import CallContext
 from gatehouse.gateway.registry import ModelGroup, ModelRegistry
 from gatehouse.gateway.routing.deployment import Deployment
@@ -53,8 +54,10 @@ class Router:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.registry = registry
+        self.observer: Observer = observer or NullObserver()
         self._config = config or RouterConfig()
         self._clock = clock
         self._sleep = sleep
@@ -109,14 +112,16 @@ class Router:
             return deployment, first, chunks
 
         group = self.registry.chat(request.model)
+        started = self._clock()
         deployment, first, rest = await self._with_fallbacks(ctx, group, call, keep_busy=True)
-        return self._relay(deployment, first, rest)
+        return self._relay(deployment, first, rest, started)
 
     async def _relay(
         self,
         deployment: Deployment,
         first: ChatCompletionChunk,
         rest: AsyncIterator[ChatCompletionChunk],
+        started: float,
     ) -> AsyncIterator[ChatCompletionChunk]:
         """Pass the stream on; a failure now is the deployment's, but is not retried."""
         try:
@@ -132,6 +137,7 @@ class Router:
             raise
         finally:
             deployment.stats.in_flight -= 1
+            self._free(deployment, self._clock() - started)
             # Closing the provider's iterator closes its upstream connection:
             # a client that went away cancels the upstream call.
             await _close(rest)
@@ -201,6 +207,7 @@ class Router:
                 now = self._clock()
                 candidates = [d for d in group.deployments if d.can_try(now)]
             fresh = [d for d in candidates if d.id not in failed] or candidates
+            fresh = [d for d in fresh if d.admission.has_capacity()] or fresh
             deployment = choose(
                 group.strategy,
                 fresh,
@@ -212,6 +219,16 @@ class Router:
                 load_factor=self._config.affinity_load_factor,
             )
             ctx.deployment = deployment.id
+            try:
+                waited = await deployment.admission.acquire()
+            except GatehouseError as exc:
+                # Full or timed out here, not at the upstream: no mark on its health.
+                failed.add(deployment.id)
+                last = exc
+                continue
+            if waited:
+                self.observer.admission_wait(deployment.id, waited)
+            started = self._clock()
             deployment.breaker.on_attempt(now)
             deployment.stats.in_flight += 1
             deployment.attempts += 1
@@ -220,9 +237,12 @@ class Router:
                 result = await call(deployment)
             except GatehouseError as exc:
                 deployment.stats.in_flight -= 1
+                self._free(deployment, self._clock() - started)
                 if not exc.retryable:
                     deployment.breaker.on_neutral()
+                    self.observer.attempt(deployment.id, "client_error")
                     raise
+                self.observer.attempt(deployment.id, "retryable_error")
                 deployment.failures += 1
                 deployment.breaker.on_failure(self._clock())
                 if exc.retry_after:
@@ -234,14 +254,24 @@ class Router:
                 continue
             except BaseException:
                 deployment.stats.in_flight -= 1
+                self._free(deployment, None)
                 deployment.breaker.on_neutral()
                 raise
             deployment.breaker.on_success()
+            self.observer.attempt(deployment.id, "ok")
             if not keep_busy:
                 deployment.stats.in_flight -= 1
+                self._free(deployment, self._clock() - started)
             return result
         assert last is not None
         raise last
+
+    def _free(self, deployment: Deployment, held: float | None) -> None:
+        """Give the admission slot back and let the limit follow the latest hold time."""
+        if held is not None:
+            deployment.stats.observe_hold(held)
+        deployment.admission.release()
+        deployment.admission.update(deployment.stats.hold)
 
     def _wait_for(self, group: ModelGroup, now: float) -> float | None:
         """How long until some deployment of ``group`` is free, if worth waiting for."""

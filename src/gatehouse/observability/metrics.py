@@ -1,0 +1,150 @@
+"""Prometheus metrics, one registry per application (never the global default).
+
+Per-request figures are counters and histograms updated on the way; the live
+state of deployments (in flight, breaker, admission limit and queue) is read
+only when Prometheus scrapes, so it costs the hot path nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class DeploymentState:
+    """What the scrape-time collector reads for one deployment."""
+
+    def __init__(
+        self,
+        deployment: str,
+        group: str,
+        in_flight: int,
+        breaker: str,
+        admission_limit: int,
+        queued: int,
+        rejected: int,
+        latency_s: float | None,
+    ) -> None:
+        self.deployment = deployment
+        self.group = group
+        self.in_flight = in_flight
+        self.breaker = breaker
+        self.admission_limit = admission_limit
+        self.queued = queued
+        self.rejected = rejected
+        self.latency_s = latency_s
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "gatehouse_requests_total",
+            "Requests by endpoint, model and HTTP status.",
+            ["endpoint", "model", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "gatehouse_request_duration_seconds",
+            "Time from request to the last byte of the answer.",
+            ["endpoint", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.first_token_seconds = Histogram(
+            "gatehouse_time_to_first_token_seconds",
+            "Time from request to the first streamed token.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "gatehouse_upstream_attempts_total",
+            "Calls to deployments by outcome (ok, retryable_error, client_error).",
+            ["deployment", "outcome"],
+            registry=self.registry,
+        )
+        self.admission_waits = Histogram(
+            "gatehouse_admission_wait_seconds",
+            "Time requests waited in a deployment's admission queue.",
+            ["deployment"],
+            buckets=_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+
+    # -- the gateway's observer protocol (gatehouse.gateway.observer.Observer) --
+
+    def request_done(
+        self, endpoint: str, model: str, status: int, seconds: float, ttft: float | None
+    ) -> None:
+        self.requests.labels(endpoint, model, str(status)).inc()
+        self.request_seconds.labels(endpoint, model).observe(seconds)
+        if ttft is not None:
+            self.first_token_seconds.labels(model).observe(ttft)
+
+    def attempt(self, deployment: str, outcome: str) -> None:
+        self.attempts.labels(deployment, outcome).inc()
+
+    def admission_wait(self, deployment: str, seconds: float) -> None:
+        self.admission_waits.labels(deployment).observe(seconds)
+
+    def watch_deployments(self, snapshot: Callable[[], Iterable[DeploymentState]]) -> None:
+        """Export live deployment state, read from ``snapshot`` at scrape time."""
+        self.registry.register(_DeploymentCollector(snapshot))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
+class _DeploymentCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Iterable[DeploymentState]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["deployment", "group"]
+        in_flight = GaugeMetricFamily(
+            "gatehouse_deployment_in_flight", "Requests in flight to a deployment.", labels=labels
+        )
+        breaker = GaugeMetricFamily(
+            "gatehouse_deployment_breaker_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            labels=labels,
+        )
+        limit = GaugeMetricFamily(
+            "gatehouse_admission_limit",
+            "In-flight limit from Little's law (target rate x latency x headroom).",
+            labels=labels,
+        )
+        queued = GaugeMetricFamily(
+            "gatehouse_admission_queue_length", "Requests waiting for admission.", labels=labels
+        )
+        rejected = GaugeMetricFamily(
+            "gatehouse_admission_rejected",
+            "Requests refused by admission control since start.",
+            labels=labels,
+        )
+        latency = GaugeMetricFamily(
+            "gatehouse_deployment_latency_seconds",
+            "Moving average of a deployment's latency.",
+            labels=labels,
+        )
+        for state in self._snapshot():
+            values = [state.deployment, state.group]
+            in_flight.add_metric(values, state.in_flight)
+            breaker.add_metric(values, _BREAKER_VALUES.get(state.breaker, 0.0))
+            limit.add_metric(values, state.admission_limit)
+            queued.add_metric(values, state.queued)
+            rejected.add_metric(values, state.rejected)
+            if state.latency_s is not None:
+                latency.add_metric(values, state.latency_s)
+        yield from (in_flight, breaker, limit, queued, rejected, latency)
