@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -400,4 +401,7 @@ def test_capacity_reads_live_latencies(narrow: RunningServer, upstream: FakeUpst
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[1].split()
     assert row[:2] == ["narrow", "narrow#0"]
-    assert int(row[4]) >= 6  # 100 req/s x >= 50 ms x 1.2
+    hold_ms = deployments(narrow, "narrow")["up-narrow"]["hold_ms"]
+    assert isinstance(hold_ms, float)
+    assert hold_ms > 0
+    assert int(row[4]) == math.ceil(100 * hold_ms / 1000 * 1.2)  # Little's law, with headroom

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gatehouse.core.config import TimeoutConfig
+from gatehouse.core.config import DeploymentConfig, TimeoutConfig
 from gatehouse.core.errors import (
     GatehouseError,
     UpstreamConnectionError,
@@ -40,6 +40,24 @@ class HTTPTransport:
         self._max_connections = max_connections
         self._headers = {"content-type": "application/json", **headers}
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_deployment(
+        cls,
+        config: DeploymentConfig,
+        *,
+        deployment: str,
+        dialect: Dialect,
+        headers: Mapping[str, str],
+    ) -> HTTPTransport:
+        """The transport of one configured deployment; ``headers`` add to the configured ones."""
+        return cls(
+            deployment=deployment,
+            dialect=dialect,
+            timeout=config.timeout,
+            max_connections=config.max_connections,
+            headers={**config.headers, **headers},
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

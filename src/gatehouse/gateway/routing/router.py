@@ -41,6 +41,7 @@ from gatehouse.gateway.routing.strategies import choose
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider
 
 T = TypeVar("T")
+Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -65,27 +66,25 @@ class Router:
 
     async def complete(self, ctx: CallContext, request: ChatCompletionRequest) -> ChatCompletion:
         async def call(deployment: Deployment) -> ChatCompletion:
-            provider = deployment.provider
-            assert isinstance(provider, ChatProvider)
-            started = self._clock()
-            result = await provider.complete(request)
-            deployment.stats.observe_latency(self._clock() - started)
-            _count_tokens(deployment, self._clock(), result.usage.total_tokens)
-            return result
+            assert isinstance(deployment.provider, ChatProvider)
+            return await self._measured(deployment, deployment.provider.complete(request))
 
         return await self._with_fallbacks(ctx, self.registry.chat(request.model), call)
 
     async def embed(self, ctx: CallContext, request: EmbeddingRequest) -> EmbeddingResponse:
         async def call(deployment: Deployment) -> EmbeddingResponse:
-            provider = deployment.provider
-            assert isinstance(provider, EmbeddingProvider)
-            started = self._clock()
-            result = await provider.embed(request)
-            deployment.stats.observe_latency(self._clock() - started)
-            _count_tokens(deployment, self._clock(), result.usage.total_tokens)
-            return result
+            assert isinstance(deployment.provider, EmbeddingProvider)
+            return await self._measured(deployment, deployment.provider.embed(request))
 
         return await self._with_fallbacks(ctx, self.registry.embedding(request.model), call)
+
+    async def _measured(self, deployment: Deployment, call: Awaitable[Answer]) -> Answer:
+        """Await a whole (non-streamed) call, recording its latency and tokens."""
+        started = self._clock()
+        result = await call
+        deployment.stats.observe_latency(self._clock() - started)
+        _count_tokens(deployment, self._clock(), result.usage.total_tokens)
+        return result
 
     async def stream(
         self, ctx: CallContext, request: ChatCompletionRequest

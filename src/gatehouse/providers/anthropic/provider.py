@@ -22,15 +22,11 @@ class AnthropicProvider:
         self.info = info
         self._model = config.model
         self._url = f"{(config.base_url or 'https://api.anthropic.com').rstrip('/')}/v1/messages"
-        headers = {"anthropic-version": config.api_version or API_VERSION, **config.headers}
+        headers = {"anthropic-version": config.api_version or API_VERSION}
         if api_key:
             headers["x-api-key"] = api_key
-        self._transport = HTTPTransport(
-            deployment=info.id,
-            dialect="anthropic",
-            timeout=config.timeout,
-            max_connections=config.max_connections,
-            headers=headers,
+        self._transport = HTTPTransport.for_deployment(
+            config, deployment=info.id, dialect="anthropic", headers=headers
         )
 
     def readiness(self) -> Readiness:

@@ -25,6 +25,7 @@ from gatehouse.core.types import (
     TextPart,
     Usage,
 )
+from gatehouse.providers.wire import json_object, split_data_url
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -102,7 +103,7 @@ def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
                         "type": "tool_use",
                         "id": call.get("id", ""),
                         "name": function.get("name", ""),
-                        "input": _json_object(function.get("arguments") or "{}"),
+                        "input": json_object(function.get("arguments") or "{}"),
                     }
                 )
         else:
@@ -130,9 +131,9 @@ def _content_blocks(message: ChatMessage) -> list[dict[str, Any]]:
 
 def image_source(url: str) -> dict[str, str]:
     """An Anthropic image source from an OpenAI image URL (``data:`` URLs become base64)."""
-    if url.startswith("data:") and ";base64," in url:
-        header, data = url[5:].split(";base64,", 1)
-        return {"type": "base64", "media_type": header or "image/png", "data": data}
+    inline = split_data_url(url)
+    if inline is not None:
+        return {"type": "base64", "media_type": inline[0], "data": inline[1]}
     return {"type": "url", "url": url}
 
 
@@ -154,13 +155,6 @@ def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
     return {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}.get(
         choice, {"type": "auto"}
     )
-
-
-def _json_object(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
 
 
 def usage_from_wire(usage: dict[str, Any]) -> Usage:

@@ -22,15 +22,11 @@ class GeminiProvider:
         base = (config.base_url or "https://generativelanguage.googleapis.com").rstrip("/")
         version = config.api_version or "v1beta"
         self._base = f"{base}/{version}/models/{config.model}"
-        headers = dict(config.headers)
+        headers: dict[str, str] = {}
         if api_key:
             headers["x-goog-api-key"] = api_key
-        self._transport = HTTPTransport(
-            deployment=info.id,
-            dialect="gemini",
-            timeout=config.timeout,
-            max_connections=config.max_connections,
-            headers=headers,
+        self._transport = HTTPTransport.for_deployment(
+            config, deployment=info.id, dialect="gemini", headers=headers
         )
 
     def readiness(self) -> Readiness:

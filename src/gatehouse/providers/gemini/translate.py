@@ -20,6 +20,7 @@ from gatehouse.core.types import (
     TextPart,
     Usage,
 )
+from gatehouse.providers.wire import json_object, split_data_url
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -110,7 +111,7 @@ def _contents(messages: list[ChatMessage]) -> list[dict[str, Any]]:
                     {
                         "functionCall": {
                             "name": function.get("name", ""),
-                            "args": _json_object(function.get("arguments") or "{}"),
+                            "args": json_object(function.get("arguments") or "{}"),
                         }
                     }
                 )
@@ -136,20 +137,12 @@ def _parts(message: ChatMessage) -> list[dict[str, Any]]:
         if isinstance(part, TextPart):
             parts.append({"text": part.text})
         elif isinstance(part, ImagePart):
-            url = part.image_url.url
-            if url.startswith("data:") and ";base64," in url:
-                mime, data = url[5:].split(";base64,", 1)
-                parts.append({"inlineData": {"mimeType": mime or "image/png", "data": data}})
+            inline = split_data_url(part.image_url.url)
+            if inline is not None:
+                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
             else:
-                parts.append({"fileData": {"fileUri": url}})
+                parts.append({"fileData": {"fileUri": part.image_url.url}})
     return parts
-
-
-def _json_object(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return {}
 
 
 def usage_from_wire(meta: dict[str, Any]) -> Usage:

@@ -23,7 +23,7 @@ class OpenAICompatProvider:
         self.info = info
         self._model = config.model
         base = (config.base_url or "").rstrip("/")
-        headers = dict(config.headers)
+        headers: dict[str, str] = {}
         if config.provider == "azure":
             # Azure names the deployment in the path and wants api-key, not Bearer.
             base = f"{base}/openai/deployments/{config.model}"
@@ -35,12 +35,8 @@ class OpenAICompatProvider:
             if api_key:
                 headers["authorization"] = f"Bearer {api_key}"
         self._base = base
-        self._transport = HTTPTransport(
-            deployment=info.id,
-            dialect="openai",
-            timeout=config.timeout,
-            max_connections=config.max_connections,
-            headers=headers,
+        self._transport = HTTPTransport.for_deployment(
+            config, deployment=info.id, dialect="openai", headers=headers
         )
 
     def readiness(self) -> Readiness:

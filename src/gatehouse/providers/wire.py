@@ -1,0 +1,24 @@
+"""Small pieces of wire handling that several translations share. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+def json_object(text: str) -> Any:
+    """Tool-call arguments as a value; malformed JSON becomes an empty object, as
+    providers that require an object (Anthropic, Gemini) would otherwise refuse the turn."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {}
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """``(media_type, base64_data)`` of a ``data:...;base64,`` URL, else ``None``."""
+    if url.startswith("data:") and ";base64," in url:
+        media_type, data = url[5:].split(";base64,", 1)
+        return media_type or "image/png", data
+    return None
