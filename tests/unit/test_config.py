@@ -60,3 +60,20 @@ def test_missing_and_malformed_files_are_reported(tmp_path: Path) -> None:
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="mapping at the top level"):
         load_settings(scalar, environ={})
+
+
+def test_settings_survive_the_trip_to_worker_processes(tmp_path: Path) -> None:
+    from gatehouse.core.config import Settings, settings_to_json
+
+    config = tmp_path / "gatehouse.yaml"
+    config.write_text(
+        "models:\n  - name: g\n    deployments:\n"
+        "      - {provider: openai_compat, model: m, base_url: 'http://x/v1', api_key: sk-secret}\n"
+    )
+    settings = load_settings(config, environ={"GATEHOUSE_DATA_DIR": str(tmp_path)})
+    assert "sk-secret" not in settings.model_dump_json()  # printing never shows it
+    restored = Settings.model_validate_json(settings_to_json(settings))
+    assert restored == settings
+    key = restored.models[0].deployments[0].api_key
+    assert key is not None
+    assert key.get_secret_value() == "sk-secret"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import yaml
 from pydantic import (
     BaseModel,
@@ -185,6 +186,21 @@ class Settings(_Section):
                             f"models[{group.name}].{kind}: unknown model group {target!r}"
                         )
         return self
+
+
+def settings_to_json(settings: Settings) -> str:
+    """Settings as JSON that :meth:`Settings.model_validate_json` restores exactly,
+    secrets included: for handing validated settings to worker processes only,
+    never for printing."""
+    return orjson.dumps(settings.model_dump(), default=_reveal).decode()
+
+
+def _reveal(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def load_settings(

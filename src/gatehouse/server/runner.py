@@ -7,7 +7,7 @@ import os
 
 import uvicorn
 
-from gatehouse.core.config import Settings
+from gatehouse.core.config import Settings, settings_to_json
 from gatehouse.server.app import SETTINGS_ENV, create_app
 
 log = logging.getLogger("gatehouse")
@@ -44,7 +44,7 @@ def serve(settings: Settings) -> None:
         return
     # Workers are separate processes: each rebuilds the app from the settings
     # validated here, so every worker runs exactly the same configuration.
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[SETTINGS_ENV] = settings_to_json(settings)
     uvicorn.run(
         "gatehouse.server.app:create_app_from_environment",
         factory=True,
