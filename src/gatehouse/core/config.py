@@ -160,12 +160,33 @@ class RouterConfig(_Section):
     admission: AdmissionConfig = AdmissionConfig()
 
 
+class SemanticCacheConfig(_Section):
+    groups: list[str] = Field(default_factory=list)  # opt-in: model groups it serves
+    embedding_model: str = "local/minilm"
+    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_entries: int = Field(default=10_000, ge=1)
+
+
+class CacheConfig(_Section):
+    enabled: bool = True
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    ttl_seconds: float = Field(default=3600.0, gt=0)
+    max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    scope: Literal["principal", "team", "org", "global"] = "principal"
+    only_deterministic: bool = True
+    coalesce: bool = True
+    semantic: SemanticCacheConfig = SemanticCacheConfig()
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
     local: LocalConfig = LocalConfig()
     models: list[ModelGroupConfig] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
+    cache: CacheConfig = CacheConfig()
     aliases: dict[str, str] = Field(default_factory=lambda: {"default": "local/smollm2"})
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.

@@ -71,6 +71,16 @@ class StreamOptions(_Wire):
     include_usage: bool = False
 
 
+class CacheOptions(BaseModel):
+    """The per-request ``cache`` body field: gatehouse reads it, upstreams never see it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: float | None = Field(default=None, gt=0, le=30 * 86400)
+    namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    bypass: bool = False
+
+
 class ChatCompletionRequest(_Wire):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
@@ -87,6 +97,9 @@ class ChatCompletionRequest(_Wire):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    # Gateway control, not a model parameter: excluded from every dump so no
+    # provider forwards it upstream.
+    cache: CacheOptions | None = Field(default=None, exclude=True)
 
     @field_validator("stop")
     @classmethod

@@ -39,10 +39,11 @@ CacheStatus = Literal["hit", "miss", "bypass"]
 class CallContext:
     """What one request carries through the pipeline.
 
-    Stages fill the optional fields as the request moves along: ``principal``
-    (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
-    call), ``cache`` (the cache). ``response_headers`` are added to the HTTP
-    response by the server.
+        Stages fill the optional fields as the request moves along: ``principal``
+        (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
+        call), ``cache`` (the cache), ``coalesced`` (true when this request shared
+    another identical in-flight request's upstream call). ``response_headers`` are added to the HTTP
+        response by the server.
     """
 
     request_id: str
@@ -55,6 +56,7 @@ class CallContext:
     usage: Usage | None = None
     first_token_at: float | None = None
     cache: CacheStatus | None = None
+    coalesced: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)
 
     @property

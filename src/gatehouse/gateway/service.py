@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
@@ -18,6 +18,7 @@ from gatehouse.core.types import (
     ModelCard,
     StreamOptions,
 )
+from gatehouse.gateway.cache import cache_stages
 from gatehouse.gateway.observer import Observer, ObserveStage
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Result, Stage, chain
 from gatehouse.gateway.registry import (
@@ -174,15 +175,17 @@ def build_gateway(
     for index, config in enumerate(settings.models):
         groups.append(_group(config, settings.router, factory, where=f"models[{index}]"))
     registry = ModelRegistry(groups=groups, aliases=settings.aliases)
+    router = Router(registry, settings.router, observer=observer)
+
+    def embed_call(request: EmbeddingRequest) -> Awaitable[EmbeddingResponse]:
+        return router.embed(_local_context("embeddings", request), request)
+
+    # Stage order, outermost first: observe everything, cache hits included.
     stages: list[Stage] = []
     if observer is not None:
         stages.append(ObserveStage(observer))
-    return Gateway(
-        registry,
-        started_at=started_at,
-        stages=stages,
-        router=Router(registry, settings.router, observer=observer),
-    )
+    stages.extend(cache_stages(settings.cache, embed_call))
+    return Gateway(registry, started_at=started_at, stages=stages, router=router)
 
 
 def _group(
