@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean
+.PHONY: serve test lint typecheck unit install clean system-deps
 
 install: $(STAMP)
 
@@ -33,7 +33,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: lint typecheck
+# Services the integration tests start themselves (redis-server for the shared
+# cache store); installed from Debian once, skipped when already present.
+system-deps:
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+test: lint typecheck system-deps
 	$(BIN)/pytest
 
 clean:

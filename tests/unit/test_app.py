@@ -12,6 +12,7 @@ import pytest
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import ServiceUnavailableError
 from gatehouse.gateway import Gateway, ModelRegistry
+from gatehouse.gateway.cache import ExactCache, MemoryStore
 from gatehouse.server import create_app
 
 from .fakes import ConstantEmbeddings, EchoChat
@@ -209,3 +210,27 @@ async def test_every_route_is_in_the_openapi_schema(http: httpx.AsyncClient, app
     assert chat_body["content"]["application/json"]["schema"]["$ref"].endswith(
         "ChatCompletionRequest"
     )
+
+
+async def test_cache_header_and_bad_cache_field(tmp_path: Path, chat: EchoChat) -> None:
+    registry = ModelRegistry([chat], {"default": "test/echo"})
+    cached = Gateway(registry, started_at=0, stages=[ExactCache(MemoryStore(), ttl=60)])
+    app = create_app(Settings(data_dir=tmp_path), gateway=cached)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse") as http:
+        await _check_cache_header_and_bad_cache_field(http)
+
+
+async def _check_cache_header_and_bad_cache_field(http: httpx.AsyncClient) -> None:
+    body = {"model": "default", "messages": [{"role": "user", "content": "x"}], "temperature": 0}
+    first = await http.post("/v1/chat/completions", json=body)
+    second = await http.post("/v1/chat/completions", json=body)
+    assert (first.headers["x-gatehouse-cache"], second.headers["x-gatehouse-cache"]) == (
+        "miss",
+        "hit",
+    )
+    bad = await http.post("/v1/chat/completions", json={**body, "cache": {"ttl": -1}})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "cache.ttl"
+    unknown = await http.post("/v1/chat/completions", json={**body, "cache": {"tll": 5}})
+    assert unknown.status_code == 400

@@ -33,8 +33,8 @@ class MemoryStore:
     def __init__(
         self,
         *,
-        max_entries: int,
-        max_bytes: int,
+        max_entries: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_entries = max_entries
