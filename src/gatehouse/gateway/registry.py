@@ -27,6 +27,10 @@ class ModelGroup:
     context_window_fallbacks: list[str] = field(default_factory=list)
     content_policy_fallbacks: list[str] = field(default_factory=list)
     ring: HashRing | None = None
+    # What the deployments serve, found once: isinstance against a runtime
+    # Protocol costs microseconds and this is asked on every request. The
+    # deployments of a group are fixed when it is built.
+    _kinds: tuple[bool, bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.strategy == "prefix_affinity":
@@ -38,14 +42,20 @@ class ModelGroup:
         return min(windows) if windows else None
 
     def serves_chat(self) -> bool:
-        return self.info.kind == "chat" and all(
-            isinstance(d.provider, ChatProvider) for d in self.deployments
-        )
+        return self._served()[0]
 
     def serves_embeddings(self) -> bool:
-        return self.info.kind == "embedding" and all(
-            isinstance(d.provider, EmbeddingProvider) for d in self.deployments
-        )
+        return self._served()[1]
+
+    def _served(self) -> tuple[bool, bool]:
+        if self._kinds is None:
+            providers = [d.provider for d in self.deployments]
+            self._kinds = (
+                self.info.kind == "chat" and all(isinstance(p, ChatProvider) for p in providers),
+                self.info.kind == "embedding"
+                and all(isinstance(p, EmbeddingProvider) for p in providers),
+            )
+        return self._kinds
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,10 +25,10 @@ from gatehouse.core.errors import (
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.observability import DeploymentState, Metrics
 from gatehouse.server.http import JSONResponse, error_response
-from gatehouse.server.middleware import RequestContextMiddleware
+from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
 from gatehouse.server.routes import anthropic, deployments, health, observability, openai
-from gatehouse.server.routes.table import RouteSpec
+from gatehouse.server.routes.table import RawEndpoint, RouteSpec
 
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
 
@@ -66,7 +66,8 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
         # Inside Starlette's own error layer, so that our handler answers
         # unexpected failures in the OpenAI shape with the request id.
         middleware=[
-            Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes)
+            Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes),
+            Middleware(HotRoutes, routes=_hot_routes(specs)),
         ],
         exception_handlers={
             GatehouseError: _gatehouse_error,
@@ -78,6 +79,14 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
     return app
+
+
+def _hot_routes(specs: list[RouteSpec]) -> dict[str, RawEndpoint]:
+    return {
+        spec.path: cast(RawEndpoint, spec.endpoint)
+        for spec in specs
+        if spec.raw and spec.method == "POST"
+    }
 
 
 def create_app_from_environment() -> Starlette:

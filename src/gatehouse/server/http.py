@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Send
 
 from gatehouse.core.errors import (
     GatehouseError,
@@ -25,13 +26,42 @@ M = TypeVar("M", bound=BaseModel)
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
+def to_json(model: BaseModel) -> bytes:
+    """``model`` as JSON bytes, straight from pydantic's serializer (no str round trip)."""
+    return model.__pydantic_serializer__.to_json(model)
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         if isinstance(content, BaseModel):
-            return content.model_dump_json().encode()
+            return to_json(content)
         return orjson.dumps(content)
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body from raw ASGI ``receive``."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body  # the usual case: one message, no copy
+    parts = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        parts.append(message.get("body", b""))
+    return b"".join(parts)
+
+
+async def send_json(send: Send, body: bytes, headers: Mapping[str, str], status: int = 200) -> None:
+    """Answer a raw ASGI request with a JSON body in two messages."""
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    raw.extend((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(error: GatehouseError) -> JSONResponse:
@@ -52,14 +82,17 @@ def error_headers(error: GatehouseError) -> dict[str, str]:
 
 async def parse_body(request: Request, model: type[M]) -> M:
     """Read, decode and validate a JSON body into ``model``, or raise a 4xx error."""
-    content_type = request.headers.get("content-type")
+    return decode_body(request.headers.get("content-type"), await request.body(), model)
+
+
+def decode_body(content_type: str | None, body: bytes, model: type[M]) -> M:
+    """Decode and validate a JSON body into ``model``, or raise a 4xx error."""
     if content_type is not None:
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
             raise UnsupportedMediaTypeError(
                 f"Unsupported content type '{media_type}'; send 'application/json'."
             )
-    body = await request.body()
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -81,11 +114,7 @@ def sse_response(
 
 
 def sse_event(payload: BaseModel | dict[str, Any]) -> bytes:
-    data = (
-        payload.model_dump_json().encode()
-        if isinstance(payload, BaseModel)
-        else orjson.dumps(payload)
-    )
+    data = to_json(payload) if isinstance(payload, BaseModel) else orjson.dumps(payload)
     return b"data: " + data + b"\n\n"
 
 

@@ -1,15 +1,19 @@
 """The OpenAI-compatible routes: chat completions, embeddings, models.
 
-These are the hot path: plain Starlette endpoints that parse the body once
-with orjson + pydantic and hand a typed request to the gateway.
+Chat completions and embeddings are the hot path: raw ASGI endpoints
+(``raw=True`` in the route table) that the server dispatches to before
+Starlette's router, parse the body once with orjson + pydantic, and hand a
+typed request to the gateway. The model listing is an ordinary endpoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gatehouse.core.errors import GatehouseError
 from gatehouse.core.types import (
@@ -21,13 +25,15 @@ from gatehouse.core.types import (
     ModelCard,
 )
 from gatehouse.gateway import CallContext, Gateway
-from gatehouse.gateway.pipeline import Endpoint
 from gatehouse.server.http import (
     SSE_DONE,
     JSONResponse,
-    parse_body,
+    decode_body,
+    read_body,
+    send_json,
     sse_event,
     sse_response,
+    to_json,
 )
 from gatehouse.server.routes.table import RouteSpec
 
@@ -37,28 +43,23 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def _context(
-    request: Request, endpoint: Endpoint, body: ChatCompletionRequest | EmbeddingRequest
-) -> CallContext:
-    return CallContext(
-        request_id=request.state.request_id,
-        endpoint=endpoint,
-        request=body,
-        headers=request.headers,
+async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
+    """Raw ASGI: this is the hottest route, so it pays for no request/response objects."""
+    headers = Headers(scope=scope)
+    body = decode_body(headers.get("content-type"), await read_body(receive), ChatCompletionRequest)
+    ctx = CallContext(
+        request_id=scope["state"]["request_id"], endpoint="chat", request=body, headers=headers
     )
-
-
-async def chat_completions(request: Request) -> Response:
-    ctx = _context(request, "chat", await parse_body(request, ChatCompletionRequest))
-    result = await _gateway(request).handle(ctx)
+    result = await _gateway_of(scope).handle(ctx)
     if isinstance(result, ChatCompletion):
-        return JSONResponse(result, headers=ctx.response_headers)
+        await send_json(send, to_json(result), ctx.response_headers)
+        return
     if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
         raise TypeError("chat call produced an embedding response")
     # Pull the first chunk before answering, so that errors found while
     # preparing (bad parameters, context too long) get a real HTTP status.
     first = await anext(result)
-    return sse_response(_sse(first, result), headers=ctx.response_headers)
+    await sse_response(_sse(first, result), headers=ctx.response_headers)(scope, receive, send)
 
 
 async def _sse(
@@ -76,10 +77,23 @@ async def _sse(
     yield SSE_DONE
 
 
-async def embeddings(request: Request) -> Response:
-    ctx = _context(request, "embeddings", await parse_body(request, EmbeddingRequest))
-    result = await _gateway(request).handle(ctx)
-    return JSONResponse(result, headers=ctx.response_headers)
+async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
+    headers = Headers(scope=scope)
+    body = decode_body(headers.get("content-type"), await read_body(receive), EmbeddingRequest)
+    ctx = CallContext(
+        request_id=scope["state"]["request_id"],
+        endpoint="embeddings",
+        request=body,
+        headers=headers,
+    )
+    result = await _gateway_of(scope).handle(ctx)
+    assert isinstance(result, EmbeddingResponse)
+    await send_json(send, to_json(result), ctx.response_headers)
+
+
+def _gateway_of(scope: Scope) -> Gateway:
+    gateway: Gateway = scope["app"].state.gateway
+    return gateway
 
 
 async def list_models(request: Request) -> Response:
@@ -96,6 +110,7 @@ ROUTES = [
         "POST",
         "/v1/chat/completions",
         chat_completions,
+        raw=True,
         summary="Create a chat completion (JSON, or SSE when stream=true)",
         request_model=ChatCompletionRequest,
         response_model=ChatCompletion,
@@ -106,6 +121,7 @@ ROUTES = [
         "POST",
         "/v1/embeddings",
         embeddings,
+        raw=True,
         summary="Create embeddings",
         request_model=EmbeddingRequest,
         response_model=EmbeddingResponse,
