@@ -31,8 +31,8 @@ from gatehouse.server.http import (
     decode_body,
     read_body,
     send_json,
+    send_sse,
     sse_event,
-    sse_response,
     to_json,
 )
 from gatehouse.server.routes.table import RouteSpec
@@ -59,7 +59,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     # Pull the first chunk before answering, so that errors found while
     # preparing (bad parameters, context too long) get a real HTTP status.
     first = await anext(result)
-    await sse_response(_sse(first, result), headers=ctx.response_headers)(scope, receive, send)
+    await send_sse(receive, send, _sse(first, result), ctx.response_headers)
 
 
 async def _sse(
