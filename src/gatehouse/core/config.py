@@ -163,7 +163,7 @@ class RouterConfig(_Section):
 class SemanticCacheConfig(_Section):
     groups: list[str] = Field(default_factory=list)  # opt-in: model groups it serves
     embedding_model: str = "local/minilm"
-    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    threshold: float = Field(default=0.98, gt=0.0, le=1.0)  # bench/semantic_cache.py
     max_entries: int = Field(default=10_000, ge=1)
 
 
