@@ -498,8 +498,10 @@ def report(
             f"peak {peak / 1024:.1f} MiB"
         )
     print(
-        "\ngatehouse features on: routing through a model group (openai_compat deployment),"
-        " request validation, request ids; cache and coalescing off."
+        "\ngatehouse features on: request validation, request ids, routing through a model"
+        " group (openai_compat deployment, retries, breaker), admission control, Prometheus"
+        " metrics; cache and coalescing off. Auth, rate limits and usage metering are not"
+        " part of this build yet."
     )
 
 
