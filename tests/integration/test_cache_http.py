@@ -112,3 +112,52 @@ def test_fifty_concurrent_identical_requests_make_one_upstream_call(
         if r.headers.get("x-gatehouse-coalesced") == "1" or r.headers["x-gatehouse-cache"] == "hit"
     ]
     assert len(shared) == 49
+
+
+@pytest.fixture(scope="module")
+def semantic_server(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("semantic")
+    config = root / "gatehouse.yaml"
+    config.write_text(
+        f"""
+local: {{chat: {{enabled: false}}}}
+cache: {{semantic: {{groups: [faq], threshold: 0.95}}}}
+models:
+  - name: faq
+    deployments:
+      - {{provider: openai_compat, model: up-faq, base_url: '{upstream.base_url}/v1'}}
+"""
+    )
+    running = start_server(root / "data", config=config)
+    yield running
+    stop_server(running)
+
+
+def test_the_semantic_cache_answers_a_rewording_with_the_real_model(
+    semantic_server: RunningServer, upstream: FakeUpstream
+) -> None:
+    upstream.reset()
+    system = {"role": "system", "content": "Answer briefly."}
+
+    def faq(question: str, system_prompt: dict[str, str] = system) -> dict[str, object]:
+        messages = [system_prompt, {"role": "user", "content": question}]
+        return {"model": "faq", "temperature": 0, "messages": messages}
+
+    with httpx.Client(base_url=semantic_server.base_url, timeout=120) as http:
+        first = http.post("/v1/chat/completions", json=faq("What is the capital of France?"))
+        assert first.headers["x-gatehouse-cache"] == "miss"
+        reworded = http.post(
+            "/v1/chat/completions", json=faq("What is the capital city of France?")
+        )
+        assert reworded.headers["x-gatehouse-cache"] == "hit"
+        assert float(reworded.headers["x-gatehouse-cache-similarity"]) >= 0.95
+        assert reworded.json()["choices"] == first.json()["choices"]
+        other_system = {"role": "system", "content": "Answer in French."}
+        elsewhere = http.post(
+            "/v1/chat/completions",
+            json=faq("What is the capital of France?", other_system),
+        )
+        assert elsewhere.headers["x-gatehouse-cache"] == "miss"
+    assert upstream.count("chat") == 2
