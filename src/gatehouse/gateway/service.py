@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
 from gatehouse.core.ids import request_id as new_request_id
@@ -32,6 +33,9 @@ from gatehouse.gateway.routing.router import Router
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, Readiness
 from gatehouse.providers.factory import ProviderFactory
 
+if TYPE_CHECKING:
+    from gatehouse.gateway.governance import Governance
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -50,11 +54,22 @@ class Gateway:
         started_at: int,
         stages: Sequence[Stage] = (),
         router: Router | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.registry = registry
         self.router = router or Router(registry)
+        self.governance = governance
         self._started_at = started_at
         self._handle = chain(stages, self._dispatch)
+
+    async def start(self) -> None:
+        """Open what the stages need (databases, outbox, counters); the server calls it."""
+        if self.governance is not None:
+            await self.governance.start()
+
+    async def stop(self) -> None:
+        if self.governance is not None:
+            await self.governance.stop()
 
     async def aclose(self) -> None:
         """Close upstream connection pools."""
@@ -174,14 +189,20 @@ def build_gateway(
     for index, config in enumerate(settings.models):
         groups.append(_group(config, settings.router, factory, where=f"models[{index}]"))
     registry = ModelRegistry(groups=groups, aliases=settings.aliases)
+    from gatehouse.gateway.governance import Governance
+
+    governance = Governance(settings)
+    # The stage order, outermost first. Stages never import each other.
     stages: list[Stage] = []
     if observer is not None:
         stages.append(ObserveStage(observer))
+    stages.extend(governance.stages())
     return Gateway(
         registry,
         started_at=started_at,
         stages=stages,
         router=Router(registry, settings.router, observer=observer),
+        governance=governance,
     )
 
 

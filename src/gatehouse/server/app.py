@@ -27,7 +27,7 @@ from gatehouse.observability import DeploymentState, Metrics
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
-from gatehouse.server.routes import anthropic, deployments, health, observability, openai
+from gatehouse.server.routes import admin, anthropic, deployments, health, observability, openai
 from gatehouse.server.routes.table import RouteSpec
 
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
@@ -45,6 +45,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
         *deployments.ROUTES,
         *health.ROUTES,
         *observability.ROUTES,
+        *admin.ROUTES,
     ]
     document: dict[str, Any] = {}
 
@@ -57,8 +58,12 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await gateway.aclose()
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+            await gateway.aclose()
 
     app = Starlette(
         lifespan=lifespan,

@@ -1,0 +1,73 @@
+"""Prices per model and per deployment, and the cost of a call from its usage.
+
+A deployment's price overrides its model's. Prices are USD per token (LiteLLM's
+unit, so its ``input_cost_per_token`` values paste in unchanged). Cached input
+tokens cost ``cache_read_input_token_cost`` when set, else the input price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gatehouse.core.config import Price
+
+FREE = Price()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounts:
+    prompt: int
+    completion: int
+    cached: int = 0
+
+
+class PricingTable:
+    """Looks prices up and turns token counts into USD."""
+
+    def __init__(
+        self, models: Mapping[str, Price], deployments: Mapping[str, Price] | None = None
+    ) -> None:
+        self._models = dict(models)
+        self._deployments = dict(deployments or {})
+        # The dearest price anyone could be routed to: admission reserves with
+        # it before routing has picked a deployment, so the estimate is an
+        # upper bound and a hard budget cannot be overrun.
+        everything = [*self._models.values(), *self._deployments.values()]
+        self._ceiling = Price(
+            input_cost_per_token=max((p.input_cost_per_token for p in everything), default=0.0),
+            output_cost_per_token=max((p.output_cost_per_token for p in everything), default=0.0),
+        )
+
+    def price(self, model: str, deployment: str | None = None) -> Price:
+        if deployment is not None and deployment in self._deployments:
+            return self._deployments[deployment]
+        if model in self._models:
+            return self._models[model]
+        if deployment is not None and deployment in self._models:
+            return self._models[deployment]
+        return FREE
+
+    def cost(self, model: str, deployment: str | None, tokens: TokenCounts) -> float:
+        """The USD cost of a finished call."""
+        price = self.price(model, deployment)
+        cached = min(tokens.cached, tokens.prompt)
+        cached_price = price.cache_read_input_token_cost
+        if cached_price is None:
+            cached_price = price.input_cost_per_token
+        return (
+            (tokens.prompt - cached) * price.input_cost_per_token
+            + cached * cached_price
+            + tokens.completion * price.output_cost_per_token
+        )
+
+    def max_cost(self, model: str, prompt_tokens: int, max_completion_tokens: int) -> float:
+        """An upper bound on what a call can cost before its deployment is known."""
+        price = self._models.get(model)
+        ceiling = self._ceiling
+        if price is not None and not self._deployments:
+            ceiling = price
+        return (
+            prompt_tokens * ceiling.input_cost_per_token
+            + max_completion_tokens * ceiling.output_cost_per_token
+        )
