@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean
+.PHONY: serve test lint typecheck unit install clean services
 
 install: $(STAMP)
 
@@ -33,7 +33,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: lint typecheck
+# redis-server and PostgreSQL, which integration tests start as real processes.
+services:
+	@sh scripts/ensure-test-services.sh
+
+test: lint typecheck services
 	$(BIN)/pytest
 
 clean:

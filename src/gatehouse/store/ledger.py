@@ -35,10 +35,16 @@ class LedgerStore:
             return 0
         rows = [event.model_dump() for event in events]
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = insert(schema.ledger).on_conflict_do_nothing(index_elements=["id"])
+        statement = (
+            insert(schema.ledger)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(schema.ledger.c.id)
+        )
+        # RETURNING counts the new rows on every driver (asyncpg reports no
+        # rowcount for a batch); SQLAlchemy sends the batch as multi-row VALUES.
         async with self._db.engine.begin() as conn:
             result = await conn.execute(statement, rows)
-        return max(result.rowcount, 0)
+            return len(result.all())
 
     async def events(self, *, since: float = 0.0, limit: int = 100) -> list[UsageEvent]:
         table = schema.ledger

@@ -110,9 +110,17 @@ class RedisCounters:
     """Counters in one Redis server, shared by every replica."""
 
     def __init__(self, url: str, *, prefix: str = "gh:") -> None:
-        self._redis: Any = aioredis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+        # A blocking pool: a burst of requests waits briefly for a connection
+        # instead of failing with "too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=64,
+            timeout=2,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            decode_responses=True,
         )
+        self._redis: Any = aioredis.Redis(connection_pool=pool)
         self._prefix = prefix
         self._admit = self._redis.register_script(ADMIT)
         self._settle = self._redis.register_script(SETTLE)
