@@ -58,7 +58,7 @@ class Governance:
             else:
                 counters = MemoryCounters()
         self.counters = counters
-        self.pricing = PricingTable(settings.pricing.models, settings.pricing.deployments)
+        self.pricing = PricingTable.from_settings(settings)
         self.authenticator = Authenticator(settings.auth, self.directory, clock)
         self.admission = AdmissionStage(
             counters,

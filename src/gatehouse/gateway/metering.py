@@ -42,7 +42,9 @@ class MeteringStage:
         except AuthenticationError:
             raise
         except GatehouseError as exc:
-            await self._outbox.append(self.event(ctx, exc.error_code or exc.type, exc.http_status, exc))
+            await self._outbox.append(
+                self.event(ctx, exc.error_code or exc.type, exc.http_status, exc)
+            )
             raise
         except Exception as exc:
             await self._outbox.append(self.event(ctx, "internal_error", 500, exc))
@@ -59,7 +61,9 @@ class MeteringStage:
             async for chunk in chunks:
                 yield chunk
         except GatehouseError as exc:
-            await self._outbox.append(self.event(ctx, exc.error_code or exc.type, exc.http_status, exc))
+            await self._outbox.append(
+                self.event(ctx, exc.error_code or exc.type, exc.http_status, exc)
+            )
             raise
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away mid-stream: record what was used without
