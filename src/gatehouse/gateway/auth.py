@@ -9,15 +9,22 @@ failure is the same 401 with the same message, whatever went wrong.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Mapping
 
 from gatehouse.core.config import AuthConfig
-from gatehouse.core.errors import AuthenticationError, PermissionDeniedError
+from gatehouse.core.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
 from gatehouse.core.ids import Clock
 from gatehouse.core.principal import ANONYMOUS, Principal
 from gatehouse.gateway.jwt_auth import JWTVerifier
 from gatehouse.gateway.keys import KEY_PREFIX, Directory, matches, parse_key
 from gatehouse.gateway.pipeline import CallContext, Next, Result
+
+log = logging.getLogger("gatehouse.auth")
 
 MASTER = Principal(id="master", kind="master")
 
@@ -49,7 +56,15 @@ class Authenticator:
         if parsed is None:
             raise AuthenticationError()
         key_id, secret = parsed
-        cached = await self._directory.key(key_id)
+        try:
+            cached = await self._directory.key(key_id)
+        except Exception as exc:
+            # Not cached and the database is unreachable: the caller may be
+            # legitimate, so this is a retryable 503, not a 401.
+            log.warning("cannot look up key %s: %s", key_id, exc)
+            raise ServiceUnavailableError(
+                "Credentials cannot be checked right now; try again shortly."
+            ) from None
         if (
             cached is None
             or not matches(cached.record, secret)
