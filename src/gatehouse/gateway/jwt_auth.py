@@ -12,6 +12,8 @@ import json
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from gatehouse.core.config import JWTConfig
@@ -72,7 +74,9 @@ class JWTVerifier:
             candidates = [self._secret]
         elif alg in _ASYMMETRIC and self._public:
             kid = header.get("kid")
-            candidates = [self._by_kid[kid]] if kid in self._by_kid else self._public
+            pool = [self._by_kid[kid]] if kid in self._by_kid else self._public
+            kind = RSAPublicKey if alg == "RS256" else EllipticCurvePublicKey
+            candidates = [key for key in pool if isinstance(key, kind)]
         else:
             raise AuthenticationError()
         claims = None
@@ -88,7 +92,7 @@ class JWTVerifier:
                     options={"require": ["exp"], "verify_aud": self._config.audience is not None},
                 )
                 break
-            except jwt.PyJWTError:
+            except (jwt.PyJWTError, TypeError, ValueError):
                 continue
         if claims is None:
             raise AuthenticationError()

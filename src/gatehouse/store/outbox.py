@@ -122,7 +122,7 @@ class Outbox:
                     except queue.Empty:
                         break
                 stop = any(item is _STOP for item in batch)
-                self._handle(conn, [item for item in batch if item is not _STOP])
+                self._handle_safely(conn, [item for item in batch if item is not _STOP])
                 if stop:
                     # Drain anything queued after the stop marker too.
                     rest: list[Any] = []
@@ -131,10 +131,17 @@ class Outbox:
                             rest.append(self._queue.get_nowait())
                         except queue.Empty:
                             break
-                    self._handle(conn, [item for item in rest if item is not _STOP])
+                    self._handle_safely(conn, [item for item in rest if item is not _STOP])
                     return
         finally:
             conn.close()
+
+    def _handle_safely(self, conn: sqlite3.Connection, items: list[Any]) -> None:
+        # The thread must outlive any one bad batch: every later request waits on it.
+        try:
+            self._handle(conn, items)
+        except Exception:
+            log.exception("outbox writer failed on a batch of %d item(s)", len(items))
 
     def _handle(self, conn: sqlite3.Connection, items: list[Any]) -> None:
         appends = [item for item in items if item[0] == "append"]
@@ -151,18 +158,29 @@ class Outbox:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 for *_, done in appends:
-                    done.set_exception(exc)
+                    _resolve(done, None, error=exc)
             else:
                 for *_, done in appends:
-                    done.set_result(None)
+                    _resolve(done, None)
         for item in items:
             if item[0] != "call":
                 continue
             _, function, args, done = item
             try:
-                done.set_result(function(conn, *args))
+                _resolve(done, function(conn, *args))
             except sqlite3.Error as exc:
-                done.set_exception(exc)
+                _resolve(done, None, error=exc)
+
+
+def _resolve(done: Future[Any], result: Any, *, error: BaseException | None = None) -> None:
+    """Settle a caller's future. A caller that gave up waiting (its request was
+    cancelled) has cancelled it; its event is written all the same."""
+    if not done.set_running_or_notify_cancel():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
 
 
 def _fetch(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]:
