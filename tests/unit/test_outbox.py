@@ -34,7 +34,7 @@ async def test_appended_events_survive_a_reopen_in_order(tmp_path: Path) -> None
     reopened = Outbox(tmp_path / "outbox.db")
     reopened.open()
     pending = await reopened.pending(1000)
-    assert [e.id for _, e in pending] == [f"evt-{n}" for n in range(500)]
+    assert [e["id"] for _, e in pending] == [f"evt-{n}" for n in range(500)]
     reopened.close()
 
 

@@ -48,6 +48,9 @@ SubjectName = Literal["key", "user", "team", "model"]
 GAUGE_TTL = 600.0  # a crashed replica's concurrency slots free themselves after this
 
 
+_Subject = tuple[SubjectName, str, LimitSpec | None, Budget | None]
+
+
 @dataclass(slots=True)
 class _Plan:
     claims: list[Claim] = field(default_factory=list)
@@ -77,6 +80,10 @@ class AdmissionStage:
         self._clock = clock
         self._fail_open = fail_open
         self._seeded: set[str] = set()
+        self._subject_cache: dict[
+            tuple[str, str | None, str | None, str], tuple[int, list[_Subject]]
+        ] = {}
+        self._windows: dict[str, tuple[str, float, float]] = {}
         self.counter_failures = 0
         self.soft_alerts = 0
 
@@ -116,11 +123,26 @@ class AdmissionStage:
         plan.est_tokens = prompt + max_completion
         plan.max_cost = self._pricing.max_cost(ctx.model, prompt, max_completion)
 
-        subjects: list[tuple[SubjectName, str, LimitSpec | None, Budget | None]] = []
+        for kind, name, limits, budget in await self._subjects(principal, ctx.model):
+            if limits is not None:
+                self._limit_claims(plan, kind, name, limits)
+            if budget is not None and kind != "model":
+                await self._budget_claim(plan, kind, name, budget, now)
+        return plan
+
+    async def _subjects(self, principal: Principal, model: str) -> list[_Subject]:
+        """Who this call is charged to, with their limits and budgets; cached until
+        the directory drops its caches (any admin change)."""
+        cache_key = (principal.id, principal.user, principal.team, model)
+        generation = self._directory.generation
+        cached = self._subject_cache.get(cache_key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        subjects: list[_Subject] = []
         if principal.key_id is not None:
-            cached = await self._directory.key(principal.key_id)
-            if cached is not None:
-                record = cached.record
+            key = await self._directory.key(principal.key_id)
+            if key is not None:
+                record = key.record
                 subjects.append(("key", record.id, record.limits, record.budget))
         if principal.user is not None:
             user = await self._directory.subject("user", principal.user)
@@ -130,16 +152,14 @@ class AdmissionStage:
             team = await self._directory.subject("team", principal.team)
             if team is not None:
                 subjects.append(("team", team.id, team.limits, team.budget))
-        model_limits = self._limits.models.get(ctx.model)
+        model_limits = self._limits.models.get(model)
         if model_limits is not None:
-            subjects.append(("model", ctx.model, model_limits, None))
-
-        for kind, name, limits, budget in subjects:
-            if limits is not None:
-                self._limit_claims(plan, kind, name, limits)
-            if budget is not None and kind != "model":
-                await self._budget_claim(plan, kind, name, budget, now)
-        return plan
+            subjects.append(("model", model, model_limits, None))
+        if generation == self._directory.generation:
+            if len(self._subject_cache) > 100_000:
+                self._subject_cache.clear()
+            self._subject_cache[cache_key] = (generation, subjects)
+        return subjects
 
     def _limit_claims(self, plan: _Plan, kind: str, name: str, limits: LimitSpec) -> None:
         if limits.rpm is not None:
@@ -163,7 +183,10 @@ class AdmissionStage:
         budget: Budget,
         now: float,
     ) -> None:
-        label, start, end = period_window(budget.period, now)
+        window = self._windows.get(budget.period)
+        if window is None or not window[1] <= now < window[2]:
+            window = self._windows[budget.period] = period_window(budget.period, now)
+        label, start, end = window
         key = f"spend:{kind}:{name}:{budget.period}:{label}"
         ttl = 0.0 if math.isinf(end) else end - now + 3600.0
         if key not in self._seeded:

@@ -106,6 +106,11 @@ class Directory:
                 await self._task
             self._task = None
 
+    @property
+    def generation(self) -> int:
+        """Changes whenever the caches are dropped; derived caches compare it."""
+        return self._generation
+
     def invalidate(self) -> None:
         self._generation += 1
         self._keys.clear()

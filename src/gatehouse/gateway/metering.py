@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from gatehouse.catalog import PricingTable, TokenCounts
 from gatehouse.core.errors import AuthenticationError, GatehouseError
 from gatehouse.core.governance import UsageEvent
-from gatehouse.core.ids import Clock, new_id
+from gatehouse.core.ids import Clock, IdSequence
 from gatehouse.core.types import ChatCompletionChunk
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result
 from gatehouse.store.outbox import Outbox
@@ -33,6 +33,7 @@ class MeteringStage:
         self._outbox = outbox
         self._pricing = pricing
         self._clock = clock
+        self._ids = IdSequence("evt")
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
         if ctx.principal is None or ctx.principal.kind == "local":
@@ -90,8 +91,9 @@ class MeteringStage:
         message = None
         if error is not None:
             message = error.message if isinstance(error, GatehouseError) else type(error).__name__
-        return UsageEvent(
-            id=new_id("evt"),
+        # Every field is built here from typed values: skip re-validation.
+        return UsageEvent.model_construct(
+            id=self._ids.next(),
             request_id=ctx.request_id,
             created_at=self._clock(),
             principal=principal.id,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,24 +27,34 @@ _GROUP_COLUMNS = {
 class LedgerStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._compiled: tuple[str, tuple[str, ...]] | None = None
 
-    async def insert(self, events: Sequence[UsageEvent]) -> int:
-        """Insert events, skipping ids already present (a re-shipped batch). Returns
-        how many rows were new."""
+    async def insert(self, events: Sequence[UsageEvent | Mapping[str, Any]]) -> None:
+        """Insert events (records, or row dicts as the outbox holds them), skipping
+        ids already present (a re-shipped batch)."""
         if not events:
-            return 0
-        rows = [event.model_dump() for event in events]
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = (
-            insert(schema.ledger)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(schema.ledger.c.id)
-        )
-        # RETURNING counts the new rows on every driver (asyncpg reports no
-        # rowcount for a batch); SQLAlchemy sends the batch as multi-row VALUES.
+            return
+        sql, columns = self._insert_sql()
+        rows = [e.model_dump() if isinstance(e, UsageEvent) else e for e in events]
+        params = [tuple(row.get(column) for column in columns) for row in rows]
+        # Straight to the driver's executemany: this runs for every request the
+        # gateway serves, and SQLAlchemy's per-row parameter processing would
+        # cost more than the insert itself.
         async with self._db.engine.begin() as conn:
-            result = await conn.execute(statement, rows)
-            return len(result.all())
+            await conn.exec_driver_sql(sql, params)
+
+    def _insert_sql(self) -> tuple[str, tuple[str, ...]]:
+        if self._compiled is None:
+            insert = sqlite_insert if self._db.is_sqlite else pg_insert
+            statement = insert(schema.ledger).on_conflict_do_nothing(index_elements=["id"])
+            compiled = statement.compile(
+                dialect=self._db.engine.dialect,
+                column_keys=[column.name for column in schema.ledger.columns],
+            )
+            positions = compiled.positiontup
+            assert positions is not None
+            self._compiled = (str(compiled), tuple(positions))
+        return self._compiled
 
     async def events(self, *, since: float = 0.0, limit: int = 100) -> list[UsageEvent]:
         table = schema.ledger

@@ -23,6 +23,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from gatehouse.core.governance import UsageEvent
 
 log = logging.getLogger("gatehouse.outbox")
@@ -49,6 +51,8 @@ class Outbox:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._buffer: list[tuple[str, str]] = []
+        self._waiter: asyncio.Future[None] | None = None
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,21 +64,49 @@ class Outbox:
         ready.result()
 
     async def append(self, event: UsageEvent) -> None:
-        """Return once ``event`` is committed to the outbox file."""
-        await asyncio.wrap_future(self.submit(event))
+        """Return once ``event`` is committed to the outbox file.
+
+        Events appended in one turn of the event loop travel to the writer
+        thread together and share one future, so a request pays a list append
+        and an await, not a cross-thread hand-off of its own.
+        """
+        if self._closed:
+            raise OutboxClosedError("the outbox is closed")
+        self._buffer.append((event.id, event.model_dump_json()))
+        waiter = self._waiter
+        if waiter is None:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            loop.call_soon(self._flush, loop)
+        # Shielded: a request cancelled while waiting must not cancel the
+        # commit that other requests of its batch wait for.
+        await asyncio.shield(waiter)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        rows, waiter = self._buffer, self._waiter
+        self._buffer, self._waiter = [], None
+        assert waiter is not None
+        done: Future[None] = Future()
+        self._queue.put(("batch", rows, done))
+
+        def wake(_: Future[None]) -> None:
+            loop.call_soon_threadsafe(_settle, waiter, done)
+
+        done.add_done_callback(wake)
 
     def submit(self, event: UsageEvent) -> Future[None]:
         """Queue ``event``; the future resolves after its commit. Usable off the loop."""
         if self._closed:
             raise OutboxClosedError("the outbox is closed")
         done: Future[None] = Future()
-        self._queue.put(("append", event.model_dump_json(), event.id, done))
+        self._queue.put(("batch", [(event.id, event.model_dump_json())], done))
         return done
 
-    async def pending(self, limit: int) -> list[tuple[int, UsageEvent]]:
-        """Up to ``limit`` unshipped events, oldest first, with their sequence numbers."""
+    async def pending(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``limit`` unshipped events (as the ledger's row dicts), oldest first,
+        with their sequence numbers. Not re-validated: this process wrote them."""
         rows: list[tuple[int, str]] = await self._call(_fetch, limit)
-        return [(seq, UsageEvent.model_validate_json(body)) for seq, body in rows]
+        return [(seq, orjson.loads(body)) for seq, body in rows]
 
     async def acknowledge(self, sequences: Sequence[int]) -> None:
         """Forget events the ledger now holds."""
@@ -144,23 +176,23 @@ class Outbox:
             log.exception("outbox writer failed on a batch of %d item(s)", len(items))
 
     def _handle(self, conn: sqlite3.Connection, items: list[Any]) -> None:
-        appends = [item for item in items if item[0] == "append"]
-        if appends:
+        batches = [item for item in items if item[0] == "batch"]
+        if batches:
+            rows = [row for _, batch, _ in batches for row in batch]
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(
-                    "INSERT OR IGNORE INTO outbox (event_id, body) VALUES (?, ?)",
-                    [(event_id, body) for _, body, event_id, _ in appends],
+                    "INSERT OR IGNORE INTO outbox (event_id, body) VALUES (?, ?)", rows
                 )
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                log.error("outbox write of %d event(s) failed: %s", len(appends), exc)
+                log.error("outbox write of %d event(s) failed: %s", len(rows), exc)
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                for *_, done in appends:
+                for *_, done in batches:
                     _resolve(done, None, error=exc)
             else:
-                for *_, done in appends:
+                for *_, done in batches:
                     _resolve(done, None)
         for item in items:
             if item[0] != "call":
@@ -170,6 +202,16 @@ class Outbox:
                 _resolve(done, function(conn, *args))
             except sqlite3.Error as exc:
                 _resolve(done, None, error=exc)
+
+
+def _settle(waiter: asyncio.Future[None], done: Future[None]) -> None:
+    if waiter.done():
+        return
+    error = done.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(None)
 
 
 def _resolve(done: Future[Any], result: Any, *, error: BaseException | None = None) -> None:
