@@ -263,3 +263,36 @@ async def test_master_key_may_call_models_and_is_metered(gov: Governed) -> None:
     await gov.governance.shipper.drain()
     events = (await gov.admin("GET", "/admin/ledger")).json()["events"]
     assert events[0]["principal"] == "master"
+
+
+async def test_the_deployments_view_is_admin_only(gov: Governed) -> None:
+    assert (await gov.http.get("/admin/deployments")).status_code == 401
+    assert (await gov.admin("GET", "/admin/deployments")).status_code == 200
+
+
+async def test_the_anthropic_style_x_api_key_header_is_accepted(gov: Governed) -> None:
+    key = await gov.new_key()
+    response = await gov.http.post(
+        "/v1/chat/completions",
+        json={"model": "default", "messages": HELLO},
+        headers={"x-api-key": key},
+    )
+    assert response.status_code == 200
+
+
+async def test_teams_and_users_round_trip(gov: Governed) -> None:
+    body = {"limits": {"rpm": 2}, "metadata": {"cost_centre": "42"}}
+    assert (await gov.admin("PUT", "/admin/users/alice", body)).status_code == 201
+    assert (await gov.admin("PUT", "/admin/users/alice", body)).status_code == 200
+    listed = (await gov.admin("GET", "/admin/users")).json()["users"]
+    assert [u["id"] for u in listed] == ["alice"]
+    sdk = gov.sdk(await gov.new_key(user="alice"))
+    for _ in range(2):
+        await sdk.chat.completions.create(model="default", messages=HELLO)
+    with pytest.raises(openai.RateLimitError, match="user:alice"):
+        await sdk.chat.completions.create(model="default", messages=HELLO)
+    assert (await gov.admin("DELETE", "/admin/users/alice")).status_code == 200
+    await sdk.chat.completions.create(model="default", messages=HELLO)  # no user limit now
+    bad = await gov.admin("PUT", "/admin/teams/x", {"budget": {"max_usd": 1, "period": "year"}})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "budget.period"

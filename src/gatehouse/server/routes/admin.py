@@ -18,7 +18,7 @@ from gatehouse.core.errors import (
     ValidationFailedError,
 )
 from gatehouse.core.governance import SubjectKind
-from gatehouse.core.principal import Principal
+from gatehouse.core.principal import ANONYMOUS, Principal
 from gatehouse.gateway.admin import Admin, KeyCreate, KeyUpdate, SubjectPut, parse_since
 from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
@@ -28,14 +28,25 @@ GroupBy = Literal["key", "team", "user", "model"]
 MAX_LIMIT = 10_000
 
 
-async def _admin(request: Request) -> tuple[Admin, str]:
-    """The admin service and the caller's id, or 401/403."""
+async def require_admin(request: Request) -> Principal:
+    """The caller, if it may use the admin API; else 401/403. Every ``/admin``
+    route calls this first."""
     governance: Governance | None = request.app.state.gateway.governance
     if governance is None:
-        raise NotFoundError("Administration is not enabled on this server.")
+        # No governance wired (an embedded gateway): nobody to check against.
+        return ANONYMOUS
     principal: Principal = await governance.authenticator.authenticate(request.headers)
     if not principal.has_scope("admin"):
         raise PermissionDeniedError("This credential lacks the 'admin' scope.")
+    return principal
+
+
+async def _admin(request: Request) -> tuple[Admin, str]:
+    """The admin service and the caller's id, or 401/403."""
+    principal = await require_admin(request)
+    governance: Governance | None = request.app.state.gateway.governance
+    if governance is None:
+        raise NotFoundError("Administration is not enabled on this server.")
     return governance.admin, principal.id
 
 
