@@ -64,3 +64,19 @@ def test_deployment_prices_from_the_models_config_and_the_group_ceiling() -> Non
     # Before routing, the reservation uses the dearest of the group on each side.
     assert table.max_cost("fast", 1, 1) == 5
     assert table.max_cost("elsewhere", 1, 1) == 5
+
+
+def test_cached_tokens_are_read_from_the_usage_details() -> None:
+    from gatehouse.core.types import Usage
+
+    usage = Usage.model_validate(
+        {
+            "prompt_tokens": 10,
+            "completion_tokens": 2,
+            "total_tokens": 12,
+            "prompt_tokens_details": {"cached_tokens": 4},
+        }
+    )
+    assert TokenCounts.of(usage) == TokenCounts(10, 2, 4)
+    plain = Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
+    assert TokenCounts.of(plain) == TokenCounts(1, 1, 0)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gatehouse.core.config import Price, Settings
+from gatehouse.core.types import Usage
 
 FREE = Price()
 
@@ -25,6 +27,18 @@ class TokenCounts:
     prompt: int
     completion: int
     cached: int = 0
+
+    @classmethod
+    def of(cls, usage: Usage) -> TokenCounts:
+        """Counts from a provider's usage; cached prompt tokens come from OpenAI's
+        ``prompt_tokens_details.cached_tokens`` (which the Anthropic and Gemini
+        adapters fill too)."""
+        details: Any = getattr(usage, "prompt_tokens_details", None)
+        if isinstance(details, dict):
+            cached = details.get("cached_tokens")
+        else:
+            cached = getattr(details, "cached_tokens", None)
+        return cls(usage.prompt_tokens, usage.completion_tokens, int(cached or 0))
 
 
 class PricingTable:

@@ -255,8 +255,7 @@ class AdmissionStage:
         tokens = 0 if usage is None else usage.total_tokens
         cost = 0.0
         if usage is not None and ctx.cache != "hit":
-            counts = TokenCounts(usage.prompt_tokens, usage.completion_tokens)
-            cost = self._pricing.cost(ctx.model, ctx.deployment, counts)
+            cost = self._pricing.cost(ctx.model, ctx.deployment, TokenCounts.of(usage))
         for claim, role in zip(plan.claims, plan.roles, strict=True):
             if role == "requests":
                 deltas.append(0.0)

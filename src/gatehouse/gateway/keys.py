@@ -88,6 +88,7 @@ class Directory:
         self._poll_seconds = poll_seconds
         self._keys: dict[str, CachedKey | None] = {}
         self._subjects: dict[tuple[str, str], SubjectRecord | None] = {}
+        self._loading: dict[str, asyncio.Future[CachedKey | None]] = {}
         self._revision = -1
         # Bumped on every cache drop: a load that started before a drop must
         # not put its (possibly stale) answer into the fresh cache.
@@ -121,14 +122,29 @@ class Directory:
             return self._keys[key_id]
         except KeyError:
             pass
-        generation = self._generation
-        record = await self._store.key(key_id)
-        cached = None if record is None else CachedKey(record, principal_for(record))
-        if generation == self._generation:
-            if len(self._keys) >= _MAX_CACHED:
-                self._keys.clear()
-            self._keys[key_id] = cached
-        return cached
+        # Many requests with one key arrive together after a cache drop: one
+        # of them loads it, the others wait for that load.
+        loading = self._loading.get(key_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        loading = asyncio.get_running_loop().create_future()
+        self._loading[key_id] = loading
+        try:
+            generation = self._generation
+            record = await self._store.key(key_id)
+            cached = None if record is None else CachedKey(record, principal_for(record))
+            if generation == self._generation:
+                if len(self._keys) >= _MAX_CACHED:
+                    self._keys.clear()
+                self._keys[key_id] = cached
+            loading.set_result(cached)
+            return cached
+        except BaseException as exc:
+            loading.set_exception(exc)
+            loading.exception()  # retrieved here, so an unawaited failure logs nothing
+            raise
+        finally:
+            del self._loading[key_id]
 
     async def subject(self, kind: SubjectKind, subject_id: str) -> SubjectRecord | None:
         try:

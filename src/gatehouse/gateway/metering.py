@@ -26,6 +26,7 @@ from gatehouse.store.outbox import Outbox
 log = logging.getLogger("gatehouse.metering")
 
 OK = "ok"
+NO_TOKENS = TokenCounts(0, 0)
 
 
 class MeteringStage:
@@ -81,12 +82,10 @@ class MeteringStage:
     ) -> UsageEvent:
         principal = ctx.principal
         assert principal is not None
-        usage = ctx.usage
-        prompt = usage.prompt_tokens if usage else 0
-        completion = usage.completion_tokens if usage else 0
+        tokens = NO_TOKENS if ctx.usage is None else TokenCounts.of(ctx.usage)
         cost = 0.0
-        if usage is not None and ctx.cache != "hit":
-            cost = self._pricing.cost(ctx.model, ctx.deployment, TokenCounts(prompt, completion))
+        if ctx.usage is not None and ctx.cache != "hit":
+            cost = self._pricing.cost(ctx.model, ctx.deployment, tokens)
         now = time.monotonic()
         message = None
         if error is not None:
@@ -105,8 +104,9 @@ class MeteringStage:
             deployment=ctx.deployment,
             status=status,
             http_status=http_status,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
+            prompt_tokens=tokens.prompt,
+            completion_tokens=tokens.completion,
+            cached_tokens=tokens.cached,
             cost_usd=cost,
             latency_ms=(now - ctx.started_at) * 1000.0,
             ttft_ms=(
