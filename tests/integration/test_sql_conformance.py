@@ -72,13 +72,39 @@ class SQLConformance:
         assert set(schema.metadata.tables) <= found
         assert "alembic_version" in found
 
+    async def test_an_older_schema_is_upgraded_in_place(self, database: Database) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        from gatehouse.store.database import MIGRATIONS
+
+        def downgrade(connection: object) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0001")
+
+        async with database.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        await database.open()  # what the next start does
+        store = DirectoryStore(database)
+        await store.put_key(key_record("o", org="acme"), actor="t", action="create", before=None)
+        stored = await store.key("o")
+        assert stored is not None
+        assert stored.org == "acme"
+
     async def test_keys_round_trip_and_every_change_bumps_the_revision(
         self, database: Database
     ) -> None:
         store = DirectoryStore(database)
         assert await store.revision() == 0
         record = key_record(
-            "a", models=["m1"], limits={"rpm": 5}, budget={"max_usd": 2.5}, metadata={"x": [1]}
+            "a",
+            org="acme",
+            models=["m1"],
+            limits={"rpm": 5},
+            budget={"max_usd": 2.5},
+            metadata={"x": [1]},
         )
         await store.put_key(record, actor="tester", action="create", before=None)
         assert await store.key("a") == record
@@ -113,11 +139,11 @@ class SQLConformance:
     async def test_ledger_inserts_are_idempotent_by_event_id(self, database: Database) -> None:
         ledger = LedgerStore(database)
         await ledger.insert([event("e1"), event("e2")])
-        await ledger.insert([event("e2"), event("e3", cost_usd=0.125)])
+        await ledger.insert([event("e2"), event("e3", cost_usd=0.125, org="acme")])
         await ledger.insert([])
         assert await ledger.count() == 3
         stored = {e.id: e for e in await ledger.events()}
-        assert stored["e3"] == event("e3", cost_usd=0.125)
+        assert stored["e3"] == event("e3", cost_usd=0.125, org="acme")
 
     async def test_concurrent_shipments_of_one_batch_store_it_once(
         self, database: Database

@@ -296,3 +296,18 @@ async def test_teams_and_users_round_trip(gov: Governed) -> None:
     bad = await gov.admin("PUT", "/admin/teams/x", {"budget": {"max_usd": 1, "period": "year"}})
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "budget.period"
+
+
+async def test_an_organisation_budget_binds_every_key_in_it(gov: Governed) -> None:
+    put = await gov.admin("PUT", "/admin/orgs/acme", {"budget": {"max_usd": 12, "period": "week"}})
+    assert put.status_code == 201
+    first = gov.sdk(await gov.new_key(org="acme", team="a"))
+    second = gov.sdk(await gov.new_key(org="acme", team="b"))
+    await first.chat.completions.create(model="default", messages=HELLO, max_tokens=2)  # 3 USD
+    with pytest.raises(openai.RateLimitError, match="org:acme"):  # 3 + 9 reserved > 12
+        await second.chat.completions.create(model="default", messages=HELLO, max_tokens=3)
+    await gov.governance.shipper.drain()
+    rows = (await gov.admin("GET", "/admin/spend?group_by=org")).json()["rows"]
+    assert rows[0]["group"] == "acme"
+    assert rows[0]["requests"] == 2
+    assert rows[0]["cost_usd"] == 3.0

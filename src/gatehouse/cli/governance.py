@@ -38,6 +38,7 @@ def add_parsers(commands: Any) -> None:
     create.add_argument("--name", required=True)
     create.add_argument("--team")
     create.add_argument("--user")
+    create.add_argument("--org")
     create.add_argument("--scope", action="append", dest="scopes", help="repeatable")
     create.add_argument("--model", action="append", dest="models", help="repeatable")
     create.add_argument("--expires", help="ISO 8601 time")
@@ -55,7 +56,7 @@ def add_parsers(commands: Any) -> None:
         action.add_argument("id")
 
     spend = commands.add_parser("spend", help="spend report from the usage ledger")
-    spend.add_argument("--by", choices=["key", "team", "user", "model"], default="key")
+    spend.add_argument("--by", choices=["key", "team", "user", "org", "model"], default="key")
     spend.add_argument("--since", help="ISO 8601 time (default: all time)")
     spend.add_argument("--json", action="store_true")
 
@@ -104,7 +105,12 @@ async def _dispatch(admin: Admin, args: argparse.Namespace) -> int:
 
 
 def _key_body(args: argparse.Namespace) -> KeyCreate:
-    data: dict[str, Any] = {"name": args.name, "team": args.team, "user": args.user}
+    data: dict[str, Any] = {
+        "name": args.name,
+        "team": args.team,
+        "user": args.user,
+        "org": args.org,
+    }
     if args.scopes:
         data["scopes"] = args.scopes
     if args.models:

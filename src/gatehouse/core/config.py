@@ -185,6 +185,7 @@ class JWTConfig(_Section):
     leeway_seconds: float = Field(default=0.0, ge=0.0)
     user_claim: str = "sub"
     team_claim: str = "team"
+    org_claim: str = "org"
     scopes_claim: str = "scope"
     models_claim: str = "models"
     default_scopes: list[str] = Field(default_factory=lambda: ["chat", "embeddings"])

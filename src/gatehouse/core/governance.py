@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gatehouse.core.config import LimitSpec
 
 Period = Literal["day", "week", "month", "total"]
-SubjectKind = Literal["team", "user"]
+SubjectKind = Literal["org", "team", "user"]
 
 
 class _Record(BaseModel):
@@ -63,6 +63,7 @@ class KeyRecord(_Record):
     digest: str
     team: str | None = None
     user: str | None = None
+    org: str | None = None
     scopes: list[str]
     models: list[str] | None = None
     expires_at: float | None = None
@@ -85,7 +86,7 @@ class KeyRecord(_Record):
 
 
 class SubjectRecord(_Record):
-    """A team or a user: limits and a budget shared by all its keys."""
+    """An organisation, a team or a user: limits and a budget shared by all its keys."""
 
     kind: SubjectKind
     id: str
@@ -112,6 +113,7 @@ class UsageEvent(_Record):
     key_id: str | None = None
     user: str | None = None
     team: str | None = None
+    org: str | None = None
     endpoint: str
     model: str
     deployment: str | None = None

@@ -49,6 +49,7 @@ class KeyCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     team: str | None = Field(default=None, min_length=1, max_length=200)
     user: str | None = Field(default=None, min_length=1, max_length=200)
+    org: str | None = Field(default=None, min_length=1, max_length=200)
     scopes: list[str] | None = None
     models: list[str] | None = None
     expires_at: AwareDatetime | None = None
@@ -65,6 +66,7 @@ class KeyUpdate(_Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     team: str | None = Field(default=None, min_length=1, max_length=200)
     user: str | None = Field(default=None, min_length=1, max_length=200)
+    org: str | None = Field(default=None, min_length=1, max_length=200)
     scopes: list[str] | None = None
     models: list[str] | None = None
     expires_at: AwareDatetime | None = None
@@ -112,6 +114,7 @@ class Admin:
             digest=digest,
             team=body.team,
             user=body.user,
+            org=body.org,
             scopes=body.scopes if body.scopes is not None else DEFAULT_SCOPES,
             models=body.models,
             expires_at=body.expires_at.timestamp() if body.expires_at else None,

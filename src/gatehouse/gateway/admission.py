@@ -8,8 +8,8 @@ the estimates with the real usage and cost, and releases the concurrency slot.
 Because the reservation happens inside the atomic admit, N concurrent requests
 can never together pass a hard budget.
 
-Limits and budgets attach to the key, its user, its team (from the admin API)
-and to the model (``limits.models`` in config).
+Limits and budgets attach to the key, its user, its team and
+its organisation (from the admin API) and to the model (``limits.models``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from gatehouse.store.ledger import LedgerStore
 
 log = logging.getLogger("gatehouse.admission")
 
-SubjectName = Literal["key", "user", "team", "model"]
+SubjectName = Literal["key", "user", "team", "org", "model"]
 GAUGE_TTL = 600.0  # a crashed replica's concurrency slots free themselves after this
 
 
@@ -152,6 +152,10 @@ class AdmissionStage:
             team = await self._directory.subject("team", principal.team)
             if team is not None:
                 subjects.append(("team", team.id, team.limits, team.budget))
+        if principal.org is not None:
+            org = await self._directory.subject("org", principal.org)
+            if org is not None:
+                subjects.append(("org", org.id, org.limits, org.budget))
         model_limits = self._limits.models.get(model)
         if model_limits is not None:
             subjects.append(("model", model, model_limits, None))
@@ -178,7 +182,7 @@ class AdmissionStage:
     async def _budget_claim(
         self,
         plan: _Plan,
-        kind: Literal["key", "user", "team"],
+        kind: Literal["key", "user", "team", "org"],
         name: str,
         budget: Budget,
         now: float,

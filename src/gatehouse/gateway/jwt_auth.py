@@ -104,6 +104,7 @@ class JWTVerifier:
         if not isinstance(user, str) or not user:
             raise AuthenticationError()
         team = claims.get(config.team_claim)
+        org = claims.get(config.org_claim)
         raw_scopes = claims.get(config.scopes_claim)
         if isinstance(raw_scopes, str):
             scopes = frozenset(raw_scopes.split())
@@ -119,6 +120,7 @@ class JWTVerifier:
             models=frozenset(str(m) for m in models) if isinstance(models, list) else None,
             user=user,
             team=team if isinstance(team, str) else None,
+            org=org if isinstance(org, str) else None,
         )
 
 

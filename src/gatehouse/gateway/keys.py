@@ -71,6 +71,7 @@ def principal_for(record: KeyRecord) -> Principal:
         key_id=record.id,
         user=record.user,
         team=record.team,
+        org=record.org,
     )
 
 

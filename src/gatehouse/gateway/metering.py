@@ -99,6 +99,7 @@ class MeteringStage:
             key_id=principal.key_id,
             user=principal.user,
             team=principal.team,
+            org=principal.org,
             endpoint=ctx.endpoint,
             model=ctx.model,
             deployment=ctx.deployment,

@@ -13,12 +13,13 @@ from gatehouse.core.governance import SpendRow, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database
 
-GroupBy = Literal["key", "team", "user", "model"]
+GroupBy = Literal["key", "team", "user", "org", "model"]
 OK_STATUS = "ok"
 
 _GROUP_COLUMNS = {
     "key": schema.ledger.c.key_id,
     "team": schema.ledger.c.team,
+    "org": schema.ledger.c.org,
     "user": schema.ledger.c.user,
     "model": schema.ledger.c.model,
 }
@@ -105,7 +106,7 @@ class LedgerStore:
         ]
 
     async def spent(
-        self, kind: Literal["key", "team", "user"], subject: str, since: float
+        self, kind: Literal["key", "team", "user", "org"], subject: str, since: float
     ) -> float:
         """What one key, team or user has spent since a time (budget seeding)."""
         table = schema.ledger

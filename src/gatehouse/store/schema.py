@@ -32,6 +32,7 @@ keys = Table(
     Column("digest", String(64), nullable=False),
     Column("team", String(200)),
     Column("user", String(200)),
+    Column("org", String(200)),  # migration 0002
     Column("scopes", JSON, nullable=False),
     Column("models", JSON),
     Column("expires_at", Float),
@@ -43,7 +44,7 @@ keys = Table(
     Column("revoked_at", Float),
 )
 
-# Teams and users: the subjects that limits and budgets attach to beside keys.
+# Organisations, teams and users: the subjects that limits and budgets attach to beside keys.
 subjects = Table(
     "subjects",
     metadata,
@@ -87,6 +88,7 @@ ledger = Table(
     Column("key_id", String(32)),
     Column("user", String(200)),
     Column("team", String(200)),
+    Column("org", String(200)),  # migration 0002
     Column("endpoint", String(32), nullable=False),
     Column("model", String(200), nullable=False),
     Column("deployment", String(200)),
@@ -106,3 +108,4 @@ Index("ix_ledger_created_at", ledger.c.created_at)
 Index("ix_ledger_key_created", ledger.c.key_id, ledger.c.created_at)
 Index("ix_ledger_team_created", ledger.c.team, ledger.c.created_at)
 Index("ix_ledger_user_created", ledger.c.user, ledger.c.created_at)
+Index("ix_ledger_org_created", ledger.c.org, ledger.c.created_at)

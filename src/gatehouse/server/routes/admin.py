@@ -24,7 +24,7 @@ from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
 from gatehouse.server.routes.table import RouteSpec
 
-GroupBy = Literal["key", "team", "user", "model"]
+GroupBy = Literal["key", "team", "user", "org", "model"]
 MAX_LIMIT = 10_000
 
 
@@ -189,6 +189,7 @@ ROUTES = [
     _spec("PATCH", "/admin/keys/{id}", update_key, "Update a key", request_model=KeyUpdate),
     _spec("POST", "/admin/keys/{id}/rotate", rotate_key, "Rotate a key's secret"),
     _spec("DELETE", "/admin/keys/{id}", revoke_key, "Revoke a key"),
+    *_subject_routes("org"),
     *_subject_routes("team"),
     *_subject_routes("user"),
     _spec("GET", "/admin/spend", spend, "Spend per key, team, user or model, from the ledger"),
