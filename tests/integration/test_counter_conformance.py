@@ -130,3 +130,13 @@ class TestRedisCounters(CounterConformance):
         with pytest.raises(CounterUnavailableError):
             await dead.admit([Claim("rate", "x", 1, 1, 60.0)], NOW)
         await dead.close()
+
+
+async def test_redis_counters_survive_a_flushed_script_cache(redis_server: Redis) -> None:
+    redis = RedisCounters(redis_server.url, prefix=f"{uuid.uuid4().hex[:6]}:")
+    claim = Claim("rate", "after-flush", 2, 1, 60.0)
+    assert (await redis.admit([claim], NOW)).allowed
+    await redis._redis.script_flush()  # what a Redis restart does to loaded scripts
+    assert (await redis.admit([claim], NOW)).allowed
+    assert not (await redis.admit([claim], NOW)).allowed
+    await redis.close()
