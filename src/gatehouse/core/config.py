@@ -20,10 +20,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    FieldSerializationInfo,
     SecretStr,
     ValidationError,
-    field_serializer,
     field_validator,
     model_validator,
 )
@@ -164,15 +162,6 @@ class RouterConfig(_Section):
     admission: AdmissionConfig = AdmissionConfig()
 
 
-def _secret(value: SecretStr | None, info: FieldSerializationInfo) -> str | None:
-    """Secrets print as stars, unless the dump is for a worker process (context
-    ``{"reveal_secrets": True}``), which must run with the real values."""
-    if value is None:
-        return None
-    context = info.context or {}
-    return value.get_secret_value() if context.get("reveal_secrets") else "**********"
-
-
 class JWTConfig(_Section):
     """JWT bearer tokens: HS256 with ``secret``; RS256/ES256 with PEM ``public_keys``
     or a ``jwks_file``. Claims map to a principal by the ``*_claim`` names."""
@@ -194,10 +183,6 @@ class JWTConfig(_Section):
     def enabled(self) -> bool:
         return self.secret is not None or bool(self.public_keys) or self.jwks_file is not None
 
-    @field_serializer("secret")
-    def _dump_secret(self, value: SecretStr | None, info: FieldSerializationInfo) -> str | None:
-        return _secret(value, info)
-
 
 class AuthConfig(_Section):
     """Who may call. With neither a master key nor JWT configured, authentication
@@ -211,10 +196,6 @@ class AuthConfig(_Section):
     def enabled(self) -> bool:
         return self.master_key is not None or self.jwt.enabled
 
-    @field_serializer("master_key")
-    def _dump_master_key(self, value: SecretStr | None, info: FieldSerializationInfo) -> str | None:
-        return _secret(value, info)
-
 
 class StoreConfig(_Section):
     """Where governance state lives. ``database_url`` ``None`` is the SQLite file
@@ -225,10 +206,6 @@ class StoreConfig(_Section):
     redis_failure: Literal["fail_closed", "fail_open"] = "fail_closed"
     ship_interval_seconds: float = Field(default=0.2, gt=0.0)
     ship_batch_size: int = Field(default=1000, ge=1)
-
-    @field_serializer("database_url", "redis_url")
-    def _dump_urls(self, value: SecretStr | None, info: FieldSerializationInfo) -> str | None:
-        return _secret(value, info)
 
 
 class Price(_Section):
