@@ -125,7 +125,14 @@ def postgres_url(postgres_server: Postgres) -> str:
 async def _create_database(url: str, name: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(url)
+    for attempt in range(5):
+        try:
+            conn = await asyncpg.connect(url, timeout=30)
+            break
+        except (OSError, asyncpg.PostgresError):
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
     try:
         await conn.execute(f"CREATE DATABASE {name}")
     finally:
