@@ -43,6 +43,8 @@ async def test_unreachable_counters_fail_closed_by_default(tmp_path: Path) -> No
             await gov.sdk(key).chat.completions.create(model="default", messages=HELLO)
         assert caught.value.status_code == 503
         assert gov.governance.admission.counter_failures == 1
+        metrics = (await gov.http.get("/metrics")).text
+        assert "gatehouse_counter_store_failures_total 1.0" in metrics
 
 
 async def test_unreachable_counters_may_fail_open(tmp_path: Path) -> None:

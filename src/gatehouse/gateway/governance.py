@@ -73,6 +73,16 @@ class Governance:
         self.admin = Admin(self.directory_store, self.ledger, self.directory, clock=clock)
         self._started = False
 
+    def stats(self) -> dict[str, float]:
+        """Failure and activity counts since start, for ``/metrics``."""
+        return {
+            "gatehouse_counter_store_failures": self.admission.counter_failures,
+            "gatehouse_soft_budget_alerts": self.admission.soft_alerts,
+            "gatehouse_ledger_shipped_events": self.shipper.shipped,
+            "gatehouse_ledger_ship_failures": self.shipper.failures,
+            "gatehouse_revocation_poll_failures": self.directory.poll_failures,
+        }
+
     def stages(self) -> list[Stage]:
         """In pipeline order: who is calling, then record the call, then admit it."""
         return [AuthStage(self.authenticator), self.metering, self.admission]

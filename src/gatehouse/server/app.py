@@ -24,6 +24,7 @@ from gatehouse.core.errors import (
 )
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.observability import DeploymentState, Metrics
+from gatehouse.observability.governance import GovernanceCollector
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
@@ -39,6 +40,8 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
     metrics = Metrics()
     gateway = gateway or build_gateway(settings, started_at=int(time.time()), observer=metrics)
     metrics.watch_deployments(lambda: deployment_states(gateway))
+    if gateway.governance is not None:
+        metrics.registry.register(GovernanceCollector(gateway.governance.stats))
     specs = [
         *openai.ROUTES,
         *anthropic.ROUTES,
