@@ -92,7 +92,8 @@ def test_budget_and_rate_limit_hold_across_three_replicas(
     statuses = [r.status_code for r in responses]
     accepted = [r.headers["x-request-id"] for r in responses if r.status_code == 200]
     assert set(statuses) <= {200, 429}
-    assert 0 < len(accepted) <= 100
+    # Reservations equal the real cost here, so the budget admits exactly 100.
+    assert len(accepted) == 100
 
     events = _ledger_events(replicas[1], key, 300)
     assert len(events) == 300  # one per request, rejected ones included
