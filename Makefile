@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean system-deps
+.PHONY: serve test lint typecheck unit install clean services
 
 install: $(STAMP)
 
@@ -33,12 +33,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-# Services the integration tests start themselves (redis-server for the shared
-# cache store); installed from Debian once, skipped when already present.
-system-deps:
-	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+# redis-server and PostgreSQL, which integration tests start as real processes.
+services:
+	@sh scripts/ensure-test-services.sh
 
-test: lint typecheck system-deps
+test: lint typecheck services
 	$(BIN)/pytest
 
 clean:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+
+from ..services import Postgres, Redis, start_postgres, start_redis
 
 
 def free_port() -> int:
@@ -91,3 +95,45 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 @pytest.fixture(scope="session")
 def client(server: RunningServer) -> openai.OpenAI:
     return server.openai()
+
+
+# -- shared state servers: real redis-server and PostgreSQL processes --
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    running = start_redis(tmp_path_factory.mktemp("redis"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    running = start_postgres()
+    yield running
+    running.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres) -> str:
+    """A fresh, empty database on the shared server, for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(postgres_server.url, name))
+    return f"postgresql://postgres@127.0.0.1:{postgres_server.port}/{name}"
+
+
+async def _create_database(url: str, name: str) -> None:
+    import asyncpg
+
+    for attempt in range(5):
+        try:
+            conn = await asyncpg.connect(url, timeout=30)
+            break
+        except (OSError, asyncpg.PostgresError):
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()

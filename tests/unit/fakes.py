@@ -62,6 +62,15 @@ class EchoChat:
             model=self.info.id,
             choices=[ChunkChoice(delta=Delta(), finish_reason="stop")],
         )
+        if request.include_usage():
+            words = len(request.messages[-1].text().split())
+            yield ChatCompletionChunk(
+                id="chatcmpl-test",
+                created=0,
+                model=self.info.id,
+                choices=[],
+                usage=Usage(prompt_tokens=words, completion_tokens=words, total_tokens=2 * words),
+            )
 
 
 class ConstantEmbeddings:

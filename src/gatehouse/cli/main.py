@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     capacity.add_parser(commands)
     commands.add_parser("models", help="list the configured models")
+    from gatehouse.cli import governance
+
+    governance.add_parsers(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -82,6 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(settings)
         if args.command == "chat":
             return _chat(settings, args)
+        if args.command in ("keys", "spend"):
+            from gatehouse.cli import governance
+
+            try:
+                return governance.run(settings, args)
+            except governance.UsageError as exc:
+                return _fail(str(exc), EXIT_USAGE)
     except ConfigError as exc:
         return _fail(str(exc).replace("\n", " "), EXIT_USAGE)
     except GatehouseError as exc:

@@ -29,6 +29,8 @@ from pydantic import (
 from gatehouse.core.errors import ConfigError
 
 ENV_PREFIX = "GATEHOUSE_"
+# Environment variables whose names do not follow the ``__`` nesting rule.
+ENV_ALIASES = {"GATEHOUSE_MASTER_KEY": ("auth", "master_key")}
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -180,6 +182,78 @@ class CacheConfig(_Section):
     semantic: SemanticCacheConfig = SemanticCacheConfig()
 
 
+class JWTConfig(_Section):
+    """JWT bearer tokens: HS256 with ``secret``; RS256/ES256 with PEM ``public_keys``
+    or a ``jwks_file``. Claims map to a principal by the ``*_claim`` names."""
+
+    secret: SecretStr | None = None
+    public_keys: list[Path] = Field(default_factory=list)
+    jwks_file: Path | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    leeway_seconds: float = Field(default=0.0, ge=0.0)
+    user_claim: str = "sub"
+    team_claim: str = "team"
+    org_claim: str = "org"
+    scopes_claim: str = "scope"
+    models_claim: str = "models"
+    default_scopes: list[str] = Field(default_factory=lambda: ["chat", "embeddings"])
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret is not None or bool(self.public_keys) or self.jwks_file is not None
+
+
+class AuthConfig(_Section):
+    """Who may call. With neither a master key nor JWT configured, authentication
+    is off and the server binds to localhost only."""
+
+    master_key: SecretStr | None = None
+    jwt: JWTConfig = JWTConfig()
+    revocation_poll_seconds: float = Field(default=0.5, gt=0.0, le=1.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.master_key is not None or self.jwt.enabled
+
+
+class StoreConfig(_Section):
+    """Where governance state lives. ``database_url`` ``None`` is the SQLite file
+    ``<data_dir>/gatehouse.db``; ``redis_url`` ``None`` keeps counters in memory."""
+
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    redis_failure: Literal["fail_closed", "fail_open"] = "fail_closed"
+    ship_interval_seconds: float = Field(default=0.2, gt=0.0)
+    ship_batch_size: int = Field(default=1000, ge=1)
+
+
+class Price(_Section):
+    """USD per token, named as LiteLLM names them so its values paste in."""
+
+    input_cost_per_token: float = Field(default=0.0, ge=0.0)
+    output_cost_per_token: float = Field(default=0.0, ge=0.0)
+    cache_read_input_token_cost: float | None = Field(default=None, ge=0.0)
+
+
+class PricingConfig(_Section):
+    models: dict[str, Price] = Field(default_factory=dict)
+    deployments: dict[str, Price] = Field(default_factory=dict)
+
+
+class LimitSpec(_Section):
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+
+
+class LimitsConfig(_Section):
+    """Per-model rate limits, and how admission estimates a call before it runs."""
+
+    models: dict[str, LimitSpec] = Field(default_factory=dict)
+    default_max_tokens: int = Field(default=1024, ge=1)
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -188,6 +262,10 @@ class Settings(_Section):
     router: RouterConfig = RouterConfig()
     cache: CacheConfig = CacheConfig()
     aliases: dict[str, str] = Field(default_factory=lambda: {"default": "local/smollm2"})
+    auth: AuthConfig = AuthConfig()
+    store: StoreConfig = StoreConfig()
+    pricing: PricingConfig = PricingConfig()
+    limits: LimitsConfig = LimitsConfig()
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.
     unsupported_keys: list[str] = Field(default_factory=list)
@@ -249,7 +327,9 @@ def load_settings(
     for name, value in (environ if environ is not None else os.environ).items():
         if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
             continue
-        key = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        key = ENV_ALIASES.get(name) or tuple(
+            part.lower() for part in name[len(ENV_PREFIX) :].split("__")
+        )
         _set(data, key, value)
         sources[key] = f"environment variable {name}"
     for dotted, value in (overrides or {}).items():

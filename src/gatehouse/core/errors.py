@@ -14,10 +14,15 @@ the server turns any of them into ``{"error": {"message", "type", "param",
     │   ├── NotFoundError                  404 not_found
     │   │   └── ModelNotFoundError         404 model_not_found
     │   ├── MethodNotAllowedError          405 method_not_allowed
+    │   ├── ConflictError                  409 conflict
     │   ├── RequestTooLargeError           413 request_too_large
-    │   └── UnsupportedMediaTypeError      415 unsupported_media_type
+    │   ├── UnsupportedMediaTypeError      415 unsupported_media_type
+    │   ├── HeadersTooLargeError           431 request_headers_too_large
     │   └── ContentPolicyError             400 content_policy_violation
+    ├── AuthenticationError                401 invalid_request_error / invalid_api_key
+    ├── PermissionDeniedError              403 permission_denied
     ├── RateLimitError                     429 rate_limit_exceeded
+    ├── BudgetExceededError                429 insufficient_quota / budget_exceeded
     ├── UpstreamError                      502 upstream_error (an upstream failed)
     │   ├── UpstreamConnectionError        502 upstream_unreachable
     │   ├── UpstreamTimeoutError           504 upstream_timeout
@@ -31,6 +36,9 @@ An instance may carry a more precise status or code than its class (an
 upstream's 422 or its own ``code``), the ``Retry-After`` an upstream asked for,
 and the upstream's request id, which is added to the error body so an operator
 can follow a failure into the provider's logs.
+
+An error may also carry response ``headers`` (the ``x-ratelimit-*`` set of a
+429 from admission); the server sends them with the body.
 
 Configuration problems are :class:`ConfigError`, raised at start-up and never
 sent over HTTP.
@@ -57,6 +65,7 @@ class GatehouseError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         upstream_request_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -65,6 +74,7 @@ class GatehouseError(Exception):
         self.http_status = status or type(self).status
         self.retry_after = retry_after
         self.upstream_request_id = upstream_request_id
+        self.headers = headers or {}
         # Set by the upstream classifier: may another attempt (or deployment) succeed?
         self.retryable = False
 
@@ -137,10 +147,52 @@ class UnsupportedMediaTypeError(InvalidRequestError):
     code = "unsupported_media_type"
 
 
+class ConflictError(InvalidRequestError):
+    status = 409
+    code = "conflict"
+
+
+class HeadersTooLargeError(InvalidRequestError):
+    status = 431
+    code = "request_headers_too_large"
+
+
+class AuthenticationError(GatehouseError):
+    """A missing, malformed, unknown, revoked or expired credential.
+
+    The message never says which: telling a caller that a key id exists but
+    the secret is wrong, or that a token's signature checked out but its
+    audience did not, would help someone guessing.
+    """
+
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def __init__(self, message: str = "Invalid authentication credentials.") -> None:
+        super().__init__(message, headers={"www-authenticate": "Bearer"})
+
+
+class PermissionDeniedError(GatehouseError):
+    """An authenticated caller lacks the scope or the model is not allowed to it."""
+
+    status = 403
+    type = "invalid_request_error"
+    code = "permission_denied"
+
+
 class RateLimitError(GatehouseError):
     status = 429
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class BudgetExceededError(GatehouseError):
+    """A hard budget would be exceeded. 429, as OpenAI answers an exhausted quota."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
 
 
 class UpstreamError(GatehouseError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
 from gatehouse.core.ids import request_id as new_request_id
@@ -33,6 +34,9 @@ from gatehouse.gateway.routing.router import Router
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, Readiness
 from gatehouse.providers.factory import ProviderFactory
 
+if TYPE_CHECKING:
+    from gatehouse.gateway.governance import Governance
+
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -51,11 +55,22 @@ class Gateway:
         started_at: int,
         stages: Sequence[Stage] = (),
         router: Router | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.registry = registry
         self.router = router or Router(registry)
+        self.governance = governance
         self._started_at = started_at
         self._handle = chain(stages, self._dispatch)
+
+    async def start(self) -> None:
+        """Open what the stages need (databases, outbox, counters); the server calls it."""
+        if self.governance is not None:
+            await self.governance.start()
+
+    async def stop(self) -> None:
+        if self.governance is not None:
+            await self.governance.stop()
 
     async def aclose(self) -> None:
         """Close upstream connection pools."""
@@ -180,12 +195,20 @@ def build_gateway(
     def embed_call(request: EmbeddingRequest) -> Awaitable[EmbeddingResponse]:
         return router.embed(_local_context("embeddings", request), request)
 
-    # Stage order, outermost first: observe everything, cache hits included.
+    from gatehouse.gateway.governance import Governance
+
+    governance = Governance(settings)
+    # The stage order, outermost first. Stages never import each other.
+    # Observe everything; authenticate, limit and meter every call, cache hits
+    # included (the cache key carries the principal's scope); then the caches.
     stages: list[Stage] = []
     if observer is not None:
         stages.append(ObserveStage(observer))
+    stages.extend(governance.stages())
     stages.extend(cache_stages(settings.cache, embed_call))
-    return Gateway(registry, started_at=started_at, stages=stages, router=router)
+    return Gateway(
+        registry, started_at=started_at, stages=stages, router=router, governance=governance
+    )
 
 
 def _group(

@@ -24,10 +24,11 @@ from gatehouse.core.errors import (
 )
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.observability import DeploymentState, Metrics
+from gatehouse.observability.governance import GovernanceCollector
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
-from gatehouse.server.routes import anthropic, deployments, health, observability, openai
+from gatehouse.server.routes import admin, anthropic, deployments, health, observability, openai
 from gatehouse.server.routes.table import RawEndpoint, RouteSpec
 
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
@@ -39,12 +40,15 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
     metrics = Metrics()
     gateway = gateway or build_gateway(settings, started_at=int(time.time()), observer=metrics)
     metrics.watch_deployments(lambda: deployment_states(gateway))
+    if gateway.governance is not None:
+        metrics.registry.register(GovernanceCollector(gateway.governance.stats))
     specs = [
         *openai.ROUTES,
         *anthropic.ROUTES,
         *deployments.ROUTES,
         *health.ROUTES,
         *observability.ROUTES,
+        *admin.ROUTES,
     ]
     document: dict[str, Any] = {}
 
@@ -57,8 +61,12 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await gateway.aclose()
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+            await gateway.aclose()
 
     app = Starlette(
         lifespan=lifespan,

@@ -73,7 +73,7 @@ def error_response(error: GatehouseError) -> JSONResponse:
 
 def error_headers(error: GatehouseError) -> dict[str, str]:
     """``Retry-After`` (whole seconds, at least 1) and the upstream's request id, when known."""
-    headers = {}
+    headers = dict(error.headers)
     if error.retry_after is not None:
         headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
     if error.upstream_request_id:

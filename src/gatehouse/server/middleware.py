@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request ids, body size limit, and the last-resort 500.
+"""The outermost ASGI layer: request ids, security headers, header and body size
+limits, and the last-resort 500.
 
 Written as raw ASGI rather than framework middleware because it wraps every
 request, the hot path included, and must cost next to nothing.
@@ -12,7 +13,12 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gatehouse.core.errors import GatehouseError, InternalError, RequestTooLargeError
+from gatehouse.core.errors import (
+    GatehouseError,
+    HeadersTooLargeError,
+    InternalError,
+    RequestTooLargeError,
+)
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.server.http import error_response
 from gatehouse.server.routes.table import RawEndpoint
@@ -20,6 +26,17 @@ from gatehouse.server.routes.table import RawEndpoint
 log = logging.getLogger("gatehouse.server")
 
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+MAX_HEADER_BYTES = 32 * 1024
+
+# Sent on every response. An API answers no browser navigation: nothing of it
+# may be framed, sniffed into another type, or leak the referrer.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
 
 
 class RequestContextMiddleware:
@@ -33,17 +50,21 @@ class RequestContextMiddleware:
             return
         rid = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
-        rid_header = (b"x-request-id", rid.encode())
+        added = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), rid_header]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:
+            if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
+                raise HeadersTooLargeError(
+                    f"The request headers exceed the limit of {MAX_HEADER_BYTES} bytes."
+                )
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 raise _too_large(self.max_body_bytes)

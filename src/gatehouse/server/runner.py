@@ -12,12 +12,28 @@ from gatehouse.server.app import SETTINGS_ENV, create_app
 
 log = logging.getLogger("gatehouse")
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
 
 def serve(settings: Settings) -> None:
-    server = settings.server
     logging.basicConfig(
-        level=server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not settings.auth.enabled and settings.server.host not in LOOPBACK:
+        # Without credentials anyone who can reach the port could spend the
+        # organisation's money: such a server is only for this machine.
+        log.warning(
+            "no authentication configured (set GATEHOUSE_MASTER_KEY or auth.jwt): "
+            "binding to 127.0.0.1 instead of %s",
+            settings.server.host,
+        )
+        settings = settings.model_copy(
+            update={"server": settings.server.model_copy(update={"host": "127.0.0.1"})}
+        )
+    elif not settings.auth.enabled:
+        log.warning("no authentication configured: serving localhost only, without auth")
+    server = settings.server
     log.info(
         "gatehouse listening on http://%s:%d (data dir %s, %d worker(s))",
         server.host,

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gatehouse.gateway import Gateway
 from gatehouse.gateway.routing.health import GroupHealth, describe
 from gatehouse.server.http import JSONResponse
+from gatehouse.server.routes.admin import require_admin
 from gatehouse.server.routes.table import RouteSpec
 
 
@@ -19,6 +20,7 @@ class DeploymentsView(BaseModel):
 
 
 async def list_deployments(request: Request) -> Response:
+    await require_admin(request)
     gateway: Gateway = request.app.state.gateway
     view = DeploymentsView(groups=describe(gateway.registry.groups(), time.monotonic()))
     return JSONResponse(view)

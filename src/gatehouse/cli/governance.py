@@ -1,0 +1,146 @@
+"""``gatehouse keys ...`` and ``gatehouse spend``: administration from the command line.
+
+They work on the configured database directly (the SQLite file in the data
+directory, or ``store.database_url``), so they need no running server; running
+servers pick changes up within a second. Actions are audited as ``cli:<user>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from gatehouse.core.config import Settings
+from gatehouse.core.validation import validation_error
+from gatehouse.gateway.admin import Admin, KeyCreate, parse_since
+from gatehouse.gateway.keys import Directory
+from gatehouse.store.database import Database, database_url
+from gatehouse.store.directory import DirectoryStore
+from gatehouse.store.ledger import LedgerStore
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit code 2."""
+
+
+def add_parsers(commands: Any) -> None:
+    """Register ``keys`` and ``spend`` on the top-level subcommand set."""
+    keys = commands.add_parser("keys", help="create, list, revoke and rotate virtual keys")
+    actions = keys.add_subparsers(dest="keys_command", required=True, parser_class=type(keys))
+    create = actions.add_parser("create", help="create a key; prints it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--team")
+    create.add_argument("--user")
+    create.add_argument("--org")
+    create.add_argument("--scope", action="append", dest="scopes", help="repeatable")
+    create.add_argument("--model", action="append", dest="models", help="repeatable")
+    create.add_argument("--expires", help="ISO 8601 time")
+    create.add_argument("--rpm", type=int)
+    create.add_argument("--tpm", type=int)
+    create.add_argument("--max-parallel", type=int)
+    create.add_argument("--budget", type=float, help="USD")
+    create.add_argument("--period", choices=["day", "week", "month", "total"], default="month")
+    create.add_argument("--soft", action="store_true", help="the budget only alerts")
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--team")
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("revoke", "revoke a key"), ("rotate", "give a key a new secret")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("id")
+
+    spend = commands.add_parser("spend", help="spend report from the usage ledger")
+    spend.add_argument("--by", choices=["key", "team", "user", "org", "model"], default="key")
+    spend.add_argument("--since", help="ISO 8601 time (default: all time)")
+    spend.add_argument("--json", action="store_true")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_with_admin(settings, lambda admin: _dispatch(admin, args)))
+
+
+async def _with_admin(settings: Settings, work: Callable[[Admin], Awaitable[int]]) -> int:
+    url = settings.store.database_url
+    database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
+    try:
+        await database.open()
+        store = DirectoryStore(database)
+        directory = Directory(store, poll_seconds=1.0)
+        return await work(Admin(store, LedgerStore(database), directory, clock=time.time))
+    finally:
+        await database.close()
+
+
+async def _dispatch(admin: Admin, args: argparse.Namespace) -> int:
+    actor = f"cli:{getpass.getuser()}"
+    if args.command == "spend":
+        return await _spend(admin, args)
+    command = args.keys_command
+    if command == "create":
+        created = await admin.create_key(_key_body(args), actor=actor)
+        print(created.key)
+        return 0
+    if command == "list":
+        records = await admin.keys(team=args.team)
+        if args.json:
+            print(json.dumps([r.public() for r in records], indent=2))
+            return 0
+        for record in records:
+            state = "revoked" if record.revoked_at else "active"
+            print(f"{record.id}\t{record.name}\t{record.team or '-'}\t{state}")
+        return 0
+    if command == "revoke":
+        await admin.revoke_key(args.id, actor=actor)
+        print(f"revoked {args.id}")
+        return 0
+    rotated = await admin.rotate_key(args.id, actor=actor)
+    print(rotated.key)
+    return 0
+
+
+def _key_body(args: argparse.Namespace) -> KeyCreate:
+    data: dict[str, Any] = {
+        "name": args.name,
+        "team": args.team,
+        "user": args.user,
+        "org": args.org,
+    }
+    if args.scopes:
+        data["scopes"] = args.scopes
+    if args.models:
+        data["models"] = args.models
+    if args.expires:
+        data["expires_at"] = args.expires
+    limits = {"rpm": args.rpm, "tpm": args.tpm, "max_parallel": args.max_parallel}
+    if any(v is not None for v in limits.values()):
+        data["limits"] = limits
+    if args.budget is not None:
+        data["budget"] = {"max_usd": args.budget, "period": args.period, "hard": not args.soft}
+    try:
+        return KeyCreate.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(validation_error(exc).message) from None
+
+
+async def _spend(admin: Admin, args: argparse.Namespace) -> int:
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from None
+    rows = await admin.spend(args.by, since=since)
+    if args.json:
+        print(json.dumps({"rows": [row.model_dump() for row in rows]}, indent=2))
+        return 0
+    print(f"{args.by}\trequests\tprompt_tokens\tcompletion_tokens\tcost_usd")
+    for row in rows:
+        print(
+            f"{row.group}\t{row.requests}\t{row.prompt_tokens}\t"
+            f"{row.completion_tokens}\t{row.cost_usd:.6f}"
+        )
+    return 0

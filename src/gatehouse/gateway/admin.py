@@ -1,0 +1,237 @@
+"""Administration of keys, teams, users and budgets, with the audit log.
+
+The admin HTTP API and the CLI both call :class:`Admin`; every change is
+audited (who, what, when, before/after, never a secret) by the store in the
+same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from gatehouse.core.config import LimitSpec
+from gatehouse.core.errors import ConflictError, NotFoundError
+from gatehouse.core.governance import (
+    AuditEntry,
+    Budget,
+    KeyRecord,
+    SpendRow,
+    SubjectKind,
+    SubjectRecord,
+    UsageEvent,
+)
+from gatehouse.core.ids import Clock
+from gatehouse.core.principal import ALL_SCOPES
+from gatehouse.gateway.keys import Directory, new_key, new_secret
+from gatehouse.store.directory import DirectoryStore
+from gatehouse.store.ledger import GroupBy, LedgerStore
+
+DEFAULT_SCOPES = ["chat", "embeddings"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _known_scopes(scopes: list[str] | None) -> list[str] | None:
+    if scopes is None:
+        return None
+    unknown = sorted(set(scopes) - ALL_SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scope(s) {unknown}; known: {sorted(ALL_SCOPES)}")
+    return sorted(set(scopes))
+
+
+class KeyCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    team: str | None = Field(default=None, min_length=1, max_length=200)
+    user: str | None = Field(default=None, min_length=1, max_length=200)
+    org: str | None = Field(default=None, min_length=1, max_length=200)
+    scopes: list[str] | None = None
+    models: list[str] | None = None
+    expires_at: AwareDatetime | None = None
+    limits: LimitSpec | None = None
+    budget: Budget | None = None
+    metadata: dict[str, Any] | None = None
+
+    _scopes = field_validator("scopes")(_known_scopes)
+
+
+class KeyUpdate(_Body):
+    """Fields to change; a field sent as ``null`` is cleared."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    team: str | None = Field(default=None, min_length=1, max_length=200)
+    user: str | None = Field(default=None, min_length=1, max_length=200)
+    org: str | None = Field(default=None, min_length=1, max_length=200)
+    scopes: list[str] | None = None
+    models: list[str] | None = None
+    expires_at: AwareDatetime | None = None
+    limits: LimitSpec | None = None
+    budget: Budget | None = None
+    metadata: dict[str, Any] | None = None
+
+    _scopes = field_validator("scopes")(_known_scopes)
+
+
+class SubjectPut(_Body):
+    limits: LimitSpec | None = None
+    budget: Budget | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class CreatedKey(BaseModel):
+    """What creating or rotating a key returns: the only time ``key`` is shown."""
+
+    key: str
+    record: KeyRecord
+
+    def public(self) -> dict[str, Any]:
+        return {**self.record.public(), "key": self.key}
+
+
+class Admin:
+    def __init__(
+        self, store: DirectoryStore, ledger: LedgerStore, directory: Directory, *, clock: Clock
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._directory = directory
+        self._clock = clock
+
+    # -- keys --
+
+    async def create_key(self, body: KeyCreate, *, actor: str) -> CreatedKey:
+        now = self._clock()
+        key_id, key, salt, digest = new_key()
+        record = KeyRecord(
+            id=key_id,
+            name=body.name,
+            salt=salt,
+            digest=digest,
+            team=body.team,
+            user=body.user,
+            org=body.org,
+            scopes=body.scopes if body.scopes is not None else DEFAULT_SCOPES,
+            models=body.models,
+            expires_at=body.expires_at.timestamp() if body.expires_at else None,
+            limits=body.limits,
+            budget=body.budget,
+            metadata=body.metadata,
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.put_key(record, actor=actor, action="create", before=None)
+        return CreatedKey(key=key, record=record)
+
+    async def keys(self, *, team: str | None = None, user: str | None = None) -> list[KeyRecord]:
+        return await self._store.keys(team=team, user=user)
+
+    async def key(self, key_id: str) -> KeyRecord:
+        record = await self._store.key(key_id)
+        if record is None:
+            raise NotFoundError(f"No key with id '{key_id}'.", param="id")
+        return record
+
+    async def update_key(self, key_id: str, body: KeyUpdate, *, actor: str) -> KeyRecord:
+        before = await self.key(key_id)
+        changes: dict[str, Any] = {
+            name: getattr(body, name) for name in body.model_fields_set if name != "expires_at"
+        }
+        if "expires_at" in body.model_fields_set:
+            changes["expires_at"] = body.expires_at.timestamp() if body.expires_at else None
+        if "scopes" in changes and changes["scopes"] is None:
+            changes["scopes"] = DEFAULT_SCOPES
+        if "name" in changes and changes["name"] is None:
+            changes.pop("name")
+        changes["updated_at"] = self._clock()
+        after = before.model_copy(update=changes)
+        after = KeyRecord.model_validate(after.model_dump())
+        await self._store.put_key(after, actor=actor, action="update", before=before)
+        await self._directory.refresh()
+        return after
+
+    async def rotate_key(self, key_id: str, *, actor: str) -> CreatedKey:
+        before = await self.key(key_id)
+        if before.revoked_at is not None:
+            raise ConflictError(f"Key '{key_id}' is revoked and cannot be rotated.")
+        key, salt, digest = new_secret(key_id)
+        after = before.model_copy(
+            update={"salt": salt, "digest": digest, "updated_at": self._clock()}
+        )
+        await self._store.put_key(after, actor=actor, action="rotate", before=before)
+        await self._directory.refresh()
+        return CreatedKey(key=key, record=after)
+
+    async def revoke_key(self, key_id: str, *, actor: str) -> KeyRecord:
+        before = await self.key(key_id)
+        if before.revoked_at is not None:
+            return before
+        now = self._clock()
+        after = before.model_copy(update={"revoked_at": now, "updated_at": now})
+        await self._store.put_key(after, actor=actor, action="revoke", before=before)
+        await self._directory.refresh()
+        return after
+
+    # -- teams and users --
+
+    async def subjects(self, kind: SubjectKind) -> list[SubjectRecord]:
+        return await self._store.subjects(kind)
+
+    async def subject(self, kind: SubjectKind, subject_id: str) -> SubjectRecord:
+        record = await self._store.subject(kind, subject_id)
+        if record is None:
+            raise NotFoundError(f"No {kind} '{subject_id}'.", param="id")
+        return record
+
+    async def put_subject(
+        self, kind: SubjectKind, subject_id: str, body: SubjectPut, *, actor: str
+    ) -> tuple[SubjectRecord, bool]:
+        """Create or replace a team or user; returns the record and whether it is new."""
+        now = self._clock()
+        before = await self._store.subject(kind, subject_id)
+        after = SubjectRecord(
+            kind=kind,
+            id=subject_id,
+            limits=body.limits,
+            budget=body.budget,
+            metadata=body.metadata,
+            created_at=before.created_at if before else now,
+            updated_at=now,
+        )
+        action = "create" if before is None else "update"
+        await self._store.put_subject(after, actor=actor, action=action, before=before)
+        await self._directory.refresh()
+        return after, before is None
+
+    async def delete_subject(self, kind: SubjectKind, subject_id: str, *, actor: str) -> None:
+        before = await self.subject(kind, subject_id)
+        await self._store.delete_subject(before, actor=actor, at=self._clock())
+        await self._directory.refresh()
+
+    # -- reports --
+
+    async def spend(self, group_by: GroupBy, *, since: float) -> list[SpendRow]:
+        return await self._ledger.spend(group_by, since=since)
+
+    async def ledger(self, *, since: float, limit: int) -> list[UsageEvent]:
+        return await self._ledger.events(since=since, limit=limit)
+
+    async def audit(self, *, since: float, limit: int) -> list[AuditEntry]:
+        return await self._store.audit(since=since, limit=limit)
+
+
+def parse_since(value: str | None) -> float:
+    """An ISO 8601 time (a naive one is UTC) as epoch seconds; ``None`` is the beginning."""
+    if value is None or value == "":
+        return 0.0
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"'{value}' is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

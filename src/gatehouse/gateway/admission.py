@@ -1,0 +1,314 @@
+"""Admission: rate limits, concurrency and budget reservations, decided atomically.
+
+Before the call, one :meth:`Counters.admit` grants every claim of the request
+or none: requests and tokens per minute (GCRA), concurrent requests, and the
+spend of every budget that applies (the call's maximum cost, from its token
+limit and the dearest price). After the call, :meth:`Counters.settle` replaces
+the estimates with the real usage and cost, and releases the concurrency slot.
+Because the reservation happens inside the atomic admit, N concurrent requests
+can never together pass a hard budget.
+
+Limits and budgets attach to the key, its user, its team and
+its organisation (from the admin API) and to the model (``limits.models``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gatehouse.catalog import PricingTable, TokenCounts
+from gatehouse.core.config import LimitsConfig, LimitSpec
+from gatehouse.core.errors import (
+    BudgetExceededError,
+    RateLimitError,
+    ServiceUnavailableError,
+)
+from gatehouse.core.governance import Budget, period_window
+from gatehouse.core.ids import Clock
+from gatehouse.core.principal import Principal
+from gatehouse.core.types import ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.gateway.keys import Directory
+from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result
+from gatehouse.store.counters import (
+    UNLIMITED,
+    Claim,
+    Counters,
+    CounterUnavailableError,
+    Outcome,
+)
+from gatehouse.store.ledger import LedgerStore
+
+log = logging.getLogger("gatehouse.admission")
+
+SubjectName = Literal["key", "user", "team", "org", "model"]
+GAUGE_TTL = 600.0  # a crashed replica's concurrency slots free themselves after this
+
+
+_Subject = tuple[SubjectName, str, LimitSpec | None, Budget | None]
+
+
+@dataclass(slots=True)
+class _Plan:
+    claims: list[Claim] = field(default_factory=list)
+    roles: list[str] = field(default_factory=list)  # "requests" | "tokens" | "parallel" | ...
+    soft: list[tuple[int, str, float]] = field(default_factory=list)  # claim, who, max_usd
+    est_tokens: int = 0
+    max_cost: float = 0.0
+
+
+class AdmissionStage:
+    def __init__(
+        self,
+        counters: Counters,
+        directory: Directory,
+        ledger: LedgerStore,
+        pricing: PricingTable,
+        limits: LimitsConfig,
+        *,
+        clock: Clock,
+        fail_open: bool = False,
+    ) -> None:
+        self._counters = counters
+        self._directory = directory
+        self._ledger = ledger
+        self._pricing = pricing
+        self._limits = limits
+        self._clock = clock
+        self._fail_open = fail_open
+        self._seeded: set[str] = set()
+        self._subject_cache: dict[
+            tuple[str, str | None, str | None, str], tuple[int, list[_Subject]]
+        ] = {}
+        self._windows: dict[str, tuple[str, float, float]] = {}
+        self.counter_failures = 0
+        self.soft_alerts = 0
+
+    async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
+        principal = ctx.principal
+        if principal is None or principal.kind in ("local", "master"):
+            return await call_next(ctx)
+        now = self._clock()
+        plan = await self._plan(ctx, principal, now)
+        if not plan.claims:
+            return await call_next(ctx)
+        if not await self._admit(ctx, plan, now):
+            # The counter store is down and policy says fail open: no
+            # reservation was made, so there is nothing to settle.
+            return await call_next(ctx)
+        try:
+            result = await call_next(ctx)
+        except BaseException:
+            await self._settle(ctx, plan, failed=True)
+            raise
+        if isinstance(result, AsyncIterator):
+            return self._settle_after(ctx, plan, result)
+        await self._settle(ctx, plan, failed=False)
+        return result
+
+    # -- planning: which claims this request makes --
+
+    async def _plan(self, ctx: CallContext, principal: Principal, now: float) -> _Plan:
+        plan = _Plan()
+        request = ctx.request
+        max_completion = 0
+        if isinstance(request, ChatCompletionRequest):
+            max_completion = request.token_limit() or self._limits.default_max_tokens
+            prompt = sum(len(m.text()) for m in request.messages) // 4 + 4 * len(request.messages)
+        else:
+            prompt = sum(len(t) for t in request.texts()) // 4 + 1
+        plan.est_tokens = prompt + max_completion
+        plan.max_cost = self._pricing.max_cost(ctx.model, prompt, max_completion)
+
+        for kind, name, limits, budget in await self._subjects(principal, ctx.model):
+            if limits is not None:
+                self._limit_claims(plan, kind, name, limits)
+            if budget is not None and kind != "model":
+                await self._budget_claim(plan, kind, name, budget, now)
+        return plan
+
+    async def _subjects(self, principal: Principal, model: str) -> list[_Subject]:
+        """Who this call is charged to, with their limits and budgets; cached until
+        the directory drops its caches (any admin change)."""
+        cache_key = (principal.id, principal.user, principal.team, model)
+        generation = self._directory.generation
+        cached = self._subject_cache.get(cache_key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        subjects: list[_Subject] = []
+        if principal.key_id is not None:
+            key = await self._directory.key(principal.key_id)
+            if key is not None:
+                record = key.record
+                subjects.append(("key", record.id, record.limits, record.budget))
+        if principal.user is not None:
+            user = await self._directory.subject("user", principal.user)
+            if user is not None:
+                subjects.append(("user", user.id, user.limits, user.budget))
+        if principal.team is not None:
+            team = await self._directory.subject("team", principal.team)
+            if team is not None:
+                subjects.append(("team", team.id, team.limits, team.budget))
+        if principal.org is not None:
+            org = await self._directory.subject("org", principal.org)
+            if org is not None:
+                subjects.append(("org", org.id, org.limits, org.budget))
+        model_limits = self._limits.models.get(model)
+        if model_limits is not None:
+            subjects.append(("model", model, model_limits, None))
+        if generation == self._directory.generation:
+            if len(self._subject_cache) > 100_000:
+                self._subject_cache.clear()
+            self._subject_cache[cache_key] = (generation, subjects)
+        return subjects
+
+    def _limit_claims(self, plan: _Plan, kind: str, name: str, limits: LimitSpec) -> None:
+        if limits.rpm is not None:
+            plan.claims.append(Claim("rate", f"rpm:{kind}:{name}", limits.rpm, 1, 60.0))
+            plan.roles.append("requests")
+        if limits.tpm is not None:
+            amount = min(plan.est_tokens, limits.tpm)
+            plan.claims.append(Claim("rate", f"tpm:{kind}:{name}", limits.tpm, amount, 60.0))
+            plan.roles.append("tokens")
+        if limits.max_parallel is not None:
+            plan.claims.append(
+                Claim("gauge", f"par:{kind}:{name}", limits.max_parallel, 1, GAUGE_TTL)
+            )
+            plan.roles.append("parallel")
+
+    async def _budget_claim(
+        self,
+        plan: _Plan,
+        kind: Literal["key", "user", "team", "org"],
+        name: str,
+        budget: Budget,
+        now: float,
+    ) -> None:
+        window = self._windows.get(budget.period)
+        if window is None or not window[1] <= now < window[2]:
+            window = self._windows[budget.period] = period_window(budget.period, now)
+        label, start, end = window
+        key = f"spend:{kind}:{name}:{budget.period}:{label}"
+        ttl = 0.0 if math.isinf(end) else end - now + 3600.0
+        if key not in self._seeded:
+            # A fresh counter (new process, Redis restarted) starts from what
+            # the ledger says was already spent this period.
+            try:
+                spent = await self._ledger.spent(kind, name, start)
+                await self._counters.seed(key, spent, ttl)
+            except Exception as exc:
+                self._unavailable(f"cannot read spend for budget {key}: {exc}", budget.hard)
+            else:
+                self._seeded.add(key)
+        limit = budget.max_usd if budget.hard else UNLIMITED
+        plan.claims.append(Claim("quota", key, limit, plan.max_cost, ttl))
+        plan.roles.append(f"budget:{kind}")
+        if not budget.hard:
+            plan.soft.append((len(plan.claims) - 1, f"{kind} {name}", budget.max_usd))
+
+    # -- admit and settle --
+
+    async def _admit(self, ctx: CallContext, plan: _Plan, now: float) -> bool:
+        try:
+            decision = await self._counters.admit(plan.claims, now)
+        except CounterUnavailableError as exc:
+            self._unavailable(f"counter store unreachable: {exc}", hard=True)
+            return False
+        headers = _rate_headers(plan, decision.outcomes)
+        for index, who, max_usd in plan.soft:
+            if decision.outcomes[index].level > max_usd:
+                self.soft_alerts += 1
+                log.warning("soft budget of %s exceeded (%.4f USD)", who, max_usd)
+                headers["x-gatehouse-budget-warning"] = f"soft budget of {who} exceeded"
+        denied = decision.denied()
+        if denied is None:
+            ctx.response_headers.update(headers)
+            return True
+        outcome = decision.outcomes[denied]
+        claim, role = plan.claims[denied], plan.roles[denied]
+        headers["retry-after"] = str(max(1, math.ceil(outcome.retry_after)))
+        subject = claim.key.split(":", 1)[1]
+        if role.startswith("budget"):
+            raise BudgetExceededError(
+                f"Budget exceeded for {subject}: this request could cost up to "
+                f"{plan.max_cost:.6f} USD.",
+                headers=headers,
+            )
+        what = {"requests": "requests per minute", "tokens": "tokens per minute"}.get(
+            role, "concurrent requests"
+        )
+        raise RateLimitError(
+            f"Rate limit reached for {subject}: {claim.limit:g} {what}.", headers=headers
+        )
+
+    def _unavailable(self, message: str, hard: bool) -> None:
+        self.counter_failures += 1
+        if self._fail_open:
+            log.warning("%s; admitting (fail_open)", message)
+            return
+        log.error("%s; rejecting (fail_closed)", message)
+        if hard:
+            raise ServiceUnavailableError("Limits cannot be checked right now; try again shortly.")
+
+    async def _settle(self, ctx: CallContext, plan: _Plan, *, failed: bool) -> None:
+        deltas: list[float] = []
+        usage = None if failed else ctx.usage
+        tokens = 0 if usage is None else usage.total_tokens
+        cost = 0.0
+        if usage is not None and ctx.cache != "hit":
+            cost = self._pricing.cost(ctx.model, ctx.deployment, TokenCounts.of(usage))
+        for claim, role in zip(plan.claims, plan.roles, strict=True):
+            if role == "requests":
+                deltas.append(0.0)
+            elif role == "tokens":
+                deltas.append(tokens - claim.amount)
+            elif role == "parallel":
+                deltas.append(-1.0)
+            else:
+                deltas.append(cost - claim.amount)
+        try:
+            await self._counters.settle(plan.claims, deltas, self._clock())
+        except CounterUnavailableError as exc:
+            self.counter_failures += 1
+            log.error("cannot settle counters for %s: %s", ctx.request_id, exc)
+
+    async def _settle_after(
+        self, ctx: CallContext, plan: _Plan, chunks: AsyncIterator[ChatCompletionChunk]
+    ) -> ChatStream:
+        failed = True
+        try:
+            async for chunk in chunks:
+                yield chunk
+            failed = False
+        finally:
+            await self._settle(ctx, plan, failed=failed and ctx.usage is None)
+
+
+def _rate_headers(plan: _Plan, outcomes: tuple[Outcome, ...]) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers, for the tightest requests and tokens limits."""
+    headers: dict[str, str] = {}
+    for role in ("requests", "tokens"):
+        best: tuple[Claim, Outcome] | None = None
+        for claim, claim_role, outcome in zip(plan.claims, plan.roles, outcomes, strict=True):
+            if claim_role != role:
+                continue
+            if best is None or outcome.remaining < best[1].remaining:
+                best = (claim, outcome)
+        if best is not None:
+            claim, outcome = best
+            headers[f"x-ratelimit-limit-{role}"] = str(int(claim.limit))
+            headers[f"x-ratelimit-remaining-{role}"] = str(int(outcome.remaining))
+            headers[f"x-ratelimit-reset-{role}"] = _duration(outcome.reset)
+    return headers
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: ``0.5s``, ``6m0s``."""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{round(seconds, 3):g}s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}m{round(rest):d}s"

@@ -1,0 +1,114 @@
+"""Governance wired together: the SQL store, outbox, counters, caches and the three stages.
+
+:class:`Governance` owns every resource that keys, limits, budgets and the
+ledger need, starts them (migrations, outbox thread, shipper, revocation poll)
+and stops them. The gateway asks it for its stages; the admin API and the CLI
+use :attr:`admin`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gatehouse.catalog import PricingTable
+from gatehouse.core.config import Settings
+from gatehouse.core.ids import Clock, system_clock
+from gatehouse.gateway.admin import Admin
+from gatehouse.gateway.admission import AdmissionStage
+from gatehouse.gateway.auth import Authenticator, AuthStage
+from gatehouse.gateway.keys import Directory
+from gatehouse.gateway.metering import MeteringStage
+from gatehouse.gateway.pipeline import Stage
+from gatehouse.store.counters import Counters, MemoryCounters
+from gatehouse.store.database import Database, database_url
+from gatehouse.store.directory import DirectoryStore
+from gatehouse.store.ledger import LedgerStore
+from gatehouse.store.outbox import Outbox
+from gatehouse.store.shipper import Shipper
+
+log = logging.getLogger("gatehouse.governance")
+
+
+class Governance:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = system_clock, counters: Counters | None = None
+    ) -> None:
+        store = settings.store
+        url = store.database_url.get_secret_value() if store.database_url else None
+        self.database = Database(database_url(url, settings.data_dir))
+        self.directory_store = DirectoryStore(self.database)
+        self.ledger = LedgerStore(self.database)
+        self.outbox = Outbox(settings.data_dir / "outbox.db")
+        self.shipper = Shipper(
+            self.outbox,
+            self.ledger,
+            interval=store.ship_interval_seconds,
+            batch_size=store.ship_batch_size,
+        )
+        self.directory = Directory(
+            self.directory_store, poll_seconds=settings.auth.revocation_poll_seconds
+        )
+        if counters is None:
+            if store.redis_url is not None:
+                from gatehouse.store.redis_counters import RedisCounters
+
+                counters = RedisCounters(store.redis_url.get_secret_value())
+            else:
+                counters = MemoryCounters()
+        self.counters = counters
+        self.pricing = PricingTable.from_settings(settings)
+        self.authenticator = Authenticator(settings.auth, self.directory, clock)
+        self.admission = AdmissionStage(
+            counters,
+            self.directory,
+            self.ledger,
+            self.pricing,
+            settings.limits,
+            clock=clock,
+            fail_open=store.redis_failure == "fail_open",
+        )
+        self.metering = MeteringStage(self.outbox, self.pricing, clock=clock)
+        self.admin = Admin(self.directory_store, self.ledger, self.directory, clock=clock)
+        self._started = False
+
+    def stats(self) -> dict[str, float]:
+        """Failure and activity counts since start, for ``/metrics``."""
+        return {
+            "gatehouse_counter_store_failures": self.admission.counter_failures,
+            "gatehouse_soft_budget_alerts": self.admission.soft_alerts,
+            "gatehouse_ledger_shipped_events": self.shipper.shipped,
+            "gatehouse_ledger_ship_failures": self.shipper.failures,
+            "gatehouse_revocation_poll_failures": self.directory.poll_failures,
+        }
+
+    def stages(self) -> list[Stage]:
+        """In pipeline order: who is calling, then record the call, then admit it."""
+        return [AuthStage(self.authenticator), self.metering, self.admission]
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.database.open()
+        await asyncio.to_thread(self.outbox.open)
+        # Ship what a previous process left behind before serving, so budgets
+        # seeded from the ledger see it; a database outage must not block start.
+        try:
+            await asyncio.wait_for(self.shipper.drain(), timeout=10)
+        except Exception as exc:
+            log.warning("could not ship pending usage events at start: %s", exc)
+        self.shipper.start()
+        await self.directory.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.directory.stop()
+        await self.shipper.stop()
+        await asyncio.to_thread(self.outbox.close)
+        with contextlib.suppress(Exception):
+            await self.counters.close()
+        await self.database.close()

@@ -1,0 +1,198 @@
+"""The admin API: keys, teams, users, spend, ledger and audit, under ``/admin``.
+
+Every call needs a credential with the ``admin`` scope (the master key, or a
+virtual key or JWT granted it). The work happens in
+:class:`gatehouse.gateway.admin.Admin`; these endpoints only translate HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gatehouse.core.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
+from gatehouse.core.governance import SubjectKind
+from gatehouse.core.principal import ANONYMOUS, Principal
+from gatehouse.gateway.admin import Admin, KeyCreate, KeyUpdate, SubjectPut, parse_since
+from gatehouse.gateway.governance import Governance
+from gatehouse.server.http import JSONResponse, parse_body
+from gatehouse.server.routes.table import RouteSpec
+
+GroupBy = Literal["key", "team", "user", "org", "model"]
+MAX_LIMIT = 10_000
+
+
+async def require_admin(request: Request) -> Principal:
+    """The caller, if it may use the admin API; else 401/403. Every ``/admin``
+    route calls this first."""
+    governance: Governance | None = request.app.state.gateway.governance
+    if governance is None:
+        # No governance wired (an embedded gateway): nobody to check against.
+        return ANONYMOUS
+    principal: Principal = await governance.authenticator.authenticate(request.headers)
+    if not principal.has_scope("admin"):
+        raise PermissionDeniedError("This credential lacks the 'admin' scope.")
+    return principal
+
+
+async def _admin(request: Request) -> tuple[Admin, str]:
+    """The admin service and the caller's id, or 401/403."""
+    principal = await require_admin(request)
+    governance: Governance | None = request.app.state.gateway.governance
+    if governance is None:
+        raise NotFoundError("Administration is not enabled on this server.")
+    return governance.admin, principal.id
+
+
+def _since(request: Request) -> float:
+    try:
+        return parse_since(request.query_params.get("since"))
+    except ValueError as exc:
+        raise ValidationFailedError(str(exc), param="since") from None
+
+
+def _limit(request: Request, default: int = 100) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ValidationFailedError(
+            f"limit must be an integer from 1 to {MAX_LIMIT}.", param="limit"
+        )
+    return int(raw)
+
+
+# -- keys --
+
+
+async def create_key(request: Request) -> Response:
+    admin, actor = await _admin(request)
+    created = await admin.create_key(await parse_body(request, KeyCreate), actor=actor)
+    return JSONResponse(created.public(), status_code=201)
+
+
+async def list_keys(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    records = await admin.keys(
+        team=request.query_params.get("team"), user=request.query_params.get("user")
+    )
+    return JSONResponse({"keys": [record.public() for record in records]})
+
+
+async def get_key(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    return JSONResponse((await admin.key(request.path_params["id"])).public())
+
+
+async def update_key(request: Request) -> Response:
+    admin, actor = await _admin(request)
+    body = await parse_body(request, KeyUpdate)
+    record = await admin.update_key(request.path_params["id"], body, actor=actor)
+    return JSONResponse(record.public())
+
+
+async def rotate_key(request: Request) -> Response:
+    admin, actor = await _admin(request)
+    created = await admin.rotate_key(request.path_params["id"], actor=actor)
+    return JSONResponse(created.public())
+
+
+async def revoke_key(request: Request) -> Response:
+    admin, actor = await _admin(request)
+    record = await admin.revoke_key(request.path_params["id"], actor=actor)
+    return JSONResponse(record.public())
+
+
+# -- teams and users --
+
+
+def _subject_routes(kind: SubjectKind) -> list[RouteSpec]:
+    plural = f"{kind}s"
+
+    async def listing(request: Request) -> Response:
+        admin, _ = await _admin(request)
+        return JSONResponse({plural: [r.public() for r in await admin.subjects(kind)]})
+
+    async def get(request: Request) -> Response:
+        admin, _ = await _admin(request)
+        return JSONResponse((await admin.subject(kind, request.path_params["id"])).public())
+
+    async def put(request: Request) -> Response:
+        admin, actor = await _admin(request)
+        body = await parse_body(request, SubjectPut)
+        record, created = await admin.put_subject(
+            kind, request.path_params["id"], body, actor=actor
+        )
+        return JSONResponse(record.public(), status_code=201 if created else 200)
+
+    async def delete(request: Request) -> Response:
+        admin, actor = await _admin(request)
+        await admin.delete_subject(kind, request.path_params["id"], actor=actor)
+        return JSONResponse({"id": request.path_params["id"], "deleted": True})
+
+    path = f"/admin/{plural}"
+    return [
+        RouteSpec("GET", path, listing, summary=f"List {plural}", tag="admin"),
+        RouteSpec("GET", path + "/{id}", get, summary=f"Describe one {kind}", tag="admin"),
+        RouteSpec(
+            "PUT",
+            path + "/{id}",
+            put,
+            summary=f"Create or replace a {kind} (limits, budget)",
+            request_model=SubjectPut,
+            tag="admin",
+        ),
+        RouteSpec("DELETE", path + "/{id}", delete, summary=f"Delete a {kind}", tag="admin"),
+    ]
+
+
+# -- reports --
+
+
+async def spend(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    group_by = request.query_params.get("group_by", "key")
+    if group_by not in get_args(GroupBy):
+        raise ValidationFailedError(
+            f"group_by must be one of {list(get_args(GroupBy))}.", param="group_by"
+        )
+    rows = await admin.spend(group_by, since=_since(request))  # type: ignore[arg-type]
+    return JSONResponse({"rows": [row.model_dump() for row in rows]})
+
+
+async def ledger(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    events = await admin.ledger(since=_since(request), limit=_limit(request))
+    return JSONResponse({"events": [event.public() for event in events]})
+
+
+async def audit(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    entries = await admin.audit(since=_since(request), limit=_limit(request))
+    return JSONResponse({"entries": [entry.public() for entry in entries]})
+
+
+def _spec(method: str, path: str, endpoint: Any, summary: str, **extra: Any) -> RouteSpec:
+    return RouteSpec(method, path, endpoint, summary=summary, tag="admin", **extra)
+
+
+ROUTES = [
+    _spec("POST", "/admin/keys", create_key, "Create a virtual key", request_model=KeyCreate),
+    _spec("GET", "/admin/keys", list_keys, "List keys (never their secrets)"),
+    _spec("GET", "/admin/keys/{id}", get_key, "Describe one key"),
+    _spec("PATCH", "/admin/keys/{id}", update_key, "Update a key", request_model=KeyUpdate),
+    _spec("POST", "/admin/keys/{id}/rotate", rotate_key, "Rotate a key's secret"),
+    _spec("DELETE", "/admin/keys/{id}", revoke_key, "Revoke a key"),
+    *_subject_routes("org"),
+    *_subject_routes("team"),
+    *_subject_routes("user"),
+    _spec("GET", "/admin/spend", spend, "Spend per key, team, user or model, from the ledger"),
+    _spec("GET", "/admin/ledger", ledger, "Usage events from the ledger"),
+    _spec("GET", "/admin/audit", audit, "The audit log of admin actions"),
+]

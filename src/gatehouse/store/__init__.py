@@ -1,0 +1,11 @@
+"""Durable and shared state: SQL (SQLite or PostgreSQL, Alembic migrations),
+the local usage outbox and its shipper, and the counter stores (in process,
+Redis).
+
+- :class:`~gatehouse.store.database.Database`: the engine, migrated on open.
+- :class:`~gatehouse.store.directory.DirectoryStore`: keys, teams, users, audit.
+- :class:`~gatehouse.store.ledger.LedgerStore`: usage events and spend reports.
+- :class:`~gatehouse.store.outbox.Outbox` and :class:`~gatehouse.store.shipper.Shipper`.
+- :class:`~gatehouse.store.counters.Counters` with :class:`~gatehouse.store.counters.MemoryCounters`
+  and :class:`~gatehouse.store.redis_counters.RedisCounters`.
+"""

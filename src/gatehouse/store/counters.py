@@ -1,0 +1,168 @@
+"""Shared counters for rate limits, concurrency and budget reservations.
+
+One request's admission is a list of :class:`Claim`\\ s decided atomically: all
+are granted or none is. Three kinds:
+
+- ``rate``: GCRA (generic cell rate algorithm), ``limit`` units per ``period``
+  seconds with a burst of ``limit``. Not a fixed window: capacity returns
+  continuously, one unit every ``period / limit`` seconds. The stored state is
+  the theoretical arrival time (TAT).
+- ``gauge``: a level that goes up on admission and down when settled
+  (concurrent requests). ``period`` is its key's time to live, so a crashed
+  replica's leftovers expire.
+- ``quota``: an amount that only grows within its key (budget spend, keyed
+  by period). ``period`` is the time to live, 0 for never.
+
+``settle`` applies deltas afterwards: token limits and budgets reserve an
+estimate and settle with the real usage; a gauge settles with ``-amount``.
+
+The arithmetic is here once, free of I/O; :class:`MemoryCounters` runs it in
+process and the Redis backend runs the same rules in a Lua script. Both pass
+``tests/unit/counter_conformance.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ClaimKind = Literal["rate", "gauge", "quota"]
+UNLIMITED = -1.0
+_EPSILON = 1e-9
+
+
+class CounterUnavailableError(Exception):
+    """The shared counter store cannot be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    kind: ClaimKind
+    key: str
+    limit: float  # UNLIMITED (-1) never rejects: a soft budget that only counts
+    amount: float
+    period: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    allowed: bool
+    remaining: float
+    reset: float  # seconds until the claim's capacity is whole again
+    retry_after: float  # seconds until a denied claim could fit; 0 when allowed
+    level: float = 0.0  # gauge/quota: the level after this claim (soft-budget alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    outcomes: tuple[Outcome, ...]
+
+    def denied(self) -> int | None:
+        """Index of the first claim that did not fit."""
+        for index, outcome in enumerate(self.outcomes):
+            if not outcome.allowed:
+                return index
+        return None
+
+
+class Counters(Protocol):
+    """What admission needs of a counter store. Times are epoch seconds."""
+
+    async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
+        """Grant every claim, or none of them."""
+        ...
+
+    async def settle(self, claims: Sequence[Claim], deltas: Sequence[float], now: float) -> None:
+        """Add ``deltas[i]`` units to what ``claims[i]`` took (negative gives back)."""
+        ...
+
+    async def seed(self, key: str, value: float, ttl: float) -> None:
+        """Set a quota's value unless it already has one (a restart's starting point)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def evaluate(claim: Claim, state: float, now: float) -> tuple[Outcome, float]:
+    """Decide one claim against its stored state; returns the outcome and the new state."""
+    if claim.kind == "rate":
+        interval = claim.period / claim.limit
+        tat = max(state, now)
+        new_tat = tat + claim.amount * interval
+        allow_at = new_tat - claim.period
+        if allow_at > now + _EPSILON:
+            remaining = max(0.0, math.floor((claim.period - (tat - now)) / interval + _EPSILON))
+            return Outcome(False, remaining, tat - now, allow_at - now), state
+        remaining = math.floor((claim.period - (new_tat - now)) / interval + _EPSILON)
+        return Outcome(True, max(0.0, remaining), new_tat - now, 0.0), new_tat
+    level = state + claim.amount
+    if claim.limit == UNLIMITED:
+        return Outcome(True, math.inf, 0.0, 0.0, level), level
+    if level <= claim.limit + _EPSILON:
+        return Outcome(True, claim.limit - level, _reset(claim), 0.0, level), level
+    retry = _reset(claim) if claim.kind == "quota" else 1.0
+    return Outcome(False, max(0.0, claim.limit - state), _reset(claim), retry, state), state
+
+
+def settled(claim: Claim, state: float, delta: float) -> float:
+    """The state after adding ``delta`` units to a granted claim."""
+    if claim.kind == "rate":
+        return state + delta * (claim.period / claim.limit)
+    return state + delta
+
+
+def _reset(claim: Claim) -> float:
+    return claim.period if claim.kind == "quota" else 0.0
+
+
+def expiry(claim: Claim, new_state: float, now: float) -> float | None:
+    """Seconds the stored state must live; ``None`` for ever."""
+    if claim.kind == "rate":
+        return max(new_state - now, 0.0) + 1.0
+    if claim.period <= 0:
+        return None
+    return claim.period
+
+
+class MemoryCounters:
+    """The in-process backend: a dict, atomic because the event loop runs one
+    coroutine at a time and nothing here awaits."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[float, float | None]] = {}
+
+    def _get(self, key: str, now: float) -> float:
+        entry = self._values.get(key)
+        if entry is None:
+            return 0.0
+        value, expires = entry
+        if expires is not None and expires <= now:
+            del self._values[key]
+            return 0.0
+        return value
+
+    async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
+        results = [evaluate(claim, self._get(claim.key, now), now) for claim in claims]
+        allowed = all(outcome.allowed for outcome, _ in results)
+        if allowed:
+            for claim, (_, state) in zip(claims, results, strict=True):
+                ttl = expiry(claim, state, now)
+                self._values[claim.key] = (state, None if ttl is None else now + ttl)
+        return Decision(allowed, tuple(outcome for outcome, _ in results))
+
+    async def settle(self, claims: Sequence[Claim], deltas: Sequence[float], now: float) -> None:
+        for claim, delta in zip(claims, deltas, strict=True):
+            entry = self._values.get(claim.key)
+            if entry is None or delta == 0:
+                continue
+            self._values[claim.key] = (settled(claim, entry[0], delta), entry[1])
+
+    async def seed(self, key: str, value: float, ttl: float) -> None:
+        if key not in self._values:
+            self._values[key] = (value, None)
+
+    async def close(self) -> None:
+        self._values.clear()

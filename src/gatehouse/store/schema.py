@@ -1,0 +1,111 @@
+"""The SQL tables of gatehouse's governance state.
+
+Times are epoch seconds (floats): portable between SQLite and PostgreSQL and
+cheap to compare. Structured fields (scopes, limits, budgets) are JSON. The
+migrations in ``migrations/versions`` create exactly these tables; a unit test
+checks the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("team", String(200)),
+    Column("user", String(200)),
+    Column("org", String(200)),  # migration 0002
+    Column("scopes", JSON, nullable=False),
+    Column("models", JSON),
+    Column("expires_at", Float),
+    Column("limits", JSON),
+    Column("budget", JSON),
+    Column("metadata", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+# Organisations, teams and users: the subjects that limits and budgets attach to beside keys.
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("limits", JSON),
+    Column("budget", JSON),
+    Column("metadata", JSON),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("before", JSON),
+    Column("after", JSON),
+)
+
+# One row: a number bumped by every change to keys or subjects, which replicas
+# poll to drop their caches (revocation takes effect everywhere within a second).
+state = Table(
+    "state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+ledger = Table(
+    "ledger_events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("request_id", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("principal", String(200), nullable=False),
+    Column("key_id", String(32)),
+    Column("user", String(200)),
+    Column("team", String(200)),
+    Column("org", String(200)),  # migration 0002
+    Column("endpoint", String(32), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("deployment", String(200)),
+    Column("status", String(64), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float),
+    Column("cache_hit", Boolean, nullable=False),
+    Column("stream", Boolean, nullable=False),
+    Column("error", Text),
+)
+Index("ix_ledger_created_at", ledger.c.created_at)
+Index("ix_ledger_key_created", ledger.c.key_id, ledger.c.created_at)
+Index("ix_ledger_team_created", ledger.c.team, ledger.c.created_at)
+Index("ix_ledger_user_created", ledger.c.user, ledger.c.created_at)
+Index("ix_ledger_org_created", ledger.c.org, ledger.c.created_at)

@@ -1,0 +1,75 @@
+"""Ships outbox events to the ledger in batches, forever, exactly once per id.
+
+A failed shipment (the database is down) leaves the events in the outbox and
+is retried with a capped backoff; the ledger insert ignores ids it already
+holds, so a batch shipped but not yet acknowledged when the process died is
+harmless when shipped again after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gatehouse.store.ledger import LedgerStore
+from gatehouse.store.outbox import Outbox
+
+log = logging.getLogger("gatehouse.shipper")
+
+
+class Shipper:
+    def __init__(
+        self, outbox: Outbox, ledger: LedgerStore, *, interval: float, batch_size: int
+    ) -> None:
+        self._outbox = outbox
+        self._ledger = ledger
+        self._interval = interval
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+        self.shipped = 0
+        self.failures = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="gatehouse-shipper")
+
+    async def stop(self) -> None:
+        """Stop the loop, then make one last attempt to ship what is pending."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.drain(), timeout=5)
+
+    async def ship_once(self) -> int:
+        """Ship one batch; returns how many events it held."""
+        batch = await self._outbox.pending(self._batch_size)
+        if not batch:
+            return 0
+        await self._ledger.insert([event for _, event in batch])
+        await self._outbox.acknowledge([seq for seq, _ in batch])
+        self.shipped += len(batch)
+        return len(batch)
+
+    async def drain(self) -> None:
+        while await self.ship_once():
+            pass
+
+    async def _loop(self) -> None:
+        delay = self._interval
+        while True:
+            try:
+                sent = await self.ship_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                delay = min(max(delay * 2, self._interval), 5.0)
+                log.warning("shipping usage events failed (retry in %.1fs): %s", delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            delay = self._interval
+            if sent < self._batch_size:
+                await asyncio.sleep(self._interval)

@@ -1,0 +1,52 @@
+"""Shared set-up for governance tests against real gatehouse processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from .conftest import RunningServer
+from .fake_upstream import FakeUpstream
+
+MASTER = "sk-master-integration-0123456789"
+# 2**-7 USD per completion token: costs add up exactly in binary floating point.
+OUTPUT_PRICE = 0.0078125
+
+
+def write_config(path: Path, upstream: FakeUpstream, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+local:
+  chat: {{enabled: false}}
+  embeddings: {{enabled: false}}
+aliases: {{}}
+models:
+  - name: up
+    deployments:
+      - provider: openai_compat
+        model: up-model
+        base_url: '{upstream.base_url}/v1'
+        input_cost_per_token: 0
+        output_cost_per_token: {OUTPUT_PRICE}
+{extra}
+"""
+    )
+    return path
+
+
+def admin(server: RunningServer, method: str, path: str, body: object = None) -> httpx.Response:
+    return httpx.request(
+        method,
+        server.base_url + path,
+        json=body,
+        headers={"authorization": f"Bearer {MASTER}"},
+        timeout=30,
+    )
+
+
+def create_key(server: RunningServer, **body: object) -> str:
+    response = admin(server, "POST", "/admin/keys", {"name": "it", **body})
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key

@@ -1,0 +1,142 @@
+"""The counter conformance suite: the memory and Redis backends must agree.
+
+Each backend subclasses :class:`CounterConformance` and provides ``counters``.
+Times are passed in, so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gatehouse.store.counters import UNLIMITED, Claim, Counters, MemoryCounters
+from gatehouse.store.redis_counters import RedisCounters
+
+from ..services import Redis
+
+NOW = 1_780_000_000.0
+
+
+def unique(name: str) -> str:
+    return f"{name}:{uuid.uuid4().hex[:8]}"
+
+
+class CounterConformance:
+    async def test_rate_allows_exactly_the_burst_then_refills_continuously(
+        self, counters: Counters
+    ) -> None:
+        claim = Claim("rate", unique("rpm"), 5, 1, 60.0)
+        remaining = []
+        for _ in range(5):
+            decision = await counters.admit([claim], NOW)
+            assert decision.allowed
+            remaining.append(decision.outcomes[0].remaining)
+        assert remaining == [4, 3, 2, 1, 0]
+        denied = await counters.admit([claim], NOW)
+        assert not denied.allowed
+        assert denied.denied() == 0
+        assert denied.outcomes[0].retry_after == pytest.approx(12.0)
+        assert not (await counters.admit([claim], NOW + 11.9)).allowed
+        assert (await counters.admit([claim], NOW + 12.0)).allowed
+        assert not (await counters.admit([claim], NOW + 12.0)).allowed
+
+    async def test_rate_cost_and_settle(self, counters: Counters) -> None:
+        claim = Claim("rate", unique("tpm"), 1000, 800, 60.0)
+        assert (await counters.admit([claim], NOW)).allowed
+        assert not (await counters.admit([claim], NOW)).allowed
+        # The call used 100 tokens, not 800: the difference comes back.
+        await counters.settle([claim], [-700], NOW)
+        again = await counters.admit([claim], NOW)
+        assert again.allowed
+        assert again.outcomes[0].remaining == 100
+
+    async def test_admission_is_all_or_nothing(self, counters: Counters) -> None:
+        roomy = Claim("rate", unique("roomy"), 10, 1, 60.0)
+        full = Claim("quota", unique("budget"), 1.0, 0.6, 0.0)
+        assert (await counters.admit([roomy, full], NOW)).allowed
+        decision = await counters.admit([roomy, full], NOW)
+        assert not decision.allowed
+        assert decision.denied() == 1
+        # The denied request took nothing from the claim that had room.
+        assert (await counters.admit([roomy], NOW)).outcomes[0].remaining == 8
+
+    async def test_gauge_goes_up_and_down(self, counters: Counters) -> None:
+        gauge = Claim("gauge", unique("parallel"), 2, 1, 600.0)
+        assert (await counters.admit([gauge], NOW)).allowed
+        assert (await counters.admit([gauge], NOW)).allowed
+        assert not (await counters.admit([gauge], NOW)).allowed
+        await counters.settle([gauge], [-1], NOW)
+        assert (await counters.admit([gauge], NOW)).allowed
+
+    async def test_quota_reserves_and_settles(self, counters: Counters) -> None:
+        budget = Claim("quota", unique("spend"), 10.0, 4.0, 86400.0)
+        first = await counters.admit([budget], NOW)
+        assert first.outcomes[0].remaining == pytest.approx(6.0)
+        assert first.outcomes[0].reset == 86400.0
+        await counters.settle([budget], [-3.0], NOW)  # cost 1 of the 4 reserved
+        assert (await counters.admit([budget], NOW)).outcomes[0].level == pytest.approx(5.0)
+        assert (await counters.admit([budget], NOW)).allowed  # 9
+        denied = await counters.admit([budget], NOW)
+        assert not denied.allowed
+        assert denied.outcomes[0].remaining == pytest.approx(1.0)
+
+    async def test_unlimited_quota_only_counts(self, counters: Counters) -> None:
+        soft = Claim("quota", unique("soft"), UNLIMITED, 5.0, 0.0)
+        for _ in range(3):
+            decision = await counters.admit([soft], NOW)
+        assert decision.allowed
+        assert math.isinf(decision.outcomes[0].remaining)
+        assert decision.outcomes[0].level == pytest.approx(15.0)
+
+    async def test_seed_sets_only_a_missing_value(self, counters: Counters) -> None:
+        key = unique("seeded")
+        await counters.seed(key, 7.0, 3600)
+        await counters.seed(key, 1.0, 3600)
+        decision = await counters.admit([Claim("quota", key, 10.0, 2.0, 3600)], NOW)
+        assert decision.outcomes[0].level == pytest.approx(9.0)
+
+    async def test_concurrent_admissions_never_exceed_a_limit(self, counters: Counters) -> None:
+        budget = Claim("quota", unique("race"), 50.0, 1.0, 0.0)
+        rate = Claim("rate", unique("race-rpm"), 1000, 1, 60.0)
+        decisions = await asyncio.gather(*(counters.admit([rate, budget], NOW) for _ in range(200)))
+        assert sum(d.allowed for d in decisions) == 50
+
+
+class TestMemoryCounters(CounterConformance):
+    @pytest.fixture
+    async def counters(self) -> AsyncIterator[Counters]:
+        memory = MemoryCounters()
+        yield memory
+        await memory.close()
+
+
+class TestRedisCounters(CounterConformance):
+    @pytest.fixture
+    async def counters(self, redis_server: Redis) -> AsyncIterator[Counters]:
+        redis = RedisCounters(redis_server.url, prefix=f"{uuid.uuid4().hex[:6]}:")
+        yield redis
+        await redis.close()
+
+    async def test_an_unreachable_redis_is_an_error_not_a_silent_pass(self) -> None:
+        from gatehouse.store.counters import CounterUnavailableError
+
+        from ..services import free_port
+
+        dead = RedisCounters(f"redis://127.0.0.1:{free_port()}/0")
+        with pytest.raises(CounterUnavailableError):
+            await dead.admit([Claim("rate", "x", 1, 1, 60.0)], NOW)
+        await dead.close()
+
+
+async def test_redis_counters_survive_a_flushed_script_cache(redis_server: Redis) -> None:
+    redis = RedisCounters(redis_server.url, prefix=f"{uuid.uuid4().hex[:6]}:")
+    claim = Claim("rate", "after-flush", 2, 1, 60.0)
+    assert (await redis.admit([claim], NOW)).allowed
+    await redis._redis.script_flush()  # what a Redis restart does to loaded scripts
+    assert (await redis.admit([claim], NOW)).allowed
+    assert not (await redis.admit([claim], NOW)).allowed
+    await redis.close()

@@ -1,0 +1,82 @@
+"""A governed in-process app: master key, pricing, a fake clock, fake providers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from gatehouse.core.config import Settings
+from gatehouse.gateway import Gateway, ModelRegistry
+from gatehouse.gateway.governance import Governance
+from gatehouse.server import create_app
+
+from .fakes import ConstantEmbeddings, EchoChat
+
+MASTER = "sk-master-test-0123456789"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_780_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Governed:
+    http: httpx.AsyncClient
+    governance: Governance
+    clock: FakeClock
+    chat: EchoChat
+
+    def sdk(self, key: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=key, base_url="http://gatehouse/v1", http_client=self.http, max_retries=0
+        )
+
+    async def admin(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        return await self.http.request(
+            method, path, json=body, headers={"authorization": f"Bearer {MASTER}"}
+        )
+
+    async def new_key(self, **body: Any) -> str:
+        response = await self.admin("POST", "/admin/keys", {"name": "test", **body})
+        assert response.status_code == 201, response.text
+        key: str = response.json()["key"]
+        return key
+
+
+async def governed_app(tmp_path: Path, **settings: Any) -> AsyncIterator[Governed]:
+    config = Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "auth": {"master_key": MASTER},
+            # 1 USD per prompt token and 2 per completion token: costs are round numbers.
+            "pricing": {
+                "models": {"test/echo": {"input_cost_per_token": 1, "output_cost_per_token": 2}}
+            },
+            **settings,
+        }
+    )
+    clock = FakeClock()
+    governance = Governance(config, clock=clock)
+    chat = EchoChat()
+    registry = ModelRegistry([chat, ConstantEmbeddings()], {"default": "test/echo"})
+    gateway = Gateway(registry, started_at=0, stages=governance.stages(), governance=governance)
+    app = create_app(config, gateway=gateway)
+    await gateway.start()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse") as http:
+            yield Governed(http, governance, clock, chat)
+    finally:
+        await gateway.stop()
