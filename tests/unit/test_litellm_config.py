@@ -95,12 +95,28 @@ def test_litellm_config_translates(tmp_path: Path) -> None:
     assert settings.router.num_retries == 3
     assert settings.router.breaker.failures == 3
     assert settings.router.breaker.cooldown == 45
+    assert settings.auth.master_key is not None
+    assert settings.auth.master_key.get_secret_value() == "sk-1234"
     assert set(settings.unsupported_keys) >= {
         "model_list[2].litellm_params.custom_llm_provider_thing",
         "router_settings.redis_host",
         "litellm_settings.drop_params",
         "general_settings.database_url",
     }
+
+
+def test_master_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "litellm.yaml"
+    path.write_text(
+        "model_list:\n  - model_name: x\n    litellm_params: {model: openai/x}\n"
+        "general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}\n"
+    )
+    with pytest.raises(ConfigError, match=r"general_settings\.master_key: environment variable"):
+        load_settings(path, environ={})
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-env")
+    settings = load_settings(path, environ={})
+    assert settings.auth.master_key is not None
+    assert settings.auth.master_key.get_secret_value() == "sk-env"
 
 
 def test_unknown_provider_and_strategy_are_named(tmp_path: Path) -> None:

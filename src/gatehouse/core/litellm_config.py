@@ -100,8 +100,11 @@ def translate(config: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"models": list(groups.values())}
     if router:
         out["router"] = router
-    for key in config.get("general_settings") or {}:
-        unsupported.append(f"general_settings.{key}")
+    for key, value in (config.get("general_settings") or {}).items():
+        if key == "master_key" and value is not None:
+            out["auth"] = {"master_key": _env_or_literal(value, "general_settings", key)}
+        else:
+            unsupported.append(f"general_settings.{key}")
     for key in config:
         if key not in {"model_list", "router_settings", "litellm_settings", "general_settings"}:
             unsupported.append(key)
@@ -125,7 +128,7 @@ def _deployment(
     deployment: dict[str, Any] = {"provider": provider, "model": upstream_model}
     base_url = params.get("api_base") or params.get("base_url") or default_base
     if base_url:
-        deployment["base_url"] = _env_or_literal(base_url, where, "api_base")
+        deployment["base_url"] = _env_or_literal(base_url, f"{where}.litellm_params", "api_base")
     api_key = params.get("api_key")
     if isinstance(api_key, str):
         if api_key.startswith(ENV_PREFIX):
@@ -133,7 +136,9 @@ def _deployment(
         else:
             deployment["api_key"] = api_key
     if params.get("api_version"):
-        deployment["api_version"] = _env_or_literal(params["api_version"], where, "api_version")
+        deployment["api_version"] = _env_or_literal(
+            params["api_version"], f"{where}.litellm_params", "api_version"
+        )
     for key in ("rpm", "tpm", "weight", "input_cost_per_token", "output_cost_per_token"):
         if params.get(key) is not None:
             deployment[key] = params[key]
@@ -216,13 +221,12 @@ def _fallbacks(value: Any, kind: str, where: str, groups: dict[str, dict[str, An
 
 
 def _env_or_literal(value: Any, where: str, key: str) -> str:
+    """``os.environ/NAME`` read from the environment now; anything else as it is."""
     text = str(value)
     if text.startswith(ENV_PREFIX):
         name = text[len(ENV_PREFIX) :]
         resolved = os.environ.get(name)
         if resolved is None:
-            raise ConfigError(
-                f"{where}.litellm_params.{key}: environment variable {name} is not set"
-            )
+            raise ConfigError(f"{where}.{key}: environment variable {name} is not set")
         return resolved
     return text
