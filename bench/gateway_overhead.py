@@ -45,6 +45,7 @@ from overhead_tools import (  # beside this script: run it as bench/gateway_over
     ttfb,
     wait_ready,
     wrk,
+    wrk_script,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -62,6 +63,7 @@ class Target:
     p99_ms: float = float("nan")
     ttfb_p50_ms: float = float("nan")
     ttfb_p99_ms: float = float("nan")
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 # -- the exact cache, inside gatehouse -------------------------------------------
@@ -107,14 +109,16 @@ def cache_hit_inside(config: Path, data_dir: Path, iterations: int) -> tuple[flo
         return state.get("cache", "none")
 
     async def run() -> list[float]:
-        assert await one() == "miss"
-        samples = []
-        for _ in range(iterations):
-            started = time.perf_counter()
-            status = await one()
-            samples.append((time.perf_counter() - started) * 1000)
-            assert status == "hit", status
-        await app.state.gateway.aclose()
+        # Start-up and shutdown as a server would run them (the ledger's outbox
+        # writer, the store, upstream pools), around the measured calls.
+        async with app.router.lifespan_context(app):
+            assert await one() == "miss"
+            samples = []
+            for _ in range(iterations):
+                started = time.perf_counter()
+                status = await one()
+                samples.append((time.perf_counter() - started) * 1000)
+                assert status == "hit", status
         return sorted(samples)
 
     import uvloop
@@ -126,14 +130,40 @@ def cache_hit_inside(config: Path, data_dir: Path, iterations: int) -> tuple[flo
 # -- the run -----------------------------------------------------------------------
 
 
-def gatehouse_config(path: Path, upstream: str, *, cache: bool) -> Path:
-    path.write_text(
+MASTER_KEY = "sk-bench-master"
+
+
+def gatehouse_config(path: Path, upstream: str, *, cache: bool, governed: bool) -> Path:
+    text = (
         "local:\n  chat: {enabled: false}\n  embeddings: {enabled: false}\n"
         f"cache:\n  enabled: {str(cache).lower()}\n  coalesce: false\n"
         "models:\n  - name: bench\n    deployments:\n"
-        f"      - {{provider: openai_compat, model: bench-upstream, base_url: '{upstream}/v1'}}\n"
+        f"      - {{provider: openai_compat, model: bench-upstream, base_url: '{upstream}/v1',\n"
+        "         input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}\n"
     )
+    if governed:
+        text += f"auth:\n  master_key: {MASTER_KEY}\n"
+    path.write_text(text)
     return path
+
+
+def virtual_key(base_url: str) -> str:
+    """A virtual key with rate limits and a hard budget, all far above what the run uses,
+    so every request pays for auth, admission (rpm, tpm, concurrency, budget) and
+    metering without being refused."""
+    response = httpx.post(
+        f"{base_url}/admin/keys",
+        headers={"authorization": f"Bearer {MASTER_KEY}"},
+        json={
+            "name": "bench",
+            "limits": {"rpm": 1_000_000_000, "tpm": 1_000_000_000_000, "max_parallel": 10_000},
+            "budget": {"max_usd": 1_000_000_000, "period": "month", "hard": True},
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    key: str = response.json()["key"]
+    return key
 
 
 def main() -> None:
@@ -190,8 +220,12 @@ def main() -> None:
             url["proxy"] + CHAT_PATH,
         )
         gatehouse = [PYTHON, "-m", "gatehouse", "--config"]
-        plain_cfg = gatehouse_config(tmp / "gatehouse.yaml", url["upstream"], cache=False)
-        cached_cfg = gatehouse_config(tmp / "cached.yaml", url["upstream"], cache=True)
+        plain_cfg = gatehouse_config(
+            tmp / "gatehouse.yaml", url["upstream"], cache=False, governed=True
+        )
+        cached_cfg = gatehouse_config(
+            tmp / "cached.yaml", url["upstream"], cache=True, governed=False
+        )
         gh_pid = start(
             "gatehouse",
             [
@@ -225,7 +259,12 @@ def main() -> None:
         targets = [
             Target("upstream alone", url["upstream"]),
             Target("bare proxy", url["proxy"]),
-            Target("gatehouse", url["gatehouse"], pid=gh_pid),
+            Target(
+                "gatehouse",
+                url["gatehouse"],
+                pid=gh_pid,
+                headers={"Authorization": f"Bearer {virtual_key(url['gatehouse'])}"},
+            ),
         ]
         if litellm is not None:
             config = tmp / "litellm.yaml"
@@ -233,13 +272,11 @@ def main() -> None:
                 "model_list:\n  - model_name: bench\n    litellm_params:\n"
                 f"      model: openai/bench-upstream\n      api_base: {url['upstream']}/v1\n"
                 "      api_key: sk-bench\n"
+                # Its master key, the only auth LiteLLM has without its database: less
+                # work per request than gatehouse's virtual key, limits and ledger.
+                f"general_settings:\n  master_key: {MASTER_KEY}\n"
             )
-            env = {
-                **os.environ,
-                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                # No master key: the other targets check no credentials either.
-                "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
-            }
+            env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
             start(
                 "litellm",
                 [
@@ -256,23 +293,32 @@ def main() -> None:
                 url["litellm"] + "/health/liveliness",
                 env,
             )
-            targets.append(Target(f"LiteLLM {litellm[1]}", url["litellm"]))
+            targets.append(
+                Target(
+                    f"LiteLLM {litellm[1]}",
+                    url["litellm"],
+                    headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                )
+            )
 
         for target in targets:
             print(f"measuring {target.name} ...", file=sys.stderr)
             chat = target.base_url + CHAT_PATH
-            wrk(wrk_bin, chat, BODY, connections=20, seconds=2, tmp=tmp)  # warm-up
+            load = {"tmp": tmp, "headers": target.headers}
+            wrk(wrk_bin, chat, BODY, connections=20, seconds=2, **load)  # warm-up
             for connections in args.connections:
                 rps, errors, _, _ = wrk(
-                    wrk_bin, chat, BODY, connections=connections, seconds=args.seconds, tmp=tmp
+                    wrk_bin, chat, BODY, connections=connections, seconds=args.seconds, **load
                 )
                 target.rps[connections] = rps
                 target.errors += errors
             _, errors, target.p50_ms, target.p99_ms = wrk(
-                wrk_bin, chat, BODY, connections=1, seconds=args.seconds, tmp=tmp
+                wrk_bin, chat, BODY, connections=1, seconds=args.seconds, **load
             )
             target.errors += errors
-            target.ttfb_p50_ms, target.ttfb_p99_ms = ttfb(target.base_url, args.ttfb_requests)
+            target.ttfb_p50_ms, target.ttfb_p99_ms = ttfb(
+                target.base_url, args.ttfb_requests, target.headers
+            )
 
         print("measuring the exact cache ...", file=sys.stderr)
         inside = cache_hit_inside(cached_cfg, tmp / "inproc", args.cache_iterations)
@@ -300,7 +346,7 @@ def run_soak(wrk_bin: str, target: Target, seconds: float, tmp: Path) -> tuple[i
             "-c100",
             f"-d{round(seconds)}s",
             "-s",
-            str(next(tmp.glob("post-*.lua"))),
+            str(wrk_script(BODY, target.headers, tmp)),
             target.base_url + CHAT_PATH,
         ],
         stdout=subprocess.DEVNULL,
@@ -358,10 +404,11 @@ def report(
             f"peak {peak / 1024:.1f} MiB"
         )
     print(
-        "\ngatehouse features on: request validation, request ids, routing through a model"
-        " group (openai_compat deployment, retries, breaker), admission control, Prometheus"
-        " metrics; cache and coalescing off. Auth, rate limits and usage metering are not"
-        " part of this build yet."
+        "\ngatehouse features on: a virtual key (auth), rate limits (rpm, tpm, concurrency)"
+        " and a hard budget reserved and settled per request, usage metering to the durable"
+        " outbox and ledger, request validation, request ids, routing through a model group"
+        " (retries, breaker, admission control), Prometheus metrics; cache and coalescing"
+        " off. LiteLLM: master-key auth only (no database, so no virtual keys or spend logs)."
     )
 
 

@@ -91,17 +91,31 @@ def ensure_litellm(venv: Path) -> tuple[Path, str]:
 # -- load ----------------------------------------------------------------------
 
 
-def wrk(
-    binary: str, url: str, body: bytes, *, connections: int, seconds: float, tmp: Path
-) -> tuple[float, int, float, float]:
-    """(requests/s, non-2xx + socket errors, p50 ms, p99 ms) of one wrk run."""
-    script = tmp / f"post-{abs(hash(body))}.lua"
+def wrk_script(body: bytes, headers: dict[str, str] | None, tmp: Path) -> Path:
+    """A wrk Lua script that POSTs ``body`` with JSON and the given headers."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    script = tmp / f"post-{abs(hash((body, tuple(headers.items()))))}.lua"
     escaped = body.decode().replace("\\", "\\\\").replace("'", "\\'")
     script.write_text(
         "wrk.method = 'POST'\n"
         f"wrk.body = '{escaped}'\n"
-        "wrk.headers['Content-Type'] = 'application/json'\n"
+        + "".join(f"wrk.headers['{name}'] = '{value}'\n" for name, value in headers.items())
     )
+    return script
+
+
+def wrk(
+    binary: str,
+    url: str,
+    body: bytes,
+    *,
+    connections: int,
+    seconds: float,
+    tmp: Path,
+    headers: dict[str, str] | None = None,
+) -> tuple[float, int, float, float]:
+    """(requests/s, non-2xx + socket errors, p50 ms, p99 ms) of one wrk run."""
+    script = wrk_script(body, headers, tmp)
     out = subprocess.run(
         [
             binary,
@@ -133,12 +147,13 @@ def _wrk_ms(out: str, pct: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def ttfb(url: str, requests: int) -> tuple[float, float]:
+def ttfb(url: str, requests: int, headers: dict[str, str] | None = None) -> tuple[float, float]:
     """p50 and p99 time to first SSE byte (ms), one keep-alive connection, sequential."""
     host, port = url.removeprefix("http://").split(":")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
         f"POST {CHAT_PATH} HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(STREAM_BODY)}\r\n\r\n"
+        f"{extra}content-length: {len(STREAM_BODY)}\r\n\r\n"
     ).encode() + STREAM_BODY
     samples = []
     with socket.create_connection((host, int(port))) as sock:
