@@ -1,0 +1,348 @@
+"""The RAG engine: collections on disk, ingestion, search. What server and CLI call.
+
+Collections live under ``<data_dir>/rag/<name>/`` (``collection.json`` with
+the settings, ``chunks.db`` with everything else). Creating a collection
+writes its folder under a temporary name and renames it into place, so a
+half-created collection is never visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from gatehouse.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from gatehouse.gateway import Gateway
+from gatehouse.rag.chunking import (
+    Piece,
+    semantic_chunks,
+    sentence_spans,
+    structure_chunks,
+    token_windows,
+)
+from gatehouse.rag.collection import Collection
+from gatehouse.rag.embedder import Embedder, GatewayEmbedder
+from gatehouse.rag.models import (
+    CollectionInfo,
+    CollectionSpec,
+    DocumentIn,
+    DocumentInfo,
+    IngestResult,
+    SearchHit,
+)
+from gatehouse.rag.retrieval import Mode, Query
+from gatehouse.rag.store import DocumentRecord, Store, StoredChunk
+from gatehouse.rag.text import analyze
+from gatehouse.rag.tokenizer import tokenizer_for
+
+MAX_DOCUMENT_CHARS = 2_000_000
+# local/minilm reads 256 tokens including [CLS] and [SEP].
+MAX_CHUNK_TOKENS = 254
+
+
+class RagEngine:
+    """Collections under ``root``; embeddings and chat go through ``gateway``."""
+
+    def __init__(
+        self,
+        root: Path,
+        gateway: Gateway | None,
+        *,
+        embedder: Embedder | None = None,
+        max_document_chars: int = MAX_DOCUMENT_CHARS,
+    ) -> None:
+        self.root = root
+        self.gateway = gateway
+        self._embedder = embedder
+        self.max_document_chars = max_document_chars
+        self._open: dict[str, Collection] = {}
+
+    # -- collections --
+
+    def create_collection(self, spec: CollectionSpec) -> CollectionInfo:
+        target = self.root / spec.name
+        if target.exists():
+            raise ConflictError(f"collection '{spec.name}' already exists", param="name")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".new-{uuid.uuid4().hex}"
+        staging.mkdir()
+        record = {**spec.model_dump(), "created_at": int(time.time())}
+        (staging / "collection.json").write_bytes(orjson.dumps(record))
+        Store(staging).close()
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ConflictError(f"collection '{spec.name}' already exists", param="name") from None
+        return self.describe(spec.name)
+
+    def collections(self) -> list[CollectionInfo]:
+        if not self.root.is_dir():
+            return []
+        names = sorted(p.name for p in self.root.iterdir() if (p / "collection.json").is_file())
+        return [self.describe(name) for name in names]
+
+    def describe(self, name: str) -> CollectionInfo:
+        collection = self.collection(name)
+        record = orjson.loads((collection.directory / "collection.json").read_bytes())
+        with _closing(collection.store()) as store:
+            documents, chunks = store.counts()
+        dimensions = None if collection._vectors is None else collection._vectors.dimensions
+        return CollectionInfo(
+            **collection.spec.model_dump(),
+            documents=documents,
+            chunks=chunks,
+            dimensions=dimensions,
+            created_at=int(record.get("created_at", 0)),
+        )
+
+    def delete_collection(self, name: str) -> None:
+        directory = self.collection(name).directory
+        self._open.pop(name, None)
+        # Rename first: readers stop seeing it at once, and a crash mid-delete
+        # leaves a hidden folder rather than a broken collection.
+        trash = self.root / f".deleted-{uuid.uuid4().hex}"
+        directory.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def collection(self, name: str) -> Collection:
+        directory = self.root / name
+        config = directory / "collection.json"
+        if not name or name.startswith(".") or "/" in name or not config.is_file():
+            self._open.pop(name, None)
+            raise NotFoundError(f"collection '{name}' does not exist", param="collection")
+        opened = self._open.get(name)
+        if opened is None:
+            record = orjson.loads(config.read_bytes())
+            spec = CollectionSpec.model_validate(
+                {k: v for k, v in record.items() if k in CollectionSpec.model_fields}
+            )
+            opened = self._open[name] = Collection(directory, spec)
+        return opened
+
+    # -- documents --
+
+    async def add_documents(
+        self, name: str, documents: Sequence[DocumentIn], *, prune_source_prefix: str | None = None
+    ) -> IngestResult:
+        """Ingest documents: unchanged ones are skipped, changed ones replaced atomically.
+
+        Every document is validated before anything is written; the whole
+        batch is then written in one transaction.
+        """
+        collection = self.collection(name)
+        spec = collection.spec
+        for index, document in enumerate(documents):
+            if not document.text.strip():
+                raise ValidationFailedError(
+                    f"documents[{index}].text is empty", param=f"documents[{index}].text"
+                )
+            if len(document.text) > self.max_document_chars:
+                raise ValidationFailedError(
+                    f"documents[{index}] has {len(document.text)} characters; the limit is "
+                    f"{self.max_document_chars}",
+                    param=f"documents[{index}].text",
+                )
+        ids = [d.id or _generated_id(d) for d in documents]
+        if len(set(ids)) != len(ids):
+            raise ValidationFailedError(
+                "document ids in one request must be unique", param="documents"
+            )
+        result = IngestResult()
+        pending: list[tuple[DocumentRecord, DocumentIn, bool]] = []
+        with _closing(collection.store()) as store:
+            for doc_id, document in zip(ids, documents, strict=True):
+                digest = _content_hash(document, spec)
+                existing = store.document(doc_id)
+                if existing is not None and existing.content_hash == digest:
+                    result.unchanged += 1
+                    continue
+                record = DocumentRecord(
+                    id=doc_id,
+                    title=document.title,
+                    source=document.source,
+                    content_hash=digest,
+                    metadata=dict(document.metadata),
+                    chunks=0,
+                    updated_at=int(time.time()),
+                )
+                pending.append((record, document, existing is not None))
+            if not pending:
+                return result
+            embedder = self._embedder_for(spec)
+            batch: list[tuple[DocumentRecord, list[StoredChunk]]] = []
+            for record, document, replacing in pending:
+                chunks = await self._chunk(document, record.id, spec, embedder)
+                batch.append((record, chunks))
+                result.chunks += len(chunks)
+                if replacing:
+                    result.replaced += 1
+                else:
+                    result.added += 1
+            store.put_documents(batch)
+        return result
+
+    async def _chunk(
+        self, document: DocumentIn, doc_id: str, spec: CollectionSpec, embedder: Embedder
+    ) -> list[StoredChunk]:
+        tokens = tokenizer_for(spec.embedding_model)
+        config = spec.chunking
+        text = document.text
+        # Room for the title line and the model's two special tokens.
+        title = " ".join((document.title or "").split()[:24])
+        size = min(config.size, MAX_CHUNK_TOKENS - len(tokens.spans(title)) - 2)
+        overlap = min(config.overlap, size // 2)
+        pieces: list[Piece]
+        if config.strategy == "tokens":
+            pieces = token_windows(text, tokens, size, overlap)
+        elif config.strategy == "semantic":
+            spans = sentence_spans(text)
+            vectors = await embedder.embed([text[a:b] for a, b in spans])
+            pieces = semantic_chunks(text, tokens, size, spans, vectors, config.semantic_threshold)
+        else:
+            pieces = structure_chunks(text, tokens, size, overlap)
+        texts = [text[p.start : p.end] for p in pieces]
+        # The title rides along in what is embedded and keyword-indexed, so a
+        # chunk deep in a document still matches questions about its subject.
+        indexed = [f"{title}\n{t}" if title else t for t in texts]
+        vectors = await embedder.embed(indexed)
+        base = {k: v for k, v in document.metadata.items()}
+        chunks = []
+        for position, (piece, chunk_text, vector) in enumerate(
+            zip(pieces, texts, vectors, strict=True)
+        ):
+            metadata = {
+                **base,
+                "document_id": doc_id,
+                "position": position,
+                **({"title": document.title} if document.title else {}),
+                **({"source": document.source} if document.source else {}),
+                **({"heading": piece.heading} if piece.heading else {}),
+            }
+            digest = hashlib.sha256(f"{doc_id}\x00{position}\x00{chunk_text}".encode()).hexdigest()
+            chunks.append(
+                StoredChunk(
+                    chunk_id=f"{doc_id}#{position}-{digest[:8]}",
+                    position=position,
+                    text=chunk_text,
+                    heading=piece.heading,
+                    start=piece.start,
+                    end=piece.end,
+                    metadata=metadata,
+                    terms=analyze(indexed[position], spec.language),
+                    vector=vector,
+                )
+            )
+        return chunks
+
+    def documents(self, name: str, *, limit: int = 100, after: str = "") -> list[DocumentInfo]:
+        with _closing(self.collection(name).store()) as store:
+            return [_info(r) for r in store.documents(limit=limit, after=after)]
+
+    def document(self, name: str, document_id: str) -> tuple[DocumentInfo, list[dict[str, object]]]:
+        with _closing(self.collection(name).store()) as store:
+            record = store.document(document_id)
+            if record is None:
+                raise NotFoundError(
+                    f"document '{document_id}' does not exist in collection '{name}'",
+                    param="document_id",
+                )
+            return _info(record), store.chunks_of(document_id)
+
+    def delete_documents(self, name: str, document_ids: Sequence[str]) -> int:
+        with _closing(self.collection(name).store()) as store:
+            return store.delete_documents(document_ids)
+
+    def prune(self, name: str, prefix: str, keep: set[str]) -> int:
+        """Delete documents whose source starts with ``prefix`` and is not in ``keep``."""
+        with _closing(self.collection(name).store()) as store:
+            gone = [
+                doc for doc, source in store.document_ids_for_sources(prefix) if source not in keep
+            ]
+            return store.delete_documents(gone) if gone else 0
+
+    # -- search --
+
+    async def search(
+        self,
+        name: str,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: Mode = "hybrid",
+        where: dict[str, object] | None = None,
+        diversity: float | None = None,
+    ) -> list[SearchHit]:
+        collection = self.collection(name)
+        spec = collection.spec
+        vector = None
+        if mode != "keyword":
+            vector = (await self._embedder_for(spec).embed([query]))[0]
+        tokens = tokenizer_for(spec.embedding_model)
+        prepared = Query(
+            text=query,
+            terms=analyze(query, spec.language),
+            vector=vector,
+            coverage=tokens.coverage(query),
+        )
+        return await asyncio.to_thread(
+            collection.search, prepared, top_k=top_k, mode=mode, where=where, diversity=diversity
+        )
+
+    def _embedder_for(self, spec: CollectionSpec) -> Embedder:
+        if self._embedder is not None:
+            return self._embedder
+        if self.gateway is None:
+            raise ValidationFailedError("no gateway configured for embeddings")
+        return GatewayEmbedder(self.gateway, spec.embedding_model)
+
+
+class _closing:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __enter__(self) -> Store:
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+
+def _generated_id(document: DocumentIn) -> str:
+    basis = f"{document.source or ''}\x00{document.title or ''}\x00{document.text}"
+    return "doc-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
+
+
+def _content_hash(document: DocumentIn, spec: CollectionSpec) -> str:
+    basis = orjson.dumps(
+        {
+            "text": document.text,
+            "title": document.title,
+            "metadata": document.metadata,
+            "source": document.source,
+            "chunking": spec.chunking.model_dump(),
+            "model": spec.embedding_model,
+            "language": spec.language,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(basis).hexdigest()
+
+
+def _info(record: DocumentRecord) -> DocumentInfo:
+    return DocumentInfo(
+        id=record.id,
+        title=record.title,
+        source=record.source,
+        content_hash=record.content_hash,
+        metadata=record.metadata,
+        chunks=record.chunks,
+        updated_at=record.updated_at,
+    )
