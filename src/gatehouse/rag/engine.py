@@ -13,13 +13,20 @@ import hashlib
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import orjson
 
-from gatehouse.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from gatehouse.core.errors import (
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+    ValidationFailedError,
+)
+from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.gateway import Gateway
+from gatehouse.rag.answer import NO_ANSWER, Context, assemble, citations
 from gatehouse.rag.chunking import (
     Piece,
     semantic_chunks,
@@ -30,6 +37,10 @@ from gatehouse.rag.chunking import (
 from gatehouse.rag.collection import Collection
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
 from gatehouse.rag.models import (
+    AnswerEvent,
+    AnswerRequest,
+    AnswerResponse,
+    CitationOut,
     CollectionInfo,
     CollectionSpec,
     DocumentIn,
@@ -45,6 +56,12 @@ from gatehouse.rag.tokenizer import tokenizer_for
 MAX_DOCUMENT_CHARS = 2_000_000
 # local/minilm reads 256 tokens including [CLS] and [SEP].
 MAX_CHUNK_TOKENS = 254
+# The default chat model has a 2048-token window: keep the sources well inside it.
+CONTEXT_TOKENS = 900
+ANSWER_TOP_K = 4
+ANSWER_MAX_TOKENS = 256
+HISTORY_TURNS = 4
+MIN_DENSE_SIMILARITY = 0.3
 
 
 class RagEngine:
@@ -57,7 +74,11 @@ class RagEngine:
         *,
         embedder: Embedder | None = None,
         max_document_chars: int = MAX_DOCUMENT_CHARS,
+        answer_model: str = "default",
+        context_tokens: int = CONTEXT_TOKENS,
     ) -> None:
+        self.answer_model = answer_model
+        self.context_tokens = context_tokens
         self.root = root
         self.gateway = gateway
         self._embedder = embedder
@@ -295,6 +316,77 @@ class RagEngine:
         return await asyncio.to_thread(
             collection.search, prepared, top_k=top_k, mode=mode, where=where, diversity=diversity
         )
+
+    async def prepare_answer(
+        self, name: str, request: AnswerRequest
+    ) -> tuple[Context | None, list[SearchHit]]:
+        """Retrieve for ``request`` and build the model's context.
+
+        The context is ``None`` when nothing relevant was found: no retrieved
+        chunk shares a keyword with the question and none is semantically
+        close (cosine below ``MIN_DENSE_SIMILARITY``).
+        """
+        top_k = request.top_k or ANSWER_TOP_K
+        hits = await self.search(name, request.query, top_k=top_k, where=request.filter)
+        if not hits:
+            return None, hits
+        spec = self.collection(name).spec
+        keyword = await self.search(
+            name, request.query, top_k=1, mode="keyword", where=request.filter
+        )
+        dense = await self.search(name, request.query, top_k=1, mode="dense", where=request.filter)
+        if not keyword and (not dense or dense[0].score < MIN_DENSE_SIMILARITY):
+            return None, hits
+        history = [ChatMessage(role=m.role, content=m.content) for m in request.history]
+        context = assemble(
+            request.query,
+            hits,
+            tokenizer_for(spec.embedding_model),
+            self.context_tokens,
+            history[-HISTORY_TURNS:],
+        )
+        return context, hits
+
+    def chat_request(self, context: Context, request: AnswerRequest) -> ChatCompletionRequest:
+        return ChatCompletionRequest(
+            model=request.model or self.answer_model,
+            messages=context.messages,
+            max_tokens=request.max_tokens or ANSWER_MAX_TOKENS,
+            temperature=0.0,
+        )
+
+    async def answer(self, name: str, request: AnswerRequest) -> AnswerResponse:
+        """A grounded answer with numbered citations (not streamed)."""
+        context, hits = await self.prepare_answer(name, request)
+        if context is None:
+            return AnswerResponse(answer=NO_ANSWER, citations=[], results=hits)
+        completion = await self._gateway().chat(self.chat_request(context, request))
+        text = completion.choices[0].message.content or ""
+        cited = [CitationOut(**c.model_dump()) for c in citations(text, context.sources)]
+        return AnswerResponse(answer=text.strip(), citations=cited, results=hits)
+
+    async def answer_stream(self, name: str, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+        """The answer as events: the results, then text deltas, then the citations."""
+        context, hits = await self.prepare_answer(name, request)
+        yield AnswerEvent(type="results", results=hits)
+        if context is None:
+            yield AnswerEvent(type="delta", content=NO_ANSWER)
+            yield AnswerEvent(type="done", answer=NO_ANSWER, citations=[])
+            return
+        parts: list[str] = []
+        async for chunk in await self._gateway().chat_stream(self.chat_request(context, request)):
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+                    yield AnswerEvent(type="delta", content=choice.delta.content)
+        text = "".join(parts).strip()
+        cited = [CitationOut(**c.model_dump()) for c in citations(text, context.sources)]
+        yield AnswerEvent(type="done", answer=text, citations=cited)
+
+    def _gateway(self) -> Gateway:
+        if self.gateway is None:
+            raise ServiceUnavailableError("no gateway configured for answering")
+        return self.gateway
 
     def _embedder_for(self, spec: CollectionSpec) -> Embedder:
         if self._embedder is not None:

@@ -112,3 +112,56 @@ class SearchHit(BaseModel):
     text: str
     score: float
     metadata: dict[str, Any]
+
+
+class AddDocumentsRequest(_Strict):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=10_000)
+
+
+class SearchRequest(_Strict):
+    query: str = Field(min_length=1, max_length=10_000)
+    top_k: int = Field(default=10, ge=1, le=200)
+    mode: Literal["hybrid", "dense", "keyword", "rrf"] = "hybrid"
+    filter: dict[str, Any] | None = None
+    diversity: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit]
+
+
+class HistoryMessage(_Strict):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AnswerRequest(_Strict):
+    query: str = Field(min_length=1, max_length=10_000)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    history: list[HistoryMessage] = Field(default_factory=list)
+    model: str | None = Field(default=None, min_length=1)
+    stream: bool = False
+    filter: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=2048)
+
+
+class CitationOut(BaseModel):
+    index: int
+    document_id: str
+    chunk_id: str
+
+
+class AnswerResponse(BaseModel):
+    answer: str
+    citations: list[CitationOut]
+    results: list[SearchHit]
+
+
+class AnswerEvent(BaseModel):
+    """One SSE event of a streamed answer: ``results`` first, ``delta`` pieces, then ``done``."""
+
+    type: Literal["results", "delta", "done"]
+    results: list[SearchHit] | None = None
+    content: str | None = None
+    answer: str | None = None
+    citations: list[CitationOut] | None = None
