@@ -48,15 +48,31 @@ def token_windows(
     if len(spans) <= size:
         return [Piece(offset + _lstrip(text, 0), offset + _rstrip(text, len(text)), heading)]
     pieces = []
-    step = size - overlap
-    for first in range(0, len(spans), step):
+    first = 0
+    while True:
         last = min(first + size, len(spans)) - 1
+        # Never end inside a word: a word cut in two re-tokenises differently.
+        while last > first and last + 1 < len(spans) and _joined(text, spans, last + 1):
+            last -= 1
         start = 0 if first == 0 else spans[first][0]
         end = len(text) if last == len(spans) - 1 else spans[last][1]
         pieces.append(Piece(offset + start, offset + end, heading))
         if last == len(spans) - 1:
-            break
-    return pieces
+            return pieces
+        following = max(last + 1 - overlap, first + 1)
+        while following > first + 1 and _joined(text, spans, following):
+            following -= 1  # start at the beginning of a word, too
+        first = following
+
+
+def _joined(text: str, spans: Sequence[tuple[int, int]], index: int) -> bool:
+    """Whether token ``index`` continues the word of token ``index - 1``."""
+    before, current = spans[index - 1], spans[index]
+    return (
+        current[0] == before[1]
+        and text[current[0] : current[0] + 1].isalnum()
+        and text[before[1] - 1 : before[1]].isalnum()
+    )
 
 
 def structure_chunks(text: str, tokens: TokenCounter, size: int, overlap: int) -> list[Piece]:

@@ -129,7 +129,10 @@ class EmbeddedVectorIndex:
         graph = self._graph()
         want = k if mask is None else min(self._live, k * 4)
         graph.set_ef(max(HNSW_EF_SEARCH, want))
-        labels, distances = graph.knn_query(query, k=min(want, graph.get_current_count()))
+        in_graph = int(self._alive_array[: self._hnsw_count].sum())
+        if in_graph == 0:
+            return self._exact(query, k, self._alive_array if mask is None else mask)
+        labels, distances = graph.knn_query(query, k=min(want, in_graph))
         hits = []
         for label, distance in zip(labels[0], distances[0], strict=True):
             position = int(label)
