@@ -83,6 +83,7 @@ def build_engine(settings: Settings) -> RagEngine:
         max_document_chars=settings.rag.max_document_chars,
         answer_model=settings.rag.answer_model,
         context_tokens=settings.rag.context_tokens,
+        chroma_url=settings.rag.chroma_url,
     )
 
 

@@ -260,6 +260,7 @@ class RagConfig(_Section):
     answer_model: str = "default"
     context_tokens: int = Field(default=900, ge=64, le=100_000)
     max_document_chars: int = Field(default=2_000_000, ge=1000)
+    chroma_url: str | None = None  # None: vectors in the embedded index
 
 
 class Settings(_Section):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gatehouse.rag import filters
+from gatehouse.rag.index import VectorIndex
 from gatehouse.rag.keyword import BM25Index
 from gatehouse.rag.models import CollectionSpec, SearchHit
 from gatehouse.rag.retrieval import Mode, Query, mmr, retrieve
@@ -22,8 +24,14 @@ class Collection:
     """Searchable view of one collection. Thread-safe; refreshes from the store on use."""
 
     def __init__(
-        self, directory: Path, spec: CollectionSpec, *, ann_threshold: int = ANN_THRESHOLD
+        self,
+        directory: Path,
+        spec: CollectionSpec,
+        *,
+        ann_threshold: int = ANN_THRESHOLD,
+        vector_backend: Callable[[int], VectorIndex] | None = None,
     ) -> None:
+        """``vector_backend`` builds the vector index for a dimension (default: embedded)."""
         self.directory = directory
         self.spec = spec
         self._ann_threshold = ann_threshold
@@ -31,7 +39,9 @@ class Collection:
         self._generation = -1
         self._seen_rowid = 0
         self._seen_deletion = 0
-        self._vectors: EmbeddedVectorIndex | None = None
+        self._vector_backend = vector_backend
+        self._vectors: VectorIndex | None = None
+        self._dimensions: int | None = None
         self._keywords = BM25Index(language=spec.language, k1=0.9, b=0.4)
         self._metadata: dict[int, dict[str, Any]] = {}
         # Whole-document keyword index (all chunks' terms), for document-level evidence.
@@ -76,8 +86,11 @@ class Collection:
             self._seen_rowid = row.rowid
         if rowids:
             if self._vectors is None:
-                self._vectors = EmbeddedVectorIndex(
-                    len(vectors[0]), ann_threshold=self._ann_threshold
+                dimensions = self._dimensions = len(vectors[0])
+                self._vectors = (
+                    self._vector_backend(dimensions)
+                    if self._vector_backend is not None
+                    else EmbeddedVectorIndex(dimensions, ann_threshold=self._ann_threshold)
                 )
             self._vectors.add(rowids, np.vstack(vectors))
             self._keywords.add(items)
@@ -91,6 +104,14 @@ class Collection:
             else:
                 self._documents.remove([doc])
         self._generation = generation
+
+    def load(self, store: Store) -> None:
+        """Bring the in-memory indexes up to date with the store (thread-safe)."""
+        with self._lock:
+            self.refresh(store)
+
+    def dimensions(self) -> int | None:
+        return self._dimensions
 
     def known_fields(self, store: Store) -> set[str]:
         return set(self.spec.metadata_schema) | store.fields() | BUILTIN_FIELDS

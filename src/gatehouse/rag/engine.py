@@ -13,7 +13,7 @@ import hashlib
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -36,6 +36,7 @@ from gatehouse.rag.chunking import (
 )
 from gatehouse.rag.collection import Collection
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
+from gatehouse.rag.index import VectorIndex
 from gatehouse.rag.models import (
     AnswerEvent,
     AnswerRequest,
@@ -76,7 +77,10 @@ class RagEngine:
         max_document_chars: int = MAX_DOCUMENT_CHARS,
         answer_model: str = "default",
         context_tokens: int = CONTEXT_TOKENS,
+        chroma_url: str | None = None,
     ) -> None:
+        """``chroma_url`` keeps vectors in that Chroma server instead of in process."""
+        self.chroma_url = chroma_url
         self.answer_model = answer_model
         self.context_tokens = context_tokens
         self.root = root
@@ -115,7 +119,8 @@ class RagEngine:
         record = orjson.loads((collection.directory / "collection.json").read_bytes())
         with _closing(collection.store()) as store:
             documents, chunks = store.counts()
-        dimensions = None if collection._vectors is None else collection._vectors.dimensions
+            collection.load(store)
+        dimensions = collection.dimensions()
         return CollectionInfo(
             **collection.spec.model_dump(),
             documents=documents,
@@ -124,8 +129,24 @@ class RagEngine:
             created_at=int(record.get("created_at", 0)),
         )
 
+    def _chroma_backend(self, name: str) -> Callable[[int], VectorIndex] | None:
+        if self.chroma_url is None:
+            return None
+        url = self.chroma_url
+
+        def build(dimensions: int) -> VectorIndex:
+            from gatehouse.rag.chroma import ChromaVectorIndex
+
+            return ChromaVectorIndex(url, f"gatehouse-{name}", dimensions)
+
+        return build
+
     def delete_collection(self, name: str) -> None:
         directory = self.collection(name).directory
+        if self.chroma_url is not None:
+            from gatehouse.rag.chroma import ChromaVectorIndex
+
+            ChromaVectorIndex(self.chroma_url, f"gatehouse-{name}", 0).drop()
         self._open.pop(name, None)
         # Rename first: readers stop seeing it at once, and a crash mid-delete
         # leaves a hidden folder rather than a broken collection.
@@ -145,7 +166,9 @@ class RagEngine:
             spec = CollectionSpec.model_validate(
                 {k: v for k, v in record.items() if k in CollectionSpec.model_fields}
             )
-            opened = self._open[name] = Collection(directory, spec)
+            opened = self._open[name] = Collection(
+                directory, spec, vector_backend=self._chroma_backend(name)
+            )
         return opened
 
     # -- documents --

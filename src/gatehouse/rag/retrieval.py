@@ -28,8 +28,8 @@ from typing import Any, Literal
 import numpy as np
 
 from gatehouse.rag import fusion
+from gatehouse.rag.index import VectorIndex
 from gatehouse.rag.keyword import BM25Index
-from gatehouse.rag.vector import EmbeddedVectorIndex
 
 Mode = Literal["hybrid", "dense", "keyword", "rrf"]
 
@@ -75,7 +75,7 @@ def expand(terms: Sequence[str], keywords: BM25Index, allowed: set[int] | None) 
 
 def retrieve(
     query: Query,
-    vectors: EmbeddedVectorIndex,
+    vectors: VectorIndex,
     keywords: BM25Index,
     k: int,
     mode: Mode,

@@ -19,8 +19,8 @@ FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
 ANN_THRESHOLD = 20_000
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 100
-HNSW_EF_SEARCH = 64
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
 
 
 class EmbeddedVectorIndex:

@@ -43,6 +43,7 @@ def engine(request: Request) -> RagEngine:
             max_document_chars=settings.rag.max_document_chars,
             answer_model=settings.rag.answer_model,
             context_tokens=settings.rag.context_tokens,
+            chroma_url=settings.rag.chroma_url,
         )
     return found
 
