@@ -1,7 +1,7 @@
 """RAG end to end: CLI ingestion of the Paul Graham essays, answers over HTTP.
 
 Uses the real local models (MiniLM embeddings, SmolLM2 answers) and a real
-server process. A 40-chunk slice of ``shared/data/retrieval/pg`` keeps the run
+server process. A 20-chunk slice of ``shared/data/retrieval/pg`` keeps the run
 short; ``bench/retrieval.py`` and the docs cover the whole corpus.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from .conftest import RunningServer, start_server, stop_server
 
 PG = Path(__file__).resolve().parents[3] / "shared" / "data" / "retrieval" / "pg" / "corpus.jsonl"
-SLICE = 40
+SLICE = 20
 C = "/v1/rag/collections"
 
 

@@ -42,7 +42,9 @@ class ChromaVectorIndex:
             base,
             {"name": name, "get_or_create": True, "configuration": {"hnsw": {"space": "ip"}}},
         )
+        # Record operations address the collection by id; get and delete by name.
         self._base = f"{base}/{created['id']}"
+        self._by_name = f"{base}/{name}"
         self._known: set[int] = set()
         self._load_ids()
 
@@ -113,8 +115,7 @@ class ChromaVectorIndex:
 
     def drop(self) -> None:
         """Delete the Chroma collection."""
-        name = self._call("GET", self._base, None)["name"]
-        self._call("DELETE", self._base.rsplit("/", 1)[0] + f"/{name}", None)
+        self._call("DELETE", self._by_name, None)
         self._known.clear()
 
     def _load_ids(self) -> None:
