@@ -46,3 +46,27 @@ class BagOfWords:
         return EmbeddingResponse(
             data=data, model=self.info.id, usage=Usage(prompt_tokens=1, total_tokens=1)
         )
+
+
+class ScriptedChat:
+    """A chat model that always replies with ``reply`` and records the prompts it saw."""
+
+    def __init__(self, reply: str, model_id: str = "test/scripted") -> None:
+        from tests.unit.fakes import EchoChat
+
+        self._echo = EchoChat(model_id)
+        self.info = self._echo.info
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def readiness(self) -> Readiness:
+        return Readiness(True, "fake")
+
+    async def complete(self, request):  # type: ignore[no-untyped-def]
+        self.prompts.append(request.messages[-1].text())
+        last = request.messages[-1].model_copy(update={"content": self.reply})
+        return await self._echo.complete(request.model_copy(update={"messages": [last]}))
+
+    def stream(self, request):  # type: ignore[no-untyped-def]
+        last = request.messages[-1].model_copy(update={"content": self.reply})
+        return self._echo.stream(request.model_copy(update={"messages": [last]}))

@@ -9,13 +9,13 @@ half-created collection is never visible.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from gatehouse.core.errors import (
@@ -27,16 +27,11 @@ from gatehouse.core.errors import (
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.gateway import Gateway
 from gatehouse.rag.answer import NO_ANSWER, Context, assemble, citations
-from gatehouse.rag.chunking import (
-    Piece,
-    semantic_chunks,
-    sentence_spans,
-    structure_chunks,
-    token_windows,
-)
 from gatehouse.rag.collection import Collection
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
+from gatehouse.rag.fusion import rrf
 from gatehouse.rag.index import VectorIndex
+from gatehouse.rag.ingest import chunk_document, content_hash, generated_id
 from gatehouse.rag.models import (
     AnswerEvent,
     AnswerRequest,
@@ -46,17 +41,17 @@ from gatehouse.rag.models import (
     CollectionSpec,
     DocumentIn,
     DocumentInfo,
+    Expansion,
     IngestResult,
     SearchHit,
 )
+from gatehouse.rag.query import condense, hypothetical_document, multi_query
 from gatehouse.rag.retrieval import Mode, Query
 from gatehouse.rag.store import DocumentRecord, Store, StoredChunk
 from gatehouse.rag.text import analyze
 from gatehouse.rag.tokenizer import tokenizer_for
 
 MAX_DOCUMENT_CHARS = 2_000_000
-# local/minilm reads 256 tokens including [CLS] and [SEP].
-MAX_CHUNK_TOKENS = 254
 # The default chat model has a 2048-token window: keep the sources well inside it.
 CONTEXT_TOKENS = 900
 ANSWER_TOP_K = 4
@@ -194,7 +189,7 @@ class RagEngine:
                     f"{self.max_document_chars}",
                     param=f"documents[{index}].text",
                 )
-        ids = [d.id or _generated_id(d) for d in documents]
+        ids = [d.id or generated_id(d) for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailedError(
                 "document ids in one request must be unique", param="documents"
@@ -203,7 +198,7 @@ class RagEngine:
         pending: list[tuple[DocumentRecord, DocumentIn, bool]] = []
         with _closing(collection.store()) as store:
             for doc_id, document in zip(ids, documents, strict=True):
-                digest = _content_hash(document, spec)
+                digest = content_hash(document, spec)
                 existing = store.document(doc_id)
                 if existing is not None and existing.content_hash == digest:
                     result.unchanged += 1
@@ -223,7 +218,7 @@ class RagEngine:
             embedder = self._embedder_for(spec)
             batch: list[tuple[DocumentRecord, list[StoredChunk]]] = []
             for record, document, replacing in pending:
-                chunks = await self._chunk(document, record.id, spec, embedder)
+                chunks = await chunk_document(document, record.id, spec, embedder)
                 batch.append((record, chunks))
                 result.chunks += len(chunks)
                 if replacing:
@@ -232,59 +227,6 @@ class RagEngine:
                     result.added += 1
             store.put_documents(batch)
         return result
-
-    async def _chunk(
-        self, document: DocumentIn, doc_id: str, spec: CollectionSpec, embedder: Embedder
-    ) -> list[StoredChunk]:
-        tokens = tokenizer_for(spec.embedding_model)
-        config = spec.chunking
-        text = document.text
-        # Room for the title line and the model's two special tokens.
-        title = " ".join((document.title or "").split()[:24])
-        size = min(config.size, MAX_CHUNK_TOKENS - len(tokens.spans(title)) - 2)
-        overlap = min(config.overlap, size // 2)
-        pieces: list[Piece]
-        if config.strategy == "tokens":
-            pieces = token_windows(text, tokens, size, overlap)
-        elif config.strategy == "semantic":
-            spans = sentence_spans(text)
-            vectors = await embedder.embed([text[a:b] for a, b in spans])
-            pieces = semantic_chunks(text, tokens, size, spans, vectors, config.semantic_threshold)
-        else:
-            pieces = structure_chunks(text, tokens, size, overlap)
-        texts = [text[p.start : p.end] for p in pieces]
-        # The title rides along in what is embedded and keyword-indexed, so a
-        # chunk deep in a document still matches questions about its subject.
-        indexed = [f"{title}\n{t}" if title else t for t in texts]
-        vectors = await embedder.embed(indexed)
-        base = {k: v for k, v in document.metadata.items()}
-        chunks = []
-        for position, (piece, chunk_text, vector) in enumerate(
-            zip(pieces, texts, vectors, strict=True)
-        ):
-            metadata = {
-                **base,
-                "document_id": doc_id,
-                "position": position,
-                **({"title": document.title} if document.title else {}),
-                **({"source": document.source} if document.source else {}),
-                **({"heading": piece.heading} if piece.heading else {}),
-            }
-            digest = hashlib.sha256(f"{doc_id}\x00{position}\x00{chunk_text}".encode()).hexdigest()
-            chunks.append(
-                StoredChunk(
-                    chunk_id=f"{doc_id}#{position}-{digest[:8]}",
-                    position=position,
-                    text=chunk_text,
-                    heading=piece.heading,
-                    start=piece.start,
-                    end=piece.end,
-                    metadata=metadata,
-                    terms=analyze(indexed[position], spec.language),
-                    vector=vector,
-                )
-            )
-        return chunks
 
     def documents(self, name: str, *, limit: int = 100, after: str = "") -> list[DocumentInfo]:
         with _closing(self.collection(name).store()) as store:
@@ -323,12 +265,23 @@ class RagEngine:
         mode: Mode = "hybrid",
         where: dict[str, object] | None = None,
         diversity: float | None = None,
+        expansion: Expansion = "none",
     ) -> list[SearchHit]:
+        """Best chunks for ``query``. ``expansion`` rewrites the query through the
+        chat model first: ``multi_query`` searches several phrasings and fuses
+        them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query."""
         collection = self.collection(name)
         spec = collection.spec
+        if expansion == "multi_query":
+            return await self._multi_query(name, query, top_k, mode, where, diversity)
         vector = None
         if mode != "keyword":
-            vector = (await self._embedder_for(spec).embed([query]))[0]
+            texts = [query]
+            if expansion == "hyde":
+                texts.append(await hypothetical_document(self._gateway(), self.answer_model, query))
+            vectors = await self._embedder_for(spec).embed(texts)
+            mean = vectors.mean(axis=0)
+            vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
         tokens = tokenizer_for(spec.embedding_model)
         prepared = Query(
             text=query,
@@ -340,6 +293,29 @@ class RagEngine:
             collection.search, prepared, top_k=top_k, mode=mode, where=where, diversity=diversity
         )
 
+    async def _multi_query(
+        self,
+        name: str,
+        query: str,
+        top_k: int,
+        mode: Mode,
+        where: dict[str, object] | None,
+        diversity: float | None,
+    ) -> list[SearchHit]:
+        queries = await multi_query(self._gateway(), self.answer_model, query)
+        lists: dict[str, list[tuple[str, float]]] = {}
+        hits: dict[str, SearchHit] = {}
+        for index, text in enumerate(queries):
+            found = await self.search(
+                name, text, top_k=top_k, mode=mode, where=where, diversity=diversity
+            )
+            lists[str(index)] = [(h.chunk_id, h.score) for h in found]
+            hits.update((h.chunk_id, h) for h in found if h.chunk_id not in hits)
+        return [
+            hits[chunk_id].model_copy(update={"score": score})
+            for chunk_id, score in rrf(lists)[:top_k]
+        ]
+
     async def prepare_answer(
         self, name: str, request: AnswerRequest
     ) -> tuple[Context | None, list[SearchHit]]:
@@ -350,7 +326,13 @@ class RagEngine:
         close (cosine below ``MIN_DENSE_SIMILARITY``).
         """
         top_k = request.top_k or ANSWER_TOP_K
-        hits = await self.search(name, request.query, top_k=top_k, where=request.filter)
+        history = [ChatMessage(role=m.role, content=m.content) for m in request.history]
+        if request.condense and history:
+            standalone = await condense(self._gateway(), self.answer_model, history, request.query)
+            request = request.model_copy(update={"query": standalone})
+        hits = await self.search(
+            name, request.query, top_k=top_k, where=request.filter, expansion=request.expansion
+        )
         if not hits:
             return None, hits
         spec = self.collection(name).spec
@@ -360,7 +342,6 @@ class RagEngine:
         dense = await self.search(name, request.query, top_k=1, mode="dense", where=request.filter)
         if not keyword and (not dense or dense[0].score < MIN_DENSE_SIMILARITY):
             return None, hits
-        history = [ChatMessage(role=m.role, content=m.content) for m in request.history]
         context = assemble(
             request.query,
             hits,
@@ -428,27 +409,6 @@ class _closing:
 
     def __exit__(self, *exc: object) -> None:
         self.store.close()
-
-
-def _generated_id(document: DocumentIn) -> str:
-    basis = f"{document.source or ''}\x00{document.title or ''}\x00{document.text}"
-    return "doc-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
-
-
-def _content_hash(document: DocumentIn, spec: CollectionSpec) -> str:
-    basis = orjson.dumps(
-        {
-            "text": document.text,
-            "title": document.title,
-            "metadata": document.metadata,
-            "source": document.source,
-            "chunking": spec.chunking.model_dump(),
-            "model": spec.embedding_model,
-            "language": spec.language,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(basis).hexdigest()
 
 
 def _info(record: DocumentRecord) -> DocumentInfo:

@@ -10,6 +10,7 @@ from gatehouse.rag.text import LANGUAGES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 MetadataType = Literal["str", "int", "float", "bool"]
+Expansion = Literal["none", "multi_query", "hyde"]
 
 
 class _Strict(BaseModel):
@@ -124,6 +125,7 @@ class SearchRequest(_Strict):
     mode: Literal["hybrid", "dense", "keyword", "rrf"] = "hybrid"
     filter: dict[str, Any] | None = None
     diversity: float | None = Field(default=None, ge=0.0, le=1.0)
+    expansion: Expansion = "none"
 
 
 class SearchResponse(BaseModel):
@@ -143,6 +145,8 @@ class AnswerRequest(_Strict):
     stream: bool = False
     filter: dict[str, Any] | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=2048)
+    condense: bool = False
+    expansion: Expansion = "none"
 
 
 class CitationOut(BaseModel):

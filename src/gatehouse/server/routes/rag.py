@@ -114,6 +114,7 @@ async def search(request: Request) -> Response:
         mode=body.mode,
         where=body.filter,
         diversity=body.diversity,
+        expansion=body.expansion,
     )
     return JSONResponse(SearchResponse(results=hits))
 
