@@ -51,3 +51,14 @@ async def test_hyde_embeds_a_hypothetical_answer(tmp_path: Path) -> None:
     rag, _ = await engine_with(tmp_path, "Cats purr when content and sleep all day.")
     hits = await rag.search("kb", "qqq", top_k=1, mode="dense", expansion="hyde")
     assert hits[0].document_id == "cats"
+
+
+async def test_llm_reranker_orders_by_the_model_grade(tmp_path: Path) -> None:
+    from gatehouse.rag.rerank import parse_grade
+
+    rag, chat = await engine_with(tmp_path, "7")
+    hits = await rag.search("kb", "cats", top_k=2, rerank="llm")
+    assert [h.score for h in hits] == [7.0, 7.0]
+    assert hits[0].document_id == "cats"  # ties keep retrieval order
+    assert len(chat.prompts) == 2
+    assert (parse_grade("Grade: 12"), parse_grade("none"), parse_grade("3.5")) == (10.0, 0.0, 3.5)

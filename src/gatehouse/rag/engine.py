@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import orjson
@@ -46,6 +47,7 @@ from gatehouse.rag.models import (
     SearchHit,
 )
 from gatehouse.rag.query import condense, hypothetical_document, multi_query
+from gatehouse.rag.rerank import LLMReranker
 from gatehouse.rag.retrieval import Mode, Query
 from gatehouse.rag.store import DocumentRecord, Store, StoredChunk
 from gatehouse.rag.text import analyze
@@ -266,10 +268,23 @@ class RagEngine:
         where: dict[str, object] | None = None,
         diversity: float | None = None,
         expansion: Expansion = "none",
+        rerank: Literal["none", "llm"] = "none",
     ) -> list[SearchHit]:
         """Best chunks for ``query``. ``expansion`` rewrites the query through the
         chat model first: ``multi_query`` searches several phrasings and fuses
-        them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query."""
+        them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query.
+        ``rerank="llm"`` grades the hits with the chat model and reorders them."""
+        if rerank == "llm":
+            hits = await self.search(
+                name,
+                query,
+                top_k=top_k,
+                mode=mode,
+                where=where,
+                diversity=diversity,
+                expansion=expansion,
+            )
+            return await LLMReranker(self._gateway(), self.answer_model).rerank(query, hits)
         collection = self.collection(name)
         spec = collection.spec
         if expansion == "multi_query":

@@ -126,6 +126,7 @@ class SearchRequest(_Strict):
     filter: dict[str, Any] | None = None
     diversity: float | None = Field(default=None, ge=0.0, le=1.0)
     expansion: Expansion = "none"
+    rerank: Literal["none", "llm"] = "none"
 
 
 class SearchResponse(BaseModel):

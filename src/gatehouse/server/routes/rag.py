@@ -115,6 +115,7 @@ async def search(request: Request) -> Response:
         where=body.filter,
         diversity=body.diversity,
         expansion=body.expansion,
+        rerank=body.rerank,
     )
     return JSONResponse(SearchResponse(results=hits))
 
