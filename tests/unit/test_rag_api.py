@@ -47,7 +47,8 @@ async def test_contract_round_trip(http: httpx.AsyncClient) -> None:
 
     listed = (await http.get(C)).json()["data"]
     assert [c["name"] for c in listed] == ["kb"]
-    assert (await http.get(f"{C}/kb")).json()["chunks"] == 2
+    described = (await http.get(f"{C}/kb")).json()
+    assert (described["chunks"], described["documents"], described["dimensions"]) == (2, 2, 64)
     assert [d["id"] for d in (await http.get(f"{C}/kb/documents")).json()["data"]] == ["a", "b"]
     assert (
         (await http.get(f"{C}/kb/documents/a")).json()["chunk_list"][0]["text"].startswith("Cats")

@@ -41,7 +41,6 @@ class Collection:
         self._seen_deletion = 0
         self._vector_backend = vector_backend
         self._vectors: VectorIndex | None = None
-        self._dimensions: int | None = None
         self._keywords = BM25Index(language=spec.language, k1=0.9, b=0.4)
         self._metadata: dict[int, dict[str, Any]] = {}
         # Whole-document keyword index (all chunks' terms), for document-level evidence.
@@ -86,7 +85,7 @@ class Collection:
             self._seen_rowid = row.rowid
         if rowids:
             if self._vectors is None:
-                dimensions = self._dimensions = len(vectors[0])
+                dimensions = len(vectors[0])
                 self._vectors = (
                     self._vector_backend(dimensions)
                     if self._vector_backend is not None
@@ -104,14 +103,6 @@ class Collection:
             else:
                 self._documents.remove([doc])
         self._generation = generation
-
-    def load(self, store: Store) -> None:
-        """Bring the in-memory indexes up to date with the store (thread-safe)."""
-        with self._lock:
-            self.refresh(store)
-
-    def dimensions(self) -> int | None:
-        return self._dimensions
 
     def known_fields(self, store: Store) -> set[str]:
         return set(self.spec.metadata_schema) | store.fields() | BUILTIN_FIELDS

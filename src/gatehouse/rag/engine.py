@@ -116,8 +116,7 @@ class RagEngine:
         record = orjson.loads((collection.directory / "collection.json").read_bytes())
         with _closing(collection.store()) as store:
             documents, chunks = store.counts()
-            collection.load(store)
-        dimensions = collection.dimensions()
+            dimensions = store.dimensions()
         return CollectionInfo(
             **collection.spec.model_dump(),
             documents=documents,

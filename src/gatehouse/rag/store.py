@@ -140,6 +140,11 @@ class Store:
         chunks = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return int(docs), int(chunks)
 
+    def dimensions(self) -> int | None:
+        """Length of the stored vectors (``None`` while the collection is empty)."""
+        row = self._db.execute("SELECT length(vector) FROM chunks LIMIT 1").fetchone()
+        return int(row[0]) // 4 if row else None
+
     def fields(self) -> set[str]:
         return {str(r[0]) for r in self._db.execute("SELECT name FROM fields")}
 
