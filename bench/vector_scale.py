@@ -117,8 +117,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--no-chroma", action="store_true")
+    parser.add_argument(
+        "--data",
+        choices=["clustered", "uniform"],
+        default="clustered",
+        help="uniform: isotropic noise, the hardest case for any graph index",
+    )
     args = parser.parse_args()
     centers = np.random.default_rng(0).normal(size=(2000, DIM)).astype(np.float32)
+    if args.data == "uniform":
+        centers = np.zeros((1, DIM), dtype=np.float32)
     queries = vectors(args.queries, 99, centers)
     rows = []
     for n in args.sizes:
