@@ -7,6 +7,7 @@ short; ``bench/retrieval.py`` and the docs cover the whole corpus.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,12 +24,15 @@ SLICE = 20
 C = "/v1/rag/collections"
 
 
-def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gatehouse", "--data-dir", str(data_dir), *args],
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -134,6 +138,16 @@ def test_bad_files_fail_cleanly_and_write_nothing(data_dir: Path, tmp_path: Path
         assert result.returncode == 1, name
         assert result.stderr.startswith("gatehouse: error: "), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "a.md").write_text("# Small\n\nfine\n")
+    (big / "b.txt").write_text("word " * 500)
+    oversized = cli(
+        data_dir, "ingest", str(big), "-c", "pg", env={"GATEHOUSE_RAG__MAX_DOCUMENT_CHARS": "1000"}
+    )
+    assert oversized.returncode == 1
+    assert "b.txt" in oversized.stderr
+    assert "the limit is 1000" in oversized.stderr
     after = orjson.loads(cli(data_dir, "collections", "show", "pg").stdout)["chunks"]
     assert after == before
     unknown = cli(data_dir, "search", "x", "--collection", "nope")

@@ -121,6 +121,13 @@ def _load(engine: RagEngine, args: argparse.Namespace) -> tuple[Path, list[Path]
                 )
             )
     try:
+        engine.validate(documents)
+    except ValidationFailedError as exc:
+        # Name the document by where it came from, not by its list position.
+        index = int(exc.param.split("[")[1].split("]")[0]) if exc.param else 0
+        source = documents[index].source or documents[index].id
+        raise ValidationFailedError(f"{source} ({documents[index].id}): {exc.message}") from None
+    try:
         engine.collection(args.collection)
     except NotFoundError:
         engine.create_collection(CollectionSpec(name=args.collection, chunking=_chunking(args)))

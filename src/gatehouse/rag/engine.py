@@ -169,16 +169,8 @@ class RagEngine:
 
     # -- documents --
 
-    async def add_documents(
-        self, name: str, documents: Sequence[DocumentIn], *, prune_source_prefix: str | None = None
-    ) -> IngestResult:
-        """Ingest documents: unchanged ones are skipped, changed ones replaced atomically.
-
-        Every document is validated before anything is written; the whole
-        batch is then written in one transaction.
-        """
-        collection = self.collection(name)
-        spec = collection.spec
+    def validate(self, documents: Sequence[DocumentIn]) -> None:
+        """Reject empty or over-long documents before anything is written."""
         for index, document in enumerate(documents):
             if not document.text.strip():
                 raise ValidationFailedError(
@@ -190,6 +182,18 @@ class RagEngine:
                     f"{self.max_document_chars}",
                     param=f"documents[{index}].text",
                 )
+
+    async def add_documents(
+        self, name: str, documents: Sequence[DocumentIn], *, prune_source_prefix: str | None = None
+    ) -> IngestResult:
+        """Ingest documents: unchanged ones are skipped, changed ones replaced atomically.
+
+        Every document is validated before anything is written; the whole
+        batch is then written in one transaction.
+        """
+        collection = self.collection(name)
+        spec = collection.spec
+        self.validate(documents)
         ids = [d.id or generated_id(d) for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailedError(
