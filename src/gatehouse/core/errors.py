@@ -137,13 +137,6 @@ class MethodNotAllowedError(InvalidRequestError):
     code = "method_not_allowed"
 
 
-class ConflictError(InvalidRequestError):
-    """The resource already exists (e.g. a collection name that is taken)."""
-
-    status = 409
-    code = "conflict"
-
-
 class RequestTooLargeError(InvalidRequestError):
     status = 413
     code = "request_too_large"
