@@ -145,3 +145,18 @@ async def test_failed_request_leaves_the_collection_untouched(http: httpx.AsyncC
     bad = {"documents": [{"id": "c", "text": "fine"}, {"id": "d", "text": "   "}]}
     assert (await http.post(f"{C}/kb/documents", json=bad)).status_code == 400
     assert (await http.get(f"{C}/kb")).json()["documents"] == 2
+
+
+async def test_with_authentication_on_rag_routes_need_a_credential(tmp_path: Path) -> None:
+    from .governed import MASTER, governed_app
+
+    async for governed in governed_app(tmp_path):
+        anonymous = await governed.http.get(C)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["error"]["message"]
+        bad = await governed.http.post(
+            f"{C}/kb/search", json={"query": "x"}, headers={"authorization": "Bearer nope"}
+        )
+        assert bad.status_code == 401
+        allowed = await governed.http.get(C, headers={"authorization": f"Bearer {MASTER}"})
+        assert allowed.status_code == 200

@@ -48,37 +48,50 @@ def engine(request: Request) -> RagEngine:
     return found
 
 
+async def _authenticated(request: Request) -> None:
+    """With authentication on, every RAG route needs a valid credential (401 without)."""
+    governance = request.app.state.gateway.governance
+    if governance is not None:
+        await governance.authenticator.authenticate(request.headers)
+
+
 def _name(request: Request) -> str:
     name: str = request.path_params["collection"]
     return name
 
 
 async def create_collection(request: Request) -> Response:
+    await _authenticated(request)
     spec = await parse_body(request, CollectionSpec)
     return JSONResponse(engine(request).create_collection(spec), status_code=201)
 
 
 async def list_collections(request: Request) -> Response:
+    await _authenticated(request)
     items = engine(request).collections()
     return JSONResponse({"object": "list", "data": [c.model_dump() for c in items]})
 
 
 async def get_collection(request: Request) -> Response:
+    await _authenticated(request)
     return JSONResponse(engine(request).describe(_name(request)))
 
 
 async def delete_collection(request: Request) -> Response:
+    await _authenticated(request)
     engine(request).delete_collection(_name(request))
     return JSONResponse({"id": _name(request), "deleted": True})
 
 
 async def add_documents(request: Request) -> Response:
+    await _authenticated(request)
     body = await parse_body(request, AddDocumentsRequest)
     result = await engine(request).add_documents(_name(request), body.documents)
     return JSONResponse(result)
 
 
 async def list_documents(request: Request) -> Response:
+    await _authenticated(request)
     try:
         limit = int(request.query_params.get("limit", "100"))
     except ValueError:
@@ -93,11 +106,13 @@ async def list_documents(request: Request) -> Response:
 
 
 async def get_document(request: Request) -> Response:
+    await _authenticated(request)
     info, chunks = engine(request).document(_name(request), request.path_params["document"])
     return JSONResponse({**info.model_dump(), "chunk_list": chunks})
 
 
 async def delete_document(request: Request) -> Response:
+    await _authenticated(request)
     name, document_id = _name(request), request.path_params["document"]
     rag = engine(request)
     rag.document(name, document_id)  # 404 when absent
@@ -106,6 +121,7 @@ async def delete_document(request: Request) -> Response:
 
 
 async def search(request: Request) -> Response:
+    await _authenticated(request)
     body = await parse_body(request, SearchRequest)
     hits = await engine(request).search(
         _name(request),
@@ -121,6 +137,7 @@ async def search(request: Request) -> Response:
 
 
 async def answer(request: Request) -> Response:
+    await _authenticated(request)
     body = await parse_body(request, AnswerRequest)
     rag = engine(request)
     if not body.stream:
