@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean services
+.PHONY: serve test lint typecheck unit install clean services chroma
 
 install: $(STAMP)
 
@@ -19,6 +19,15 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	@touch $(STAMP)
+
+# A Chroma server for the vector-database tests and benchmarks, in its own
+# virtual environment so that gatehouse itself never depends on chromadb.
+CHROMA_STAMP := .venv-chroma/.installed
+chroma: $(CHROMA_STAMP)
+$(CHROMA_STAMP):
+	@test -x .venv-chroma/bin/python || $(PYTHON) -m venv .venv-chroma
+	.venv-chroma/bin/pip install --disable-pip-version-check -q 'chromadb>=1.5,<1.6'
+	@touch $(CHROMA_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/gatehouse serve
@@ -37,8 +46,8 @@ unit: $(STAMP)
 services:
 	@sh scripts/ensure-test-services.sh
 
-test: lint typecheck services
+test: lint typecheck services $(CHROMA_STAMP)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-chroma .mypy_cache .ruff_cache .pytest_cache

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from gatehouse import __version__
 from gatehouse.cli import capacity
+from gatehouse.cli import rag as rag_cli
 from gatehouse.core.config import Settings, load_settings
 from gatehouse.core.errors import ConfigError, GatehouseError
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable output")
 
     capacity.add_parser(commands)
+    rag_cli.add_parsers(commands)
     commands.add_parser("models", help="list the configured models")
     from gatehouse.cli import governance
 
@@ -92,10 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return governance.run(settings, args)
             except governance.UsageError as exc:
                 return _fail(str(exc), EXIT_USAGE)
+        if args.command in ("ingest", "search", "ask", "collections"):
+            return rag_cli.run(settings, args)
     except ConfigError as exc:
         return _fail(str(exc).replace("\n", " "), EXIT_USAGE)
     except GatehouseError as exc:
         return _fail(exc.message, EXIT_FAILURE)
+    except ValidationError as exc:
+        return _fail(validation_error(exc).message, EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")

@@ -254,6 +254,15 @@ class LimitsConfig(_Section):
     default_max_tokens: int = Field(default=1024, ge=1)
 
 
+class RagConfig(_Section):
+    """The RAG engine: collections live under ``<data_dir>/rag``."""
+
+    answer_model: str = "default"
+    context_tokens: int = Field(default=900, ge=64, le=100_000)
+    max_document_chars: int = Field(default=2_000_000, ge=1000)
+    chroma_url: str | None = None  # None: vectors in the embedded index
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -261,6 +270,7 @@ class Settings(_Section):
     models: list[ModelGroupConfig] = Field(default_factory=list)
     router: RouterConfig = RouterConfig()
     cache: CacheConfig = CacheConfig()
+    rag: RagConfig = RagConfig()
     aliases: dict[str, str] = Field(default_factory=lambda: {"default": "local/smollm2"})
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()

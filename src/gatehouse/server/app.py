@@ -28,7 +28,15 @@ from gatehouse.observability.governance import GovernanceCollector
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
-from gatehouse.server.routes import admin, anthropic, deployments, health, observability, openai
+from gatehouse.server.routes import (
+    admin,
+    anthropic,
+    deployments,
+    health,
+    observability,
+    openai,
+    rag,
+)
 from gatehouse.server.routes.table import RawEndpoint, RouteSpec
 
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
@@ -49,6 +57,7 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
         *health.ROUTES,
         *observability.ROUTES,
         *admin.ROUTES,
+        *rag.ROUTES,
     ]
     document: dict[str, Any] = {}
 

@@ -1,0 +1,235 @@
+"""``gatehouse ingest | search | ask | collections``: the RAG engine from the command line.
+
+Runs in-process against the data directory (no server needed); embeddings
+and answers go through an in-process gateway, as the server's would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gatehouse.core.config import Settings
+from gatehouse.core.errors import NotFoundError, ValidationFailedError
+from gatehouse.rag import AnswerRequest, ChunkingConfig, CollectionSpec, DocumentIn, RagEngine
+from gatehouse.rag.loaders import iter_files, load_path
+
+BATCH = 64
+
+
+def add_parsers(commands: Any) -> None:
+    """Register the RAG subcommands on the main parser's subparsers."""
+    ingest = commands.add_parser("ingest", help="ingest files, folders or BEIR-style JSONL")
+    ingest.add_argument("path", type=Path, help="a file or a folder")
+    ingest.add_argument("--collection", "-c", required=True)
+    ingest.add_argument("--prune", action="store_true", help="delete documents whose file is gone")
+    ingest.add_argument("--chunking", choices=["tokens", "structure", "semantic"])
+    ingest.add_argument("--chunk-size", type=int)
+    ingest.add_argument("--chunk-overlap", type=int)
+
+    search = commands.add_parser("search", help="search a collection")
+    search.add_argument("query")
+    search.add_argument("--collection", "-c", required=True)
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--mode", choices=["hybrid", "dense", "keyword", "rrf"], default="hybrid")
+    search.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": "en"}\'')
+    search.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    ask = commands.add_parser("ask", help="answer a question from a collection, with citations")
+    ask.add_argument("question")
+    ask.add_argument("--collection", "-c", required=True)
+    ask.add_argument("--model", help="chat model (default: rag.answer_model)")
+    ask.add_argument("--top-k", type=int)
+
+    manage = commands.add_parser("collections", help="list, create, show or delete collections")
+    actions = manage.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="list collections")
+    create = actions.add_parser("create", help="create a collection")
+    create.add_argument("name")
+    create.add_argument("--embedding-model", default="local/minilm")
+    create.add_argument("--chunking", choices=["tokens", "structure", "semantic"])
+    create.add_argument("--chunk-size", type=int)
+    create.add_argument("--chunk-overlap", type=int)
+    create.add_argument("--language", default="auto")
+    for action in ("show", "delete"):
+        actions.add_parser(action, help=f"{action} a collection").add_argument("name")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one RAG subcommand; errors propagate as GatehouseError to the caller."""
+    engine = build_engine(settings)
+    if args.command == "ingest":
+        root, files, documents = _load(engine, args)
+        return asyncio.run(_ingest(engine, args, root, files, documents))
+    if args.command == "search":
+        return asyncio.run(_search(engine, args))
+    if args.command == "ask":
+        return asyncio.run(_ask(engine, args))
+    return _collections(engine, args)
+
+
+def build_engine(settings: Settings) -> RagEngine:
+    from gatehouse.gateway import build_gateway
+
+    return RagEngine(
+        settings.data_dir / "rag",
+        build_gateway(settings, started_at=int(time.time())),
+        max_document_chars=settings.rag.max_document_chars,
+        answer_model=settings.rag.answer_model,
+        context_tokens=settings.rag.context_tokens,
+        chroma_url=settings.rag.chroma_url,
+    )
+
+
+def _chunking(args: argparse.Namespace) -> ChunkingConfig:
+    values = {
+        "strategy": args.chunking,
+        "size": args.chunk_size,
+        "overlap": args.chunk_overlap,
+    }
+    return ChunkingConfig.model_validate({k: v for k, v in values.items() if v is not None})
+
+
+def _load(engine: RagEngine, args: argparse.Namespace) -> tuple[Path, list[Path], list[DocumentIn]]:
+    root: Path = args.path.resolve()
+    if not root.exists():
+        raise ValidationFailedError(f"{args.path}: no such file or folder")
+    # Load and check everything first: a bad file stops the run before anything is written.
+    documents: list[DocumentIn] = []
+    files = list(iter_files(root))
+    if not files:
+        raise ValidationFailedError(f"{args.path}: no supported files found")
+    for path in files:
+        for loaded in load_path(path):
+            documents.append(
+                DocumentIn(
+                    id=loaded.id or f"file:{path}",
+                    text=loaded.text,
+                    title=loaded.title,
+                    source=str(path),
+                    metadata={
+                        k: v
+                        for k, v in loaded.metadata.items()
+                        if isinstance(v, str | int | float | bool)
+                    },
+                )
+            )
+    try:
+        engine.validate(documents)
+    except ValidationFailedError as exc:
+        # Name the document by where it came from, not by its list position.
+        index = int(exc.param.split("[")[1].split("]")[0]) if exc.param else 0
+        source = documents[index].source or documents[index].id
+        raise ValidationFailedError(f"{source} ({documents[index].id}): {exc.message}") from None
+    try:
+        engine.collection(args.collection)
+    except NotFoundError:
+        engine.create_collection(CollectionSpec(name=args.collection, chunking=_chunking(args)))
+        print(f"created collection '{args.collection}'", file=sys.stderr)
+    return root, files, documents
+
+
+async def _ingest(
+    engine: RagEngine,
+    args: argparse.Namespace,
+    root: Path,
+    files: list[Path],
+    documents: list[DocumentIn],
+) -> int:
+    totals = {"added": 0, "unchanged": 0, "replaced": 0, "chunks": 0}
+    started = time.monotonic()
+    # Each batch is one transaction: an interrupted run keeps what it finished,
+    # and running it again skips those documents by their content hash.
+    for start in range(0, len(documents), BATCH):
+        result = await engine.add_documents(args.collection, documents[start : start + BATCH])
+        for key in totals:
+            totals[key] += getattr(result, key)
+        _progress(min(start + BATCH, len(documents)), len(documents), started)
+    pruned = 0
+    if args.prune:
+        keep = {str(path) for path in files}
+        pruned = engine.prune(args.collection, str(root), keep)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(
+        f"{len(documents)} documents: {totals['added']} added, {totals['replaced']} replaced, "
+        f"{totals['unchanged']} unchanged, {pruned} pruned; {totals['chunks']} chunks written"
+    )
+    return 0
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    rate = done / max(time.monotonic() - started, 1e-6)
+    line = f"ingest {done}/{total} documents ({rate:.1f}/s)"
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {line}")
+        sys.stderr.flush()
+    elif done == total or done % (BATCH * 16) == 0:
+        print(line, file=sys.stderr)
+
+
+async def _search(engine: RagEngine, args: argparse.Namespace) -> int:
+    where = None
+    if args.filter:
+        try:
+            where = orjson.loads(args.filter)
+        except orjson.JSONDecodeError:
+            raise ValidationFailedError("--filter must be a JSON object") from None
+        if not isinstance(where, dict):
+            raise ValidationFailedError("--filter must be a JSON object")
+    hits = await engine.search(
+        args.collection, args.query, top_k=args.top_k, mode=args.mode, where=where
+    )
+    if args.json:
+        print(orjson.dumps({"results": [h.model_dump() for h in hits]}).decode())
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:160]
+        print(f"{rank}. [{hit.score:.3f}] {hit.document_id} ({hit.chunk_id})\n   {snippet}")
+    return 0
+
+
+async def _ask(engine: RagEngine, args: argparse.Namespace) -> int:
+    request = AnswerRequest(query=args.question, model=args.model, top_k=args.top_k, stream=True)
+    async for event in engine.answer_stream(args.collection, request):
+        if event.type == "delta" and event.content:
+            sys.stdout.write(event.content)
+            sys.stdout.flush()
+        elif event.type == "done":
+            sys.stdout.write("\n")
+            for citation in event.citations or []:
+                print(f"[{citation.index}] {citation.document_id} ({citation.chunk_id})")
+    return 0
+
+
+def _collections(engine: RagEngine, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for info in engine.collections():
+            print(f"{info.name}\t{info.documents} documents\t{info.chunks} chunks")
+    elif args.action == "create":
+        spec = CollectionSpec(
+            name=args.name,
+            embedding_model=args.embedding_model,
+            chunking=_chunking(args),
+            language=args.language,
+        )
+        engine.create_collection(spec)
+        print(f"created collection '{args.name}'")
+    elif args.action == "show":
+        print(
+            orjson.dumps(
+                engine.describe(args.name).model_dump(), option=orjson.OPT_INDENT_2
+            ).decode()
+        )
+    else:
+        engine.delete_collection(args.name)
+        print(f"deleted collection '{args.name}'")
+    return 0
