@@ -3,10 +3,11 @@
 Both take texts already tokenised (the provider needs the token counts first,
 to reject inputs over the model's limit and to report usage) and return
 L2-normalised 384-dimensional vectors. ``torch`` is the reference:
-sentence-transformers exactly as its documentation runs it. ``onnx`` is the
-same graph under ONNX Runtime; ``onnx-int8`` adds int8 weights and is the
-default because it is several times faster at a retrieval quality within
-0.005 nDCG@10 of fp32 (see ``bench/embedding_speed.py`` and
+sentence-transformers exactly as its documentation runs it. ``onnx`` (the
+default) is the same fp32 graph under ONNX Runtime with length-bucketed
+batches: the same vectors to 1e-6, several times faster. ``onnx-int8`` adds
+int8 weights: faster again, but its vectors drift to about 0.99 cosine, which
+costs a little retrieval quality (``bench/embedding_speed.py``,
 docs/performance.md).
 """
 

