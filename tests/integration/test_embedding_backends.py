@@ -31,9 +31,11 @@ SENTENCES = [
     "حمزة بن عبد المطلب صحابي من صحابة رسول الإسلام",
     "How do I reset my password? " * 12,
 ]
-# Measured: int8 per-channel weights keep every vector at cosine >= 0.986 with
-# fp32 on these sentences (and >= 0.988 on 1,000 msmarco passages).
-INT8_MIN_COSINE = 0.98
+# Measured: int8 per-channel weights keep every vector at cosine >= 0.978 with
+# fp32 on these sentences (Arabic is the worst: the English vocabulary splits it
+# into many rare pieces); over whole corpora the minimum was 0.976 on msmarco
+# and 0.972 on arcd, the mean 0.994 and 0.989.
+INT8_MIN_COSINE = 0.97
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +133,22 @@ def test_concurrent_http_requests_are_batched_and_get_their_own_vectors(
         )
     ]
     assert max(sizes) > 1, sizes
+
+
+def test_an_over_long_input_gets_400_while_its_batch_mates_succeed(
+    batching_server: RunningServer, reference: TorchBackend
+) -> None:
+    url = f"{batching_server.base_url}/v1/embeddings"
+    bodies = [{"model": "local/minilm", "input": ["short", "word " * 300]}] + [
+        {"model": "local/minilm", "input": sentence} for sentence in SENTENCES
+    ]
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        responses = list(pool.map(lambda body: httpx.post(url, json=body, timeout=60), bodies))
+    rejected, *accepted = responses
+    assert rejected.status_code == 400
+    error = rejected.json()["error"]
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "input")
+    assert error["message"].startswith("input[1] has 302 tokens")
+    assert [r.status_code for r in accepted] == [200] * len(SENTENCES)
+    counted = [r.json()["usage"]["prompt_tokens"] for r in accepted]
+    assert counted == [len(ids) for ids in reference.tokenize(SENTENCES)]

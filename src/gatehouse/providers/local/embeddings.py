@@ -107,10 +107,10 @@ class MiniLMEmbeddingProvider:
     def encode(self, texts: list[str]) -> tuple[FloatArray, int]:
         """Embed ``texts`` now, without batching (blocking); vectors and the token count."""
         items = self._tokenized(texts)
-        vectors = self._embed_batch(items)
-        return np.stack(vectors) if vectors else np.zeros((0, DIMENSIONS), np.float32), sum(
-            len(item.ids) for item in items
-        )
+        tokens = sum(len(item.ids) for item in items)
+        if not items:
+            return np.zeros((0, DIMENSIONS), np.float32), tokens
+        return np.stack(self._embed_batch(items)), tokens
 
     def _tokenized(self, texts: list[str]) -> list[TokenizedText]:
         backend = self._load()
