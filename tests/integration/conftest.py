@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from ..services import Postgres, Redis, start_postgres, start_redis
+from .fake_upstream import FakeUpstream
 
 
 def free_port() -> int:
@@ -137,3 +138,11 @@ async def _create_database(url: str, name: str) -> None:
         await conn.execute(f"CREATE DATABASE {name}")
     finally:
         await conn.close()
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeUpstream]:
+    """A fake upstream provider for one test module (``fake_upstream.py``)."""
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()

@@ -10,11 +10,9 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from ..services import Postgres
 from .conftest import RunningServer, start_server, stop_server
@@ -22,13 +20,6 @@ from .fake_upstream import FakeUpstream
 from .governance_helpers import MASTER, admin, create_key, write_config
 
 MESSAGES = [{"role": "user", "content": "a b c d"}]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream().start()
-    yield fake
-    fake.stop()
 
 
 async def _load(

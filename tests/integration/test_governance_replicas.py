@@ -26,13 +26,6 @@ from .governance_helpers import MASTER, OUTPUT_PRICE, admin, create_key, write_c
 MESSAGES = [{"role": "user", "content": "a b c d"}]  # 5 completion tokens: 5 * OUTPUT_PRICE
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def replicas(
     upstream: FakeUpstream, redis_server: Redis, postgres_url: str, tmp_path: Path

@@ -23,13 +23,6 @@ HELLO = [{"role": "user", "content": "a b c d"}]  # echoed: 5 completion tokens
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def governed(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
