@@ -69,11 +69,9 @@ class Gateway:
             await self.governance.start()
 
     async def stop(self) -> None:
+        """Close what :meth:`start` opened, then the upstream connection pools."""
         if self.governance is not None:
             await self.governance.stop()
-
-    async def aclose(self) -> None:
-        """Close upstream connection pools."""
         for provider in self._providers():
             close = getattr(provider, "aclose", None)
             if close is not None:

@@ -75,7 +75,6 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
             yield
         finally:
             await gateway.stop()
-            await gateway.aclose()
 
     app = Starlette(
         lifespan=lifespan,
