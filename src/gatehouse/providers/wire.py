@@ -22,3 +22,15 @@ def split_data_url(url: str) -> tuple[str, str] | None:
         media_type, data = url[5:].split(";base64,", 1)
         return media_type or "image/png", data
     return None
+
+
+def add_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
+    """Append a turn, merging it into the previous one when the role repeats.
+
+    Anthropic and Gemini both want user and model turns to alternate; ``key`` is
+    where a turn keeps its items (``content`` for Anthropic, ``parts`` for Gemini).
+    """
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})

@@ -25,7 +25,7 @@ from gatehouse.core.types import (
     TextPart,
     Usage,
 )
-from gatehouse.providers.wire import json_object, split_data_url
+from gatehouse.providers.wire import add_turn, json_object, split_data_url
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -109,11 +109,7 @@ def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
         else:
             role = "user"
             blocks = _content_blocks(message)
-        if out and out[-1]["role"] == role:
-            # The Messages API wants user and assistant turns to alternate.
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        add_turn(out, role, "content", blocks)
     return out
 
 

@@ -20,7 +20,7 @@ from gatehouse.core.types import (
     TextPart,
     Usage,
 )
-from gatehouse.providers.wire import json_object, split_data_url
+from gatehouse.providers.wire import add_turn, json_object, split_data_url
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -122,10 +122,7 @@ def _contents(messages: list[ChatMessage]) -> list[dict[str, Any]]:
         else:
             role = "user"
             parts = _parts(message)
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
+        add_turn(out, role, "parts", parts)
     return out
 
 
