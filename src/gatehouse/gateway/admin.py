@@ -45,21 +45,6 @@ def _known_scopes(scopes: list[str] | None) -> list[str] | None:
     return sorted(set(scopes))
 
 
-class KeyCreate(_Body):
-    name: str = Field(min_length=1, max_length=200)
-    team: str | None = Field(default=None, min_length=1, max_length=200)
-    user: str | None = Field(default=None, min_length=1, max_length=200)
-    org: str | None = Field(default=None, min_length=1, max_length=200)
-    scopes: list[str] | None = None
-    models: list[str] | None = None
-    expires_at: AwareDatetime | None = None
-    limits: LimitSpec | None = None
-    budget: Budget | None = None
-    metadata: dict[str, Any] | None = None
-
-    _scopes = field_validator("scopes")(_known_scopes)
-
-
 class KeyUpdate(_Body):
     """Fields to change; a field sent as ``null`` is cleared."""
 
@@ -75,6 +60,12 @@ class KeyUpdate(_Body):
     metadata: dict[str, Any] | None = None
 
     _scopes = field_validator("scopes")(_known_scopes)
+
+
+class KeyCreate(KeyUpdate):
+    """A new key: ``name`` is required, everything else as for an update."""
+
+    name: str = Field(min_length=1, max_length=200)
 
 
 class SubjectPut(_Body):
