@@ -229,19 +229,21 @@ class AdmissionStage:
             return True
         outcome = decision.outcomes[denied]
         claim, role = plan.claims[denied], plan.roles[denied]
-        headers["retry-after"] = str(max(1, math.ceil(outcome.retry_after)))
         subject = claim.key.split(":", 1)[1]
         if role.startswith("budget"):
             raise BudgetExceededError(
                 f"Budget exceeded for {subject}: this request could cost up to "
                 f"{plan.max_cost:.6f} USD.",
                 headers=headers,
+                retry_after=outcome.retry_after,
             )
         what = {"requests": "requests per minute", "tokens": "tokens per minute"}.get(
             role, "concurrent requests"
         )
         raise RateLimitError(
-            f"Rate limit reached for {subject}: {claim.limit:g} {what}.", headers=headers
+            f"Rate limit reached for {subject}: {claim.limit:g} {what}.",
+            headers=headers,
+            retry_after=outcome.retry_after,
         )
 
     def _unavailable(self, message: str, hard: bool) -> None:
