@@ -7,8 +7,13 @@ then resolves the futures. So a response that waited for its event survives
 a kill -9 (WAL with ``synchronous=NORMAL`` loses nothing on a process crash),
 and thousands of requests a second cost a few commits, not thousands.
 
-The shipper reads pending events in id order and deletes them once the ledger
-has them; both go through the same thread, so the connection is never shared.
+The shipper reads pending events in id order through a second connection (WAL
+readers never block the writer), and deletes them once the ledger has them
+through the writer thread. SQLite's automatic checkpoint is off on the writer:
+it would run inside whichever commit crossed the threshold and stall every
+response waiting on that commit (it was the gateway's whole p99 tail). The
+shipper's connection checkpoints instead, passively, after each delete, so the
+WAL stays small without a commit ever waiting for it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -37,6 +42,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 """
 _STOP = object()
+_T = TypeVar("_T")
 
 
 class OutboxClosedError(RuntimeError):
@@ -53,6 +59,9 @@ class Outbox:
         self._closed = False
         self._buffer: list[tuple[str, str]] = []
         self._waiter: asyncio.Future[None] | None = None
+        # The shipper's side: reads and checkpoints, one call at a time.
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,16 +114,16 @@ class Outbox:
     async def pending(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
         """Up to ``limit`` unshipped events (as the ledger's row dicts), oldest first,
         with their sequence numbers. Not re-validated: this process wrote them."""
-        rows: list[tuple[int, str]] = await self._call(_fetch, limit)
+        rows = await self._read(_fetch, limit)
         return [(seq, orjson.loads(body)) for seq, body in rows]
 
     async def acknowledge(self, sequences: Sequence[int]) -> None:
-        """Forget events the ledger now holds."""
+        """Forget events the ledger now holds, then fold the WAL back into the file."""
         await self._call(_delete, list(sequences))
+        await self._read(_checkpoint)
 
     async def count(self) -> int:
-        result: int = await self._call(_count)
-        return result
+        return await self._read(_count)
 
     def close(self) -> None:
         """Finish every queued write, then stop the writer thread."""
@@ -123,6 +132,24 @@ class Outbox:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    async def _read(self, function: Callable[..., _T], *args: Any) -> _T:
+        if self._closed:
+            raise OutboxClosedError("the outbox is closed")
+        return await asyncio.to_thread(self._read_sync, function, *args)
+
+    def _read_sync(self, function: Callable[..., _T], *args: Any) -> _T:
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._reader.execute("PRAGMA busy_timeout=10000")
+            return function(self._reader, *args)
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         if self._closed:
@@ -138,6 +165,7 @@ class Outbox:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the reader checkpoints
             # Several worker processes may share a data directory's outbox.
             conn.execute("PRAGMA busy_timeout=10000")
             conn.execute(_SCHEMA)
@@ -238,3 +266,9 @@ def _delete(conn: sqlite3.Connection, sequences: list[int]) -> None:
 
 def _count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    # PASSIVE never waits for the writer; the writer restarts the WAL from its
+    # beginning once a checkpoint has caught up, so the file stops growing.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
