@@ -33,7 +33,10 @@ class TokenCounts:
         """Counts from a provider's usage; cached prompt tokens come from OpenAI's
         ``prompt_tokens_details.cached_tokens`` (which the Anthropic and Gemini
         adapters fill too)."""
-        details: Any = getattr(usage, "prompt_tokens_details", None)
+        # An extra field: read it from pydantic's extras directly, since a missing
+        # attribute costs a slow ``__getattr__`` on every request.
+        extra = usage.__pydantic_extra__
+        details: Any = None if extra is None else extra.get("prompt_tokens_details")
         if isinstance(details, dict):
             cached = details.get("cached_tokens")
         else:
