@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from gatehouse.core.governance import UsageEvent
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.ledger import LedgerStore
@@ -66,6 +68,44 @@ async def test_the_shipper_ships_each_event_once_even_when_reshipped(tmp_path: P
     await shipper.drain()
     assert await outbox.count() == 0
     assert await ledger.count() == 30
+    outbox.close()
+    await database.close()
+
+
+@pytest.mark.parametrize("inside_sqlite", [True, False], ids=["sqlite-copy", "python-insert"])
+async def test_both_ways_of_shipping_store_the_same_rows(
+    tmp_path: Path, inside_sqlite: bool
+) -> None:
+    database = Database(database_url(None, tmp_path))
+    await database.open()
+    if not inside_sqlite:
+        database.sqlite_file = None  # as for PostgreSQL: rows go through Python
+    ledger = LedgerStore(database)
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.open()
+    full = event(1).model_copy(
+        update={
+            "key_id": "k1",
+            "user": "ann",
+            "team": "red",
+            "org": "acme",
+            "deployment": "m#0",
+            "prompt_tokens": 7,
+            "completion_tokens": 3,
+            "cached_tokens": 2,
+            "cost_usd": 0.000123,
+            "ttft_ms": 12.5,
+            "cache_hit": True,
+            "stream": True,
+            "error": 'upstream said "no" \u2013 twice',
+        }
+    )
+    sparse = event(2)
+    await outbox.append(full)
+    await outbox.append(sparse.model_dump())  # metering's plain-row form
+    await Shipper(outbox, ledger, interval=0.01, batch_size=10).drain()
+    assert await ledger.events() == [full, sparse]
+    assert await outbox.count() == 0
     outbox.close()
     await database.close()
 

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gatehouse.catalog import PricingTable, TokenCounts
+from gatehouse.catalog import PricingTable
 from gatehouse.core.config import LimitsConfig, LimitSpec
 from gatehouse.core.errors import (
     BudgetExceededError,
@@ -259,9 +259,7 @@ class AdmissionStage:
         deltas: list[float] = []
         usage = None if failed else ctx.usage
         tokens = 0 if usage is None else usage.total_tokens
-        cost = 0.0
-        if usage is not None and ctx.cache != "hit":
-            cost = self._pricing.cost(ctx.model, ctx.deployment, TokenCounts.of(usage))
+        cost = 0.0 if usage is None else ctx.charge(self._pricing)[1]
         for claim, role in zip(plan.claims, plan.roles, strict=True):
             if role == "requests":
                 deltas.append(0.0)

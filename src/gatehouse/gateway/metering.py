@@ -14,10 +14,10 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
-from gatehouse.catalog import PricingTable, TokenCounts
+from gatehouse.catalog import PricingTable
 from gatehouse.core.errors import AuthenticationError, GatehouseError
-from gatehouse.core.governance import UsageEvent
 from gatehouse.core.ids import Clock, IdSequence
 from gatehouse.core.types import ChatCompletionChunk
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result
@@ -26,7 +26,6 @@ from gatehouse.store.outbox import Outbox
 log = logging.getLogger("gatehouse.metering")
 
 OK = "ok"
-NO_TOKENS = TokenCounts(0, 0)
 
 
 class MeteringStage:
@@ -79,41 +78,42 @@ class MeteringStage:
 
     def event(
         self, ctx: CallContext, status: str, http_status: int, error: BaseException | None
-    ) -> UsageEvent:
+    ) -> dict[str, Any]:
+        """The call's :class:`UsageEvent`, as the plain row the outbox stores.
+
+        Built directly rather than through the model: this runs once per
+        request, and a pydantic model of 22 fields costs more to build and
+        serialise than everything else metering does."""
         principal = ctx.principal
         assert principal is not None
-        tokens = NO_TOKENS if ctx.usage is None else TokenCounts.of(ctx.usage)
-        cost = 0.0
-        if ctx.usage is not None and ctx.cache != "hit":
-            cost = self._pricing.cost(ctx.model, ctx.deployment, tokens)
-        now = time.monotonic()
+        tokens, cost = ctx.charge(self._pricing)
         message = None
         if error is not None:
             message = error.message if isinstance(error, GatehouseError) else type(error).__name__
-        # Every field is built here from typed values: skip re-validation.
-        return UsageEvent.model_construct(
-            id=self._ids.next(),
-            request_id=ctx.request_id,
-            created_at=self._clock(),
-            principal=principal.id,
-            key_id=principal.key_id,
-            user=principal.user,
-            team=principal.team,
-            org=principal.org,
-            endpoint=ctx.endpoint,
-            model=ctx.model,
-            deployment=ctx.deployment,
-            status=status,
-            http_status=http_status,
-            prompt_tokens=tokens.prompt,
-            completion_tokens=tokens.completion,
-            cached_tokens=tokens.cached,
-            cost_usd=cost,
-            latency_ms=(now - ctx.started_at) * 1000.0,
-            ttft_ms=(
-                None if ctx.first_token_at is None else (ctx.first_token_at - ctx.started_at) * 1000
-            ),
-            cache_hit=ctx.cache == "hit",
-            stream=ctx.stream,
-            error=message[:500] if message else None,
-        )
+        started = ctx.started_at
+        return {
+            "id": self._ids.next(),
+            "request_id": ctx.request_id,
+            "created_at": self._clock(),
+            "principal": principal.id,
+            "key_id": principal.key_id,
+            "user": principal.user,
+            "team": principal.team,
+            "org": principal.org,
+            "endpoint": ctx.endpoint,
+            "model": ctx.model,
+            "deployment": ctx.deployment,
+            "status": status,
+            "http_status": http_status,
+            "prompt_tokens": tokens.prompt,
+            "completion_tokens": tokens.completion,
+            "cached_tokens": tokens.cached,
+            "cost_usd": cost,
+            "latency_ms": (time.monotonic() - started) * 1000.0,
+            "ttft_ms": None
+            if ctx.first_token_at is None
+            else (ctx.first_token_at - started) * 1000,
+            "cache_hit": ctx.cache == "hit",
+            "stream": ctx.stream,
+            "error": message[:500] if message else None,
+        }

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from gatehouse.catalog.pricing import PricingTable, TokenCounts
 from gatehouse.core.principal import Principal
 from gatehouse.core.types import (
     ChatCompletion,
@@ -33,17 +34,18 @@ ChatStream = AsyncIterator[ChatCompletionChunk]
 Result = ChatCompletion | EmbeddingResponse | ChatStream
 Next = Callable[["CallContext"], Awaitable[Result]]
 CacheStatus = Literal["hit", "miss", "bypass"]
+NO_TOKENS = TokenCounts(0, 0)
 
 
 @dataclass(slots=True)
 class CallContext:
     """What one request carries through the pipeline.
 
-        Stages fill the optional fields as the request moves along: ``principal``
-        (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
-        call), ``cache`` (the cache), ``coalesced`` (true when this request shared
-    another identical in-flight request's upstream call). ``response_headers`` are added to the HTTP
-        response by the server.
+    Stages fill the optional fields as the request moves along: ``principal``
+    (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
+    call), ``cache`` (the cache), ``coalesced`` (true when this request shared
+    another identical in-flight request's upstream call). ``response_headers``
+    are added to the HTTP response by the server.
     """
 
     request_id: str
@@ -58,6 +60,20 @@ class CallContext:
     cache: CacheStatus | None = None
     coalesced: bool = False
     response_headers: dict[str, str] = field(default_factory=dict)
+    _charge: tuple[Usage, TokenCounts, float] | None = None
+
+    def charge(self, pricing: PricingTable) -> tuple[TokenCounts, float]:
+        """The call's token counts and USD cost so far (nothing for a cache hit),
+        computed once per usage for the stages that settle and record it."""
+        usage = self.usage
+        if usage is None:
+            return NO_TOKENS, 0.0
+        charged = self._charge
+        if charged is None or charged[0] is not usage:
+            tokens = TokenCounts.of(usage)
+            cost = 0.0 if self.cache == "hit" else pricing.cost(self.model, self.deployment, tokens)
+            charged = self._charge = (usage, tokens, cost)
+        return charged[1], charged[2]
 
     @property
     def model(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -48,6 +48,14 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # The SQLite file itself, which the outbox can ship into without Python
+        # touching a row (see ``Outbox.ship_to_sqlite``); None for PostgreSQL
+        # or an in-memory database.
+        self.sqlite_file: Path | None = None
+        if self.is_sqlite:
+            name = make_url(url).database
+            if name and name != ":memory:" and not name.startswith("file:"):
+                self.sqlite_file = Path(name)
         options: dict[str, Any] = {}
         if not self.is_sqlite:
             # Fail fast while PostgreSQL is down instead of queueing every

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import func, select
@@ -15,6 +16,8 @@ from gatehouse.store.database import Database
 
 GroupBy = Literal["key", "team", "user", "org", "model"]
 OK_STATUS = "ok"
+
+COLUMNS = tuple(column.name for column in schema.ledger.columns)
 
 _GROUP_COLUMNS = {
     "key": schema.ledger.c.key_id,
@@ -43,6 +46,11 @@ class LedgerStore:
         # cost more than the insert itself.
         async with self._db.engine.begin() as conn:
             await conn.exec_driver_sql(sql, params)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The ledger's SQLite file, when it is one (the embedded default)."""
+        return self._db.sqlite_file
 
     def _insert_sql(self) -> tuple[str, tuple[str, ...]]:
         if self._compiled is None:

@@ -23,7 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 """
 _STOP = object()
+
+Event = UsageEvent | Mapping[str, Any]
+"""A usage event: the record, or its fields as a plain row (what metering
+builds, since it is cheaper than the model on the hot path)."""
 _T = TypeVar("_T")
 
 
@@ -72,7 +76,7 @@ class Outbox:
         self._thread.start()
         ready.result()
 
-    async def append(self, event: UsageEvent) -> None:
+    async def append(self, event: Event) -> None:
         """Return once ``event`` is committed to the outbox file.
 
         Events appended in one turn of the event loop travel to the writer
@@ -81,7 +85,7 @@ class Outbox:
         """
         if self._closed:
             raise OutboxClosedError("the outbox is closed")
-        self._buffer.append((event.id, event.model_dump_json()))
+        self._buffer.append(_encode(event))
         waiter = self._waiter
         if waiter is None:
             loop = asyncio.get_running_loop()
@@ -103,12 +107,12 @@ class Outbox:
 
         done.add_done_callback(wake)
 
-    def submit(self, event: UsageEvent) -> Future[None]:
+    def submit(self, event: Event) -> Future[None]:
         """Queue ``event``; the future resolves after its commit. Usable off the loop."""
         if self._closed:
             raise OutboxClosedError("the outbox is closed")
         done: Future[None] = Future()
-        self._queue.put(("batch", [(event.id, event.model_dump_json())], done))
+        self._queue.put(("batch", [_encode(event)], done))
         return done
 
     async def pending(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
@@ -121,6 +125,22 @@ class Outbox:
         """Forget events the ledger now holds, then fold the WAL back into the file."""
         await self._call(_delete, list(sequences))
         await self._read(_checkpoint)
+
+    async def ship_to_sqlite(self, ledger: Path, columns: Sequence[str], limit: int) -> int:
+        """Copy up to ``limit`` pending events into the ``ledger_events`` table of
+        the SQLite file ``ledger`` and forget them; returns how many.
+
+        The copy is one ``INSERT ... SELECT`` inside SQLite, each column pulled
+        out of the stored JSON with ``json_extract``: no row passes through
+        Python, so shipping costs the event loop nothing per event. Ids the
+        ledger already holds are skipped, which makes a repeat harmless.
+        """
+        last = await self._read(_copy_into, ledger, tuple(columns), limit)
+        if last is None:
+            return 0
+        shipped: int = await self._call(_delete_through, last)
+        await self._read(_checkpoint)
+        return shipped
 
     async def count(self) -> int:
         return await self._read(_count)
@@ -232,6 +252,12 @@ class Outbox:
                 _resolve(done, None, error=exc)
 
 
+def _encode(event: Event) -> tuple[str, str]:
+    if isinstance(event, UsageEvent):
+        return event.id, event.model_dump_json()
+    return event["id"], orjson.dumps(event).decode()
+
+
 def _settle(waiter: asyncio.Future[None], done: Future[None]) -> None:
     if waiter.done():
         return
@@ -262,6 +288,41 @@ def _delete(conn: sqlite3.Connection, sequences: list[int]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in sequences])
     conn.execute("COMMIT")
+
+
+def _copy_into(
+    conn: sqlite3.Connection, ledger: Path, columns: tuple[str, ...], limit: int
+) -> int | None:
+    """Insert the oldest ``limit`` events into the attached ledger; returns the
+    last sequence number copied. Rows up to it are all committed: sequence
+    numbers are handed out under the write lock, in commit order."""
+    attached = {row[1] for row in conn.execute("PRAGMA database_list")}
+    if "ledger" not in attached:
+        conn.execute("ATTACH DATABASE ? AS ledger", (str(ledger),))
+    row = conn.execute(
+        "SELECT max(seq) FROM (SELECT seq FROM main.outbox ORDER BY seq LIMIT ?)", (limit,)
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    last = int(row[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    values = ", ".join(f"json_extract(body, '$.{c}')" for c in columns)
+    # One statement in autocommit mode: atomic, and it only reads the outbox
+    # (a WAL snapshot), so appends go on while it runs. The WHERE clause is
+    # what lets SQLite parse the upsert after a SELECT.
+    conn.execute(
+        f"INSERT INTO ledger.ledger_events ({names}) SELECT {values} "
+        "FROM main.outbox WHERE seq <= ? ORDER BY seq ON CONFLICT (id) DO NOTHING",
+        (last,),
+    )
+    return last
+
+
+def _delete_through(conn: sqlite3.Connection, last: int) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    deleted = conn.execute("DELETE FROM outbox WHERE seq <= ?", (last,)).rowcount
+    conn.execute("COMMIT")
+    return int(deleted)
 
 
 def _count(conn: sqlite3.Connection) -> int:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 
-from gatehouse.store.ledger import LedgerStore
+from gatehouse.store.ledger import COLUMNS, LedgerStore
 from gatehouse.store.outbox import Outbox
 
 log = logging.getLogger("gatehouse.shipper")
@@ -45,6 +45,12 @@ class Shipper:
 
     async def ship_once(self) -> int:
         """Ship one batch; returns how many events it held."""
+        if self._ledger.sqlite_file is not None:
+            sent = await self._outbox.ship_to_sqlite(
+                self._ledger.sqlite_file, COLUMNS, self._batch_size
+            )
+            self.shipped += sent
+            return sent
         batch = await self._outbox.pending(self._batch_size)
         if not batch:
             return 0
