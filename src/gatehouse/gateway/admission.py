@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,12 +52,41 @@ _Subject = tuple[SubjectName, str, LimitSpec | None, Budget | None]
 
 
 @dataclass(slots=True)
-class _Plan:
-    claims: list[Claim] = field(default_factory=list)
+class _Budgeted:
+    """A budget a call is charged to; its counter key changes with the period."""
+
+    kind: Literal["key", "user", "team", "org"]
+    name: str
+    budget: Budget
+    prefix: str  # the counter key without the period's label
+
+
+@dataclass(slots=True)
+class _Template:
+    """Every claim that one set of subjects makes, worked out once per set (and
+    again after any admin change): the per-request plan only fills in amounts.
+
+    ``rules[i]`` builds ``claims[i]``: a ready :class:`Claim` when its amount
+    never varies (requests, concurrency), a tokens limit (key, limit), or a
+    budget.
+    """
+
+    rules: list[Claim | tuple[str, float] | _Budgeted] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)  # "requests" | "tokens" | "parallel" | ...
     soft: list[tuple[int, str, float]] = field(default_factory=list)  # claim, who, max_usd
-    est_tokens: int = 0
-    max_cost: float = 0.0
+    requests_at: list[int] = field(default_factory=list)  # claims behind x-ratelimit-*
+    tokens_at: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Plan:
+    template: _Template
+    claims: list[Claim]
+    max_cost: float
+
+    @property
+    def roles(self) -> list[str]:
+        return self.template.roles
 
 
 class AdmissionStage:
@@ -80,9 +109,7 @@ class AdmissionStage:
         self._clock = clock
         self._fail_open = fail_open
         self._seeded: set[str] = set()
-        self._subject_cache: dict[
-            tuple[str, str | None, str | None, str], tuple[int, list[_Subject]]
-        ] = {}
+        self._templates: dict[tuple[str, str | None, str | None, str], tuple[int, _Template]] = {}
         self._windows: dict[str, tuple[str, float, float]] = {}
         self.counter_failures = 0
         self.soft_alerts = 0
@@ -112,7 +139,6 @@ class AdmissionStage:
     # -- planning: which claims this request makes --
 
     async def _plan(self, ctx: CallContext, principal: Principal, now: float) -> _Plan:
-        plan = _Plan()
         request = ctx.request
         max_completion = 0
         if isinstance(request, ChatCompletionRequest):
@@ -120,24 +146,49 @@ class AdmissionStage:
             prompt = sum(len(m.text()) for m in request.messages) // 4 + 4 * len(request.messages)
         else:
             prompt = sum(len(t) for t in request.texts()) // 4 + 1
-        plan.est_tokens = prompt + max_completion
-        plan.max_cost = self._pricing.max_cost(ctx.model, prompt, max_completion)
+        est_tokens = prompt + max_completion
+        max_cost = self._pricing.max_cost(ctx.model, prompt, max_completion)
+        template = await self._template(principal, ctx.model)
+        claims: list[Claim] = []
+        for rule in template.rules:
+            if isinstance(rule, Claim):
+                claims.append(rule)
+            elif isinstance(rule, tuple):
+                key, limit = rule
+                claims.append(Claim("rate", key, limit, min(est_tokens, limit), 60.0))
+            else:
+                claims.append(await self._budget_claim(rule, max_cost, now))
+        return _Plan(template, claims, max_cost)
 
-        for kind, name, limits, budget in await self._subjects(principal, ctx.model):
-            if limits is not None:
-                self._limit_claims(plan, kind, name, limits)
-            if budget is not None and kind != "model":
-                await self._budget_claim(plan, kind, name, budget, now)
-        return plan
-
-    async def _subjects(self, principal: Principal, model: str) -> list[_Subject]:
-        """Who this call is charged to, with their limits and budgets; cached until
-        the directory drops its caches (any admin change)."""
+    async def _template(self, principal: Principal, model: str) -> _Template:
+        """The claims of this caller on this model; cached until the directory
+        drops its caches (any admin change)."""
         cache_key = (principal.id, principal.user, principal.team, model)
         generation = self._directory.generation
-        cached = self._subject_cache.get(cache_key)
+        cached = self._templates.get(cache_key)
         if cached is not None and cached[0] == generation:
             return cached[1]
+        template = _Template()
+        for kind, name, limits, budget in await self._subjects(principal, model):
+            if limits is not None:
+                _limit_rules(template, kind, name, limits)
+            if budget is not None and kind != "model":
+                template.rules.append(
+                    _Budgeted(kind, name, budget, f"spend:{kind}:{name}:{budget.period}:")
+                )
+                template.roles.append(f"budget:{kind}")
+                if not budget.hard:
+                    template.soft.append(
+                        (len(template.rules) - 1, f"{kind} {name}", budget.max_usd)
+                    )
+        if generation == self._directory.generation:
+            if len(self._templates) > 100_000:
+                self._templates.clear()
+            self._templates[cache_key] = (generation, template)
+        return template
+
+    async def _subjects(self, principal: Principal, model: str) -> list[_Subject]:
+        """Who this call is charged to, with their limits and budgets."""
         subjects: list[_Subject] = []
         if principal.key_id is not None:
             key = await self._directory.key(principal.key_id)
@@ -159,55 +210,28 @@ class AdmissionStage:
         model_limits = self._limits.models.get(model)
         if model_limits is not None:
             subjects.append(("model", model, model_limits, None))
-        if generation == self._directory.generation:
-            if len(self._subject_cache) > 100_000:
-                self._subject_cache.clear()
-            self._subject_cache[cache_key] = (generation, subjects)
         return subjects
 
-    def _limit_claims(self, plan: _Plan, kind: str, name: str, limits: LimitSpec) -> None:
-        if limits.rpm is not None:
-            plan.claims.append(Claim("rate", f"rpm:{kind}:{name}", limits.rpm, 1, 60.0))
-            plan.roles.append("requests")
-        if limits.tpm is not None:
-            amount = min(plan.est_tokens, limits.tpm)
-            plan.claims.append(Claim("rate", f"tpm:{kind}:{name}", limits.tpm, amount, 60.0))
-            plan.roles.append("tokens")
-        if limits.max_parallel is not None:
-            plan.claims.append(
-                Claim("gauge", f"par:{kind}:{name}", limits.max_parallel, 1, GAUGE_TTL)
-            )
-            plan.roles.append("parallel")
-
-    async def _budget_claim(
-        self,
-        plan: _Plan,
-        kind: Literal["key", "user", "team", "org"],
-        name: str,
-        budget: Budget,
-        now: float,
-    ) -> None:
+    async def _budget_claim(self, rule: _Budgeted, max_cost: float, now: float) -> Claim:
+        budget = rule.budget
         window = self._windows.get(budget.period)
         if window is None or not window[1] <= now < window[2]:
             window = self._windows[budget.period] = period_window(budget.period, now)
         label, start, end = window
-        key = f"spend:{kind}:{name}:{budget.period}:{label}"
+        key = rule.prefix + label
         ttl = 0.0 if math.isinf(end) else end - now + 3600.0
         if key not in self._seeded:
             # A fresh counter (new process, Redis restarted) starts from what
             # the ledger says was already spent this period.
             try:
-                spent = await self._ledger.spent(kind, name, start)
+                spent = await self._ledger.spent(rule.kind, rule.name, start)
                 await self._counters.seed(key, spent, ttl)
             except Exception as exc:
                 self._unavailable(f"cannot read spend for budget {key}: {exc}", budget.hard)
             else:
                 self._seeded.add(key)
         limit = budget.max_usd if budget.hard else UNLIMITED
-        plan.claims.append(Claim("quota", key, limit, plan.max_cost, ttl))
-        plan.roles.append(f"budget:{kind}")
-        if not budget.hard:
-            plan.soft.append((len(plan.claims) - 1, f"{kind} {name}", budget.max_usd))
+        return Claim("quota", key, limit, max_cost, ttl)
 
     # -- admit and settle --
 
@@ -218,7 +242,7 @@ class AdmissionStage:
             self._unavailable(f"counter store unreachable: {exc}", hard=True)
             return False
         headers = _rate_headers(plan, decision.outcomes)
-        for index, who, max_usd in plan.soft:
+        for index, who, max_usd in plan.template.soft:
             if decision.outcomes[index].level > max_usd:
                 self.soft_alerts += 1
                 log.warning("soft budget of %s exceeded (%.4f USD)", who, max_usd)
@@ -228,7 +252,7 @@ class AdmissionStage:
             ctx.response_headers.update(headers)
             return True
         outcome = decision.outcomes[denied]
-        claim, role = plan.claims[denied], plan.roles[denied]
+        claim, role = plan.claims[denied], plan.template.roles[denied]
         subject = claim.key.split(":", 1)[1]
         if role.startswith("budget"):
             raise BudgetExceededError(
@@ -260,7 +284,7 @@ class AdmissionStage:
         usage = None if failed else ctx.usage
         tokens = 0 if usage is None else usage.total_tokens
         cost = 0.0 if usage is None else ctx.charge(self._pricing)[1]
-        for claim, role in zip(plan.claims, plan.roles, strict=True):
+        for claim, role in zip(plan.claims, plan.template.roles, strict=True):
             if role == "requests":
                 deltas.append(0.0)
             elif role == "tokens":
@@ -287,21 +311,36 @@ class AdmissionStage:
             await self._settle(ctx, plan, failed=failed and ctx.usage is None)
 
 
-def _rate_headers(plan: _Plan, outcomes: tuple[Outcome, ...]) -> dict[str, str]:
+def _limit_rules(template: _Template, kind: str, name: str, limits: LimitSpec) -> None:
+    if limits.rpm is not None:
+        template.requests_at.append(len(template.rules))
+        template.rules.append(Claim("rate", f"rpm:{kind}:{name}", limits.rpm, 1, 60.0))
+        template.roles.append("requests")
+    if limits.tpm is not None:
+        template.tokens_at.append(len(template.rules))
+        template.rules.append((f"tpm:{kind}:{name}", limits.tpm))
+        template.roles.append("tokens")
+    if limits.max_parallel is not None:
+        template.rules.append(
+            Claim("gauge", f"par:{kind}:{name}", limits.max_parallel, 1, GAUGE_TTL)
+        )
+        template.roles.append("parallel")
+
+
+def _rate_headers(plan: _Plan, outcomes: Sequence[Outcome]) -> dict[str, str]:
     """OpenAI's ``x-ratelimit-*`` headers, for the tightest requests and tokens limits."""
     headers: dict[str, str] = {}
-    for role in ("requests", "tokens"):
-        best: tuple[Claim, Outcome] | None = None
-        for claim, claim_role, outcome in zip(plan.claims, plan.roles, outcomes, strict=True):
-            if claim_role != role:
-                continue
-            if best is None or outcome.remaining < best[1].remaining:
-                best = (claim, outcome)
-        if best is not None:
-            claim, outcome = best
-            headers[f"x-ratelimit-limit-{role}"] = str(int(claim.limit))
-            headers[f"x-ratelimit-remaining-{role}"] = str(int(outcome.remaining))
-            headers[f"x-ratelimit-reset-{role}"] = _duration(outcome.reset)
+    for role, positions in (
+        ("requests", plan.template.requests_at),
+        ("tokens", plan.template.tokens_at),
+    ):
+        if not positions:
+            continue
+        tightest = min(positions, key=lambda i: outcomes[i].remaining)
+        outcome = outcomes[tightest]
+        headers[f"x-ratelimit-limit-{role}"] = str(int(plan.claims[tightest].limit))
+        headers[f"x-ratelimit-remaining-{role}"] = str(int(outcome.remaining))
+        headers[f"x-ratelimit-reset-{role}"] = _duration(outcome.reset)
     return headers
 
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 ClaimKind = Literal["rate", "gauge", "quota"]
 UNLIMITED = -1.0
@@ -37,8 +36,9 @@ class CounterUnavailableError(Exception):
     """The shared counter store cannot be reached."""
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+# Named tuples rather than frozen dataclasses: a request builds several of
+# each, and a frozen dataclass pays an object.__setattr__ per field.
+class Claim(NamedTuple):
     kind: ClaimKind
     key: str
     limit: float  # UNLIMITED (-1) never rejects: a soft budget that only counts
@@ -46,8 +46,7 @@ class Claim:
     period: float = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     allowed: bool
     remaining: float
     reset: float  # seconds until the claim's capacity is whole again
@@ -55,8 +54,7 @@ class Outcome:
     level: float = 0.0  # gauge/quota: the level after this claim (soft-budget alerts)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     outcomes: tuple[Outcome, ...]
 
@@ -145,13 +143,19 @@ class MemoryCounters:
         return value
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
-        results = [evaluate(claim, self._get(claim.key, now), now) for claim in claims]
-        allowed = all(outcome.allowed for outcome, _ in results)
+        outcomes: list[Outcome] = []
+        states: list[float] = []
+        allowed = True
+        for claim in claims:
+            outcome, state = evaluate(claim, self._get(claim.key, now), now)
+            allowed = allowed and outcome.allowed
+            outcomes.append(outcome)
+            states.append(state)
         if allowed:
-            for claim, (_, state) in zip(claims, results, strict=True):
+            for claim, state in zip(claims, states, strict=True):
                 ttl = expiry(claim, state, now)
                 self._values[claim.key] = (state, None if ttl is None else now + ttl)
-        return Decision(allowed, tuple(outcome for outcome, _ in results))
+        return Decision(allowed, tuple(outcomes))
 
     async def settle(self, claims: Sequence[Claim], deltas: Sequence[float], now: float) -> None:
         for claim, delta in zip(claims, deltas, strict=True):
