@@ -78,19 +78,36 @@ class Metrics:
             buckets=_WAIT_BUCKETS,
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._attempt_children: dict[tuple[str, str], Counter] = {}
 
     # -- the gateway's observer protocol (gatehouse.gateway.observer.Observer) --
+
+    # Each labelled child is looked up once and kept: ``labels()`` validates
+    # and joins its arguments under a lock, which showed in the hot path.
 
     def request_done(
         self, endpoint: str, model: str, status: int, seconds: float, ttft: float | None
     ) -> None:
-        self.requests.labels(endpoint, model, str(status)).inc()
-        self.request_seconds.labels(endpoint, model).observe(seconds)
+        key = (endpoint, model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(endpoint, model, str(status)),
+                self.request_seconds.labels(endpoint, model),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if ttft is not None:
             self.first_token_seconds.labels(model).observe(ttft)
 
     def attempt(self, deployment: str, outcome: str) -> None:
-        self.attempts.labels(deployment, outcome).inc()
+        child = self._attempt_children.get((deployment, outcome))
+        if child is None:
+            child = self._attempt_children[(deployment, outcome)] = self.attempts.labels(
+                deployment, outcome
+            )
+        child.inc()
 
     def admission_wait(self, deployment: str, seconds: float) -> None:
         self.admission_waits.labels(deployment).observe(seconds)

@@ -54,6 +54,10 @@ def serve(settings: Settings) -> None:
         "log_level": server.log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
+        # gatehouse reads neither the client's address nor the scheme, so
+        # uvicorn's X-Forwarded-* rewriting would be work for nothing on
+        # every request.
+        "proxy_headers": False,
     }
     if server.workers == 1:
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
