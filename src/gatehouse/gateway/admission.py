@@ -327,6 +327,12 @@ def _limit_rules(template: _Template, kind: str, name: str, limits: LimitSpec) -
         template.roles.append("parallel")
 
 
+_HEADER_NAMES = {
+    role: tuple(f"x-ratelimit-{part}-{role}" for part in ("limit", "remaining", "reset"))
+    for role in ("requests", "tokens")
+}
+
+
 def _rate_headers(plan: _Plan, outcomes: Sequence[Outcome]) -> dict[str, str]:
     """OpenAI's ``x-ratelimit-*`` headers, for the tightest requests and tokens limits."""
     headers: dict[str, str] = {}
@@ -336,18 +342,21 @@ def _rate_headers(plan: _Plan, outcomes: Sequence[Outcome]) -> dict[str, str]:
     ):
         if not positions:
             continue
-        tightest = min(positions, key=lambda i: outcomes[i].remaining)
+        tightest = positions[0]
+        for position in positions[1:]:
+            if outcomes[position].remaining < outcomes[tightest].remaining:
+                tightest = position
         outcome = outcomes[tightest]
-        headers[f"x-ratelimit-limit-{role}"] = str(int(plan.claims[tightest].limit))
-        headers[f"x-ratelimit-remaining-{role}"] = str(int(outcome.remaining))
-        headers[f"x-ratelimit-reset-{role}"] = _duration(outcome.reset)
+        limit, remaining, reset = _HEADER_NAMES[role]
+        headers[limit] = str(int(plan.claims[tightest].limit))
+        headers[remaining] = str(int(outcome.remaining))
+        headers[reset] = _duration(outcome.reset)
     return headers
 
 
 def _duration(seconds: float) -> str:
     """OpenAI's reset format: ``0.5s``, ``6m0s``."""
-    seconds = max(seconds, 0.0)
     if seconds < 60:
-        return f"{round(seconds, 3):g}s"
+        return f"{round(max(seconds, 0.0), 3):g}s"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}m{round(rest):d}s"

@@ -71,6 +71,10 @@ class HTTPTransport:
                     sock_read=self._timeout.read,
                 ),
                 headers=self._headers,
+                # Upstream cookies (a load balancer's affinity cookie, say)
+                # must not travel from one client's call to another's; nor
+                # should every call pay for filtering a jar.
+                cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),
                 auto_decompress=True,
                 read_bufsize=1 << 20,
