@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -21,6 +22,7 @@ from gatehouse.core.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from gatehouse.providers.http1 import ConnectionClosedError, Http1Pool
 from gatehouse.providers.upstream_errors import Dialect, classify
 
 
@@ -40,6 +42,8 @@ class HTTPTransport:
         self._max_connections = max_connections
         self._headers = {"content-type": "application/json", **headers}
         self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[str, Http1Pool] = {}
+        self._targets: dict[str, tuple[Http1Pool, str]] = {}
 
     @classmethod
     def for_deployment(
@@ -85,28 +89,53 @@ class HTTPTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()
+        self._targets.clear()
 
     async def post_json(
         self, url: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> tuple[Any, Mapping[str, str]]:
-        """POST ``body``; the decoded JSON answer and its headers, or a classified error."""
+        """POST ``body``; the decoded JSON answer and its headers, or a classified error.
+
+        Goes through the lean keep-alive client (:mod:`gatehouse.providers.http1`):
+        this is every non-streamed call, the gateway's hottest path."""
+        pool, target = self._target(url)
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body), headers=headers
-            ) as response:
-                payload = await response.read()
-                if response.status >= 400:
-                    raise self._error(response.status, payload, response.headers)
-                try:
-                    return orjson.loads(payload), response.headers
-                except orjson.JSONDecodeError:
-                    raise UpstreamError(
-                        f"Upstream {self.deployment} answered with invalid JSON"
-                    ) from None
-        except GatehouseError:
-            raise
+            response = await pool.request(
+                "POST", target, orjson.dumps(body), () if headers is None else headers.items()
+            )
         except BaseException as exc:
             raise self._transport_error(exc) from exc
+        if response.status >= 400:
+            raise self._error(response.status, response.body, response.headers)
+        try:
+            return orjson.loads(response.body), response.headers
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"Upstream {self.deployment} answered with invalid JSON") from None
+
+    def _target(self, url: str) -> tuple[Http1Pool, str]:
+        """The pool for ``url``'s origin and the request target within it."""
+        found = self._targets.get(url)
+        if found is None:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            pool = self._pools.get(origin)
+            if pool is None:
+                pool = self._pools[origin] = Http1Pool(
+                    origin,
+                    max_connections=self._max_connections,
+                    connect_timeout=self._timeout.connect,
+                    read_timeout=self._timeout.read,
+                    total_timeout=self._timeout.total,
+                    headers=self._headers.items(),
+                )
+            target = parts.path or "/"
+            if parts.query:
+                target += "?" + parts.query
+            found = self._targets[url] = (pool, target)
+        return found
 
     async def stream_events(
         self,
@@ -163,6 +192,8 @@ class HTTPTransport:
         error: GatehouseError
         if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
             error = UpstreamTimeoutError(f"Upstream {self.deployment} timed out")
+        elif isinstance(exc, ConnectionClosedError):
+            error = UpstreamConnectionError(f"Upstream {self.deployment} {exc}")
         elif isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
             error = UpstreamConnectionError(
                 f"Upstream {self.deployment} is unreachable: {type(exc).__name__}"
