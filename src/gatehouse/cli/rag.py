@@ -151,6 +151,12 @@ async def _ingest(
         for key in totals:
             totals[key] += getattr(result, key)
         _progress(min(start + BATCH, len(documents)), len(documents), started)
+    if totals["added"] or totals["replaced"]:
+        info = engine.describe(args.collection)
+        if info.chunks >= engine.ann_threshold and engine.chroma_url is None:
+            # Build (or extend) and save the HNSW graph now, so the server opens it fast.
+            print(f"indexing {info.chunks} chunks", file=sys.stderr)
+            await engine.index(args.collection)
     pruned = 0
     if args.prune:
         keep = {str(path) for path in files}

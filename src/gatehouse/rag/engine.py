@@ -52,6 +52,7 @@ from gatehouse.rag.retrieval import Mode, Query
 from gatehouse.rag.store import DocumentRecord, Store, StoredChunk
 from gatehouse.rag.text import analyze
 from gatehouse.rag.tokenizer import tokenizer_for
+from gatehouse.rag.vector import ANN_THRESHOLD
 
 MAX_DOCUMENT_CHARS = 2_000_000
 # The default chat model has a 2048-token window: keep the sources well inside it.
@@ -75,8 +76,11 @@ class RagEngine:
         answer_model: str = "default",
         context_tokens: int = CONTEXT_TOKENS,
         chroma_url: str | None = None,
+        ann_threshold: int = ANN_THRESHOLD,
     ) -> None:
-        """``chroma_url`` keeps vectors in that Chroma server instead of in process."""
+        """``chroma_url`` keeps vectors in that Chroma server instead of in process;
+        ``ann_threshold``: chunks from which the embedded index searches an HNSW graph."""
+        self.ann_threshold = ann_threshold
         self.chroma_url = chroma_url
         self.answer_model = answer_model
         self.context_tokens = context_tokens
@@ -163,7 +167,10 @@ class RagEngine:
                 {k: v for k, v in record.items() if k in CollectionSpec.model_fields}
             )
             opened = self._open[name] = Collection(
-                directory, spec, vector_backend=self._chroma_backend(name)
+                directory,
+                spec,
+                ann_threshold=self.ann_threshold,
+                vector_backend=self._chroma_backend(name),
             )
         return opened
 
@@ -231,7 +238,19 @@ class RagEngine:
                 else:
                     result.added += 1
             store.put_documents(batch)
+        if collection.loaded:
+            # Searches here would catch up anyway; doing it now keeps graph
+            # building (and saving) out of the next query's time.
+            await asyncio.to_thread(collection.sync)
         return result
+
+    async def index(self, name: str) -> None:
+        """Load ``name``'s search indexes here and bring them (and the saved graph) up to date.
+
+        ``gatehouse ingest`` calls it after a run that wrote a large collection,
+        so the server's first open loads the graph instead of building it.
+        """
+        await asyncio.to_thread(self.collection(name).sync)
 
     def documents(self, name: str, *, limit: int = 100, after: str = "") -> list[DocumentInfo]:
         with _closing(self.collection(name).store()) as store:
