@@ -32,7 +32,7 @@ from gatehouse.rag.collection import Collection
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
 from gatehouse.rag.fusion import rrf
 from gatehouse.rag.index import VectorIndex
-from gatehouse.rag.ingest import chunk_document, content_hash, generated_id
+from gatehouse.rag.ingest import chunk_documents, content_hash, generated_id
 from gatehouse.rag.models import (
     AnswerEvent,
     AnswerRequest,
@@ -49,7 +49,7 @@ from gatehouse.rag.models import (
 from gatehouse.rag.query import condense, hypothetical_document, multi_query
 from gatehouse.rag.rerank import LLMReranker
 from gatehouse.rag.retrieval import Mode, Query
-from gatehouse.rag.store import DocumentRecord, Store, StoredChunk
+from gatehouse.rag.store import DocumentRecord, Store
 from gatehouse.rag.text import analyze
 from gatehouse.rag.tokenizer import tokenizer_for
 from gatehouse.rag.vector import ANN_THRESHOLD
@@ -227,16 +227,20 @@ class RagEngine:
                 pending.append((record, document, existing is not None))
             if not pending:
                 return result
-            embedder = self._embedder_for(spec)
-            batch: list[tuple[DocumentRecord, list[StoredChunk]]] = []
-            for record, document, replacing in pending:
-                chunks = await chunk_document(document, record.id, spec, embedder)
-                batch.append((record, chunks))
+            chunked = await chunk_documents(
+                [(document, record.id) for record, document, _ in pending],
+                spec,
+                self._embedder_for(spec),
+            )
+            for (_, _, replacing), chunks in zip(pending, chunked, strict=True):
                 result.chunks += len(chunks)
                 if replacing:
                     result.replaced += 1
                 else:
                     result.added += 1
+            batch = [
+                (record, chunks) for (record, _, _), chunks in zip(pending, chunked, strict=True)
+            ]
             store.put_documents(batch)
         if collection.loaded:
             # Searches here would catch up anyway; doing it now keeps graph
