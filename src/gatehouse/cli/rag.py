@@ -45,6 +45,12 @@ def add_parsers(commands: Any) -> None:
     search.add_argument("--mode", choices=["hybrid", "dense", "keyword", "rrf"], default="hybrid")
     search.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": "en"}\'')
     search.add_argument("--json", action="store_true", help="print the results as JSON")
+    search.add_argument(
+        "--rerank",
+        choices=["none", "llm", "cross_encoder"],
+        default="none",
+        help="reorder the hits by the chat model or the collection's cross-encoder",
+    )
 
     ask = commands.add_parser("ask", help="answer a question from a collection, with citations")
     ask.add_argument("question")
@@ -62,6 +68,11 @@ def add_parsers(commands: Any) -> None:
     create.add_argument("--chunk-size", type=int)
     create.add_argument("--chunk-overlap", type=int)
     create.add_argument("--language", default="auto")
+    create.add_argument(
+        "--cross-encoder",
+        type=Path,
+        help="folder of a sentence-transformers CrossEncoder, for --rerank cross_encoder",
+    )
     for action in ("show", "delete"):
         actions.add_parser(action, help=f"{action} a collection").add_argument("name")
 
@@ -213,7 +224,12 @@ async def _search(engine: RagEngine, args: argparse.Namespace) -> int:
         if not isinstance(where, dict):
             raise ValidationFailedError("--filter must be a JSON object")
     hits = await engine.search(
-        args.collection, args.query, top_k=args.top_k, mode=args.mode, where=where
+        args.collection,
+        args.query,
+        top_k=args.top_k,
+        mode=args.mode,
+        where=where,
+        rerank=args.rerank,
     )
     if args.json:
         print(orjson.dumps({"results": [h.model_dump() for h in hits]}).decode())
@@ -247,6 +263,7 @@ def _collections(engine: RagEngine, args: argparse.Namespace) -> int:
             embedding_model=args.embedding_model,
             chunking=_chunking(args),
             language=args.language,
+            cross_encoder=str(args.cross_encoder) if args.cross_encoder else None,
         )
         engine.create_collection(spec)
         print(f"created collection '{args.name}'")

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import orjson
@@ -29,6 +28,7 @@ from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.gateway import Gateway
 from gatehouse.rag.answer import NO_ANSWER, Context, assemble, citations
 from gatehouse.rag.collection import Collection
+from gatehouse.rag.cross_encoder import CrossEncoderReranker
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
 from gatehouse.rag.fusion import rrf
 from gatehouse.rag.index import VectorIndex
@@ -44,10 +44,11 @@ from gatehouse.rag.models import (
     DocumentInfo,
     Expansion,
     IngestResult,
+    Rerank,
     SearchHit,
 )
 from gatehouse.rag.query import condense, hypothetical_document, multi_query
-from gatehouse.rag.rerank import LLMReranker
+from gatehouse.rag.rerank import LLMReranker, Reranker
 from gatehouse.rag.retrieval import Mode, Query
 from gatehouse.rag.store import DocumentRecord, Store
 from gatehouse.rag.text import analyze
@@ -89,6 +90,7 @@ class RagEngine:
         self._embedder = embedder
         self.max_document_chars = max_document_chars
         self._open: dict[str, Collection] = {}
+        self._cross_encoders: dict[str, CrossEncoderReranker] = {}
 
     # -- collections --
 
@@ -96,6 +98,10 @@ class RagEngine:
         target = self.root / spec.name
         if target.exists():
             raise ConflictError(f"collection '{spec.name}' already exists", param="name")
+        if spec.cross_encoder is not None:
+            path = Path(spec.cross_encoder).expanduser().resolve()
+            CrossEncoderReranker(path)  # checks the folder: a clear error now, not at search
+            spec = spec.model_copy(update={"cross_encoder": str(path)})
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".new-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -294,13 +300,15 @@ class RagEngine:
         where: dict[str, object] | None = None,
         diversity: float | None = None,
         expansion: Expansion = "none",
-        rerank: Literal["none", "llm"] = "none",
+        rerank: Rerank = "none",
     ) -> list[SearchHit]:
         """Best chunks for ``query``. ``expansion`` rewrites the query through the
         chat model first: ``multi_query`` searches several phrasings and fuses
         them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query.
-        ``rerank="llm"`` grades the hits with the chat model and reorders them."""
-        if rerank == "llm":
+        ``rerank`` reorders the hits: ``llm`` by the chat model's grades,
+        ``cross_encoder`` by the collection's cross-encoder."""
+        if rerank != "none":
+            reranker = self._reranker(name, rerank)
             hits = await self.search(
                 name,
                 query,
@@ -310,7 +318,7 @@ class RagEngine:
                 diversity=diversity,
                 expansion=expansion,
             )
-            return await LLMReranker(self._gateway(), self.answer_model).rerank(query, hits)
+            return await reranker.rerank(query, hits)
         collection = self.collection(name)
         spec = collection.spec
         if expansion == "multi_query":
@@ -427,6 +435,22 @@ class RagEngine:
         text = "".join(parts).strip()
         cited = [CitationOut(**c.model_dump()) for c in citations(text, context.sources)]
         yield AnswerEvent(type="done", answer=text, citations=cited)
+
+    def _reranker(self, name: str, kind: Rerank) -> Reranker:
+        if kind == "llm":
+            return LLMReranker(self._gateway(), self.answer_model)
+        configured = self.collection(name).spec.cross_encoder
+        if configured is None:
+            raise ValidationFailedError(
+                f"collection '{name}' has no cross_encoder setting (no cross-encoder ships "
+                "with gatehouse): create the collection with cross_encoder set to the folder "
+                "of a sentence-transformers CrossEncoder",
+                param="rerank",
+            )
+        reranker = self._cross_encoders.get(configured)
+        if reranker is None:
+            reranker = self._cross_encoders[configured] = CrossEncoderReranker(Path(configured))
+        return reranker
 
     def _gateway(self) -> Gateway:
         if self.gateway is None:
