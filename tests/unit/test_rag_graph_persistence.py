@@ -223,3 +223,22 @@ async def test_the_engine_saves_after_ingestion_and_reopens_from_the_save(
             (h.chunk_id, round(h.score, 5)) for h in hits
         ]
         assert not {"d1", "d61"} & {h.document_id for h in found}
+
+
+async def test_the_cli_saves_the_graph_after_a_run_that_reaches_the_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from gatehouse.cli import rag as cli
+
+    gateway = Gateway(ModelRegistry([BagOfWords(), EchoChat()], {}), started_at=0)
+    engine = RagEngine(tmp_path / "rag", gateway, ann_threshold=30)
+    engine.create_collection(CollectionSpec(name="kb", embedding_model="test/bow"))
+    args = argparse.Namespace(collection="kb", prune=False)
+    docs = [DocumentIn(id=f"d{i}", text=f"note {i} about item {i % 7}") for i in range(40)]
+    await cli._ingest(engine, args, tmp_path, [], docs[:20])
+    assert not (tmp_path / "rag" / "kb" / "hnsw").exists()  # 20 chunks: searched exactly
+    await cli._ingest(engine, args, tmp_path, [], docs)
+    assert "indexing 40 chunks" in capsys.readouterr().err
+    assert manifest(tmp_path / "rag" / "kb" / "hnsw")["count"] == 40
