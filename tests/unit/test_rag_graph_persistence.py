@@ -151,6 +151,22 @@ def test_a_graph_of_other_vectors_is_not_trusted(
     assert reopened.search(other[42], 1)[0][0] == 42
 
 
+def test_a_graph_of_mostly_deleted_rows_is_rebuilt(
+    tmp_path: Path,
+    data: np.ndarray,  # type: ignore[type-arg]
+    builds: list[int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    saved_index(tmp_path, data)
+    rowids = list(range(300, 600))  # 0..299 deleted since the save, 500..599 new
+    reopened = EmbeddedVectorIndex(DIM, ann_threshold=0, graph_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="gatehouse.rag"):
+        assert reopened.load(rowids, data[300:]) is False
+    assert "only 200 of its 500 positions are still live" in caplog.text
+    assert reopened.search(data[450], 1)[0][0] == 450
+    assert len(builds) == 2
+
+
 def test_other_parameters_are_not_loaded(tmp_path: Path, data: np.ndarray) -> None:  # type: ignore[type-arg]
     saved_index(tmp_path, data)
     with pytest.raises(graph_file.GraphFileError, match="dimensions"):

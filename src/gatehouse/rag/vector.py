@@ -37,6 +37,8 @@ HNSW_EF_SEARCH = 128
 SAVE_GROWTH = 0.1
 # How many live positions a load compares with the store's vectors.
 SPOT_CHECKS = 64
+# A saved graph whose positions are mostly deleted rows is rebuilt rather than loaded.
+MIN_LIVE_SHARE = 0.5
 
 log = logging.getLogger("gatehouse.rag")
 
@@ -265,6 +267,15 @@ class EmbeddedVectorIndex:
                 alive[position] = True
                 placed[index] = True
         live = np.flatnonzero(alive)
+        if len(live) < MIN_LIVE_SHARE * count:
+            # Mostly deleted since the save: a fresh graph is smaller and faster.
+            log.warning(
+                "rebuilding the HNSW graph in %s: only %d of its %d positions are still live",
+                self.graph_dir,
+                len(live),
+                count,
+            )
+            return False
         sample = live[:: max(1, len(live) // SPOT_CHECKS)][:SPOT_CHECKS]
         if len(sample) and not np.allclose(
             saved.graph.get_items(sample), matrix[sample], atol=1e-5
