@@ -12,6 +12,16 @@ embedded by each engine in turn, ``--rounds`` times interleaved so that load
 from other processes on the machine hits both alike; the median passages/s of
 each and their ratio are reported.
 
+Ingestion, end to end (``--no-ingest`` to skip): the same passages as
+documents (id, title, text) through what ``gatehouse ingest`` does, timed in
+the same rounds: ``RagEngine.add_documents`` in the CLI's batches (hash check,
+chunking in the model's tokens, embedding through an in-process gateway with
+the default ``local/minilm``, keyword analysis, the SQLite write) into a
+collection that is open in the process, so each batch also updates its
+in-memory vector and BM25 indexes, as in the server. A fresh collection each
+round. Its vectors are compared with sentence-transformers' vectors of the
+same chunk texts.
+
 Quality: every passage and query of msmarco and arcd embedded by both; exact
 cosine search; nDCG@10 as ``shared/data/README.md`` defines it (gain
 2^rel - 1, ideal ranking from all judged documents, queries without a relevant
@@ -24,11 +34,13 @@ Never part of ``make test``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +51,9 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from gatehouse.cli.rag import batches
+from gatehouse.core.config import Settings
+from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.embedding_backends import (
     EmbeddingBackend,
     TokenizedText,
@@ -46,6 +61,8 @@ from gatehouse.providers.local.embedding_backends import (
 )
 from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
 from gatehouse.providers.local.onnx_export import default_cache_dir
+from gatehouse.rag import CollectionSpec, DocumentIn, RagEngine
+from gatehouse.rag.store import Store
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "retrieval"
 Embedder = Callable[[list[str]], np.ndarray[Any, Any]]
@@ -128,6 +145,44 @@ def peer(model_path: Path) -> Embedder:
 
 
 PEER = "sentence-transformers fp32"
+INGEST = "gatehouse ingestion, end to end"
+
+
+class Ingestion:
+    """``RagEngine.add_documents`` as ``gatehouse ingest`` calls it, on one event loop."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.loop = asyncio.new_event_loop()
+        settings = Settings(data_dir=root)
+        self.engine = RagEngine(root / "rag", build_gateway(settings, started_at=0))
+        self.runs = 0
+
+    def __call__(self, documents: list[DocumentIn]) -> None:
+        self.runs += 1
+        name = f"bench-{self.runs}"
+        self.engine.create_collection(CollectionSpec(name=name))
+        self.loop.run_until_complete(self.engine.index(name))  # open: indexes in memory
+        self.loop.run_until_complete(self._ingest(name, documents))
+
+    async def _ingest(self, name: str, documents: list[DocumentIn]) -> None:
+        for batch in batches(documents):
+            await self.engine.add_documents(name, batch)
+
+    def stored(self) -> tuple[list[str], np.ndarray[Any, Any]]:
+        """Chunk texts and vectors of the last run's single-chunk documents."""
+        store = Store(self.root / "rag" / f"bench-{self.runs}")
+        try:
+            rows = list(store.rows_after(0))
+            texts = store.chunks_by_rowid([row.rowid for row in rows])
+        finally:
+            store.close()
+        per_document: dict[str, int] = {}
+        for row in rows:
+            key = str(row.metadata["document_id"])
+            per_document[key] = per_document.get(key, 0) + 1
+        single = [row for row in rows if per_document[str(row.metadata["document_id"])] == 1]
+        return [texts[row.rowid]["text"] for row in single], np.stack([r.vector for r in single])
 
 
 def say(message: str) -> None:
@@ -140,6 +195,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--backends", default="onnx,onnx-int8", help="comma-separated: onnx, onnx-int8"
+    )
+    parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")
+    parser.add_argument(
+        "--no-quality", action="store_true", help="speed only (the nDCG part takes minutes)"
     )
     args = parser.parse_args()
 
@@ -155,19 +214,39 @@ def main() -> None:
 
     corpus, _, _ = load_set("msmarco")
     passages = list(corpus.values())[: args.passages]
+    rows = read_jsonl(DATA / "msmarco" / "corpus.jsonl")
+    documents = [
+        DocumentIn(id=row["_id"], title=row.get("title") or None, text=row["text"])
+        for row in rows[: args.passages]
+    ]
+    runs: dict[str, Callable[[], object]] = {}
+    for name, embed in engines.items():
+        runs[name] = lambda embed=embed: embed(passages)
+    workdir = tempfile.TemporaryDirectory()
+    ingestion = None
+    if not args.no_ingest:
+        ingestion = Ingestion(Path(workdir.name))
+        ingestion(documents[-32:])  # warm-up: loads the model
+        runs[INGEST] = lambda: ingestion(documents)
     for embed in engines.values():
         embed(passages[:32])  # warm-up: first-call allocations are not throughput
-    rates: dict[str, list[float]] = {name: [] for name in engines}
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     for round_ in range(args.rounds):
-        for name, embed in engines.items():
+        for name, run in runs.items():
             began = time.perf_counter()
-            embed(passages)
+            run()
             rates[name].append(len(passages) / (time.perf_counter() - began))
         say(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]:.1f}/s" for n, r in rates.items()))
+    ingest_agreement = None
+    if ingestion is not None:
+        texts, stored = ingestion.stored()
+        cosines = (engines[PEER](texts) * stored).sum(axis=1)
+        ingest_agreement = (len(texts), float(cosines.min()), float(cosines.mean()))
+    workdir.cleanup()
 
     quality: dict[str, dict[str, float]] = {name: {} for name in engines}
     agreement: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in engines}
-    for dataset in ("msmarco", "arcd"):
+    for dataset in () if args.no_quality else ("msmarco", "arcd"):
         corpus, queries, qrels = load_set(dataset)
         vectors = {}
         for name, embed in engines.items():
@@ -190,21 +269,37 @@ def main() -> None:
     base = quality[PEER]
     for name in engines:
         ratios = [r / p for r, p in zip(rates[name], rates[PEER], strict=True)]
-        low, mean = (
-            min(a[0] for a in agreement[name].values()),
-            statistics.fmean(a[1] for a in agreement[name].values()),
-        )
+        cells = "not run | | not run | | not run"
+        if not args.no_quality:
+            low, mean = (
+                min(a[0] for a in agreement[name].values()),
+                statistics.fmean(a[1] for a in agreement[name].values()),
+            )
+            cells = (
+                f"{quality[name]['msmarco']:.4f} | "
+                f"{quality[name]['msmarco'] - base['msmarco']:+.4f} | "
+                f"{quality[name]['arcd']:.4f} | {quality[name]['arcd'] - base['arcd']:+.4f} | "
+                f"{low:.4f} / {mean:.4f}"
+            )
         print(
             f"| {name} | {statistics.median(rates[name]):.1f} | "
-            f"{statistics.median(ratios):.2f}x | "
-            f"{quality[name]['msmarco']:.4f} | {quality[name]['msmarco'] - base['msmarco']:+.4f} | "
-            f"{quality[name]['arcd']:.4f} | {quality[name]['arcd'] - base['arcd']:+.4f} | "
-            f"{low:.4f} / {mean:.4f} |"
+            f"{statistics.median(ratios):.2f}x | {cells} |"
+        )
+    if ingest_agreement is not None:
+        count, low, mean = ingest_agreement
+        ratios = [r / p for r, p in zip(rates[INGEST], rates[PEER], strict=True)]
+        print(
+            f"| {INGEST} | {statistics.median(rates[INGEST]):.1f} | "
+            f"{statistics.median(ratios):.2f}x | (onnx vectors) | | | | "
+            f"{low:.4f} / {mean:.4f} ({count} chunks) |"
         )
     print(
         "\nrounds (passages/s): "
         + "; ".join(f"{n}: {', '.join(f'{r:.1f}' for r in rs)}" for n, rs in rates.items())
     )
+    for name in rates:
+        ratios = [r / p for r, p in zip(rates[name], rates[PEER], strict=True)]
+        print(f"per-round ratio to the peer, {name}: " + ", ".join(f"{x:.2f}x" for x in ratios))
 
 
 if __name__ == "__main__":

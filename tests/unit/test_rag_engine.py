@@ -99,9 +99,12 @@ async def test_filters_on_metadata_and_unknown_fields(engine: RagEngine) -> None
 
 
 async def test_failed_embedding_writes_nothing(engine: RagEngine, bow: BagOfWords) -> None:
-    bow.fail_after = bow.calls + 1  # the second document's embedding fails
+    # 130 documents' chunks go out as three embedding requests; the second fails.
+    many = [DocumentIn(id=f"n{i}", text=f"note number {i}") for i in range(127)]
+    bow.fail_after = bow.calls + 1
     with pytest.raises(ServiceUnavailableError):
-        await engine.add_documents("kb", DOCS)
+        await engine.add_documents("kb", [*DOCS, *many])
+    assert bow.calls >= 2
     assert engine.describe("kb").documents == 0
     assert engine.describe("kb").chunks == 0
 

@@ -1,4 +1,8 @@
-"""One open collection: its store plus the in-memory search indexes that follow it."""
+"""One open collection: its store plus the in-memory search indexes that follow it.
+
+The embedded vector index keeps its HNSW graph under ``<collection>/hnsw/``,
+so a process opening a large collection loads the graph instead of building it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from gatehouse.rag.retrieval import Mode, Query, mmr, retrieve
 from gatehouse.rag.store import Store
 from gatehouse.rag.vector import ANN_THRESHOLD, EmbeddedVectorIndex
 
+GRAPH_DIR = "hnsw"
 BUILTIN_FIELDS = frozenset({"document_id", "title", "source", "heading", "position"})
 
 
@@ -86,12 +91,19 @@ class Collection:
         if rowids:
             if self._vectors is None:
                 dimensions = len(vectors[0])
-                self._vectors = (
-                    self._vector_backend(dimensions)
-                    if self._vector_backend is not None
-                    else EmbeddedVectorIndex(dimensions, ann_threshold=self._ann_threshold)
-                )
-            self._vectors.add(rowids, np.vstack(vectors))
+                if self._vector_backend is not None:
+                    self._vectors = self._vector_backend(dimensions)
+                    self._vectors.add(rowids, np.vstack(vectors))
+                else:
+                    embedded = EmbeddedVectorIndex(
+                        dimensions,
+                        ann_threshold=self._ann_threshold,
+                        graph_dir=self.directory / GRAPH_DIR,
+                    )
+                    embedded.load(rowids, np.vstack(vectors))
+                    self._vectors = embedded
+            else:
+                self._vectors.add(rowids, np.vstack(vectors))
             self._keywords.add(items)
         for doc in affected:
             rows = sorted(self._doc_rows.get(doc, ()))
@@ -103,6 +115,26 @@ class Collection:
             else:
                 self._documents.remove([doc])
         self._generation = generation
+
+    @property
+    def loaded(self) -> bool:
+        """Whether this process holds the collection's indexes in memory yet."""
+        return self._generation != -1
+
+    def sync(self) -> None:
+        """Bring the in-memory indexes up to the store now, extending the HNSW graph.
+
+        Called after ingestion, so the graph work (and its save, when due) is
+        done then rather than by the next search.
+        """
+        store = self.store()
+        try:
+            with self._lock:
+                self.refresh(store)
+                if isinstance(self._vectors, EmbeddedVectorIndex):
+                    self._vectors.build()
+        finally:
+            store.close()
 
     def known_fields(self, store: Store) -> set[str]:
         return set(self.spec.metadata_schema) | store.fields() | BUILTIN_FIELDS

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import orjson
@@ -29,10 +28,11 @@ from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.gateway import Gateway
 from gatehouse.rag.answer import NO_ANSWER, Context, assemble, citations
 from gatehouse.rag.collection import Collection
+from gatehouse.rag.cross_encoder import CrossEncoderReranker
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
 from gatehouse.rag.fusion import rrf
 from gatehouse.rag.index import VectorIndex
-from gatehouse.rag.ingest import chunk_document, content_hash, generated_id
+from gatehouse.rag.ingest import chunk_documents, content_hash, generated_id
 from gatehouse.rag.models import (
     AnswerEvent,
     AnswerRequest,
@@ -44,14 +44,16 @@ from gatehouse.rag.models import (
     DocumentInfo,
     Expansion,
     IngestResult,
+    Rerank,
     SearchHit,
 )
 from gatehouse.rag.query import condense, hypothetical_document, multi_query
-from gatehouse.rag.rerank import LLMReranker
+from gatehouse.rag.rerank import LLMReranker, Reranker
 from gatehouse.rag.retrieval import Mode, Query
-from gatehouse.rag.store import DocumentRecord, Store, StoredChunk
+from gatehouse.rag.store import DocumentRecord, Store
 from gatehouse.rag.text import analyze
 from gatehouse.rag.tokenizer import tokenizer_for
+from gatehouse.rag.vector import ANN_THRESHOLD
 
 MAX_DOCUMENT_CHARS = 2_000_000
 # The default chat model has a 2048-token window: keep the sources well inside it.
@@ -75,8 +77,11 @@ class RagEngine:
         answer_model: str = "default",
         context_tokens: int = CONTEXT_TOKENS,
         chroma_url: str | None = None,
+        ann_threshold: int = ANN_THRESHOLD,
     ) -> None:
-        """``chroma_url`` keeps vectors in that Chroma server instead of in process."""
+        """``chroma_url`` keeps vectors in that Chroma server instead of in process;
+        ``ann_threshold``: chunks from which the embedded index searches an HNSW graph."""
+        self.ann_threshold = ann_threshold
         self.chroma_url = chroma_url
         self.answer_model = answer_model
         self.context_tokens = context_tokens
@@ -85,6 +90,7 @@ class RagEngine:
         self._embedder = embedder
         self.max_document_chars = max_document_chars
         self._open: dict[str, Collection] = {}
+        self._cross_encoders: dict[str, CrossEncoderReranker] = {}
 
     # -- collections --
 
@@ -92,6 +98,10 @@ class RagEngine:
         target = self.root / spec.name
         if target.exists():
             raise ConflictError(f"collection '{spec.name}' already exists", param="name")
+        if spec.cross_encoder is not None:
+            path = Path(spec.cross_encoder).expanduser().resolve()
+            CrossEncoderReranker(path)  # checks the folder: a clear error now, not at search
+            spec = spec.model_copy(update={"cross_encoder": str(path)})
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".new-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -163,7 +173,10 @@ class RagEngine:
                 {k: v for k, v in record.items() if k in CollectionSpec.model_fields}
             )
             opened = self._open[name] = Collection(
-                directory, spec, vector_backend=self._chroma_backend(name)
+                directory,
+                spec,
+                ann_threshold=self.ann_threshold,
+                vector_backend=self._chroma_backend(name),
             )
         return opened
 
@@ -220,18 +233,34 @@ class RagEngine:
                 pending.append((record, document, existing is not None))
             if not pending:
                 return result
-            embedder = self._embedder_for(spec)
-            batch: list[tuple[DocumentRecord, list[StoredChunk]]] = []
-            for record, document, replacing in pending:
-                chunks = await chunk_document(document, record.id, spec, embedder)
-                batch.append((record, chunks))
+            chunked = await chunk_documents(
+                [(document, record.id) for record, document, _ in pending],
+                spec,
+                self._embedder_for(spec),
+            )
+            for (_, _, replacing), chunks in zip(pending, chunked, strict=True):
                 result.chunks += len(chunks)
                 if replacing:
                     result.replaced += 1
                 else:
                     result.added += 1
+            batch = [
+                (record, chunks) for (record, _, _), chunks in zip(pending, chunked, strict=True)
+            ]
             store.put_documents(batch)
+        if collection.loaded:
+            # Searches here would catch up anyway; doing it now keeps graph
+            # building (and saving) out of the next query's time.
+            await asyncio.to_thread(collection.sync)
         return result
+
+    async def index(self, name: str) -> None:
+        """Load ``name``'s search indexes here and bring them (and the saved graph) up to date.
+
+        ``gatehouse ingest`` calls it after a run that wrote a large collection,
+        so the server's first open loads the graph instead of building it.
+        """
+        await asyncio.to_thread(self.collection(name).sync)
 
     def documents(self, name: str, *, limit: int = 100, after: str = "") -> list[DocumentInfo]:
         with _closing(self.collection(name).store()) as store:
@@ -271,13 +300,15 @@ class RagEngine:
         where: dict[str, object] | None = None,
         diversity: float | None = None,
         expansion: Expansion = "none",
-        rerank: Literal["none", "llm"] = "none",
+        rerank: Rerank = "none",
     ) -> list[SearchHit]:
         """Best chunks for ``query``. ``expansion`` rewrites the query through the
         chat model first: ``multi_query`` searches several phrasings and fuses
         them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query.
-        ``rerank="llm"`` grades the hits with the chat model and reorders them."""
-        if rerank == "llm":
+        ``rerank`` reorders the hits: ``llm`` by the chat model's grades,
+        ``cross_encoder`` by the collection's cross-encoder."""
+        if rerank != "none":
+            reranker = self._reranker(name, rerank)
             hits = await self.search(
                 name,
                 query,
@@ -287,7 +318,7 @@ class RagEngine:
                 diversity=diversity,
                 expansion=expansion,
             )
-            return await LLMReranker(self._gateway(), self.answer_model).rerank(query, hits)
+            return await reranker.rerank(query, hits)
         collection = self.collection(name)
         spec = collection.spec
         if expansion == "multi_query":
@@ -404,6 +435,22 @@ class RagEngine:
         text = "".join(parts).strip()
         cited = [CitationOut(**c.model_dump()) for c in citations(text, context.sources)]
         yield AnswerEvent(type="done", answer=text, citations=cited)
+
+    def _reranker(self, name: str, kind: Rerank) -> Reranker:
+        if kind == "llm":
+            return LLMReranker(self._gateway(), self.answer_model)
+        configured = self.collection(name).spec.cross_encoder
+        if configured is None:
+            raise ValidationFailedError(
+                f"collection '{name}' has no cross_encoder setting (no cross-encoder ships "
+                "with gatehouse): create the collection with cross_encoder set to the folder "
+                "of a sentence-transformers CrossEncoder",
+                param="rerank",
+            )
+        reranker = self._cross_encoders.get(configured)
+        if reranker is None:
+            reranker = self._cross_encoders[configured] = CrossEncoderReranker(Path(configured))
+        return reranker
 
     def _gateway(self) -> Gateway:
         if self.gateway is None:

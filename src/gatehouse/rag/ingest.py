@@ -1,9 +1,15 @@
-"""Turning one document into stored chunks: chunk, embed, analyse for keywords."""
+"""Turning documents into stored chunks: chunk, embed, analyse for keywords."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import orjson
 
 from gatehouse.rag.chunking import (
@@ -17,17 +23,74 @@ from gatehouse.rag.embedder import Embedder
 from gatehouse.rag.models import CollectionSpec, DocumentIn
 from gatehouse.rag.store import StoredChunk
 from gatehouse.rag.text import analyze
-from gatehouse.rag.tokenizer import tokenizer_for
+from gatehouse.rag.tokenizer import TokenCounter, tokenizer_for
+
+FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
 # local/minilm reads 256 tokens including [CLS] and [SEP].
 MAX_CHUNK_TOKENS = 254
 
 
-async def chunk_document(
-    document: DocumentIn, doc_id: str, spec: CollectionSpec, embedder: Embedder
-) -> list[StoredChunk]:
-    """The chunks of ``document``, embedded and analysed, ready for the store."""
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """One document cut into pieces, before embedding."""
+
+    document: DocumentIn
+    doc_id: str
+    pieces: list[Piece]
+    texts: list[str]  # the chunk texts, slices of the document
+    indexed: list[str]  # what is embedded and keyword-indexed: title line + chunk text
+
+
+async def chunk_documents(
+    documents: Sequence[tuple[DocumentIn, str]], spec: CollectionSpec, embedder: Embedder
+) -> list[list[StoredChunk]]:
+    """The chunks of each ``(document, id)``, embedded and analysed, ready for the store.
+
+    All chunks of all documents go to the embedder in one call, so it can batch
+    them by length (short passages are not padded to long ones) and keep the
+    model busy; the keyword analysis runs in a thread meanwhile.
+    """
     tokens = tokenizer_for(spec.embedding_model)
+    sentence_vectors: list[FloatArray | None] = [None] * len(documents)
+    if spec.chunking.strategy == "semantic":
+        spans = [sentence_spans(document.text) for document, _ in documents]
+        sentences = [
+            document.text[a:b]
+            for (document, _), doc_spans in zip(documents, spans, strict=True)
+            for a, b in doc_spans
+        ]
+        embedded = await embedder.embed(sentences)
+        offsets = np.cumsum([0, *(len(doc_spans) for doc_spans in spans)])
+        sentence_vectors = [embedded[a:b] for a, b in itertools.pairwise(offsets)]
+    planned = [
+        _plan(document, doc_id, spec, tokens, doc_vectors)
+        for (document, doc_id), doc_vectors in zip(documents, sentence_vectors, strict=True)
+    ]
+    indexed = [text for plan in planned for text in plan.indexed]
+    terms = asyncio.create_task(
+        asyncio.to_thread(lambda: [analyze(text, spec.language) for text in indexed])
+    )
+    try:
+        vectors = await embedder.embed(indexed) if indexed else np.zeros((0, 0), np.float32)
+    finally:
+        analysed = await terms
+    chunks: list[list[StoredChunk]] = []
+    at = 0
+    for plan in planned:
+        count = len(plan.pieces)
+        chunks.append(_stored(plan, vectors[at : at + count], analysed[at : at + count]))
+        at += count
+    return chunks
+
+
+def _plan(
+    document: DocumentIn,
+    doc_id: str,
+    spec: CollectionSpec,
+    tokens: TokenCounter,
+    sentence_vectors: FloatArray | None,
+) -> _Planned:
     config = spec.chunking
     text = document.text
     # Room for the title line and the model's two special tokens.
@@ -38,20 +101,26 @@ async def chunk_document(
     if config.strategy == "tokens":
         pieces = token_windows(text, tokens, size, overlap)
     elif config.strategy == "semantic":
+        assert sentence_vectors is not None
         spans = sentence_spans(text)
-        vectors = await embedder.embed([text[a:b] for a, b in spans])
-        pieces = semantic_chunks(text, tokens, size, spans, vectors, config.semantic_threshold)
+        pieces = semantic_chunks(
+            text, tokens, size, spans, sentence_vectors, config.semantic_threshold
+        )
     else:
         pieces = structure_chunks(text, tokens, size, overlap)
     texts = [text[p.start : p.end] for p in pieces]
     # The title rides along in what is embedded and keyword-indexed, so a
     # chunk deep in a document still matches questions about its subject.
     indexed = [f"{title}\n{t}" if title else t for t in texts]
-    vectors = await embedder.embed(indexed)
+    return _Planned(document, doc_id, pieces, texts, indexed)
+
+
+def _stored(plan: _Planned, vectors: FloatArray, terms: list[list[str]]) -> list[StoredChunk]:
+    document, doc_id = plan.document, plan.doc_id
     base = {k: v for k, v in document.metadata.items()}
     chunks = []
     for position, (piece, chunk_text, vector) in enumerate(
-        zip(pieces, texts, vectors, strict=True)
+        zip(plan.pieces, plan.texts, vectors, strict=True)
     ):
         metadata = {
             **base,
@@ -71,7 +140,7 @@ async def chunk_document(
                 start=piece.start,
                 end=piece.end,
                 metadata=metadata,
-                terms=analyze(indexed[position], spec.language),
+                terms=terms[position],
                 vector=vector,
             )
         )

@@ -11,6 +11,7 @@ from gatehouse.rag.text import LANGUAGES
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 MetadataType = Literal["str", "int", "float", "bool"]
 Expansion = Literal["none", "multi_query", "hyde"]
+Rerank = Literal["none", "llm", "cross_encoder"]
 
 
 class _Strict(BaseModel):
@@ -49,6 +50,8 @@ class CollectionSpec(_Strict):
     language: str = "auto"
     metadata_schema: dict[str, MetadataType] = Field(default_factory=dict)
     description: str = ""
+    # A local sentence-transformers CrossEncoder folder for ``rerank: cross_encoder``.
+    cross_encoder: str | None = Field(default=None, min_length=1)
 
     @field_validator("language")
     @classmethod
@@ -126,7 +129,7 @@ class SearchRequest(_Strict):
     filter: dict[str, Any] | None = None
     diversity: float | None = Field(default=None, ge=0.0, le=1.0)
     expansion: Expansion = "none"
-    rerank: Literal["none", "llm"] = "none"
+    rerank: Rerank = "none"
 
 
 class SearchResponse(BaseModel):

@@ -2,8 +2,9 @@
 
 :class:`LLMReranker` asks a chat model through the gateway to grade each
 chunk's relevance from 0 to 10 and sorts by the grade (ties keep retrieval
-order). A cross-encoder reranker needs a cross-encoder model installed; none
-ships with gatehouse, so none is offered yet.
+order). :class:`~gatehouse.rag.cross_encoder.CrossEncoderReranker` scores
+each ``(query, chunk)`` pair with a local cross-encoder named by the
+collection's ``cross_encoder`` setting; none ships with gatehouse.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ same function, so their terms meet.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
@@ -35,10 +36,37 @@ def detect_language(text: str, fallback: str = "english") -> str:
     return fallback
 
 
-@lru_cache(maxsize=16)
-def _stemmer(language: str) -> Callable[[list[str]], list[str]]:
-    stemmer = snowballstemmer.stemmer(language)
-    return stemmer.stemWords  # type: ignore[no-any-return]
+# Stems of words already seen, per language. Word frequencies are Zipfian, so
+# nearly every word of a new passage is found here and the (pure Python)
+# Snowball stemmer runs only for new words: ingestion analyses several times
+# faster. Bounded: past the limit new words are stemmed but not remembered.
+STEM_CACHE_WORDS = 200_000
+_stem_cache: dict[str, dict[str, str]] = {}
+# Snowball stemmer objects keep state per call, so each thread gets its own.
+_local = threading.local()
+
+
+def _stemmer(language: str) -> Callable[[str], str]:
+    stemmers: dict[str, Callable[[str], str]] = _local.__dict__.setdefault("stemmers", {})
+    stem = stemmers.get(language)
+    if stem is None:
+        stem = stemmers[language] = snowballstemmer.stemmer(language).stemWord
+    return stem
+
+
+def _stem(words: list[str], language: str) -> list[str]:
+    cache = _stem_cache.setdefault(language, {})
+    stem = None
+    out = []
+    for word in words:
+        stemmed = cache.get(word)
+        if stemmed is None:
+            stem = stem or _stemmer(language)
+            stemmed = stem(word)
+            if len(cache) < STEM_CACHE_WORDS:
+                cache[word] = stemmed
+        out.append(stemmed)
+    return out
 
 
 @lru_cache(maxsize=16)
@@ -59,4 +87,4 @@ def analyze(text: str, language: str = "auto", fallback: str = "english") -> lis
     words = [w for w in _WORD.findall(text) if w not in stop and not w.isspace()]
     words = [w.replace("_", "") for w in words]
     words = [w for w in words if w]
-    return _stemmer(lang)(words)
+    return _stem(words, lang)

@@ -6,14 +6,24 @@ date and exactly right for small collections. Past ``ann_threshold`` rows an
 HNSW graph answers instead. Deleted rows are marked in the graph and skipped.
 A filter narrows the candidates: when it leaves few rows they are searched
 exactly; otherwise the graph is asked for more and the rest filtered out.
+
+Given a ``graph_dir``, the graph is saved there (:mod:`gatehouse.rag.graph_file`)
+after it is built or has grown by ``SAVE_GROWTH`` since the last save, and
+:meth:`EmbeddedVectorIndex.load` reuses a saved graph when a process opens the
+collection: rows added since the save are inserted, rows deleted since are
+marked, and a graph that fails its checks is rebuilt.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gatehouse.rag import graph_file
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -21,14 +31,43 @@ ANN_THRESHOLD = 20_000
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 128
+# Save the graph again once it holds this share more positions than the last
+# save: each save rewrites the whole file, so saves get rarer as the graph
+# grows, and a reopen never inserts more than this share anew.
+SAVE_GROWTH = 0.1
+# How many live positions a load compares with the store's vectors.
+SPOT_CHECKS = 64
+# A saved graph whose positions are mostly deleted rows is rebuilt rather than loaded.
+MIN_LIVE_SHARE = 0.5
+
+log = logging.getLogger("gatehouse.rag")
+
+
+def _new_graph(dimensions: int, capacity: int) -> Any:
+    """An empty HNSW graph (the expensive path a saved graph spares)."""
+    import hnswlib
+
+    graph = hnswlib.Index(space="ip", dim=dimensions)
+    graph.init_index(max_elements=capacity, ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
+    return graph
 
 
 class EmbeddedVectorIndex:
     """In-memory vectors keyed by integer row id (the store's chunk row id)."""
 
-    def __init__(self, dimensions: int, *, ann_threshold: int = ANN_THRESHOLD) -> None:
+    def __init__(
+        self,
+        dimensions: int,
+        *,
+        ann_threshold: int = ANN_THRESHOLD,
+        graph_dir: Path | None = None,
+    ) -> None:
+        """``graph_dir``: where the HNSW graph is saved and loaded from (none: memory only)."""
         self.dimensions = dimensions
         self.ann_threshold = ann_threshold
+        self.graph_dir = graph_dir
+        self._params = graph_file.GraphParams(dimensions, HNSW_M, HNSW_EF_CONSTRUCTION)
+        self._saved_count = 0  # graph positions covered by the last save (or load)
         self._rowids: list[int] = []
         self._position: dict[int, int] = {}
         self._alive: list[bool] = []
@@ -151,15 +190,11 @@ class EmbeddedVectorIndex:
         return hits[:k]
 
     def _graph(self) -> Any:
-        import hnswlib
-
         total = len(self._rowids)
         if self._hnsw is None:
-            self._hnsw = hnswlib.Index(space="ip", dim=self.dimensions)
-            self._hnsw.init_index(
-                max_elements=max(total, 1024), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M
-            )
+            self._hnsw = _new_graph(self.dimensions, max(total, 1024))
             self._hnsw_count = 0
+            self._saved_count = 0
         if self._hnsw_count < total:
             if total > self._hnsw.get_max_elements():
                 self._hnsw.resize_index(max(total, 2 * self._hnsw.get_max_elements()))
@@ -168,7 +203,100 @@ class EmbeddedVectorIndex:
             for position in positions[~self._alive_array[self._hnsw_count : total]]:
                 self._hnsw.mark_deleted(int(position))
             self._hnsw_count = total
+            self._save_if_due()
         return self._hnsw
+
+    def _save_if_due(self) -> None:
+        if self.graph_dir is None or self._hnsw is None:
+            return
+        grown = self._hnsw_count - self._saved_count
+        if self._saved_count and grown < max(1, SAVE_GROWTH * self._saved_count):
+            return
+        count = self._hnsw_count
+        try:
+            graph_file.save(
+                self.graph_dir,
+                self._hnsw,
+                self._rowid_array[:count],
+                self._alive_array[:count],
+                self._params,
+            )
+        except OSError as exc:
+            # The graph in memory is still right; the next open rebuilds what is unsaved.
+            log.warning("could not save the HNSW graph to %s: %s", self.graph_dir, exc)
+            return
+        self._saved_count = count
+
+    def load(self, rowids: Sequence[int], vectors: FloatArray) -> bool:
+        """Fill this empty index with the store's rows, reusing the saved graph if it is sound.
+
+        Returns whether a saved graph was used. Rows the save does not cover are
+        added (and inserted into the graph on its next use); rows it covers that
+        are gone from the store are marked deleted. A save that fails its checks
+        (see :mod:`gatehouse.rag.graph_file`) or whose vectors differ from the
+        store's is logged and ignored: the graph is then built anew.
+        """
+        if self._rowids:
+            raise RuntimeError("load() fills an empty index")
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
+        if len(rowids) != len(vectors):
+            raise ValueError("one vector per row id")
+        saved = None
+        if self.graph_dir is not None and len(rowids) >= self.ann_threshold:
+            try:
+                saved = graph_file.load(self.graph_dir, self._params)
+            except graph_file.GraphFileError as exc:
+                log.warning("rebuilding the HNSW graph in %s: %s", self.graph_dir, exc)
+        if saved is None or not self._adopt(saved, rowids, vectors):
+            self.add(rowids, vectors)
+            return False
+        return True
+
+    def _adopt(
+        self, saved: graph_file.SavedGraph, rowids: Sequence[int], vectors: FloatArray
+    ) -> bool:
+        where = {int(rowid): index for index, rowid in enumerate(rowids)}
+        count = len(saved.rowids)
+        matrix = np.zeros((count, self.dimensions), dtype=np.float32)
+        alive = np.zeros(count, dtype=bool)
+        placed = np.zeros(len(rowids), dtype=bool)
+        for position in np.flatnonzero(saved.alive):
+            index = where.get(int(saved.rowids[position]))
+            if index is not None and not placed[index]:
+                matrix[position] = vectors[index]
+                alive[position] = True
+                placed[index] = True
+        live = np.flatnonzero(alive)
+        if len(live) < MIN_LIVE_SHARE * count:
+            # Mostly deleted since the save: a fresh graph is smaller and faster.
+            log.warning(
+                "rebuilding the HNSW graph in %s: only %d of its %d positions are still live",
+                self.graph_dir,
+                len(live),
+                count,
+            )
+            return False
+        sample = live[:: max(1, len(live) // SPOT_CHECKS)][:SPOT_CHECKS]
+        if len(sample) and not np.allclose(
+            saved.graph.get_items(sample), matrix[sample], atol=1e-5
+        ):
+            log.warning("rebuilding the HNSW graph in %s: its vectors differ", self.graph_dir)
+            return False
+        for position in np.flatnonzero(saved.alive & ~alive):
+            saved.graph.mark_deleted(int(position))
+        self._rowids = [int(rowid) for rowid in saved.rowids]
+        self._alive = alive.tolist()
+        self._position = {self._rowids[p]: int(p) for p in live}
+        self._matrix = matrix
+        self._blocks = []
+        self._live = len(live)
+        self._hnsw = saved.graph
+        self._hnsw_count = self._saved_count = count
+        self._dirty()
+        rest = np.flatnonzero(~placed)
+        if len(rest):
+            self.add([int(rowids[int(i)]) for i in rest], vectors[rest])
+        return True
 
     def build(self) -> None:
         """Bring the ANN graph up to date now (otherwise the first query pays for it)."""
