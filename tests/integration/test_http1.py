@@ -21,6 +21,11 @@ def ok(body: bytes = b'{"ok":true}', extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra) + body
 
 
+async def hang_on(body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Never answer; return once the client hangs up."""
+    await reader.read()
+
+
 @dataclass
 class Server:
     """Answers each request with the next scripted answer (default: 200 + JSON)."""
@@ -145,12 +150,7 @@ def test_a_fresh_connection_dropped_before_answering_is_an_error_not_a_resend() 
 
 def test_silence_past_the_read_timeout_fails_and_closes_the_connection() -> None:
     async def scenario(server: Server, pool: Callable[..., Http1Pool]) -> None:
-        async def never(
-            body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            await reader.read()  # until the client hangs up
-
-        server.answers = [never]
+        server.answers = [hang_on]
         client = pool(read_timeout=0.2)
         started = asyncio.get_running_loop().time()
         with pytest.raises(TimeoutError):
@@ -184,12 +184,7 @@ def test_a_slow_but_steady_answer_is_not_a_read_timeout() -> None:
 
 def test_cancelling_a_call_closes_its_connection() -> None:
     async def scenario(server: Server, pool: Callable[..., Http1Pool]) -> None:
-        async def never(
-            body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            await reader.read()  # until the client hangs up
-
-        server.answers = [never]
+        server.answers = [hang_on]
         client = pool()
         task = asyncio.ensure_future(client.request("POST", "/", b"x"))
         await asyncio.sleep(0.2)  # the request is with the server
