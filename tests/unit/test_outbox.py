@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -124,4 +125,24 @@ async def test_acknowledging_keeps_the_write_ahead_log_small(tmp_path: Path) -> 
         sizes.append(wal.stat().st_size)
     assert await outbox.count() == 0
     assert max(sizes[5:]) <= max(sizes[:5])  # bounded, not growing with every cycle
+    outbox.close()
+
+
+async def test_a_locked_outbox_file_hands_the_commit_to_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    # Appends commit on the event loop when the write lock is free, and never
+    # wait for it there: another process holding it sends them to the thread.
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.open()
+    await outbox.append(event(1))  # committed in place
+    other = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    waiting = asyncio.ensure_future(outbox.append(event(2)))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # the writer thread is waiting for the lock
+    other.execute("COMMIT")
+    await asyncio.wait_for(waiting, 5)
+    assert [e["id"] for _, e in await outbox.pending(10)] == ["evt-1", "evt-2"]
+    other.close()
     outbox.close()
