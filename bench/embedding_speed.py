@@ -52,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from gatehouse.cli.rag import batches
-from gatehouse.core.config import Settings
+from gatehouse.core.config import LocalEmbeddingConfig, Settings
 from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.embedding_backends import (
     EmbeddingBackend,
@@ -151,10 +151,12 @@ INGEST = "gatehouse ingestion, end to end"
 class Ingestion:
     """``RagEngine.add_documents`` as ``gatehouse ingest`` calls it, on one event loop."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, batch_size: int) -> None:
         self.root = root
         self.loop = asyncio.new_event_loop()
-        settings = Settings(data_dir=root)
+        settings = Settings.model_validate(
+            {"data_dir": root, "local": {"embeddings": {"batch_size": batch_size}}}
+        )
         self.engine = RagEngine(root / "rag", build_gateway(settings, started_at=0))
         self.runs = 0
 
@@ -196,6 +198,12 @@ def main() -> None:
     parser.add_argument(
         "--backends", default="onnx,onnx-int8", help="comma-separated: onnx, onnx-int8"
     )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=LocalEmbeddingConfig().batch_size,
+        help="inputs per model run, for the ONNX backends and ingestion (default: the config's)",
+    )
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")
     parser.add_argument(
         "--no-quality", action="store_true", help="speed only (the nDCG part takes minutes)"
@@ -207,7 +215,9 @@ def main() -> None:
     engines: dict[str, Embedder] = {PEER: peer(model_path)}
     for name in args.backends.split(","):
         started = time.monotonic()
-        backend = build_backend(name, model_path, cache_dir=default_cache_dir(), batch_size=32)  # type: ignore[arg-type]
+        backend = build_backend(
+            name, model_path, cache_dir=default_cache_dir(), batch_size=args.batch_size
+        )  # type: ignore[arg-type]
         assert backend.name == name, f"{name} could not be built (see the log above)"
         say(f"{name} backend ready in {time.monotonic() - started:.1f} s")
         engines[name] = contender(backend)
@@ -225,7 +235,7 @@ def main() -> None:
     workdir = tempfile.TemporaryDirectory()
     ingestion = None
     if not args.no_ingest:
-        ingestion = Ingestion(Path(workdir.name))
+        ingestion = Ingestion(Path(workdir.name), args.batch_size)
         ingestion(documents[-32:])  # warm-up: loads the model
         runs[INGEST] = lambda: ingestion(documents)
     for embed in engines.values():
@@ -257,7 +267,8 @@ def main() -> None:
             agreement[name][dataset] = (float(cosines.min()), float(cosines.mean()))
 
     print(
-        f"{len(passages)} msmarco passages (title + text), {args.rounds} interleaved rounds; "
+        f"{len(passages)} msmarco passages (title + text), {args.rounds} interleaved rounds, "
+        f"ONNX batches of {args.batch_size}; "
         "speed-up = median over rounds of (engine rate / peer rate in the same round); "
         "nDCG@10 by exact cosine search over the full corpora\n"
     )
