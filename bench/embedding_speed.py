@@ -16,8 +16,9 @@ Ingestion, end to end (``--no-ingest`` to skip): the same passages as
 documents (id, title, text) through what ``gatehouse ingest`` does, timed in
 the same rounds: ``RagEngine.add_documents`` in the CLI's batches (hash check,
 chunking in the model's tokens, embedding through an in-process gateway with
-the default ``local/minilm``, keyword analysis, the SQLite write) into a
-collection that is open in the process, so each batch also updates its
+``local/minilm`` on ``--ingest-backend`` (default ``onnx``), keyword analysis,
+the SQLite write) into a collection that is open in the process, so each batch
+also updates its
 in-memory vector and BM25 indexes, as in the server. A fresh collection each
 round. Its vectors are compared with sentence-transformers' vectors of the
 same chunk texts.
@@ -44,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -55,6 +56,7 @@ from gatehouse.cli.rag import batches
 from gatehouse.core.config import LocalEmbeddingConfig, Settings
 from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.embedding_backends import (
+    BackendName,
     EmbeddingBackend,
     TokenizedText,
     build_backend,
@@ -145,18 +147,17 @@ def peer(model_path: Path) -> Embedder:
 
 
 PEER = "sentence-transformers fp32"
-INGEST = "gatehouse ingestion, end to end"
+INGEST = "gatehouse ingestion, end to end"  # on --ingest-backend
 
 
 class Ingestion:
     """``RagEngine.add_documents`` as ``gatehouse ingest`` calls it, on one event loop."""
 
-    def __init__(self, root: Path, batch_size: int) -> None:
+    def __init__(self, root: Path, backend: BackendName, batch_size: int) -> None:
         self.root = root
         self.loop = asyncio.new_event_loop()
-        settings = Settings.model_validate(
-            {"data_dir": root, "local": {"embeddings": {"batch_size": batch_size}}}
-        )
+        embeddings = {"backend": backend, "batch_size": batch_size}
+        settings = Settings.model_validate({"data_dir": root, "local": {"embeddings": embeddings}})
         self.engine = RagEngine(root / "rag", build_gateway(settings, started_at=0))
         self.runs = 0
 
@@ -204,6 +205,12 @@ def main() -> None:
         default=LocalEmbeddingConfig().batch_size,
         help="inputs per model run, for the ONNX backends and ingestion (default: the config's)",
     )
+    parser.add_argument(
+        "--ingest-backend",
+        default=LocalEmbeddingConfig().backend,
+        choices=["onnx", "onnx-int8", "torch"],
+        help="the local/minilm backend ingestion runs on (default: the config's)",
+    )
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")
     parser.add_argument(
         "--no-quality", action="store_true", help="speed only (the nDCG part takes minutes)"
@@ -216,8 +223,11 @@ def main() -> None:
     for name in args.backends.split(","):
         started = time.monotonic()
         backend = build_backend(
-            name, model_path, cache_dir=default_cache_dir(), batch_size=args.batch_size
-        )  # type: ignore[arg-type]
+            cast(BackendName, name),
+            model_path,
+            cache_dir=default_cache_dir(),
+            batch_size=args.batch_size,
+        )
         assert backend.name == name, f"{name} could not be built (see the log above)"
         say(f"{name} backend ready in {time.monotonic() - started:.1f} s")
         engines[name] = contender(backend)
@@ -235,7 +245,7 @@ def main() -> None:
     workdir = tempfile.TemporaryDirectory()
     ingestion = None
     if not args.no_ingest:
-        ingestion = Ingestion(Path(workdir.name), args.batch_size)
+        ingestion = Ingestion(Path(workdir.name), args.ingest_backend, args.batch_size)
         ingestion(documents[-32:])  # warm-up: loads the model
         runs[INGEST] = lambda: ingestion(documents)
     for embed in engines.values():
@@ -301,7 +311,7 @@ def main() -> None:
         ratios = [r / p for r, p in zip(rates[INGEST], rates[PEER], strict=True)]
         print(
             f"| {INGEST} | {statistics.median(rates[INGEST]):.1f} | "
-            f"{statistics.median(ratios):.2f}x | (onnx vectors) | | | | "
+            f"{statistics.median(ratios):.2f}x | ({args.ingest_backend} vectors) | | | | "
             f"{low:.4f} / {mean:.4f} ({count} chunks) |"
         )
     print(
