@@ -7,7 +7,8 @@ documents, queries without a relevant document skipped), recall@10 and
 MRR@10. Chunks are ranked, documents are scored by their best chunk.
 
 Embeddings go through the gateway (``local/minilm``) and are cached on disk
-by text hash under ``~/.cache/gatehouse-bench`` so reruns take seconds.
+by text hash (per embedding backend) under ``~/.cache/gatehouse-bench`` so
+reruns take seconds.
 
     .venv/bin/python bench/retrieval.py [--data ../shared/data/retrieval] [--sets msmarco arcd]
 """
@@ -154,8 +155,11 @@ async def main() -> None:
     settings = load_settings(environ={})
     settings.local.chat.enabled = False
     gateway = build_gateway(settings, started_at=int(time.time()))
+    # One cache per backend: int8 and fp32 vectors of a text differ.
+    backend = settings.local.embeddings.backend
     embedder = CachedEmbedder(
-        GatewayEmbedder(gateway, "local/minilm"), CACHE / "embeddings-local-minilm.sqlite"
+        GatewayEmbedder(gateway, "local/minilm"),
+        CACHE / f"embeddings-local-minilm-{backend}.sqlite",
     )
     table = []
     with tempfile.TemporaryDirectory() as tmp:
