@@ -66,6 +66,9 @@ class LocalChatConfig(_Section):
     context_window: int = Field(default=2048, ge=256)
     threads: int | None = Field(default=None, ge=1)
     max_tokens_default: int = Field(default=256, ge=1)
+    # Continuous batching: requests generated together, each with its own
+    # KV range of context_window tokens (memory grows with this).
+    max_sequences: int = Field(default=4, ge=1, le=64)
 
 
 class LocalEmbeddingConfig(_Section):

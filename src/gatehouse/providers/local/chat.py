@@ -10,13 +10,12 @@ a streamed run with a seed concatenates to exactly the non-streamed text.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import importlib.util
 import os
 import random
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from gatehouse.core.types import (
     Usage,
 )
 from gatehouse.providers.base import ModelInfo, Readiness
-from gatehouse.providers.local.stops import StopMatcher
+from gatehouse.providers.local.sequences import Outcome, Prepared, SequenceBatcher
 
 MODEL_ID = "local/smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -59,26 +58,6 @@ def packaged_model_path() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A request turned into what the token loop needs."""
-
-    prompt_tokens: list[int]
-    max_tokens: int
-    stops: list[str]
-    temperature: float
-    top_p: float
-    seed: int
-    frequency_penalty: float
-    presence_penalty: float
-
-
-@dataclass(slots=True)
-class _Outcome:
-    completion_tokens: int = 0
-    finish_reason: FinishReason = "length"
-
-
 class LlamaChatProvider:
     """The ``local/smollm2`` chat model."""
 
@@ -93,8 +72,7 @@ class LlamaChatProvider:
         self._template_stops: list[str] = []
         self._formatter: Any = None
         self._load_lock = threading.Lock()
-        # llama.cpp contexts are not thread-safe: one generation at a time.
-        self._run_lock = threading.Lock()
+        self._sequences: SequenceBatcher | None = None
 
     def readiness(self) -> Readiness:
         if self._llama is not None:
@@ -107,12 +85,13 @@ class LlamaChatProvider:
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         prepared = await asyncio.to_thread(self._prepare, request)
+        batcher = await asyncio.to_thread(self._batcher)
         pieces: list[str] = []
         cancel = threading.Event()
         try:
-            outcome = await asyncio.to_thread(self._generate, prepared, pieces.append, cancel)
+            outcome = await asyncio.wrap_future(batcher.submit(prepared, pieces.append, cancel))
         finally:
-            # Cancelled callers (client gone) stop the worker at the next token.
+            # Cancelled callers (client gone) end their sequence at the next step.
             cancel.set()
         usage = _usage(len(prepared.prompt_tokens), outcome.completion_tokens)
         return ChatCompletion(
@@ -130,19 +109,21 @@ class LlamaChatProvider:
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         prepared = await asyncio.to_thread(self._prepare, request)
+        batcher = await asyncio.to_thread(self._batcher)
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | _Outcome | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[str | Outcome | BaseException] = asyncio.Queue()
         cancel = threading.Event()
 
         def emit(text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, text)
 
-        def run() -> None:
-            try:
-                outcome: _Outcome | BaseException = self._generate(prepared, emit, cancel)
-            except BaseException as exc:  # handed to the consumer, re-raised there
-                outcome = exc
-            loop.call_soon_threadsafe(queue.put_nowait, outcome)
+        def finished(done: Future[Outcome]) -> None:
+            item: Outcome | BaseException
+            if done.cancelled():
+                return
+            error = done.exception()
+            item = error if error is not None else done.result()  # errors re-raised below
+            loop.call_soon_threadsafe(queue.put_nowait, item)
 
         completion_id, created = new_id("chatcmpl"), int(system_clock())
 
@@ -154,7 +135,7 @@ class LlamaChatProvider:
                 choices=[ChunkChoice(delta=delta, finish_reason=finish)],
             )
 
-        worker = loop.run_in_executor(None, run)
+        batcher.submit(prepared, emit, cancel).add_done_callback(finished)
         try:
             yield chunk(Delta(role="assistant", content=""))
             while True:
@@ -176,7 +157,6 @@ class LlamaChatProvider:
                 return
         finally:
             cancel.set()
-            await asyncio.shield(worker)
 
     # -- worker-thread side -------------------------------------------------
 
@@ -219,7 +199,7 @@ class LlamaChatProvider:
         self._eog = frozenset(eog)
         return llama
 
-    def _prepare(self, request: ChatCompletionRequest) -> _Prepared:
+    def _prepare(self, request: ChatCompletionRequest) -> Prepared:
         if request.n != 1:
             raise UnsupportedParameterError(
                 f"{MODEL_ID} generates one choice per request; n={request.n} is not supported",
@@ -251,7 +231,7 @@ class LlamaChatProvider:
                 f"the request needs more ({requested}).",
                 param="messages",
             )
-        return _Prepared(
+        return Prepared(
             prompt_tokens=prompt,
             max_tokens=limit if limit is not None else window - len(prompt),
             stops=request.stop_sequences(),
@@ -262,59 +242,26 @@ class LlamaChatProvider:
             presence_penalty=_float_extra(request, "presence_penalty"),
         )
 
-    def _generate(
-        self, prepared: _Prepared, emit: Callable[[str], None], cancel: threading.Event
-    ) -> _Outcome:
+    def _batcher(self) -> SequenceBatcher:
+        """The generation thread, started with the model: concurrent requests share
+        its decode steps (see :mod:`gatehouse.providers.local.sequences`)."""
         llama = self._load()
-        with self._run_lock:
-            # A fresh context per request: reusing the KV cache of the last prompt
-            # changes floating-point results, and with them seeded sampling.
-            llama.reset()
-            llama.set_seed(prepared.seed)
-            return self._token_loop(llama, prepared, emit, cancel)
+        with self._load_lock:
+            if self._sequences is None:
+                self._sequences = SequenceBatcher(
+                    llama,
+                    slots=self._config.max_sequences,
+                    context_window=self._config.context_window,
+                    threads=self._config.threads or max(1, os.cpu_count() or 1),
+                    eog=self._eog,
+                )
+        return self._sequences
 
-    def _token_loop(
-        self,
-        llama: Any,
-        prepared: _Prepared,
-        emit: Callable[[str], None],
-        cancel: threading.Event,
-    ) -> _Outcome:
-        outcome = _Outcome()
-        matcher = StopMatcher(prepared.stops)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        tokens: Iterator[int] = llama.generate(
-            prepared.prompt_tokens,
-            temp=prepared.temperature,
-            top_p=prepared.top_p,
-            top_k=0,
-            min_p=0.0,
-            repeat_penalty=1.0,
-            frequency_penalty=prepared.frequency_penalty,
-            presence_penalty=prepared.presence_penalty,
-            reset=True,
-        )
-        for token in tokens:
-            if cancel.is_set():
-                break
-            if token in self._eog:
-                outcome.finish_reason = "stop"
-                break
-            outcome.completion_tokens += 1
-            text = decoder.decode(llama.detokenize([token]))
-            released = matcher.feed(text) if text else ""
-            if released:
-                emit(released)
-            if matcher.stopped:
-                outcome.finish_reason = "stop"
-                break
-            if outcome.completion_tokens >= prepared.max_tokens:
-                break
-        if not matcher.stopped:
-            tail = matcher.feed(decoder.decode(b"", final=True)) + matcher.flush()
-            if tail:
-                emit(tail)
-        return outcome
+    async def aclose(self) -> None:
+        """Stop the generation thread (requests still in flight fail)."""
+        if self._sequences is not None:
+            sequences, self._sequences = self._sequences, None
+            await asyncio.to_thread(sequences.close)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
