@@ -142,16 +142,11 @@ class Outbox:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the shipper checkpoints
             conn.execute("PRAGMA busy_timeout=0")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            return False  # locked: the writer thread waits for it
-        try:
-            conn.executemany(_INSERT, rows)
-            conn.execute("COMMIT")
+            _insert(conn, rows)
         except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return False  # the writer thread tries again and reports a lasting failure
+            # Locked (the writer thread waits for it), or failed: the writer
+            # thread tries again and reports a lasting failure.
+            return False
         return True
 
     def submit(self, event: Event) -> Future[None]:
@@ -169,9 +164,8 @@ class Outbox:
         return [(seq, orjson.loads(body)) for seq, body in rows]
 
     async def acknowledge(self, sequences: Sequence[int]) -> None:
-        """Forget events the ledger now holds, then fold the WAL back into the file."""
-        await self._call(_delete, list(sequences))
-        await self._read(_checkpoint)
+        """Forget events the ledger now holds."""
+        await self._forget(_delete, list(sequences))
 
     async def ship_to_sqlite(self, ledger: Path, columns: Sequence[str], limit: int) -> int:
         """Copy up to ``limit`` pending events into the ``ledger_events`` table of
@@ -185,9 +179,15 @@ class Outbox:
         last = await self._read(_copy_into, ledger, tuple(columns), limit)
         if last is None:
             return 0
-        shipped: int = await self._call(_delete_through, last)
-        await self._read(_checkpoint)
+        shipped: int = await self._forget(_delete_through, last)
         return shipped
+
+    async def _forget(self, delete: Callable[..., Any], which: Any) -> Any:
+        """Delete shipped events through the writer, then fold the WAL back into
+        the file from the shipping thread."""
+        result = await self._call(delete, which)
+        await self._read(_checkpoint)
+        return result
 
     async def count(self) -> int:
         return await self._read(_count)
@@ -279,13 +279,9 @@ class Outbox:
         if batches:
             rows = [row for _, batch, _ in batches for row in batch]
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT, rows)
-                conn.execute("COMMIT")
+                _insert(conn, rows)
             except sqlite3.Error as exc:
                 log.error("outbox write of %d event(s) failed: %s", len(rows), exc)
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 for *_, done in batches:
                     _resolve(done, None, error=exc)
             else:
@@ -299,6 +295,18 @@ class Outbox:
                 _resolve(done, function(conn, *args))
             except sqlite3.Error as exc:
                 _resolve(done, None, error=exc)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+    """Append ``rows`` in one transaction, or roll back and raise."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(_INSERT, rows)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _encode(event: Event) -> tuple[str, str]:
