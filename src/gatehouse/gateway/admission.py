@@ -84,10 +84,6 @@ class _Plan:
     claims: list[Claim]
     max_cost: float
 
-    @property
-    def roles(self) -> list[str]:
-        return self.template.roles
-
 
 class AdmissionStage:
     def __init__(
