@@ -84,8 +84,7 @@ class LlamaChatProvider:
         return Readiness(True, "loadable (loads on first request)")
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        prepared = await asyncio.to_thread(self._prepare, request)
-        batcher = await asyncio.to_thread(self._batcher)
+        prepared, batcher = await asyncio.to_thread(self._ready, request)
         pieces: list[str] = []
         cancel = threading.Event()
         try:
@@ -108,8 +107,7 @@ class LlamaChatProvider:
         )
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        prepared = await asyncio.to_thread(self._prepare, request)
-        batcher = await asyncio.to_thread(self._batcher)
+        prepared, batcher = await asyncio.to_thread(self._ready, request)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | Outcome | BaseException] = asyncio.Queue()
         cancel = threading.Event()
@@ -198,6 +196,11 @@ class LlamaChatProvider:
                 eog.add(ids[0])
         self._eog = frozenset(eog)
         return llama
+
+    def _ready(self, request: ChatCompletionRequest) -> tuple[Prepared, SequenceBatcher]:
+        """The request prepared and the generation thread it goes to, in one trip
+        off the event loop (the first call loads the model)."""
+        return self._prepare(request), self._batcher()
 
     def _prepare(self, request: ChatCompletionRequest) -> Prepared:
         if request.n != 1:

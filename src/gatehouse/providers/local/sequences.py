@@ -63,15 +63,20 @@ class _Sequence:
     prepared: Prepared
     emit: Callable[[str], None]
     cancel: threading.Event
-    done: Future[Outcome]
+    done: Future[Outcome] = field(default_factory=Future)
     seq_id: int = -1
-    sampler: Any = None
+    sampler: Any = None  # built on the generation thread when the sequence starts
     feed: list[int] = field(default_factory=list)  # tokens still to decode
     position: int = 0
     logits_at: int | None = None  # this step's batch index of its logits
     outcome: Outcome = field(default_factory=Outcome)
-    matcher: StopMatcher | None = None
-    decoder: Any = None
+    matcher: StopMatcher = field(init=False)
+    decoder: codecs.IncrementalDecoder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feed = list(self.prepared.prompt_tokens)
+        self.matcher = StopMatcher(self.prepared.stops)
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
 class SequenceBatcher:
@@ -123,7 +128,7 @@ class SequenceBatcher:
         """Queue one request; ``emit`` receives its text as it is generated (on the
         generation thread), and the future its outcome. Setting ``cancel`` ends
         it at the next step."""
-        sequence = _Sequence(prepared, emit, cancel, Future())
+        sequence = _Sequence(prepared, emit, cancel)
         with self._wake:
             if self._closed:
                 raise RuntimeError("the local chat model is shutting down")
@@ -182,9 +187,6 @@ class SequenceBatcher:
             sampler.add_temp(prepared.temperature)
             sampler.add_dist(prepared.seed)
         sequence.sampler = sampler
-        sequence.feed = list(prepared.prompt_tokens)
-        sequence.matcher = StopMatcher(prepared.stops)
-        sequence.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._active.append(sequence)
 
     def _step(self) -> None:
@@ -227,7 +229,6 @@ class SequenceBatcher:
 
     def _advance(self, sequence: _Sequence, token: int) -> None:
         outcome, matcher = sequence.outcome, sequence.matcher
-        assert matcher is not None
         if token in self._eog:
             outcome.finish_reason = "stop"
             self._finish(sequence)
@@ -255,7 +256,6 @@ class SequenceBatcher:
             sequence.sampler = None
         if error is None and not sequence.cancel.is_set():
             matcher = sequence.matcher
-            assert matcher is not None
             if not matcher.stopped:
                 tail = matcher.feed(sequence.decoder.decode(b"", final=True)) + matcher.flush()
                 if tail:
