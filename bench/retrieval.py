@@ -11,6 +11,7 @@ by text hash (per embedding backend) under ``~/.cache/gatehouse-bench`` so
 reruns take seconds.
 
     .venv/bin/python bench/retrieval.py [--data ../shared/data/retrieval] [--sets msmarco arcd]
+        [--backend onnx-int8|onnx|torch]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import orjson
 
 from gatehouse.core.config import load_settings
 from gatehouse.gateway import build_gateway
+from gatehouse.providers.local.onnx_export import EXPORT_FORMAT
 from gatehouse.rag.embedder import GatewayEmbedder
 from gatehouse.rag.engine import RagEngine
 from gatehouse.rag.models import CollectionSpec, DocumentIn
@@ -151,15 +153,22 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--sets", nargs="+", default=["msmarco", "arcd"])
+    parser.add_argument(
+        "--backend",
+        choices=["onnx-int8", "onnx", "torch"],
+        help="local/minilm's engine (default: the configuration's default)",
+    )
     args = parser.parse_args()
     settings = load_settings(environ={})
     settings.local.chat.enabled = False
+    if args.backend:
+        settings.local.embeddings.backend = args.backend
     gateway = build_gateway(settings, started_at=int(time.time()))
-    # One cache per backend: int8 and fp32 vectors of a text differ.
+    # One cache per backend and export recipe: int8 and fp32 vectors of a text differ.
     backend = settings.local.embeddings.backend
     embedder = CachedEmbedder(
         GatewayEmbedder(gateway, "local/minilm"),
-        CACHE / f"embeddings-local-minilm-{backend}.sqlite",
+        CACHE / f"embeddings-local-minilm-{backend}-format{EXPORT_FORMAT}.sqlite",
     )
     table = []
     with tempfile.TemporaryDirectory() as tmp:

