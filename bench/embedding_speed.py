@@ -16,7 +16,7 @@ Ingestion, end to end (``--no-ingest`` to skip): the same passages as
 documents (id, title, text) through what ``gatehouse ingest`` does, timed in
 the same rounds: ``RagEngine.add_documents`` in the CLI's batches (hash check,
 chunking in the model's tokens, embedding through an in-process gateway with
-``local/minilm`` on ``--ingest-backend`` (default ``onnx``), keyword analysis,
+``local/minilm`` on ``--ingest-backend`` (default: the configuration's), keyword analysis,
 the SQLite write) into a collection that is open in the process, so each batch
 also updates its
 in-memory vector and BM25 indexes, as in the server. A fresh collection each

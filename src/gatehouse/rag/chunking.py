@@ -16,7 +16,7 @@ lost between chunks except the deliberate overlap of token windows.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,10 +77,19 @@ def _joined(text: str, spans: Sequence[tuple[int, int]], index: int) -> bool:
 
 def structure_chunks(text: str, tokens: TokenCounter, size: int, overlap: int) -> list[Piece]:
     """Split along the document's structure, then pack pieces up to ``size`` tokens."""
+    counted: dict[tuple[int, int], int] = {}
+
+    def count(a: int, b: int) -> int:
+        # _pack has usually measured the span already: a passage that fits is
+        # tokenised once, not twice.
+        if (a, b) not in counted:
+            counted[a, b] = len(tokens.spans(text[a:b]))
+        return counted[a, b]
+
     pieces: list[Piece] = []
     for start, end, heading in _sections(text):
-        for a, b in _pack(text, start, end, tokens, size):
-            if len(tokens.spans(text[a:b])) > size:
+        for a, b in _pack(text, start, end, count, size):
+            if count(a, b) > size:
                 pieces.extend(
                     token_windows(text[a:b], tokens, size, overlap, offset=a, heading=heading)
                 )
@@ -151,10 +160,13 @@ def _sections(text: str) -> list[tuple[int, int, str]]:
 
 
 def _pack(
-    text: str, start: int, end: int, tokens: TokenCounter, size: int
+    text: str, start: int, end: int, count: Callable[[int, int], int], size: int
 ) -> list[tuple[int, int]]:
-    """Cut ``[start, end)`` at the strongest boundaries that keep pieces within ``size``."""
-    if len(tokens.spans(text[start:end])) <= size:
+    """Cut ``[start, end)`` at the strongest boundaries that keep pieces within ``size``.
+
+    ``count(a, b)`` is the number of tokens of ``text[a:b]``.
+    """
+    if count(start, end) <= size:
         return [(start, end)]
     for boundary in (_BLANK, re.compile(r"\n"), _SENTENCE_END):
         parts = _split(text, start, end, boundary)
@@ -165,7 +177,7 @@ def _pack(
     packed: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
     for a, b in parts:
-        if current is not None and len(tokens.spans(text[current[0] : b])) <= size:
+        if current is not None and count(current[0], b) <= size:
             current = (current[0], b)
             continue
         if current is not None:
@@ -175,7 +187,7 @@ def _pack(
         packed.append(current)
     result: list[tuple[int, int]] = []
     for a, b in packed:
-        result.extend(_pack(text, a, b, tokens, size) if (a, b) != (start, end) else [(a, b)])
+        result.extend(_pack(text, a, b, count, size) if (a, b) != (start, end) else [(a, b)])
     return result
 
 
