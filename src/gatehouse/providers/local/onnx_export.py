@@ -18,6 +18,7 @@ Exporting takes a few seconds on 2 cores, once per machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import logging
@@ -37,6 +38,11 @@ OnnxVariant = Literal["onnx", "onnx-int8"]
 # Bump when the export recipe changes, so old cache files are not reused.
 # 2: onnx-int8 smoothed before quantisation; 3: onnx-int8 per-token activation scales
 EXPORT_FORMAT = 3
+# A new recipe, model or tool version writes a new file and never reads the old
+# one again. When a file is written, exports that no process has loaded for
+# this long are removed; every load touches its file, so an install sharing the
+# cache keeps the one it uses.
+STALE_AFTER_S = 30 * 24 * 3600
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -63,6 +69,7 @@ def onnx_model_file(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> 
     """The cached ONNX file for ``variant``, exported (and quantised) on first call."""
     target = cache_dir / "onnx" / f"minilm-{cache_key(model_path, variant)}-{variant}.onnx"
     if target.is_file():
+        _touch(target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -83,7 +90,29 @@ def onnx_model_file(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> 
         time.monotonic() - started,
         target,
     )
+    for path in prune_stale(target.parent, keep=target):
+        log.info("removed an ONNX export unused for %d days: %s", STALE_AFTER_S // 86400, path)
     return target
+
+
+def prune_stale(folder: Path, *, keep: Path, now: float | None = None) -> list[Path]:
+    """Remove the exports in ``folder`` not loaded for ``STALE_AFTER_S``; returns them."""
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    removed = []
+    for path in sorted(folder.glob("minilm-*.onnx*")):
+        try:
+            if path != keep and path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # removed meanwhile by another process, or not ours to remove
+            continue
+    return removed
+
+
+def _touch(path: Path) -> None:
+    # A read-only cache still serves the file; it just is not marked as used.
+    with contextlib.suppress(OSError):
+        os.utime(path)
 
 
 def _export_fp32(model_path: Path, out: Path) -> None:
