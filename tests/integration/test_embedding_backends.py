@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
+from gatehouse.providers.local import embedding_backends
 from gatehouse.providers.local.embedding_backends import (
     OnnxBackend,
     TokenizedText,
@@ -76,6 +77,18 @@ def test_an_int8_vector_does_not_depend_on_its_batch(model_path: Path) -> None:
     alone = np.vstack([embed_all(backend, [sentence]) for sentence in SENTENCES])
     cosines = (together * alone).sum(axis=1)
     assert cosines.min() >= 0.99999, cosines
+
+
+def test_the_exact_int8_kernels_give_the_same_vectors(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a CPU without VNNI runs (onnxruntime's precise uint8 mode), forced
+    # here: the session must load and agree with the fast kernels.
+    fast = build_backend("onnx-int8", model_path, cache_dir=default_cache_dir(), batch_size=8)
+    monkeypatch.setattr(embedding_backends, "u8s8_may_saturate", lambda: True)
+    exact = build_backend("onnx-int8", model_path, cache_dir=default_cache_dir(), batch_size=8)
+    assert exact.name == "onnx-int8"  # not the torch fallback
+    np.testing.assert_allclose(embed_all(exact, SENTENCES), embed_all(fast, SENTENCES), atol=1e-6)
 
 
 def test_token_counts_match_the_transformers_tokenizer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from gatehouse.providers.local.quantise import quantise_rows
+from gatehouse.providers.local.quantise import GELU_MIN, quantise_rows
 
 WIDTH, HIDDEN = 16, 48
 
@@ -114,8 +115,29 @@ def test_the_gelu_output_is_shifted_and_the_bias_takes_the_shift_back(
     assert np.abs(got - expected).max() <= 0.02 * np.abs(expected).max()
 
 
+def test_the_shift_is_the_gelu_floor_through_the_smoothing(graphs: tuple[Path, Path]) -> None:
+    plain, quantised = graphs
+    # No GELU output is below the bound, so none is clipped to zero...
+    x = np.linspace(-6, 6, 1_200_001)
+    gelu = 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    assert GELU_MIN <= gelu.min() < GELU_MIN + 1e-4
+    # ...and the smoothed activation is shifted by that floor over its factor.
+    smoothing = numpy_helper.to_array(
+        next(t for t in onnx.load(str(plain)).graph.initializer if t.name == "smooth_inverse")
+    )
+    shifts = [
+        numpy_helper.to_array(t)
+        for t in onnx.load(str(quantised)).graph.initializer
+        if t.name.endswith("/shift")
+    ]
+    assert len(shifts) == 1
+    np.testing.assert_allclose(shifts[0], -GELU_MIN * smoothing, rtol=1e-6)
+
+
 def test_a_matmul_that_is_not_in_the_graph_is_an_error(tmp_path: Path) -> None:
     plain = tmp_path / "fp32.onnx"
     feed_forward(plain)
     with pytest.raises(ValueError, match="not in the graph"):
         quantise_rows(plain, tmp_path / "int8.onnx", ["in/MatMul", "missing/MatMul"])
+    with pytest.raises(ValueError, match="not a MatMul with constant weights"):
+        quantise_rows(plain, tmp_path / "int8.onnx", ["in/MatMul", ""])  # the bias Add

@@ -36,8 +36,9 @@ log = logging.getLogger("gatehouse.providers.local")
 
 OnnxVariant = Literal["onnx", "onnx-int8"]
 # Bump when the export recipe changes, so old cache files are not reused.
-# 2: onnx-int8 smoothed before quantisation; 3: onnx-int8 per-token activation scales
-EXPORT_FORMAT = 3
+# 2: onnx-int8 smoothed before quantisation; 3: onnx-int8 per-token activation
+# scales; 4: a weight zero point per node (loads in onnxruntime's precise mode)
+EXPORT_FORMAT = 4
 # A new recipe, model or tool version writes a new file and never reads the old
 # one again. When a file is written, exports that no process has loaded for
 # this long are removed; every load touches its file, so an install sharing the

@@ -57,6 +57,8 @@ def quantise_rows(source: Path, out: Path, nodes: list[str]) -> None:
     readers: dict[str, list[NodeProto]] = defaultdict(list)
     for node in model.graph.node:
         if node.name in wanted:
+            if node.op_type != "MatMul" or node.input[1] not in weights:
+                raise ValueError(f"{node.name} is not a MatMul with constant weights")
             readers[node.input[0]].append(node)
     if sum(map(len, readers.values())) != len(wanted):
         raise ValueError("a MatMul to quantise is not in the graph")
@@ -70,7 +72,6 @@ def quantise_rows(source: Path, out: Path, nodes: list[str]) -> None:
             ("inv255", 1 / 255, np.float32),
             ("zp128", 128, np.uint8),
             ("zp0", 0, np.uint8),
-            ("wzp", 0, np.int8),
         )
     ]
     quantisers: dict[str, list[NodeProto]] = {}
@@ -86,6 +87,11 @@ def quantise_rows(source: Path, out: Path, nodes: list[str]) -> None:
             w_q = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
             added.append(numpy_helper.from_array(w_q, f"{node.name}/{_PREFIX}/w"))
             added.append(numpy_helper.from_array(w_scale, f"{node.name}/{_PREFIX}/w_scale"))
+            # One zero point per node, not shared: onnxruntime's precise mode for
+            # CPUs without VNNI rewrites each node's weights and zero point to uint8.
+            added.append(
+                numpy_helper.from_array(np.array(0, np.int8), f"{node.name}/{_PREFIX}/w_zp")
+            )
             if shift is not None:
                 lifted = np.broadcast_to(shift, w.shape[:1]) @ (w_q.astype(np.float32) * w_scale)
                 _take_off_bias(node, lifted, model, weights)
@@ -159,7 +165,7 @@ def _integer_product(node: NodeProto, activation: str, *, shifted: bool) -> list
                 f"{_PREFIX}/one",
                 f"{node.name}/{_PREFIX}/w_scale",
                 f"{_PREFIX}/{'zp0' if shifted else 'zp128'}",
-                f"{_PREFIX}/wzp",
+                f"{node.name}/{_PREFIX}/w_zp",
             ],
             [product],
             domain="com.microsoft",
