@@ -6,7 +6,8 @@ provider, with ``local.chat.max_sequences`` = 1 (one request at a time, as
 before batching) and with ``max_sequences`` = the concurrency (requests share
 decode steps), each mode in a process of its own (two models in one process
 slow each other down), alternating for ``--rounds`` rounds. Reports
-completion tokens per second of wall time and the ratio, and checks that
+completion tokens per second of wall time, the ratio and each mode's peak
+resident memory (the child's ``ru_maxrss``), and checks that
 every request's text is the same either way (greedy decoding does not depend
 on batching).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -74,7 +76,8 @@ async def measure(sequences: int, concurrency: int, tokens: int) -> None:
     await provider.complete(batch[0])  # load the model, start the generation thread
     elapsed, count, answers = await run(provider, batch)
     await provider.aclose()
-    print(json.dumps({"rate": count / elapsed, "texts": answers}))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"rate": count / elapsed, "texts": answers, "peak_mib": peak_mib}))
 
 
 def main() -> None:
@@ -89,6 +92,7 @@ def main() -> None:
         return
     modes = {"one at a time": 1, "batched": max(args.concurrency, 1)}
     rates: dict[str, list[float]] = {name: [] for name in modes}
+    peaks: dict[str, list[float]] = {name: [] for name in modes}
     texts: dict[str, list[str]] = {}
     for _ in range(args.rounds):
         for name, sequences in modes.items():
@@ -109,15 +113,17 @@ def main() -> None:
             )
             result = json.loads(child.stdout.strip().splitlines()[-1])
             rates[name].append(result["rate"])
+            peaks[name].append(result["peak_mib"])
             texts[name] = result["texts"]
     base = statistics.median(rates["one at a time"])
     print(f"{args.concurrency} concurrent requests, {args.tokens} tokens each, greedy")
-    print("| mode | completion tokens/s (median) | rounds | speed-up |")
-    print("| --- | --- | --- | --- |")
+    print("| mode | completion tokens/s (median) | rounds | speed-up | peak RSS |")
+    print("| --- | --- | --- | --- | --- |")
     for name, values in rates.items():
         rounds = ", ".join(f"{v:.0f}" for v in values)
         median = statistics.median(values)
-        print(f"| {name} | {median:.0f} | {rounds} | {median / base:.2f}x |")
+        peak = max(peaks[name])
+        print(f"| {name} | {median:.0f} | {rounds} | {median / base:.2f}x | {peak:.0f} MiB |")
     same = texts["one at a time"] == texts["batched"]
     print(f"\nsame text for every request either way: {same}")
 

@@ -42,6 +42,7 @@ from gatehouse.providers.local.sequences import Outcome, Prepared, SequenceBatch
 
 MODEL_ID = "local/smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_OWN_CONTEXT = 32  # tokens of the Llama object's own (unused) context
 # SmolLM2's chat format, used when the GGUF carries no template of its own.
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -172,11 +173,14 @@ class LlamaChatProvider:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        # Generation runs on the SequenceBatcher's own context; this object only
+        # loads the weights and tokenises (model-level, any length), so its own
+        # context is kept tiny: a full window here held about 40 MiB of unused KV.
         llama = Llama(
             model_path=str(self._path),
-            n_ctx=self._config.context_window,
+            n_ctx=_OWN_CONTEXT,
             n_threads=self._config.threads or max(1, os.cpu_count() or 1),
-            n_batch=512,
+            n_batch=_OWN_CONTEXT,
             verbose=False,
         )
         metadata: dict[str, str] = llama.metadata
