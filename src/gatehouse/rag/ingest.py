@@ -26,6 +26,8 @@ from gatehouse.rag.text import analyze
 from gatehouse.rag.tokenizer import TokenCounter, tokenizer_for
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
+# A document's sentence spans and their embeddings (semantic chunking).
+_Sentences = tuple[list[tuple[int, int]], FloatArray]
 
 # local/minilm reads 256 tokens including [CLS] and [SEP].
 MAX_CHUNK_TOKENS = 254
@@ -52,20 +54,24 @@ async def chunk_documents(
     model busy; the keyword analysis runs in a thread meanwhile.
     """
     tokens = tokenizer_for(spec.embedding_model)
-    sentence_vectors: list[FloatArray | None] = [None] * len(documents)
+    sentences: list[_Sentences | None] = [None] * len(documents)
     if spec.chunking.strategy == "semantic":
         spans = [sentence_spans(document.text) for document, _ in documents]
-        sentences = [
-            document.text[a:b]
-            for (document, _), doc_spans in zip(documents, spans, strict=True)
-            for a, b in doc_spans
-        ]
-        embedded = await embedder.embed(sentences)
+        embedded = await embedder.embed(
+            [
+                document.text[a:b]
+                for (document, _), doc_spans in zip(documents, spans, strict=True)
+                for a, b in doc_spans
+            ]
+        )
         offsets = np.cumsum([0, *(len(doc_spans) for doc_spans in spans)])
-        sentence_vectors = [embedded[a:b] for a, b in itertools.pairwise(offsets)]
+        sentences = [
+            (doc_spans, embedded[a:b])
+            for doc_spans, (a, b) in zip(spans, itertools.pairwise(offsets), strict=True)
+        ]
     planned = [
-        _plan(document, doc_id, spec, tokens, doc_vectors)
-        for (document, doc_id), doc_vectors in zip(documents, sentence_vectors, strict=True)
+        _plan(document, doc_id, spec, tokens, doc_sentences)
+        for (document, doc_id), doc_sentences in zip(documents, sentences, strict=True)
     ]
     indexed = [text for plan in planned for text in plan.indexed]
     terms = asyncio.create_task(
@@ -89,7 +95,7 @@ def _plan(
     doc_id: str,
     spec: CollectionSpec,
     tokens: TokenCounter,
-    sentence_vectors: FloatArray | None,
+    sentences: _Sentences | None,
 ) -> _Planned:
     config = spec.chunking
     text = document.text
@@ -101,11 +107,9 @@ def _plan(
     if config.strategy == "tokens":
         pieces = token_windows(text, tokens, size, overlap)
     elif config.strategy == "semantic":
-        assert sentence_vectors is not None
-        spans = sentence_spans(text)
-        pieces = semantic_chunks(
-            text, tokens, size, spans, sentence_vectors, config.semantic_threshold
-        )
+        assert sentences is not None
+        spans, vectors = sentences
+        pieces = semantic_chunks(text, tokens, size, spans, vectors, config.semantic_threshold)
     else:
         pieces = structure_chunks(text, tokens, size, overlap)
     texts = [text[p.start : p.end] for p in pieces]
