@@ -40,7 +40,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from gatehouse import __version__
 
-_USER_AGENT = f"gatehouse/{__version__}".encode()
+_USER_AGENT = f"gatehouse/{__version__}"
 
 
 class ConnectionClosedError(ConnectionError):
@@ -200,12 +200,12 @@ class Http1Pool:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) origin: {origin!r}")
+        default_port = 443 if parts.scheme == "https" else 80
         self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._port = parts.port or default_port
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
-        default_port = self._port == (443 if parts.scheme == "https" else 80)
-        host = self._host if default_port else f"{self._host}:{self._port}"
-        fixed = [("Host", host), ("User-Agent", _USER_AGENT.decode()), *headers]
+        host = self._host if self._port == default_port else f"{self._host}:{self._port}"
+        fixed = [("Host", host), ("User-Agent", _USER_AGENT), *headers]
         self._fixed_headers = "".join(f"{k}: {v}\r\n" for k, v in fixed).encode("latin-1")
         self._max = max_connections
         self._connect_timeout = connect_timeout

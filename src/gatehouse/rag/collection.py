@@ -89,21 +89,22 @@ class Collection:
             affected.add(doc)
             self._seen_rowid = row.rowid
         if rowids:
+            matrix = np.vstack(vectors)
             if self._vectors is None:
-                dimensions = len(vectors[0])
+                dimensions = matrix.shape[1]
                 if self._vector_backend is not None:
                     self._vectors = self._vector_backend(dimensions)
-                    self._vectors.add(rowids, np.vstack(vectors))
+                    self._vectors.add(rowids, matrix)
                 else:
                     embedded = EmbeddedVectorIndex(
                         dimensions,
                         ann_threshold=self._ann_threshold,
                         graph_dir=self.directory / GRAPH_DIR,
                     )
-                    embedded.load(rowids, np.vstack(vectors))
+                    embedded.load(rowids, matrix)
                     self._vectors = embedded
             else:
-                self._vectors.add(rowids, np.vstack(vectors))
+                self._vectors.add(rowids, matrix)
             self._keywords.add(items)
         for doc in affected:
             rows = sorted(self._doc_rows.get(doc, ()))

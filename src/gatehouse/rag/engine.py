@@ -238,15 +238,14 @@ class RagEngine:
                 spec,
                 self._embedder_for(spec),
             )
-            for (_, _, replacing), chunks in zip(pending, chunked, strict=True):
+            batch = []
+            for (record, _, replacing), chunks in zip(pending, chunked, strict=True):
                 result.chunks += len(chunks)
                 if replacing:
                     result.replaced += 1
                 else:
                     result.added += 1
-            batch = [
-                (record, chunks) for (record, _, _), chunks in zip(pending, chunked, strict=True)
-            ]
+                batch.append((record, chunks))
             store.put_documents(batch)
         if collection.loaded:
             # Searches here would catch up anyway; doing it now keeps graph

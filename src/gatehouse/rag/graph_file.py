@@ -85,11 +85,7 @@ def save(
                 out.flush()
                 os.fsync(out.fileno())
             manifest = {
-                "format": FORMAT,
-                "hnswlib": _hnswlib_version(),
-                "dimensions": params.dimensions,
-                "m": params.m,
-                "ef_construction": params.ef_construction,
+                **_identity(params),
                 "count": len(rowids),
                 "graph": _describe(graph_path),
                 "rows": _describe(rows_path),
@@ -126,14 +122,7 @@ def load(directory: Path, params: GraphParams) -> SavedGraph | None:
             raise GraphFileError(f"unreadable manifest: {exc}") from None
         if not isinstance(manifest, dict):
             raise GraphFileError("the manifest is not a JSON object")
-        expected = {
-            "format": FORMAT,
-            "hnswlib": _hnswlib_version(),
-            "dimensions": params.dimensions,
-            "m": params.m,
-            "ef_construction": params.ef_construction,
-        }
-        for key, value in expected.items():
+        for key, value in _identity(params).items():
             if manifest.get(key) != value:
                 raise GraphFileError(f"saved with {key}={manifest.get(key)!r}, need {value!r}")
         graph_path = _checked(directory, manifest.get("graph"))
@@ -155,6 +144,17 @@ def load(directory: Path, params: GraphParams) -> SavedGraph | None:
         if graph.get_current_count() != count:
             raise GraphFileError(f"graph has {graph.get_current_count()} positions, not {count}")
     return SavedGraph(graph, rows[:, 0].astype(np.int64), rows[:, 1].astype(bool))
+
+
+def _identity(params: GraphParams) -> dict[str, object]:
+    """What a save was made with; a load needs every entry to match."""
+    return {
+        "format": FORMAT,
+        "hnswlib": _hnswlib_version(),
+        "dimensions": params.dimensions,
+        "m": params.m,
+        "ef_construction": params.ef_construction,
+    }
 
 
 def _checked(directory: Path, entry: object) -> Path:

@@ -65,6 +65,7 @@ class LlamaChatProvider:
     def __init__(self, config: LocalChatConfig) -> None:
         self._config = config
         self._path = config.model_path or packaged_model_path()
+        self._threads = config.threads or max(1, os.cpu_count() or 1)
         self.info = ModelInfo(
             id=MODEL_ID, kind="chat", owned_by="gatehouse", context_window=config.context_window
         )
@@ -179,7 +180,7 @@ class LlamaChatProvider:
         llama = Llama(
             model_path=str(self._path),
             n_ctx=_OWN_CONTEXT,
-            n_threads=self._config.threads or max(1, os.cpu_count() or 1),
+            n_threads=self._threads,
             n_batch=_OWN_CONTEXT,
             verbose=False,
         )
@@ -259,7 +260,7 @@ class LlamaChatProvider:
                     llama,
                     slots=self._config.max_sequences,
                     context_window=self._config.context_window,
-                    threads=self._config.threads or max(1, os.cpu_count() or 1),
+                    threads=self._threads,
                     eog=self._eog,
                 )
         return self._sequences
