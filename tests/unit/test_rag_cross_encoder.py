@@ -132,6 +132,16 @@ def test_folders_that_are_not_cross_encoders_are_refused(tmp_path: Path) -> None
     )
     with pytest.raises(ValidationFailedError, match="scores 2 labels"):
         CrossEncoderReranker(tmp_path)
+    (tmp_path / "config.json").write_bytes(
+        orjson.dumps({"architectures": ["BertForSequenceClassification"]})
+    )
+    # sentence-transformers' own config, broken: named, not a stack trace.
+    (tmp_path / "config_sentence_transformers.json").write_bytes(b"[1, 2")
+    with pytest.raises(ValidationFailedError, match=r"config_sentence_transformers\.json is not"):
+        CrossEncoderReranker(tmp_path)
+    (tmp_path / "config_sentence_transformers.json").write_bytes(b"[1, 2]")
+    with pytest.raises(ValidationFailedError, match="is not a JSON object"):
+        CrossEncoderReranker(tmp_path)
     (tmp_path / "config.json").write_bytes(b"{not json")
     with pytest.raises(ValidationFailedError, match="not valid JSON"):
         CrossEncoderReranker(tmp_path)

@@ -41,12 +41,9 @@ def problem_with(path: Path) -> str | None:
     config_file = path / "config.json"
     if not config_file.is_file():
         return f"{path} has no config.json, so it is not a model folder"
-    try:
-        config = orjson.loads(config_file.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        return f"{config_file} is not valid JSON ({exc})"
-    if not isinstance(config, dict):
-        return f"{config_file} is not a JSON object"
+    config = _json_object(config_file)
+    if isinstance(config, str):
+        return config
     architectures = config.get("architectures") or []
     if not any(str(name).endswith("ForSequenceClassification") for name in architectures):
         declared = ", ".join(map(str, architectures)) or "no architecture"
@@ -59,10 +56,24 @@ def problem_with(path: Path) -> str | None:
         return f"{path} scores {labels} labels; a reranking cross-encoder gives one score"
     st_config = path / "config_sentence_transformers.json"
     if st_config.is_file():
-        kind = orjson.loads(st_config.read_bytes()).get("model_type")
+        st = _json_object(st_config)
+        if isinstance(st, str):
+            return st
+        kind = st.get("model_type")
         if kind not in (None, "CrossEncoder"):
             return f"{path} is a sentence-transformers {kind}, not a CrossEncoder"
     return None
+
+
+def _json_object(path: Path) -> dict[str, Any] | str:
+    """The JSON object in ``path``, or why it is not one."""
+    try:
+        value = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        return f"{path} is not valid JSON ({exc})"
+    if not isinstance(value, dict):
+        return f"{path} is not a JSON object"
+    return value
 
 
 class CrossEncoderReranker:
