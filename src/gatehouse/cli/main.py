@@ -36,13 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gatehouse", description="LLM gateway and RAG server.")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=os.environ.get("GATEHOUSE_CONFIG"),
-        help="YAML config file (default: $GATEHOUSE_CONFIG; none needed for the defaults)",
-    )
-    parser.add_argument("--data-dir", type=Path, help="where embedded state lives")
+    _add_global_options(parser, with_defaults=True)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the HTTP server")
@@ -66,7 +60,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     governance.add_parsers(commands)
     commands.add_parser("version", help="print the version")
+    for command in _subcommands(parser):
+        _add_global_options(command, with_defaults=False)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool) -> None:
+    """The options every command takes, before or after its name.
+
+    Each subcommand gets its own copy (``gatehouse serve --config x``), without
+    defaults: argparse copies a subcommand's values over the main parser's, and
+    a default there would undo ``gatehouse --config x serve``.
+    """
+
+    def default(value: object) -> object:
+        return value if with_defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default(os.environ.get("GATEHOUSE_CONFIG")),
+        help="YAML config file (default: $GATEHOUSE_CONFIG; none needed for the defaults)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=default(None), help="where embedded state lives"
+    )
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand parser under ``parser``, nested ones (``keys create``) included."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                found += [command, *_subcommands(command)]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,82 @@
+"""``--config`` and ``--data-dir`` work before or after any subcommand (issue 11, item 7)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from gatehouse.cli.main import _subcommands, build_parser, main
+
+# One valid command line for every subcommand; the test below checks none is missing.
+COMMANDS = [
+    ["serve"],
+    ["chat", "hi"],
+    ["capacity", "--rate", "1", "--latency", "1"],
+    ["ingest", "docs", "-c", "c"],
+    ["search", "query", "-c", "c"],
+    ["ask", "question", "-c", "c"],
+    ["collections", "list"],
+    ["collections", "create", "c"],
+    ["collections", "show", "c"],
+    ["collections", "delete", "c"],
+    ["models"],
+    ["keys", "create", "--name", "n"],
+    ["keys", "list"],
+    ["keys", "revoke", "id"],
+    ["keys", "rotate", "id"],
+    ["spend"],
+    ["version"],
+]
+
+
+def _names(parser: argparse.ArgumentParser) -> set[str]:
+    return {command.prog.removeprefix("gatehouse ") for command in _subcommands(parser)}
+
+
+def test_every_subcommand_is_covered() -> None:
+    covered = set()
+    for argv in COMMANDS:
+        words = [a for a in argv if not a.startswith("-")]
+        covered |= {words[0], " ".join(words[:2])}
+    assert _names(build_parser()) <= covered
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_on_either_side(argv: list[str], where: str) -> None:
+    options = ["--config", "my.yaml", "--data-dir", "state"]
+    line = [*options, *argv] if where == "before" else [*argv, *options]
+    args = build_parser().parse_args(line)
+    assert args.config == Path("my.yaml")
+    assert args.data_dir == Path("state")
+
+
+def test_a_value_before_the_subcommand_is_not_reset_by_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GATEHOUSE_CONFIG", "from-env.yaml")
+    args = build_parser().parse_args(["--data-dir", "state", "keys", "list"])
+    assert (args.config, args.data_dir) == (Path("from-env.yaml"), Path("state"))
+    args = build_parser().parse_args(["keys", "list", "--config", "given.yaml"])
+    assert args.config == Path("given.yaml")
+    assert args.data_dir is None
+
+
+def test_serve_reads_a_config_given_after_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("server:\n  port: many\n")
+    assert main(["serve", "--config", str(config), "--data-dir", str(tmp_path)]) == 2
+    assert "server.port" in capsys.readouterr().err
+
+
+def test_the_data_dir_after_the_subcommand_is_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "create", "--name", "late", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["--data-dir", str(tmp_path), "keys", "list"]) == 0
+    assert "late" in capsys.readouterr().out
