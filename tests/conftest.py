@@ -2,6 +2,9 @@
 
 Unit tests must not touch the network: a socket guard refuses connections to
 anything but loopback for tests not marked ``integration``.
+
+No test may read files beside the repository (``repository_guard``): a fresh
+clone has nothing there, so what a test needs ships under ``tests/fixtures/``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,22 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
+from . import repository_guard
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    repository_guard.install()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_read_beside_the_repository() -> Iterator[None]:
+    # The hook raises at the open; this also fails a test whose code swallowed that.
+    guard = repository_guard.install()
+    before = len(guard.refused)
+    yield
+    if refused := guard.refused[before:]:
+        pytest.fail(f"the test touched paths outside the repository: {refused}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
