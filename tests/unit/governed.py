@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,10 @@ class Governed:
         return key
 
 
-async def governed_app(tmp_path: Path, **settings: Any) -> AsyncIterator[Governed]:
+async def governed_app(
+    tmp_path: Path, *, providers: Sequence[Any] = (), **settings: Any
+) -> AsyncIterator[Governed]:
+    """``providers``: models served beside ``test/echo`` and ``test/embed``."""
     config = Settings.model_validate(
         {
             "data_dir": tmp_path,
@@ -70,7 +73,7 @@ async def governed_app(tmp_path: Path, **settings: Any) -> AsyncIterator[Governe
     clock = FakeClock()
     governance = Governance(config, clock=clock)
     chat = EchoChat()
-    registry = ModelRegistry([chat, ConstantEmbeddings()], {"default": "test/echo"})
+    registry = ModelRegistry([chat, ConstantEmbeddings(), *providers], {"default": "test/echo"})
     gateway = Gateway(registry, started_at=0, stages=governance.stages(), governance=governance)
     app = create_app(config, gateway=gateway)
     await gateway.start()

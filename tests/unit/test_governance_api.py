@@ -187,6 +187,8 @@ async def test_every_request_is_one_ledger_event_with_its_cost(gov: Governed) ->
     spend = (await gov.admin("GET", "/admin/spend?group_by=team")).json()["rows"]
     assert spend[0]["group"] == "ops"
     assert spend[0]["requests"] == 3
+    # The refused (rate-limited) request is counted apart from the two served.
+    assert (spend[0]["accepted"], spend[0]["refused"]) == (2, 1)
     assert spend[0]["cost_usd"] == events[0]["cost_usd"] + events[1]["cost_usd"]
     future = (await gov.admin("GET", "/admin/ledger?since=2099-01-01T00:00:00Z")).json()
     assert future["events"] == []

@@ -137,10 +137,10 @@ async def _spend(admin: Admin, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"rows": [row.model_dump() for row in rows]}, indent=2))
         return 0
-    print(f"{args.by}\trequests\tprompt_tokens\tcompletion_tokens\tcost_usd")
+    print(f"{args.by}\taccepted\trefused\tprompt_tokens\tcompletion_tokens\tcost_usd")
     for row in rows:
         print(
-            f"{row.group}\t{row.requests}\t{row.prompt_tokens}\t"
+            f"{row.group}\t{row.accepted}\t{row.refused}\t{row.prompt_tokens}\t"
             f"{row.completion_tokens}\t{row.cost_usd:.6f}"
         )
     return 0

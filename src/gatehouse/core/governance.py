@@ -115,6 +115,9 @@ class UsageEvent(_Record):
     team: str | None = None
     org: str | None = None
     endpoint: str
+    # What caused the call when made on a caller's behalf: ``rag.ingest``,
+    # ``rag.search``, ``rag.answer`` (None for a direct API call).
+    tag: str | None = None
     model: str
     deployment: str | None = None
     status: str
@@ -151,8 +154,13 @@ class AuditEntry(_Record):
 
 
 class SpendRow(_Record):
+    """One group's spend. ``requests`` counts every recorded request;
+    ``accepted`` those served, ``refused`` the rest (limits, budgets, errors)."""
+
     group: str
     requests: int
+    accepted: int
+    refused: int
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from gatehouse.core.errors import PermissionDeniedError
+
 PrincipalKind = Literal["anonymous", "local", "master", "key", "jwt"]
 
 ALL_SCOPES = frozenset({"chat", "embeddings", "rag:read", "rag:write", "admin"})
@@ -30,6 +32,12 @@ class Principal:
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def require(self, scope: str) -> None:
+        """Raise 403 unless this caller holds ``scope``: the one scope check that
+        routes and the pipeline share."""
+        if scope not in self.scopes:
+            raise PermissionDeniedError(f"This credential lacks the '{scope}' scope.")
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

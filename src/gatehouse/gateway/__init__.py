@@ -1,5 +1,6 @@
 """The gateway: model registry and the request pipeline in front of the providers."""
 
+from gatehouse.gateway.client import CallerClient, ModelClient
 from gatehouse.gateway.pipeline import (
     CallContext,
     ChatStream,
@@ -13,9 +14,11 @@ from gatehouse.gateway.service import Check, Gateway, build_gateway
 
 __all__ = [
     "CallContext",
+    "CallerClient",
     "ChatStream",
     "Check",
     "Gateway",
+    "ModelClient",
     "ModelEntry",
     "ModelGroup",
     "ModelRegistry",

@@ -99,9 +99,9 @@ class AuthStage:
         if ctx.principal is None:
             ctx.principal = await self._auth.authenticate(ctx.headers)
         principal = ctx.principal
-        scope = _ENDPOINT_SCOPES[ctx.endpoint]
-        if not principal.has_scope(scope):
-            raise PermissionDeniedError(f"This key lacks the '{scope}' scope.")
+        # HTTP routes checked their own scope already; this is the check for
+        # the calls made on a caller's behalf (RAG, CLI), with the same rule.
+        principal.require(_ENDPOINT_SCOPES[ctx.endpoint])
         if not principal.may_use(ctx.model):
             raise PermissionDeniedError(
                 f"This key may not use the model '{ctx.model}'.", param="model"

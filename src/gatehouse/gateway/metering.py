@@ -101,6 +101,7 @@ class MeteringStage:
             "team": principal.team,
             "org": principal.org,
             "endpoint": ctx.endpoint,
+            "tag": ctx.tag,
             "model": ctx.model,
             "deployment": ctx.deployment,
             "status": status,

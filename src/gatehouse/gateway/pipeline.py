@@ -45,7 +45,8 @@ class CallContext:
     (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
     call), ``cache`` (the cache), ``coalesced`` (true when this request shared
     another identical in-flight request's upstream call). ``response_headers``
-    are added to the HTTP response by the server.
+    are added to the HTTP response by the server. ``tag`` names what caused a
+    call made on a caller's behalf (``rag.answer``, ...); the ledger keeps it.
     """
 
     request_id: str
@@ -59,6 +60,7 @@ class CallContext:
     first_token_at: float | None = None
     cache: CacheStatus | None = None
     coalesced: bool = False
+    tag: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     _charge: tuple[Usage, TokenCounts, float] | None = None
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
 from gatehouse.core.ids import request_id as new_request_id
-from gatehouse.core.principal import LOCAL
+from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -21,7 +21,7 @@ from gatehouse.core.types import (
 )
 from gatehouse.gateway.cache import cache_stages
 from gatehouse.gateway.observer import Observer, ObserveStage
-from gatehouse.gateway.pipeline import CallContext, ChatStream, Result, Stage, chain
+from gatehouse.gateway.pipeline import CallContext, ChatStream, Endpoint, Result, Stage, chain
 from gatehouse.gateway.registry import (
     ModelGroup,
     ModelRegistry,
@@ -81,24 +81,36 @@ class Gateway:
         """Run one call; a streamed chat returns an async iterator of chunks."""
         return await self._handle(ctx)
 
-    # -- conveniences for in-process callers (CLI, RAG), as the local principal --
+    # -- in-process calls (CLI, RAG): as ``principal``, the local one by default --
 
-    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
-        result = await self.handle(
-            _local_context("chat", request.model_copy(update={"stream": False}))
-        )
+    async def chat(
+        self,
+        request: ChatCompletionRequest,
+        *,
+        principal: Principal = LOCAL,
+        tag: str | None = None,
+    ) -> ChatCompletion:
+        ctx = _context("chat", request.model_copy(update={"stream": False}), principal, tag)
+        result = await self.handle(ctx)
         assert isinstance(result, ChatCompletion)
         return result
 
-    async def chat_stream(self, request: ChatCompletionRequest) -> ChatStream:
-        result = await self.handle(
-            _local_context("chat", request.model_copy(update={"stream": True}))
-        )
+    async def chat_stream(
+        self,
+        request: ChatCompletionRequest,
+        *,
+        principal: Principal = LOCAL,
+        tag: str | None = None,
+    ) -> ChatStream:
+        ctx = _context("chat", request.model_copy(update={"stream": True}), principal, tag)
+        result = await self.handle(ctx)
         assert not isinstance(result, ChatCompletion | EmbeddingResponse)
         return result
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        result = await self.handle(_local_context("embeddings", request))
+    async def embed(
+        self, request: EmbeddingRequest, *, principal: Principal = LOCAL, tag: str | None = None
+    ) -> EmbeddingResponse:
+        result = await self.handle(_context("embeddings", request, principal, tag))
         assert isinstance(result, EmbeddingResponse)
         return result
 
@@ -162,14 +174,19 @@ async def _observe(
         yield chunk
 
 
-def _local_context(endpoint: str, request: ChatCompletionRequest | EmbeddingRequest) -> CallContext:
-    ctx = CallContext(
+def _context(
+    endpoint: Endpoint,
+    request: ChatCompletionRequest | EmbeddingRequest,
+    principal: Principal,
+    tag: str | None,
+) -> CallContext:
+    return CallContext(
         request_id=new_request_id(),
-        endpoint="chat" if endpoint == "chat" else "embeddings",
+        endpoint=endpoint,
         request=request,
+        principal=principal,
+        tag=tag,
     )
-    ctx.principal = LOCAL
-    return ctx
 
 
 def build_gateway(
@@ -191,7 +208,7 @@ def build_gateway(
     router = Router(registry, settings.router, observer=observer)
 
     def embed_call(request: EmbeddingRequest) -> Awaitable[EmbeddingResponse]:
-        return router.embed(_local_context("embeddings", request), request)
+        return router.embed(_context("embeddings", request, LOCAL, None), request)
 
     from gatehouse.gateway.governance import Governance
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gatehouse.rag import filters
+from gatehouse.rag.access import Owner
 from gatehouse.rag.index import VectorIndex
 from gatehouse.rag.keyword import BM25Index
 from gatehouse.rag.models import CollectionSpec, SearchHit
@@ -35,10 +36,13 @@ class Collection:
         *,
         ann_threshold: int = ANN_THRESHOLD,
         vector_backend: Callable[[int], VectorIndex] | None = None,
+        owner: Owner | None = None,
     ) -> None:
-        """``vector_backend`` builds the vector index for a dimension (default: embedded)."""
+        """``vector_backend`` builds the vector index for a dimension (default: embedded);
+        ``owner``: who may see it besides administrators (see :mod:`gatehouse.rag.access`)."""
         self.directory = directory
         self.spec = spec
+        self.owner = owner
         self._ann_threshold = ann_threshold
         self._lock = threading.Lock()
         self._generation = -1

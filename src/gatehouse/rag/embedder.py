@@ -10,7 +10,7 @@ import numpy as np
 
 from gatehouse.core.errors import UpstreamError
 from gatehouse.core.types import EmbeddingRequest
-from gatehouse.gateway import Gateway
+from gatehouse.gateway import ModelClient
 
 BATCH_SIZE = 64
 CONCURRENCY = 8
@@ -32,13 +32,13 @@ class GatewayEmbedder:
 
     def __init__(
         self,
-        gateway: Gateway,
+        client: ModelClient,
         model: str,
         *,
         batch_size: int = BATCH_SIZE,
         concurrency: int = CONCURRENCY,
     ) -> None:
-        self.gateway = gateway
+        self.client = client
         self.model = model
         self.batch_size = batch_size
         self.concurrency = concurrency
@@ -51,7 +51,7 @@ class GatewayEmbedder:
         async def send(batch: list[int]) -> list[list[float]]:
             async with slots:
                 request = EmbeddingRequest(model=self.model, input=[texts[i] for i in batch])
-                response = await self.gateway.embed(request)
+                response = await self.client.embed(request)
             if len(response.data) != len(batch):
                 raise UpstreamError(
                     f"{self.model} returned {len(response.data)} embeddings for {len(batch)} inputs"

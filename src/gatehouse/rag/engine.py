@@ -1,5 +1,12 @@
 """The RAG engine: collections on disk, ingestion, search. What server and CLI call.
 
+Every operation runs as a caller (a :class:`Principal`; the in-process one by
+default). A caller sees only the collections it may access (see
+:mod:`gatehouse.rag.access`; others are 404), and every model call that an
+operation makes (embeddings, generation, query rewriting, LLM reranking)
+goes through the gateway's whole pipeline as that caller, tagged in the
+ledger with the operation (``rag.ingest``, ``rag.search``, ``rag.answer``).
+
 Collections live under ``<data_dir>/rag/<name>/`` (``collection.json`` with
 the settings, ``chunks.db`` with everything else). Creating a collection
 writes its folder under a temporary name and renames it into place, so a
@@ -24,8 +31,16 @@ from gatehouse.core.errors import (
     ServiceUnavailableError,
     ValidationFailedError,
 )
-from gatehouse.core.types import ChatCompletionRequest, ChatMessage
-from gatehouse.gateway import Gateway
+from gatehouse.core.principal import LOCAL, Principal
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessage,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from gatehouse.gateway import CallerClient, ChatStream, Gateway, ModelClient
+from gatehouse.rag.access import Owner, OwnerKind, may_access, owner_for
 from gatehouse.rag.answer import NO_ANSWER, Context, assemble, citations
 from gatehouse.rag.collection import Collection
 from gatehouse.rag.cross_encoder import CrossEncoderReranker
@@ -94,7 +109,14 @@ class RagEngine:
 
     # -- collections --
 
-    def create_collection(self, spec: CollectionSpec) -> CollectionInfo:
+    def create_collection(
+        self, spec: CollectionSpec, *, caller: Principal = LOCAL, owner: OwnerKind | None = None
+    ) -> CollectionInfo:
+        """A new collection owned by ``caller``'s team (or key, or ``owner``).
+
+        Names are global, like bucket names: a name taken by any owner is a 409.
+        """
+        owned_by = owner_for(caller, owner)
         target = self.root / spec.name
         if target.exists():
             raise ConflictError(f"collection '{spec.name}' already exists", param="name")
@@ -105,7 +127,11 @@ class RagEngine:
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".new-{uuid.uuid4().hex}"
         staging.mkdir()
-        record = {**spec.model_dump(), "created_at": int(time.time())}
+        record = {
+            **spec.model_dump(),
+            "created_at": int(time.time()),
+            "owner": None if owned_by is None else owned_by.model_dump(),
+        }
         (staging / "collection.json").write_bytes(orjson.dumps(record))
         Store(staging).close()
         try:
@@ -113,16 +139,23 @@ class RagEngine:
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
             raise ConflictError(f"collection '{spec.name}' already exists", param="name") from None
-        return self.describe(spec.name)
+        return self.describe(spec.name, caller=caller)
 
-    def collections(self) -> list[CollectionInfo]:
+    def collections(self, *, caller: Principal = LOCAL) -> list[CollectionInfo]:
+        """The collections ``caller`` may access, by name."""
         if not self.root.is_dir():
             return []
         names = sorted(p.name for p in self.root.iterdir() if (p / "collection.json").is_file())
-        return [self.describe(name) for name in names]
+        found = []
+        for name in names:
+            try:
+                found.append(self.describe(name, caller=caller))
+            except NotFoundError:  # not the caller's, or deleted meanwhile
+                continue
+        return found
 
-    def describe(self, name: str) -> CollectionInfo:
-        collection = self.collection(name)
+    def describe(self, name: str, *, caller: Principal = LOCAL) -> CollectionInfo:
+        collection = self.collection(name, caller=caller)
         record = orjson.loads((collection.directory / "collection.json").read_bytes())
         with _closing(collection.store()) as store:
             documents, chunks = store.counts()
@@ -133,6 +166,7 @@ class RagEngine:
             chunks=chunks,
             dimensions=dimensions,
             created_at=int(record.get("created_at", 0)),
+            owner=collection.owner,
         )
 
     def _chroma_backend(self, name: str) -> Callable[[int], VectorIndex] | None:
@@ -147,8 +181,8 @@ class RagEngine:
 
         return build
 
-    def delete_collection(self, name: str) -> None:
-        directory = self.collection(name).directory
+    def delete_collection(self, name: str, *, caller: Principal = LOCAL) -> None:
+        directory = self.collection(name, caller=caller).directory
         if self.chroma_url is not None:
             from gatehouse.rag.chroma import ChromaVectorIndex
 
@@ -160,24 +194,30 @@ class RagEngine:
         directory.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def collection(self, name: str) -> Collection:
+    def collection(self, name: str, *, caller: Principal = LOCAL) -> Collection:
+        """The open collection ``name``; 404 when absent or not ``caller``'s to see."""
         directory = self.root / name
         config = directory / "collection.json"
+        missing = NotFoundError(f"collection '{name}' does not exist", param="collection")
         if not name or name.startswith(".") or "/" in name or not config.is_file():
             self._open.pop(name, None)
-            raise NotFoundError(f"collection '{name}' does not exist", param="collection")
+            raise missing
         opened = self._open.get(name)
         if opened is None:
             record = orjson.loads(config.read_bytes())
             spec = CollectionSpec.model_validate(
                 {k: v for k, v in record.items() if k in CollectionSpec.model_fields}
             )
+            owner = record.get("owner")
             opened = self._open[name] = Collection(
                 directory,
                 spec,
                 ann_threshold=self.ann_threshold,
                 vector_backend=self._chroma_backend(name),
+                owner=None if owner is None else Owner.model_validate(owner),
             )
+        if not may_access(opened.owner, caller):
+            raise missing
         return opened
 
     # -- documents --
@@ -197,14 +237,14 @@ class RagEngine:
                 )
 
     async def add_documents(
-        self, name: str, documents: Sequence[DocumentIn], *, prune_source_prefix: str | None = None
+        self, name: str, documents: Sequence[DocumentIn], *, caller: Principal = LOCAL
     ) -> IngestResult:
         """Ingest documents: unchanged ones are skipped, changed ones replaced atomically.
 
         Every document is validated before anything is written; the whole
         batch is then written in one transaction.
         """
-        collection = self.collection(name)
+        collection = self.collection(name, caller=caller)
         spec = collection.spec
         self.validate(documents)
         ids = [d.id or generated_id(d) for d in documents]
@@ -236,7 +276,7 @@ class RagEngine:
             chunked = await chunk_documents(
                 [(document, record.id) for record, document, _ in pending],
                 spec,
-                self._embedder_for(spec),
+                self._embedder_for(spec, self._client(caller, "rag.ingest")),
             )
             batch = []
             for (record, _, replacing), chunks in zip(pending, chunked, strict=True):
@@ -253,20 +293,24 @@ class RagEngine:
             await asyncio.to_thread(collection.sync)
         return result
 
-    async def index(self, name: str) -> None:
+    async def index(self, name: str, *, caller: Principal = LOCAL) -> None:
         """Load ``name``'s search indexes here and bring them (and the saved graph) up to date.
 
         ``gatehouse ingest`` calls it after a run that wrote a large collection,
         so the server's first open loads the graph instead of building it.
         """
-        await asyncio.to_thread(self.collection(name).sync)
+        await asyncio.to_thread(self.collection(name, caller=caller).sync)
 
-    def documents(self, name: str, *, limit: int = 100, after: str = "") -> list[DocumentInfo]:
-        with _closing(self.collection(name).store()) as store:
+    def documents(
+        self, name: str, *, limit: int = 100, after: str = "", caller: Principal = LOCAL
+    ) -> list[DocumentInfo]:
+        with _closing(self.collection(name, caller=caller).store()) as store:
             return [_info(r) for r in store.documents(limit=limit, after=after)]
 
-    def document(self, name: str, document_id: str) -> tuple[DocumentInfo, list[dict[str, object]]]:
-        with _closing(self.collection(name).store()) as store:
+    def document(
+        self, name: str, document_id: str, *, caller: Principal = LOCAL
+    ) -> tuple[DocumentInfo, list[dict[str, object]]]:
+        with _closing(self.collection(name, caller=caller).store()) as store:
             record = store.document(document_id)
             if record is None:
                 raise NotFoundError(
@@ -275,8 +319,10 @@ class RagEngine:
                 )
             return _info(record), store.chunks_of(document_id)
 
-    def delete_documents(self, name: str, document_ids: Sequence[str]) -> int:
-        with _closing(self.collection(name).store()) as store:
+    def delete_documents(
+        self, name: str, document_ids: Sequence[str], *, caller: Principal = LOCAL
+    ) -> int:
+        with _closing(self.collection(name, caller=caller).store()) as store:
             return store.delete_documents(document_ids)
 
     def prune(self, name: str, prefix: str, keep: set[str]) -> int:
@@ -300,34 +346,42 @@ class RagEngine:
         diversity: float | None = None,
         expansion: Expansion = "none",
         rerank: Rerank = "none",
+        caller: Principal = LOCAL,
     ) -> list[SearchHit]:
         """Best chunks for ``query``. ``expansion`` rewrites the query through the
         chat model first: ``multi_query`` searches several phrasings and fuses
         them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query.
         ``rerank`` reorders the hits: ``llm`` by the chat model's grades,
         ``cross_encoder`` by the collection's cross-encoder."""
-        if rerank != "none":
-            reranker = self._reranker(name, rerank)
-            hits = await self.search(
-                name,
-                query,
-                top_k=top_k,
-                mode=mode,
-                where=where,
-                diversity=diversity,
-                expansion=expansion,
-            )
-            return await reranker.rerank(query, hits)
-        collection = self.collection(name)
+        collection = self.collection(name, caller=caller)
+        client = self._client(caller, "rag.search")
+        hits = await self._search(
+            collection, query, top_k, mode, where, diversity, expansion, client
+        )
+        if rerank == "none":
+            return hits
+        return await self._reranker(collection, rerank, client).rerank(query, hits)
+
+    async def _search(
+        self,
+        collection: Collection,
+        query: str,
+        top_k: int,
+        mode: Mode,
+        where: dict[str, object] | None,
+        diversity: float | None,
+        expansion: Expansion,
+        client: ModelClient,
+    ) -> list[SearchHit]:
         spec = collection.spec
         if expansion == "multi_query":
-            return await self._multi_query(name, query, top_k, mode, where, diversity)
+            return await self._multi_query(collection, query, top_k, mode, where, diversity, client)
         vector = None
         if mode != "keyword":
             texts = [query]
             if expansion == "hyde":
-                texts.append(await hypothetical_document(self._gateway(), self.answer_model, query))
-            vectors = await self._embedder_for(spec).embed(texts)
+                texts.append(await hypothetical_document(client, self.answer_model, query))
+            vectors = await self._embedder_for(spec, client).embed(texts)
             mean = vectors.mean(axis=0)
             vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
         tokens = tokenizer_for(spec.embedding_model)
@@ -343,19 +397,20 @@ class RagEngine:
 
     async def _multi_query(
         self,
-        name: str,
+        collection: Collection,
         query: str,
         top_k: int,
         mode: Mode,
         where: dict[str, object] | None,
         diversity: float | None,
+        client: ModelClient,
     ) -> list[SearchHit]:
-        queries = await multi_query(self._gateway(), self.answer_model, query)
+        queries = await multi_query(client, self.answer_model, query)
         lists: dict[str, list[tuple[str, float]]] = {}
         hits: dict[str, SearchHit] = {}
         for index, text in enumerate(queries):
-            found = await self.search(
-                name, text, top_k=top_k, mode=mode, where=where, diversity=diversity
+            found = await self._search(
+                collection, text, top_k, mode, where, diversity, "none", client
             )
             lists[str(index)] = [(h.chunk_id, h.score) for h in found]
             hits.update((h.chunk_id, h) for h in found if h.chunk_id not in hits)
@@ -365,7 +420,7 @@ class RagEngine:
         ]
 
     async def prepare_answer(
-        self, name: str, request: AnswerRequest
+        self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
     ) -> tuple[Context | None, list[SearchHit]]:
         """Retrieve for ``request`` and build the model's context.
 
@@ -373,27 +428,35 @@ class RagEngine:
         chunk shares a keyword with the question and none is semantically
         close (cosine below ``MIN_DENSE_SIMILARITY``).
         """
+        collection = self.collection(name, caller=caller)
+        return await self._prepare_answer(collection, request, self._client(caller, "rag.answer"))
+
+    async def _prepare_answer(
+        self, collection: Collection, request: AnswerRequest, client: ModelClient
+    ) -> tuple[Context | None, list[SearchHit]]:
         top_k = request.top_k or ANSWER_TOP_K
         history = [ChatMessage(role=m.role, content=m.content) for m in request.history]
         if request.condense and history:
-            standalone = await condense(self._gateway(), self.answer_model, history, request.query)
+            standalone = await condense(client, self.answer_model, history, request.query)
             request = request.model_copy(update={"query": standalone})
-        hits = await self.search(
-            name, request.query, top_k=top_k, where=request.filter, expansion=request.expansion
+        where = request.filter
+        hits = await self._search(
+            collection, request.query, top_k, "hybrid", where, None, request.expansion, client
         )
         if not hits:
             return None, hits
-        spec = self.collection(name).spec
-        keyword = await self.search(
-            name, request.query, top_k=1, mode="keyword", where=request.filter
+        keyword = await self._search(
+            collection, request.query, 1, "keyword", where, None, "none", client
         )
-        dense = await self.search(name, request.query, top_k=1, mode="dense", where=request.filter)
+        dense = await self._search(
+            collection, request.query, 1, "dense", where, None, "none", client
+        )
         if not keyword and (not dense or dense[0].score < MIN_DENSE_SIMILARITY):
             return None, hits
         context = assemble(
             request.query,
             hits,
-            tokenizer_for(spec.embedding_model),
+            tokenizer_for(collection.spec.embedding_model),
             self.context_tokens,
             history[-HISTORY_TURNS:],
         )
@@ -407,26 +470,34 @@ class RagEngine:
             temperature=0.0,
         )
 
-    async def answer(self, name: str, request: AnswerRequest) -> AnswerResponse:
+    async def answer(
+        self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
+    ) -> AnswerResponse:
         """A grounded answer with numbered citations (not streamed)."""
-        context, hits = await self.prepare_answer(name, request)
+        collection = self.collection(name, caller=caller)
+        client = self._client(caller, "rag.answer")
+        context, hits = await self._prepare_answer(collection, request, client)
         if context is None:
             return AnswerResponse(answer=NO_ANSWER, citations=[], results=hits)
-        completion = await self._gateway().chat(self.chat_request(context, request))
+        completion = await client.chat(self.chat_request(context, request))
         text = completion.choices[0].message.content or ""
         cited = [CitationOut(**c.model_dump()) for c in citations(text, context.sources)]
         return AnswerResponse(answer=text.strip(), citations=cited, results=hits)
 
-    async def answer_stream(self, name: str, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+    async def answer_stream(
+        self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
+    ) -> AsyncIterator[AnswerEvent]:
         """The answer as events: the results, then text deltas, then the citations."""
-        context, hits = await self.prepare_answer(name, request)
+        collection = self.collection(name, caller=caller)
+        client = self._client(caller, "rag.answer")
+        context, hits = await self._prepare_answer(collection, request, client)
         yield AnswerEvent(type="results", results=hits)
         if context is None:
             yield AnswerEvent(type="delta", content=NO_ANSWER)
             yield AnswerEvent(type="done", answer=NO_ANSWER, citations=[])
             return
         parts: list[str] = []
-        async for chunk in await self._gateway().chat_stream(self.chat_request(context, request)):
+        async for chunk in await client.chat_stream(self.chat_request(context, request)):
             for choice in chunk.choices:
                 if choice.delta.content:
                     parts.append(choice.delta.content)
@@ -435,15 +506,15 @@ class RagEngine:
         cited = [CitationOut(**c.model_dump()) for c in citations(text, context.sources)]
         yield AnswerEvent(type="done", answer=text, citations=cited)
 
-    def _reranker(self, name: str, kind: Rerank) -> Reranker:
+    def _reranker(self, collection: Collection, kind: Rerank, client: ModelClient) -> Reranker:
         if kind == "llm":
-            return LLMReranker(self._gateway(), self.answer_model)
-        configured = self.collection(name).spec.cross_encoder
+            return LLMReranker(client, self.answer_model)
+        configured = collection.spec.cross_encoder
         if configured is None:
             raise ValidationFailedError(
-                f"collection '{name}' has no cross_encoder setting (no cross-encoder ships "
-                "with gatehouse): create the collection with cross_encoder set to the folder "
-                "of a sentence-transformers CrossEncoder",
+                f"collection '{collection.spec.name}' has no cross_encoder setting (no "
+                "cross-encoder ships with gatehouse): create the collection with cross_encoder "
+                "set to the folder of a sentence-transformers CrossEncoder",
                 param="rerank",
             )
         reranker = self._cross_encoders.get(configured)
@@ -451,17 +522,36 @@ class RagEngine:
             reranker = self._cross_encoders[configured] = CrossEncoderReranker(Path(configured))
         return reranker
 
-    def _gateway(self) -> Gateway:
+    def _client(self, caller: Principal, tag: str) -> ModelClient:
+        """Model calls as ``caller``, tagged with the operation that makes them."""
         if self.gateway is None:
-            raise ServiceUnavailableError("no gateway configured for answering")
-        return self.gateway
+            return _NO_GATEWAY
+        return CallerClient(self.gateway, caller, tag)
 
-    def _embedder_for(self, spec: CollectionSpec) -> Embedder:
+    def _embedder_for(self, spec: CollectionSpec, client: ModelClient) -> Embedder:
         if self._embedder is not None:
             return self._embedder
-        if self.gateway is None:
-            raise ValidationFailedError("no gateway configured for embeddings")
-        return GatewayEmbedder(self.gateway, spec.embedding_model)
+        return GatewayEmbedder(client, spec.embedding_model)
+
+
+class _NoGateway:
+    """The model client of an engine built without a gateway (keyword search only)."""
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
+        raise _unavailable()
+
+    async def chat_stream(self, request: ChatCompletionRequest) -> ChatStream:
+        raise _unavailable()
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        raise _unavailable()
+
+
+def _unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError("no gateway configured for model calls")
+
+
+_NO_GATEWAY = _NoGateway()
 
 
 class _closing:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gatehouse.rag.access import Owner, OwnerKind
 from gatehouse.rag.text import LANGUAGES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -61,9 +62,20 @@ class CollectionSpec(_Strict):
         return value
 
 
+class CollectionCreate(CollectionSpec):
+    """What ``POST /v1/rag/collections`` takes: the settings, and who shares it.
+
+    ``owner`` is ``team`` (the default when the key has a team), ``key`` or
+    ``org``: the callers of that team, key or organisation see the collection.
+    """
+
+    owner: OwnerKind | None = None
+
+
 class CollectionInfo(CollectionSpec):
     """A collection as listed: its settings plus counts."""
 
+    owner: Owner | None = None
     documents: int = 0
     chunks: int = 0
     dimensions: int | None = None

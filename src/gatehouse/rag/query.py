@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
-from gatehouse.gateway import Gateway
+from gatehouse.gateway import ModelClient
 
 CONDENSE_PROMPT = (
     "Rewrite the user's last question as one standalone question that needs no "
@@ -22,7 +22,7 @@ MULTI_QUERY_PROMPT = (
 HYDE_PROMPT = "Write a short passage (3 sentences) that answers the question."
 
 
-async def _complete(gateway: Gateway, model: str, system: str, user: str, limit: int) -> str:
+async def _complete(client: ModelClient, model: str, system: str, user: str, limit: int) -> str:
     request = ChatCompletionRequest(
         model=model,
         messages=[
@@ -32,26 +32,26 @@ async def _complete(gateway: Gateway, model: str, system: str, user: str, limit:
         max_tokens=limit,
         temperature=0.0,
     )
-    completion = await gateway.chat(request)
+    completion = await client.chat(request)
     return (completion.choices[0].message.content or "").strip()
 
 
 async def condense(
-    gateway: Gateway, model: str, history: Sequence[ChatMessage], question: str
+    client: ModelClient, model: str, history: Sequence[ChatMessage], question: str
 ) -> str:
     """The last turn as a standalone question; the question itself without history."""
     if not history:
         return question
     transcript = "\n".join(f"{m.role}: {m.text()}" for m in history[-6:])
     rewritten = await _complete(
-        gateway, model, CONDENSE_PROMPT, f"{transcript}\nuser: {question}", 64
+        client, model, CONDENSE_PROMPT, f"{transcript}\nuser: {question}", 64
     )
     return rewritten.splitlines()[0].strip() if rewritten.strip() else question
 
 
-async def multi_query(gateway: Gateway, model: str, question: str, n: int = 3) -> list[str]:
+async def multi_query(client: ModelClient, model: str, question: str, n: int = 3) -> list[str]:
     """The question plus up to ``n`` distinct rephrasings from the model."""
-    reply = await _complete(gateway, model, MULTI_QUERY_PROMPT.format(n=n), question, 96)
+    reply = await _complete(client, model, MULTI_QUERY_PROMPT.format(n=n), question, 96)
     queries = [question]
     for line in reply.splitlines():
         line = line.strip().lstrip("-*0123456789. )").strip()
@@ -60,6 +60,6 @@ async def multi_query(gateway: Gateway, model: str, question: str, n: int = 3) -
     return queries[: n + 1]
 
 
-async def hypothetical_document(gateway: Gateway, model: str, question: str) -> str:
+async def hypothetical_document(client: ModelClient, model: str, question: str) -> str:
     """HyDE: a passage the model imagines answers the question (embedded instead of it)."""
-    return await _complete(gateway, model, HYDE_PROMPT, question, 128)
+    return await _complete(client, model, HYDE_PROMPT, question, 128)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
-from gatehouse.gateway import Gateway
+from gatehouse.gateway import ModelClient
 from gatehouse.rag.models import SearchHit
 
 GRADE_PROMPT = (
@@ -32,8 +32,8 @@ class Reranker(Protocol):
 class LLMReranker:
     """Grades each hit with a chat model; an unparseable reply grades 0."""
 
-    def __init__(self, gateway: Gateway, model: str) -> None:
-        self.gateway = gateway
+    def __init__(self, client: ModelClient, model: str) -> None:
+        self.client = client
         self.model = model
 
     async def rerank(self, query: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
@@ -50,7 +50,7 @@ class LLMReranker:
                 max_tokens=4,
                 temperature=0.0,
             )
-            reply = (await self.gateway.chat(request)).choices[0].message.content or ""
+            reply = (await self.client.chat(request)).choices[0].message.content or ""
             graded.append(hit.model_copy(update={"score": parse_grade(reply)}))
         return sorted(graded, key=lambda h: h.score, reverse=True)
 

@@ -7,7 +7,7 @@ import gc
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, cast
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,6 +26,7 @@ from gatehouse.core.errors import (
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.observability import DeploymentState, Metrics
 from gatehouse.observability.governance import GovernanceCollector
+from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
@@ -67,7 +68,11 @@ def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlet
             document.update(build_openapi(specs, title="gatehouse", version=__version__))
         return JSONResponse(document)
 
-    specs.append(RouteSpec("GET", "/openapi.json", openapi_json, summary="This OpenAPI document"))
+    specs.append(
+        RouteSpec(
+            "GET", "/openapi.json", openapi_json, summary="This OpenAPI document", scope=PUBLIC
+        )
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -114,11 +119,7 @@ def _settle_heap() -> None:
 
 
 def _hot_routes(specs: list[RouteSpec]) -> dict[str, RawEndpoint]:
-    return {
-        spec.path: cast(RawEndpoint, spec.endpoint)
-        for spec in specs
-        if spec.raw and spec.method == "POST"
-    }
+    return {spec.path: spec.guarded() for spec in specs if spec.raw and spec.method == "POST"}
 
 
 def create_app_from_environment() -> Starlette:

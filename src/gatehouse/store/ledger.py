@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -85,13 +85,17 @@ class LedgerStore:
             return int(await conn.scalar(query) or 0)
 
     async def spend(self, group_by: GroupBy, *, since: float = 0.0) -> list[SpendRow]:
-        """Totals per group since a time, successful and failed calls alike."""
+        """Totals per group since a time: requests accepted and refused apart
+        (a refused request is any that did not end ``ok``: limits, budgets,
+        policy and upstream errors), tokens and cost of all."""
         table = schema.ledger
         column = _GROUP_COLUMNS[group_by]
+        accepted = func.coalesce(func.sum(case((table.c.status == OK_STATUS, 1), else_=0)), 0)
         query = (
             select(
                 column.label("group"),
                 func.count().label("requests"),
+                accepted.label("accepted"),
                 func.coalesce(func.sum(table.c.prompt_tokens), 0).label("prompt_tokens"),
                 func.coalesce(func.sum(table.c.completion_tokens), 0).label("completion_tokens"),
                 func.coalesce(func.sum(table.c.cost_usd), 0.0).label("cost_usd"),
@@ -106,6 +110,8 @@ class LedgerStore:
             SpendRow(
                 group=row.group if row.group is not None else "(none)",
                 requests=int(row.requests),
+                accepted=int(row.accepted),
+                refused=int(row.requests) - int(row.accepted),
                 prompt_tokens=int(row.prompt_tokens),
                 completion_tokens=int(row.completion_tokens),
                 cost_usd=float(row.cost_usd),

@@ -90,6 +90,7 @@ ledger = Table(
     Column("team", String(200)),
     Column("org", String(200)),  # migration 0002
     Column("endpoint", String(32), nullable=False),
+    Column("tag", String(64)),  # migration 0003
     Column("model", String(200), nullable=False),
     Column("deployment", String(200)),
     Column("status", String(64), nullable=False),

@@ -1,7 +1,7 @@
 """The admin API: keys, teams, users, spend, ledger and audit, under ``/admin``.
 
-Every call needs a credential with the ``admin`` scope (the master key, or a
-virtual key or JWT granted it). The work happens in
+Every route declares the ``admin`` scope (the master key, or a virtual key or
+JWT granted it), which the route table checks before the endpoint runs. The work happens in
 :class:`gatehouse.gateway.admin.Admin`; these endpoints only translate HTTP.
 """
 
@@ -12,13 +12,9 @@ from typing import Any, Literal, get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gatehouse.core.errors import (
-    NotFoundError,
-    PermissionDeniedError,
-    ValidationFailedError,
-)
+from gatehouse.core.errors import NotFoundError, ValidationFailedError
 from gatehouse.core.governance import SubjectKind
-from gatehouse.core.principal import ANONYMOUS, Principal
+from gatehouse.core.principal import Principal
 from gatehouse.gateway.admin import Admin, KeyCreate, KeyUpdate, SubjectPut, parse_since
 from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
@@ -28,25 +24,12 @@ GroupBy = Literal["key", "team", "user", "org", "model"]
 MAX_LIMIT = 10_000
 
 
-async def require_admin(request: Request) -> Principal:
-    """The caller, if it may use the admin API; else 401/403. Every ``/admin``
-    route calls this first."""
-    governance: Governance | None = request.app.state.gateway.governance
-    if governance is None:
-        # No governance wired (an embedded gateway): nobody to check against.
-        return ANONYMOUS
-    principal: Principal = await governance.authenticator.authenticate(request.headers)
-    if not principal.has_scope("admin"):
-        raise PermissionDeniedError("This credential lacks the 'admin' scope.")
-    return principal
-
-
 async def _admin(request: Request) -> tuple[Admin, str]:
-    """The admin service and the caller's id, or 401/403."""
-    principal = await require_admin(request)
+    """The admin service and the caller's id (the route table checked the scope)."""
     governance: Governance | None = request.app.state.gateway.governance
     if governance is None:
         raise NotFoundError("Administration is not enabled on this server.")
+    principal: Principal = request.state.principal
     return governance.admin, principal.id
 
 
@@ -138,17 +121,16 @@ def _subject_routes(kind: SubjectKind) -> list[RouteSpec]:
 
     path = f"/admin/{plural}"
     return [
-        RouteSpec("GET", path, listing, summary=f"List {plural}", tag="admin"),
-        RouteSpec("GET", path + "/{id}", get, summary=f"Describe one {kind}", tag="admin"),
-        RouteSpec(
+        _spec("GET", path, listing, f"List {plural}"),
+        _spec("GET", path + "/{id}", get, f"Describe one {kind}"),
+        _spec(
             "PUT",
             path + "/{id}",
             put,
-            summary=f"Create or replace a {kind} (limits, budget)",
+            f"Create or replace a {kind} (limits, budget)",
             request_model=SubjectPut,
-            tag="admin",
         ),
-        RouteSpec("DELETE", path + "/{id}", delete, summary=f"Delete a {kind}", tag="admin"),
+        _spec("DELETE", path + "/{id}", delete, f"Delete a {kind}"),
     ]
 
 
@@ -179,7 +161,7 @@ async def audit(request: Request) -> Response:
 
 
 def _spec(method: str, path: str, endpoint: Any, summary: str, **extra: Any) -> RouteSpec:
-    return RouteSpec(method, path, endpoint, summary=summary, tag="admin", **extra)
+    return RouteSpec(method, path, endpoint, summary=summary, tag="admin", scope="admin", **extra)
 
 
 ROUTES = [

@@ -23,6 +23,7 @@ async def messages(request: Request) -> Response:
             endpoint="chat",
             request=inbound.to_openai(body),
             headers=request.headers,
+            principal=request.state.principal,
         )
         gateway: Gateway = request.app.state.gateway
         result = await gateway.handle(ctx)
@@ -34,10 +35,14 @@ async def messages(request: Request) -> Response:
             raise TypeError("chat call produced an embedding response")
         first = await anext(result)
     except GatehouseError as exc:
-        return JSONResponse(
-            inbound.error_body(exc), status_code=exc.http_status, headers=error_headers(exc)
-        )
+        return _error(exc)
     return sse_response(_events(body.model, first, result), headers=ctx.response_headers)
+
+
+def _error(exc: GatehouseError) -> Response:
+    return JSONResponse(
+        inbound.error_body(exc), status_code=exc.http_status, headers=error_headers(exc)
+    )
 
 
 async def _events(
@@ -65,5 +70,7 @@ ROUTES = [
         summary="Create a message (Anthropic Messages API; SSE when stream=true)",
         request_model=inbound.MessagesRequest,
         tag="anthropic",
+        scope="chat",
+        error_shape=_error,
     ),
 ]

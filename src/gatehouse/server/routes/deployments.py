@@ -11,7 +11,6 @@ from starlette.responses import Response
 from gatehouse.gateway import Gateway
 from gatehouse.gateway.routing.health import GroupHealth, describe
 from gatehouse.server.http import JSONResponse
-from gatehouse.server.routes.admin import require_admin
 from gatehouse.server.routes.table import RouteSpec
 
 
@@ -20,7 +19,6 @@ class DeploymentsView(BaseModel):
 
 
 async def list_deployments(request: Request) -> Response:
-    await require_admin(request)
     gateway: Gateway = request.app.state.gateway
     view = DeploymentsView(groups=describe(gateway.registry.groups(), time.monotonic()))
     return JSONResponse(view)
@@ -34,5 +32,6 @@ ROUTES = [
         summary="Model groups and the health of their deployments",
         response_model=DeploymentsView,
         tag="admin",
+        scope="admin",
     ),
 ]

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.gateway import Check, Gateway
+from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse
 from gatehouse.server.routes.table import RouteSpec
 
@@ -41,6 +42,6 @@ def _storage_check(data_dir: Path) -> Check:
 
 
 ROUTES = [
-    RouteSpec("GET", "/healthz", healthz, summary="Liveness probe", tag="health"),
-    RouteSpec("GET", "/readyz", readyz, summary="Readiness probe", tag="health"),
+    RouteSpec("GET", "/healthz", healthz, summary="Liveness probe", tag="health", scope=PUBLIC),
+    RouteSpec("GET", "/readyz", readyz, summary="Readiness probe", tag="health", scope=PUBLIC),
 ]

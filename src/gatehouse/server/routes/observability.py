@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.observability import CONTENT_TYPE, Metrics
+from gatehouse.server.authz import PUBLIC
 from gatehouse.server.routes.table import RouteSpec
 
 
@@ -15,5 +16,12 @@ async def metrics(request: Request) -> Response:
 
 
 ROUTES = [
-    RouteSpec("GET", "/metrics", metrics, summary="Prometheus metrics of this process", tag="ops"),
+    RouteSpec(
+        "GET",
+        "/metrics",
+        metrics,
+        summary="Prometheus metrics of this process",
+        tag="ops",
+        scope=PUBLIC,  # scraped by Prometheus; labels carry no secrets or prompts
+    ),
 ]

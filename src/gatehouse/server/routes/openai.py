@@ -25,6 +25,7 @@ from gatehouse.core.types import (
     ModelCard,
 )
 from gatehouse.gateway import CallContext, Gateway
+from gatehouse.server.authz import AUTHENTICATED
 from gatehouse.server.http import (
     SSE_DONE,
     JSONResponse,
@@ -47,8 +48,13 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     """Raw ASGI: this is the hottest route, so it pays for no request/response objects."""
     headers = Headers(scope=scope)
     body = decode_body(headers.get("content-type"), await read_body(receive), ChatCompletionRequest)
+    state = scope["state"]
     ctx = CallContext(
-        request_id=scope["state"]["request_id"], endpoint="chat", request=body, headers=headers
+        request_id=state["request_id"],
+        endpoint="chat",
+        request=body,
+        headers=headers,
+        principal=state["principal"],
     )
     result = await _gateway_of(scope).handle(ctx)
     if isinstance(result, ChatCompletion):
@@ -80,11 +86,13 @@ async def _sse(
 async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
     headers = Headers(scope=scope)
     body = decode_body(headers.get("content-type"), await read_body(receive), EmbeddingRequest)
+    state = scope["state"]
     ctx = CallContext(
-        request_id=scope["state"]["request_id"],
+        request_id=state["request_id"],
         endpoint="embeddings",
         request=body,
         headers=headers,
+        principal=state["principal"],
     )
     result = await _gateway_of(scope).handle(ctx)
     assert isinstance(result, EmbeddingResponse)
@@ -116,6 +124,7 @@ ROUTES = [
         response_model=ChatCompletion,
         stream_model=ChatCompletionChunk,
         tag="openai",
+        scope="chat",
     ),
     RouteSpec(
         "POST",
@@ -126,9 +135,10 @@ ROUTES = [
         request_model=EmbeddingRequest,
         response_model=EmbeddingResponse,
         tag="openai",
+        scope="embeddings",
     ),
     RouteSpec(
-        "GET", "/v1/models", list_models, summary="List models", response_model=None, tag="openai"
+        "GET", "/v1/models", list_models, summary="List models", tag="openai", scope=AUTHENTICATED
     ),
     RouteSpec(
         "GET",
@@ -137,5 +147,6 @@ ROUTES = [
         summary="Describe one model",
         response_model=ModelCard,
         tag="openai",
+        scope=AUTHENTICATED,
     ),
 ]

@@ -1,23 +1,29 @@
 """The RAG routes: collections, documents, search and answers under ``/v1/rag``.
 
-Thin: parse and validate the body, call the :class:`~gatehouse.rag.RagEngine`,
-shape the response. The engine is built on first use and kept on the app.
+Thin: parse and validate the body, call the :class:`~gatehouse.rag.RagEngine`
+as the caller, shape the response. Each route declares ``rag:read`` or
+``rag:write``, which the route table checks; which collections the caller
+may touch, and the model calls made on its behalf, are the engine's business.
+The engine is built on first use and kept on the app.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import GatehouseError, ValidationFailedError
+from gatehouse.core.principal import Principal
 from gatehouse.rag import (
     AddDocumentsRequest,
     AnswerEvent,
     AnswerRequest,
     AnswerResponse,
+    CollectionCreate,
     CollectionInfo,
     CollectionSpec,
     DocumentInfo,
@@ -27,7 +33,7 @@ from gatehouse.rag import (
     SearchResponse,
 )
 from gatehouse.server.http import SSE_DONE, JSONResponse, parse_body, sse_event, sse_response
-from gatehouse.server.routes.table import RouteSpec
+from gatehouse.server.routes.table import Endpoint, RouteSpec
 
 TAG = "rag"
 
@@ -48,11 +54,9 @@ def engine(request: Request) -> RagEngine:
     return found
 
 
-async def _authenticated(request: Request) -> None:
-    """With authentication on, every RAG route needs a valid credential (401 without)."""
-    governance = request.app.state.gateway.governance
-    if governance is not None:
-        await governance.authenticator.authenticate(request.headers)
+def _caller(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
 
 
 def _name(request: Request) -> str:
@@ -61,37 +65,35 @@ def _name(request: Request) -> str:
 
 
 async def create_collection(request: Request) -> Response:
-    await _authenticated(request)
-    spec = await parse_body(request, CollectionSpec)
-    return JSONResponse(engine(request).create_collection(spec), status_code=201)
+    body = await parse_body(request, CollectionCreate)
+    spec = CollectionSpec.model_validate(body.model_dump(exclude={"owner"}))
+    info = engine(request).create_collection(spec, caller=_caller(request), owner=body.owner)
+    return JSONResponse(info, status_code=201)
 
 
 async def list_collections(request: Request) -> Response:
-    await _authenticated(request)
-    items = engine(request).collections()
+    items = engine(request).collections(caller=_caller(request))
     return JSONResponse({"object": "list", "data": [c.model_dump() for c in items]})
 
 
 async def get_collection(request: Request) -> Response:
-    await _authenticated(request)
-    return JSONResponse(engine(request).describe(_name(request)))
+    return JSONResponse(engine(request).describe(_name(request), caller=_caller(request)))
 
 
 async def delete_collection(request: Request) -> Response:
-    await _authenticated(request)
-    engine(request).delete_collection(_name(request))
+    engine(request).delete_collection(_name(request), caller=_caller(request))
     return JSONResponse({"id": _name(request), "deleted": True})
 
 
 async def add_documents(request: Request) -> Response:
-    await _authenticated(request)
     body = await parse_body(request, AddDocumentsRequest)
-    result = await engine(request).add_documents(_name(request), body.documents)
+    result = await engine(request).add_documents(
+        _name(request), body.documents, caller=_caller(request)
+    )
     return JSONResponse(result)
 
 
 async def list_documents(request: Request) -> Response:
-    await _authenticated(request)
     try:
         limit = int(request.query_params.get("limit", "100"))
     except ValueError:
@@ -99,29 +101,30 @@ async def list_documents(request: Request) -> Response:
     if not 1 <= limit <= 1000:
         raise ValidationFailedError("limit must be between 1 and 1000", param="limit")
     after = request.query_params.get("after", "")
-    docs = engine(request).documents(_name(request), limit=limit, after=after)
+    docs = engine(request).documents(
+        _name(request), limit=limit, after=after, caller=_caller(request)
+    )
     return JSONResponse(
         {"object": "list", "data": [d.model_dump() for d in docs], "has_more": len(docs) == limit}
     )
 
 
 async def get_document(request: Request) -> Response:
-    await _authenticated(request)
-    info, chunks = engine(request).document(_name(request), request.path_params["document"])
+    info, chunks = engine(request).document(
+        _name(request), request.path_params["document"], caller=_caller(request)
+    )
     return JSONResponse({**info.model_dump(), "chunk_list": chunks})
 
 
 async def delete_document(request: Request) -> Response:
-    await _authenticated(request)
     name, document_id = _name(request), request.path_params["document"]
-    rag = engine(request)
-    rag.document(name, document_id)  # 404 when absent
-    rag.delete_documents(name, [document_id])
+    rag, caller = engine(request), _caller(request)
+    rag.document(name, document_id, caller=caller)  # 404 when absent
+    rag.delete_documents(name, [document_id], caller=caller)
     return JSONResponse({"id": document_id, "deleted": True})
 
 
 async def search(request: Request) -> Response:
-    await _authenticated(request)
     body = await parse_body(request, SearchRequest)
     hits = await engine(request).search(
         _name(request),
@@ -132,17 +135,17 @@ async def search(request: Request) -> Response:
         diversity=body.diversity,
         expansion=body.expansion,
         rerank=body.rerank,
+        caller=_caller(request),
     )
     return JSONResponse(SearchResponse(results=hits))
 
 
 async def answer(request: Request) -> Response:
-    await _authenticated(request)
     body = await parse_body(request, AnswerRequest)
-    rag = engine(request)
+    rag, caller = engine(request), _caller(request)
     if not body.stream:
-        return JSONResponse(await rag.answer(_name(request), body))
-    events = rag.answer_stream(_name(request), body)
+        return JSONResponse(await rag.answer(_name(request), body, caller=caller))
+    events = rag.answer_stream(_name(request), body, caller=caller)
     # Retrieval happens before the first event: its errors still get a real status.
     first = await anext(events)
     return sse_response(_sse(first, events))
@@ -159,73 +162,62 @@ async def _sse(first: AnswerEvent, rest: AsyncIterator[AnswerEvent]) -> AsyncIte
     yield SSE_DONE
 
 
+def _read(method: str, path: str, endpoint: Endpoint, summary: str, **extra: Any) -> RouteSpec:
+    return RouteSpec(method, _C + path, endpoint, summary, tag=TAG, scope="rag:read", **extra)
+
+
+def _write(method: str, path: str, endpoint: Endpoint, summary: str, **extra: Any) -> RouteSpec:
+    return RouteSpec(method, _C + path, endpoint, summary, tag=TAG, scope="rag:write", **extra)
+
+
 _C = "/v1/rag/collections"
+_DOC = "/{collection}/documents/{document:path}"
 ROUTES = [
-    RouteSpec(
+    _write(
         "POST",
-        _C,
+        "",
         create_collection,
-        summary="Create a collection",
-        request_model=CollectionSpec,
+        "Create a collection, owned by the caller's team (or key, or organisation)",
+        request_model=CollectionCreate,
         response_model=CollectionInfo,
-        tag=TAG,
     ),
-    RouteSpec("GET", _C, list_collections, summary="List collections", tag=TAG),
-    RouteSpec(
+    _read("GET", "", list_collections, "List the collections the caller may access"),
+    _read(
         "GET",
-        _C + "/{collection}",
+        "/{collection}",
         get_collection,
-        summary="Describe a collection",
+        "Describe a collection",
         response_model=CollectionInfo,
-        tag=TAG,
     ),
-    RouteSpec(
-        "DELETE", _C + "/{collection}", delete_collection, summary="Delete a collection", tag=TAG
-    ),
-    RouteSpec(
+    _write("DELETE", "/{collection}", delete_collection, "Delete a collection"),
+    _write(
         "POST",
-        _C + "/{collection}/documents",
+        "/{collection}/documents",
         add_documents,
-        summary="Add or replace documents (unchanged ones are skipped)",
+        "Add or replace documents (unchanged ones are skipped)",
         request_model=AddDocumentsRequest,
         response_model=IngestResult,
-        tag=TAG,
     ),
-    RouteSpec(
-        "GET", _C + "/{collection}/documents", list_documents, summary="List documents", tag=TAG
+    _read("GET", "/{collection}/documents", list_documents, "List documents"),
+    _read(
+        "GET", _DOC, get_document, "Describe a document and its chunks", response_model=DocumentInfo
     ),
-    RouteSpec(
-        "GET",
-        _C + "/{collection}/documents/{document:path}",
-        get_document,
-        summary="Describe a document and its chunks",
-        response_model=DocumentInfo,
-        tag=TAG,
-    ),
-    RouteSpec(
-        "DELETE",
-        _C + "/{collection}/documents/{document:path}",
-        delete_document,
-        summary="Delete a document and its chunks",
-        tag=TAG,
-    ),
-    RouteSpec(
+    _write("DELETE", _DOC, delete_document, "Delete a document and its chunks"),
+    _read(
         "POST",
-        _C + "/{collection}/search",
+        "/{collection}/search",
         search,
-        summary="Search a collection (hybrid, dense, keyword or rrf)",
+        "Search a collection (hybrid, dense, keyword or rrf)",
         request_model=SearchRequest,
         response_model=SearchResponse,
-        tag=TAG,
     ),
-    RouteSpec(
+    _read(
         "POST",
-        _C + "/{collection}/answer",
+        "/{collection}/answer",
         answer,
-        summary="Answer a question from a collection, with citations (SSE when stream=true)",
+        "Answer a question from a collection, with citations (SSE when stream=true)",
         request_model=AnswerRequest,
         response_model=AnswerResponse,
         stream_model=AnswerEvent,
-        tag=TAG,
     ),
 ]

@@ -1,0 +1,37 @@
+"""Authorization of HTTP routes, in one place.
+
+Each route in the table declares what it needs (:data:`RouteScope`);
+:func:`authorize` is the only code that checks it, before the endpoint runs.
+A missing or bad credential is 401, a valid one without the scope 403.
+Calls that routes make on a caller's behalf (chat, embeddings, RAG's model
+calls) are checked again by the pipeline's auth stage against the same
+principal, with the same :meth:`Principal.require`.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from starlette.datastructures import Headers
+from starlette.types import Scope
+
+from gatehouse.core.principal import ANONYMOUS, Principal
+
+RouteScope = Literal[
+    "public", "authenticated", "chat", "embeddings", "rag:read", "rag:write", "admin"
+]
+PUBLIC: Final = "public"
+AUTHENTICATED: Final = "authenticated"
+
+
+async def authorize(scope: Scope, needs: RouteScope) -> Principal:
+    """The caller of this request if it may use a route that ``needs`` this; else 401/403."""
+    if needs == PUBLIC:
+        return ANONYMOUS
+    governance = scope["app"].state.gateway.governance
+    if governance is None:  # an embedded gateway without governance: nobody to check
+        return ANONYMOUS
+    principal: Principal = await governance.authenticator.authenticate(Headers(scope=scope))
+    if needs != AUTHENTICATED:
+        principal.require(needs)
+    return principal

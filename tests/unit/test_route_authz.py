@@ -1,0 +1,90 @@
+"""Every route in the table declares its scope, and the one check refuses the rest.
+
+The test walks the whole route table, so a route added later is covered
+without a line here: an unauthenticated call is 401 and a credential without
+the route's scope is 403, before any endpoint code runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gatehouse.core.principal import ALL_SCOPES
+from gatehouse.server.authz import AUTHENTICATED, PUBLIC
+from gatehouse.server.routes.table import RouteSpec
+
+from .governed import Governed, governed_app
+
+PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+
+
+@pytest.fixture
+async def gov(tmp_path: Path) -> AsyncIterator[Governed]:
+    async for governed in governed_app(tmp_path):
+        yield governed
+
+
+def _specs(gov: Governed) -> list[RouteSpec]:
+    from gatehouse.server.routes import admin, anthropic, deployments, health, observability, rag
+    from gatehouse.server.routes import openai as openai_routes
+
+    specs: list[RouteSpec] = []
+    for module in (openai_routes, anthropic, deployments, health, observability, admin, rag):
+        specs.extend(module.ROUTES)
+    return specs
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def test_every_route_of_the_app_is_in_the_walked_table(gov: Governed) -> None:
+    app = gov.http._transport.app  # type: ignore[attr-defined]
+    served = {(m, r.path) for r in app.routes for m in r.methods or () if m != "HEAD"}
+    walked = {(s.method, s.path) for s in _specs(gov)} | {("GET", "/openapi.json")}
+    assert served == walked
+
+
+def test_only_probes_metrics_and_the_schema_are_public(gov: Governed) -> None:
+    public = {s.path for s in _specs(gov) if s.scope == PUBLIC}
+    assert public == PUBLIC_PATHS - {"/openapi.json"}
+    for spec in _specs(gov):
+        assert spec.scope in {PUBLIC, AUTHENTICATED} | ALL_SCOPES, spec.path
+
+
+async def test_every_route_refuses_a_caller_without_credentials(gov: Governed) -> None:
+    for spec in _specs(gov):
+        response = await gov.http.request(spec.method, _concrete(spec.path), json={})
+        if spec.scope == PUBLIC:
+            assert response.status_code != 401, spec.path
+            continue
+        assert response.status_code == 401, (spec.method, spec.path, response.text)
+        if spec.path != "/v1/messages":  # answers in the Anthropic shape
+            assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_every_route_refuses_a_key_without_its_scope(gov: Governed) -> None:
+    for spec in _specs(gov):
+        if spec.scope in {PUBLIC, AUTHENTICATED}:
+            continue
+        others = sorted(ALL_SCOPES - {spec.scope})
+        key = await gov.new_key(name="underscoped", scopes=others)
+        response = await gov.http.request(
+            spec.method,
+            _concrete(spec.path),
+            json={},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        assert response.status_code == 403, (spec.method, spec.path, response.text)
+        assert spec.scope in response.text
+
+
+async def test_the_anthropic_route_refuses_in_the_anthropic_shape(gov: Governed) -> None:
+    response = await gov.http.post("/v1/messages", json={})
+    assert response.status_code == 401
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["type"] == "authentication_error"
