@@ -20,7 +20,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from gatehouse.providers.local.pooling import (
     mean_pool,
     pad_batch,
 )
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 log = logging.getLogger("gatehouse.providers.local")
 
@@ -78,7 +81,6 @@ class OnnxBackend:
         batch_size: int,
         threads: int | None = None,
     ) -> None:
-        import onnxruntime
         from tokenizers import Tokenizer
 
         self.name = name
@@ -89,17 +91,8 @@ class OnnxBackend:
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._tokenizer = tokenizer
-        options = onnxruntime.SessionOptions()
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if name == "onnx-int8" and u8s8_may_saturate():
-            # The exact uint8 x uint8 kernels: the same vectors as on a VNNI CPU,
-            # 0.7x the speed there (docs/configuration.md).
-            options.add_session_config_entry("session.x64quantprecision", "1")
-            log.info("local/minilm: no VNNI on this CPU; int8 runs on exact uint8 kernels")
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        self._session = onnxruntime.InferenceSession(
-            str(model_file), options, providers=["CPUExecutionProvider"]
+        self._session = onnx_session(
+            model_file, threads=threads, exact_int8=None if name == "onnx-int8" else False
         )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -118,6 +111,34 @@ class OnnxBackend:
             (states,) = self._session.run(["token_states"], feeds)
             out[bucket] = l2_normalise(mean_pool(np.asarray(states, dtype=np.float32), mask))
         return out
+
+
+def onnx_session(
+    model_file: Path, *, threads: int | None = None, exact_int8: bool | None = None
+) -> InferenceSession:
+    """An ONNX Runtime CPU session for ``model_file``, as ``local/minilm`` runs its graphs.
+
+    ``exact_int8`` runs integer products on onnxruntime's exact uint8 kernels
+    (``session.x64quantprecision``); ``None`` decides by CPU
+    (:func:`u8s8_may_saturate`). It changes nothing in a graph without them.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if exact_int8 is None:
+        exact_int8 = u8s8_may_saturate()
+        if exact_int8:
+            log.info("local/minilm: no VNNI on this CPU; int8 runs on exact uint8 kernels")
+    if exact_int8:
+        # The same vectors as the fast kernels give on a VNNI CPU, at 0.7x their
+        # speed there (docs/configuration.md).
+        options.add_session_config_entry("session.x64quantprecision", "1")
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(
+        str(model_file), options, providers=["CPUExecutionProvider"]
+    )
 
 
 def u8s8_may_saturate(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
