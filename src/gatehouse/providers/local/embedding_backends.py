@@ -5,11 +5,15 @@ to reject inputs over the model's limit and to report usage) and return
 L2-normalised 384-dimensional vectors. ``torch`` is the reference:
 sentence-transformers exactly as its documentation runs it. ``onnx`` is the
 same fp32 graph under ONNX Runtime with length-bucketed batches: the same
-vectors to 1e-6, about 2.7x faster. ``onnx-int8`` (the default) runs the
-projections in int8 with a scale per token (``quantise``): about 1.7x
-``onnx``, vectors at 0.998 cosine of fp32 whatever they are batched with, and
-the default hybrid search within 0.001 nDCG@10 of fp32 (``bench/embedding_speed.py``,
-``bench/retrieval.py``, docs/performance.md).
+vectors to 1e-6, about 2.7x faster. ``onnx-int8`` runs the projections in
+int8 with a scale per token (``quantise``): vectors at 0.998 cosine of fp32
+whatever they are batched with, and the default hybrid search within 0.001
+nDCG@10 of fp32 (``bench/embedding_speed.py``, ``bench/retrieval.py``,
+docs/performance.md).
+
+``auto`` (the default) picks by CPU: ``onnx-int8`` where the CPU has VNNI
+(about 1.7x ``onnx``); ``onnx`` elsewhere, where int8 needs onnxruntime's
+exact kernels and ran slower than fp32 (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -39,7 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("gatehouse.providers.local")
 
 BackendName = Literal["onnx-int8", "onnx", "torch"]
+BackendChoice = Literal["auto", "onnx-int8", "onnx", "torch"]  # what the config accepts
 DIMENSIONS = 384
+CPUINFO = Path("/proc/cpuinfo")
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,7 @@ class OnnxBackend:
         *,
         batch_size: int,
         threads: int | None = None,
+        exact_int8: bool | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -92,7 +100,7 @@ class OnnxBackend:
         tokenizer.no_truncation()
         self._tokenizer = tokenizer
         self._session = onnx_session(
-            model_file, threads=threads, exact_int8=None if name == "onnx-int8" else False
+            model_file, threads=threads, exact_int8=exact_int8 if name == "onnx-int8" else False
         )
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -141,7 +149,40 @@ def onnx_session(
     )
 
 
-def u8s8_may_saturate(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+def has_vnni(cpuinfo: str) -> bool:
+    """Whether the text of ``/proc/cpuinfo`` lists VNNI (AVX-512 VNNI or AVX-VNNI).
+
+    Text without a flags line (an unreadable file, another OS, ARM) is no.
+    """
+    lines = cpuinfo.splitlines()
+    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
+    return not VNNI_FLAGS.isdisjoint(flags)
+
+
+def default_backend(cpuinfo: str) -> BackendName:
+    """The backend ``auto`` means on a CPU described by ``cpuinfo`` (its text).
+
+    int8 only where the CPU has VNNI: elsewhere it needs the exact kernels, and
+    on a Xeon without VNNI they ran slower than fp32 (38.9 against 42.5
+    passages/s, docs/performance.md). Unmeasured CPUs get fp32.
+    """
+    return "onnx-int8" if has_vnni(cpuinfo) else "onnx"
+
+
+def resolve_backend(name: BackendChoice, cpuinfo: Path = CPUINFO) -> BackendName:
+    """``name``, or for ``auto`` the backend for this machine's CPU."""
+    if name != "auto":
+        return name
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        text = ""
+    chosen = default_backend(text)
+    log.info("local/minilm: backend auto is %s on this CPU", chosen)
+    return chosen
+
+
+def u8s8_may_saturate(cpuinfo: Path = CPUINFO) -> bool:
     """Whether onnxruntime's fast uint8 x int8 products can overflow on this CPU.
 
     On x86 without VNNI they add pairs of byte products into 16 bits
@@ -153,11 +194,9 @@ def u8s8_may_saturate(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     if platform.machine().lower() not in {"x86_64", "amd64", "x86", "i386", "i686"}:
         return False
     try:
-        lines = cpuinfo.read_text().splitlines()
+        return not has_vnni(cpuinfo.read_text())
     except OSError:
         return True
-    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
-    return not {"avx512_vnni", "avx_vnni"} & set(flags)
 
 
 class TorchBackend:
@@ -191,30 +230,37 @@ class TorchBackend:
 
 
 def build_backend(
-    name: BackendName,
+    name: BackendChoice,
     model_path: Path,
     *,
     cache_dir: Path,
     batch_size: int,
     threads: int | None = None,
+    exact_int8: bool | None = None,
 ) -> EmbeddingBackend:
-    """The backend ``name``; an ONNX one that cannot be built falls back to torch, logged."""
-    if name != "torch":
-        variant: OnnxVariant = name
+    """The backend ``name``; an ONNX one that cannot be built falls back to torch, logged.
+
+    ``exact_int8`` forces onnxruntime's exact int8 kernels on or off (``None``:
+    by CPU); benchmarks use it to measure what a CPU without VNNI runs.
+    """
+    resolved = resolve_backend(name)
+    if resolved != "torch":
+        variant: OnnxVariant = resolved
         try:
             model_file = onnx_model_file(model_path, cache_dir, variant)
             return OnnxBackend(
-                name,
+                resolved,
                 model_file,
                 model_path / "tokenizer.json",
                 batch_size=batch_size,
                 threads=threads,
+                exact_int8=exact_int8,
             )
         except Exception as exc:  # any failure to export or load: the torch path still works
             log.warning(
                 "local/minilm: the %s backend could not be built (%s: %s); "
                 "falling back to torch (sentence-transformers fp32)",
-                name,
+                resolved,
                 type(exc).__name__,
                 exc,
             )
