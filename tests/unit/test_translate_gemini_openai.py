@@ -186,3 +186,52 @@ def test_gemini_stream_translates_chunk_by_chunk() -> None:
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens == 6
     assert translator.finished
+
+
+def _candidate(
+    index: int, text: str = "", finish: str | None = None, **extra: object
+) -> dict[str, object]:
+    candidate: dict[str, object] = {"content": {"role": "model", "parts": [{"text": text}]}}
+    if index:  # Gemini's JSON leaves out a zero index
+        candidate["index"] = index
+    if finish:
+        candidate["finishReason"] = finish
+    return {**candidate, **extra}
+
+
+def test_gemini_stream_keeps_each_candidates_own_index() -> None:
+    translator = gemini.StreamTranslator("gem", created=0)
+    call = {"functionCall": {"name": "f", "args": {}}}
+    events = [
+        {"candidates": [_candidate(0, "A1"), _candidate(1, "B1")]},
+        {"candidates": [_candidate(1, "B2", "STOP")]},
+        {"candidates": [_candidate(0, "", content={"parts": [call]})]},
+        {"candidates": [_candidate(0, "A2", "STOP")], "usageMetadata": {"promptTokenCount": 3}},
+    ]
+    chunks = []
+    for event in events:
+        chunks += translator.feed(event)
+        if event is events[1]:
+            assert not translator.finished  # candidate 0 is still going
+    assert translator.finished
+    by_index: dict[int, list[object]] = {0: [], 1: []}
+    finishes: dict[int, str | None] = {}
+    for chunk in chunks:
+        (choice,) = chunk.choices
+        by_index[choice.index].append(choice.delta.content)
+        if choice.finish_reason:
+            finishes[choice.index] = choice.finish_reason
+        if choice.delta.tool_calls:
+            assert choice.index == 0
+            assert choice.delta.tool_calls[0]["index"] == 0  # tool calls numbered per choice
+    assert by_index[0][0] == by_index[1][0] == ""  # each choice opens with its role
+    assert "".join(t for t in by_index[0] if t) == "A1A2"
+    assert "".join(t for t in by_index[1] if t) == "B1B2"
+    assert finishes == {0: "tool_calls", 1: "stop"}
+
+
+def test_gemini_response_keeps_each_candidates_own_index() -> None:
+    completion = gemini.response_from_wire(
+        {"candidates": [_candidate(1, "B", "STOP"), _candidate(0, "A", "STOP")]}, "g", 0
+    )
+    assert [(c.index, c.message.content) for c in completion.choices] == [(1, "B"), (0, "A")]

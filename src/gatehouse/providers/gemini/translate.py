@@ -202,7 +202,7 @@ def response_from_wire(data: dict[str, Any], model: str, created: int) -> ChatCo
     if not isinstance(candidates, list) or not candidates:
         raise UpstreamError("Gemini answered without candidates")
     choices = []
-    for index, candidate in enumerate(candidates):
+    for index, candidate in zip(_indices(candidates), candidates, strict=True):
         text, calls = _candidate_parts(candidate)
         choices.append(
             Choice(
@@ -220,40 +220,63 @@ def response_from_wire(data: dict[str, Any], model: str, created: int) -> ChatCo
     )
 
 
+def _indices(candidates: list[dict[str, Any]]) -> list[int]:
+    """Each candidate's own index. Gemini's JSON leaves out an index of 0 (a
+    proto3 default), and a stream event may carry only some candidates, so the
+    position in the list counts only where no candidate names its index."""
+    if any("index" in candidate for candidate in candidates):
+        return [_int(candidate.get("index")) for candidate in candidates]
+    return list(range(len(candidates)))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
 class StreamTranslator:
-    """streamGenerateContent responses in, chat-completion chunks out."""
+    """streamGenerateContent responses in, chat-completion chunks out.
+
+    With ``candidateCount`` above 1 each event carries some of the candidates,
+    each with its own ``index``: every chunk names its candidate's choice, and
+    each choice numbers its own tool calls and finishes on its own.
+    """
 
     def __init__(self, model: str, created: int) -> None:
         self._model = model
         self._created = created
         self._id = "gemini"
-        self._started = False
         self._usage: dict[str, Any] = {}
-        self._calls = 0
-        self.finished = False
+        self._calls: dict[int, int] = {}  # choice index (every one started) -> tool calls so far
+        self._open: set[int] = set()  # choices started and not yet finished
+
+    @property
+    def finished(self) -> bool:
+        """Every choice that started has finished."""
+        return bool(self._calls) and not self._open
 
     def feed(self, data: dict[str, Any]) -> list[ChatCompletionChunk]:
         _check_blocked(data)
         self._id = data.get("responseId") or self._id
         self._usage = data.get("usageMetadata") or self._usage
         out: list[ChatCompletionChunk] = []
-        if not self._started:
-            self._started = True
-            out.append(self._chunk(Delta(role="assistant", content="")))
-        for candidate in data.get("candidates") or []:
+        candidates = data.get("candidates") or []
+        for index, candidate in zip(_indices(candidates), candidates, strict=True):
+            if index not in self._calls:
+                self._calls[index] = 0
+                self._open.add(index)
+                out.append(self._chunk(index, Delta(role="assistant", content="")))
             text, calls = _candidate_parts(candidate)
             if text:
-                out.append(self._chunk(Delta(content=text)))
+                out.append(self._chunk(index, Delta(content=text)))
             if calls:
-                indexed = []
-                for call in calls:
-                    indexed.append({"index": self._calls, **call})
-                    self._calls += 1
-                out.append(self._chunk(Delta(tool_calls=indexed)))
-            finish = _finish(candidate, self._calls > 0)
-            if finish:
-                self.finished = True
-                out.append(self._chunk(Delta(), finish))
+                first = self._calls[index]
+                indexed = [{"index": first + n, **call} for n, call in enumerate(calls)]
+                self._calls[index] += len(calls)
+                out.append(self._chunk(index, Delta(tool_calls=indexed)))
+            finish = _finish(candidate, self._calls[index] > 0)
+            if finish and index in self._open:
+                self._open.discard(index)
+                out.append(self._chunk(index, Delta(), finish))
         return out
 
     def close(self) -> list[ChatCompletionChunk]:
@@ -268,10 +291,10 @@ class StreamTranslator:
             )
         ]
 
-    def _chunk(self, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
+    def _chunk(self, index: int, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(
             id=self._id,
             created=self._created,
             model=self._model,
-            choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+            choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish)],
         )
