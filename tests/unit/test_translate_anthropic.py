@@ -321,3 +321,43 @@ def test_openai_chunks_to_inbound_events() -> None:
     delta = orjson.loads(events[-2].split(b"data: ", 1)[1])
     assert delta["delta"]["stop_reason"] == "tool_use"
     assert delta["usage"]["output_tokens"] == 2
+
+
+LOGPROBS = {"content": [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": []}]}
+
+
+def test_logprobs_are_left_out_of_anthropic_calls_and_answers() -> None:
+    asked = ChatCompletionRequest.model_validate(
+        {**OPENAI_REQUEST, "logprobs": True, "top_logprobs": 2}
+    )
+    plain = ChatCompletionRequest.model_validate(OPENAI_REQUEST)
+    assert translate.request_to_wire(asked, "c") == translate.request_to_wire(plain, "c")
+    # An OpenAI-compatible upstream's logprobs reach an Anthropic-dialect client as
+    # a plain message: the Messages API has no place for them.
+    completion = ChatCompletion.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "Hi"},
+                    "logprobs": LOGPROBS,
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    )
+    assert inbound.from_openai(completion, "gpt")["content"] == [{"type": "text", "text": "Hi"}]
+    chunk = ChatCompletionChunk.model_validate(
+        {
+            "id": "c",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "Hi"}, "logprobs": LOGPROBS}],
+        }
+    )
+    events = inbound.StreamTranslator("gpt").feed(chunk)
+    assert b'"text":"Hi"' in events[-1]

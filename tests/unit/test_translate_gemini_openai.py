@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from gatehouse.core.errors import ContentPolicyError, UpstreamError
@@ -41,6 +42,131 @@ def test_openai_chunks_parse_and_in_band_errors_raise() -> None:
     assert chunk.choices[0].delta.content == "x"
     with pytest.raises(UpstreamError, match="overloaded"):
         openai_wire.chunk_from_wire(b'{"error": {"message": "overloaded"}}')
+
+
+TOKEN = {
+    "token": "Hi",
+    "logprob": -0.01,
+    "bytes": [72, 105],
+    "top_logprobs": [
+        {"token": "Hi", "logprob": -0.01, "bytes": [72, 105]},
+        {"token": "Hello", "logprob": -4.6, "bytes": [72, 101, 108, 108, 111]},
+    ],
+}
+
+
+def test_openai_logprobs_are_asked_for_and_come_back_unchanged() -> None:
+    request = ChatCompletionRequest.model_validate(
+        {
+            "model": "pub",
+            "messages": [{"role": "user", "content": "hi"}],
+            "logprobs": True,
+            "top_logprobs": 2,
+        }
+    )
+    body = openai_wire.chat_to_wire(request, "gpt-4o")
+    assert (body["logprobs"], body["top_logprobs"]) == (True, 2)
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi"},
+                "finish_reason": "stop",
+                "logprobs": {"content": [TOKEN], "refusal": None},
+            }
+        ],
+        "usage": {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9},
+        "system_fingerprint": None,
+    }
+    completion = openai_wire.chat_from_wire(answer)
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content is not None
+    assert logprobs.content[0].top_logprobs[1].token == "Hello"
+    # What the server writes is what the upstream sent.
+    assert orjson.loads(completion.__pydantic_serializer__.to_json(completion)) == answer
+
+
+def test_openai_streamed_logprobs_come_back_in_each_chunk() -> None:
+    chunk = openai_wire.chunk_from_wire(
+        orjson.dumps(
+            {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": "Hi"},
+                        "finish_reason": None,
+                        "logprobs": {"content": [TOKEN], "refusal": None},
+                    }
+                ],
+            }
+        )
+    )
+    logprobs = chunk.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content is not None
+    assert logprobs.content[0].bytes == [72, 105]
+    sent = orjson.loads(chunk.__pydantic_serializer__.to_json(chunk))
+    assert sent["choices"][0]["logprobs"] == {"content": [TOKEN], "refusal": None}
+
+
+def test_logprobs_fields_openai_may_add_or_leave_out_pass_through() -> None:
+    completion = openai_wire.chat_from_wire(
+        {
+            "id": "c",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "message": {"role": "assistant", "content": "x"},
+                    "finish_reason": "stop",
+                    "logprobs": {
+                        "content": [{"token": "x", "logprob": -1.5, "token_id": 87}],
+                        "future_field": 1,
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "total_tokens": 2},
+        }
+    )
+    sent = orjson.loads(completion.__pydantic_serializer__.to_json(completion))
+    assert sent["choices"][0]["logprobs"] == {
+        "content": [
+            {"token": "x", "logprob": -1.5, "bytes": None, "top_logprobs": [], "token_id": 87}
+        ],
+        "refusal": None,
+        "future_field": 1,
+    }
+
+
+def test_choices_without_logprobs_still_say_null() -> None:
+    completion = openai_wire.chat_from_wire(
+        {
+            "id": "c",
+            "created": 1,
+            "model": "m",
+            "choices": [{"message": {"content": "x"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "total_tokens": 2},
+        }
+    )
+    sent = orjson.loads(completion.__pydantic_serializer__.to_json(completion))
+    assert sent["choices"][0]["logprobs"] is None
+
+
+def test_logprobs_requests_translate_for_gemini_without_them() -> None:
+    request = ChatCompletionRequest.model_validate(
+        {**GEMINI_REQUEST, "logprobs": True, "top_logprobs": 3}
+    )
+    plain = ChatCompletionRequest.model_validate(GEMINI_REQUEST)
+    assert gemini.request_to_wire(request) == gemini.request_to_wire(plain)
 
 
 def test_openai_embeddings_round_trip() -> None:

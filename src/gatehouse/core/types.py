@@ -97,6 +97,9 @@ class ChatCompletionRequest(_Wire):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    # The upstream enforces its own maximum (OpenAI's is 20).
+    top_logprobs: int | None = Field(default=None, ge=0)
     # Gateway control, not a model parameter: excluded from every dump so no
     # provider forwards it upstream.
     cache: CacheOptions | None = Field(default=None, exclude=True)
@@ -149,11 +152,36 @@ class AssistantMessage(_OmitNone):
     tool_calls: list[dict[str, Any]] | None = None
 
 
+class TopLogprob(_Wire):
+    """One of the most likely tokens at a position, with its log probability."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class TokenLogprob(TopLogprob):
+    """A generated token with its log probability and the runners-up (``top_logprobs``)."""
+
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
+class ChoiceLogprobs(_Wire):
+    """A choice's ``logprobs``: one entry per token of the content (or of the refusal).
+
+    Parsed from every upstream answer that carries them, so it stays a plain
+    tree of small models; unknown fields (and older servers' shapes) pass through.
+    """
+
+    content: list[TokenLogprob] | None = None
+    refusal: list[TokenLogprob] | None = None
+
+
 class Choice(_Wire):
     index: int = 0
     message: AssistantMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(_Wire):
@@ -179,7 +207,7 @@ class ChunkChoice(_Wire):
     index: int = 0
     delta: Delta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(_Wire):
