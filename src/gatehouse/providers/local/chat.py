@@ -38,6 +38,7 @@ from gatehouse.core.types import (
     Usage,
 )
 from gatehouse.providers.base import ModelInfo, Readiness
+from gatehouse.providers.local.grammar import GrammarCache
 from gatehouse.providers.local.sequences import Outcome, Prepared, SequenceBatcher
 
 MODEL_ID = "local/smollm2"
@@ -73,6 +74,7 @@ class LlamaChatProvider:
         self._eog: frozenset[int] = frozenset()
         self._template_stops: list[str] = []
         self._formatter: Any = None
+        self._grammars: GrammarCache | None = None
         self._load_lock = threading.Lock()
         self._sequences: SequenceBatcher | None = None
 
@@ -200,6 +202,7 @@ class LlamaChatProvider:
             if len(ids) == 1:
                 eog.add(ids[0])
         self._eog = frozenset(eog)
+        self._grammars = GrammarCache(llama._model.vocab)
         return llama
 
     def _ready(self, request: ChatCompletionRequest) -> tuple[Prepared, SequenceBatcher]:
@@ -223,6 +226,10 @@ class LlamaChatProvider:
                 f"{MODEL_ID} does not support tool calling", param="tools"
             )
         llama = self._load()
+        assert self._grammars is not None
+        # Each sequence samples with its own chain, so a grammar rides along
+        # in the shared decode steps like any other sampling parameter.
+        grammar = self._grammars.get(request.response_format)
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         formatted = self._formatter(messages=messages)
         prompt = llama.tokenize(
@@ -248,6 +255,7 @@ class LlamaChatProvider:
             seed=request.seed if request.seed is not None else random.getrandbits(31),
             frequency_penalty=_float_extra(request, "frequency_penalty"),
             presence_penalty=_float_extra(request, "presence_penalty"),
+            grammar=grammar,
         )
 
     def _batcher(self) -> SequenceBatcher:

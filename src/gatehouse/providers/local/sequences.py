@@ -7,10 +7,10 @@ KV cache, and the logits of every sequence's last token come back together.
 context, on one thread: each step it feeds every active request its next token
 (or a chunk of its prompt, up to ``n_batch`` tokens a step in all), decodes
 once, and samples each request's next token with the request's own sampler
-chain (penalties, top-p, temperature, its seed). A request arriving while
-others generate joins at the next step, so concurrent requests share model
-runs instead of queueing behind each other; a request alone runs exactly as
-a batch of one.
+chain (penalties, its grammar when ``response_format`` asks for JSON, top-p,
+temperature, its seed). A request arriving while others generate joins at the
+next step, so concurrent requests share model runs instead of queueing behind
+each other; a request alone runs exactly as a batch of one.
 
 A request's text does not depend on what it was batched with under greedy
 decoding (tested); with sampling, each request draws from its own seeded
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatehouse.core.types import FinishReason
+from gatehouse.providers.local.grammar import Grammar
 from gatehouse.providers.local.stops import StopMatcher
 
 log = logging.getLogger("gatehouse.local.chat")
@@ -48,6 +49,7 @@ class Prepared:
     seed: int
     frequency_penalty: float
     presence_penalty: float
+    grammar: Grammar | None = None  # constrains the text (``response_format``)
 
 
 @dataclass(slots=True)
@@ -180,6 +182,10 @@ class SequenceBatcher:
             penalty_freq=prepared.frequency_penalty,
             penalty_present=prepared.presence_penalty,
         )
+        if prepared.grammar is not None:
+            # Before truncation and temperature, as llama-cpp-python orders its
+            # chain: top-p then only ever keeps tokens the grammar allows.
+            self._llama_cpp.llama_sampler_chain_add(sampler.sampler, prepared.grammar.sampler())
         if prepared.temperature == 0.0:
             sampler.add_greedy()
         else:
