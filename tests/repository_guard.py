@@ -46,6 +46,10 @@ class Guard:
         # Cheap string test first: almost every open is under /usr, /proc or /tmp.
         if parent == self.repository or not absolute.startswith(str(parent)):
             return False
+        if parent == Path(parent.anchor):
+            # A clone at the top of the file system has no "beside" that is
+            # not the whole system: nothing to tell apart.
+            return False
         real = Path(os.path.realpath(absolute))
         if not real.is_relative_to(parent) or real == parent:
             return False

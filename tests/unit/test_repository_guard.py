@@ -88,3 +88,9 @@ def test_no_test_source_names_a_path_beside_the_repository() -> None:
     assert not offenders, "tests must ship their data under tests/fixtures/:\n" + "\n".join(
         offenders
     )
+
+
+def test_a_clone_at_the_top_of_the_file_system_refuses_nothing(tmp_path: Path) -> None:
+    guard = Guard(Path("/repo"))
+    assert not guard.out_of_bounds("/usr/lib/python3/site.py")
+    assert not guard.out_of_bounds("/etc/hosts")
