@@ -64,6 +64,8 @@ class FakeUpstream:
     failure: Behaviour = field(default_factory=lambda: Behaviour("status", status=500))
     default: Behaviour = field(default_factory=Behaviour)
     by_model: dict[str, Behaviour] = field(default_factory=dict)
+    # What an OpenAI-style chat answer reports as its prompt tokens, whatever the prompt.
+    prompt_tokens: int = 5
     requests: list[Recorded] = field(default_factory=list)
     cancelled: int = 0
     completed_streams: int = 0
@@ -90,6 +92,7 @@ class FakeUpstream:
         self.failure_rate = 0.0
         self.default = Behaviour()
         self.by_model.clear()
+        self.prompt_tokens = 5
         self.cancelled = 0
         self.completed_streams = 0
 
@@ -223,9 +226,9 @@ class FakeUpstream:
         words = _reply_words(body.get("messages", []))
         model = body.get("model", "fake")
         usage = {
-            "prompt_tokens": 5,
+            "prompt_tokens": self.prompt_tokens,
             "completion_tokens": len(words),
-            "total_tokens": 5 + len(words),
+            "total_tokens": self.prompt_tokens + len(words),
         }
         if not body.get("stream"):
             return web.json_response(

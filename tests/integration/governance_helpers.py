@@ -14,7 +14,9 @@ MASTER = "sk-master-integration-0123456789"
 OUTPUT_PRICE = 0.0078125
 
 
-def write_config(path: Path, upstream: FakeUpstream, extra: str = "") -> Path:
+def write_config(
+    path: Path, upstream: FakeUpstream, extra: str = "", *, input_price: float = 0
+) -> Path:
     path.write_text(
         f"""
 local:
@@ -27,7 +29,7 @@ models:
       - provider: openai_compat
         model: up-model
         base_url: '{upstream.base_url}/v1'
-        input_cost_per_token: 0
+        input_cost_per_token: {input_price}
         output_cost_per_token: {OUTPUT_PRICE}
 {extra}
 """

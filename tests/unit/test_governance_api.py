@@ -8,6 +8,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from gatehouse.catalog import prompt_tokens
+from gatehouse.core.types import ChatCompletionRequest
+
 from .governed import MASTER, Governed, governed_app
 
 HELLO = [{"role": "user", "content": "hello"}]
@@ -120,11 +123,18 @@ async def test_tpm_reserves_the_estimate_and_settles_the_real_usage(gov: Governe
     assert int(raw.headers["x-ratelimit-remaining-tokens"]) < 40
 
 
+def reserved(max_tokens: int) -> float:
+    """What a hard budget reserves for one HELLO call: the prompt's bound at 1 USD a
+    token and ``max_tokens`` at 2 USD (see governed.py). The call really costs 3 USD."""
+    request = ChatCompletionRequest.model_validate({"model": "default", "messages": HELLO})
+    return prompt_tokens(request, bound=True) * 1 + max_tokens * 2
+
+
 async def test_a_hard_budget_admits_until_the_reservation_would_pass_it(gov: Governed) -> None:
-    # Max cost per call: prompt estimate 5 * 1 USD + max_tokens 2 * 2 USD = 9 USD;
-    # real cost 1 + 2 = 3 USD. A 20 USD budget: reservations of 9 fit while
-    # spent + 9 <= 20, i.e. after 3 calls (9 spent) a 4th fits (18), a 5th not.
-    key = await gov.new_key(budget={"max_usd": 20, "period": "day", "hard": True})
+    # Reservations fit while spent + reserved <= budget: after 3 calls (9 spent)
+    # a 4th fits exactly, a 5th does not (12 spent).
+    budget = 3 * 3 + reserved(2)
+    key = await gov.new_key(budget={"max_usd": budget, "period": "day", "hard": True})
     sdk = gov.sdk(key)
     for _ in range(4):
         await sdk.chat.completions.create(model="default", messages=HELLO, max_tokens=2)
@@ -139,7 +149,7 @@ async def test_a_hard_budget_admits_until_the_reservation_would_pass_it(gov: Gov
 
 async def test_a_team_budget_binds_all_its_keys(gov: Governed) -> None:
     put = await gov.admin(
-        "PUT", "/admin/teams/research", {"budget": {"max_usd": 10, "period": "total"}}
+        "PUT", "/admin/teams/research", {"budget": {"max_usd": reserved(2) + 1, "period": "total"}}
     )
     assert put.status_code == 201
     first = gov.sdk(await gov.new_key(team="research"))
@@ -301,12 +311,13 @@ async def test_teams_and_users_round_trip(gov: Governed) -> None:
 
 
 async def test_an_organisation_budget_binds_every_key_in_it(gov: Governed) -> None:
-    put = await gov.admin("PUT", "/admin/orgs/acme", {"budget": {"max_usd": 12, "period": "week"}})
+    budget = {"max_usd": reserved(2) + 1, "period": "week"}
+    put = await gov.admin("PUT", "/admin/orgs/acme", {"budget": budget})
     assert put.status_code == 201
     first = gov.sdk(await gov.new_key(org="acme", team="a"))
     second = gov.sdk(await gov.new_key(org="acme", team="b"))
     await first.chat.completions.create(model="default", messages=HELLO, max_tokens=2)  # 3 USD
-    with pytest.raises(openai.RateLimitError, match="org:acme"):  # 3 + 9 reserved > 12
+    with pytest.raises(openai.RateLimitError, match="org:acme"):  # 3 spent + reserved(3)
         await second.chat.completions.create(model="default", messages=HELLO, max_tokens=3)
     await gov.governance.shipper.drain()
     rows = (await gov.admin("GET", "/admin/spend?group_by=org")).json()["rows"]

@@ -8,7 +8,9 @@ from pathlib import Path
 import openai
 import pytest
 
+from gatehouse.catalog import prompt_tokens
 from gatehouse.core.config import Settings, load_settings, settings_to_json
+from gatehouse.core.types import ChatCompletionRequest
 
 from .governed import governed_app
 
@@ -16,12 +18,15 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 async def test_a_restart_resumes_budgets_from_the_ledger(tmp_path: Path) -> None:
-    # 1 call costs 3 USD (see governed.py) and reserves 9; the budget is 10.
+    # 1 call costs 3 USD (see governed.py) and reserves the bound of its cost; the
+    # budget is one more than that reservation.
+    request = ChatCompletionRequest.model_validate({"model": "default", "messages": HELLO})
+    reserved = prompt_tokens(request, bound=True) * 1 + 2 * 2
     async for gov in governed_app(tmp_path):
-        key = await gov.new_key(budget={"max_usd": 10, "period": "total"})
+        key = await gov.new_key(budget={"max_usd": reserved + 1, "period": "total"})
         await gov.sdk(key).chat.completions.create(model="default", messages=HELLO, max_tokens=2)
     # A new process on the same data directory: in-memory counters start empty
-    # and are seeded from the ledger (3 spent), so the next reservation of 9 fails.
+    # and are seeded from the ledger (3 spent), so the next reservation fails.
     async for gov in governed_app(tmp_path):
         with pytest.raises(openai.RateLimitError, match="Budget exceeded"):
             await gov.sdk(key).chat.completions.create(

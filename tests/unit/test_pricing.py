@@ -80,3 +80,60 @@ def test_cached_tokens_are_read_from_the_usage_details() -> None:
     assert TokenCounts.of(usage) == TokenCounts(10, 2, 4)
     plain = Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
     assert TokenCounts.of(plain) == TokenCounts(1, 1, 0)
+
+
+def _deployment(model: str, **extra: object) -> dict[str, object]:
+    return {"provider": "openai_compat", "model": model, "base_url": "http://127.0.0.1:1", **extra}
+
+
+def test_the_ceiling_covers_every_deployment_a_call_can_reach() -> None:
+    settings = Settings.model_validate(
+        {
+            "pricing": {
+                "deployments": {"big#0": {"input_cost_per_token": 7, "output_cost_per_token": 4}}
+            },
+            "models": [
+                {
+                    "name": "small",
+                    "fallbacks": ["big"],
+                    "deployments": [
+                        _deployment("s", input_cost_per_token=1, output_cost_per_token=1)
+                    ],
+                },
+                {
+                    "name": "big",
+                    "context_window_fallbacks": ["huge"],
+                    "deployments": [_deployment("b")],
+                },
+                {
+                    "name": "huge",
+                    "deployments": [
+                        _deployment("h", context_window=1_000_000),
+                        _deployment("h2", context_window=8192),
+                    ],
+                },
+                {"name": "free", "deployments": [_deployment("f", context_window=4096)]},
+            ],
+        }
+    )
+    table = PricingTable.from_settings(settings)
+    # small falls back to big, priced in pricing.deployments: a call to small that
+    # big answers is charged big's price, so small's reservation must cover it.
+    assert table.cost("small", "big#0", TokenCounts(1, 1)) == 7 + 4
+    assert table.max_cost("small", 1, 1) == 7 + 4
+    # The largest window among the deployments a call may reach bounds a reply, but never
+    # more than any model writes; a window unknown anywhere on the way leaves only that.
+    assert table.completion_limit("huge") == 131_072
+    assert table.completion_limit("big") == 131_072  # its own window is unknown
+    assert table.completion_limit("free") == 4096
+    assert table.max_cost("free", 100, 100) == 0.0  # priced nowhere: it costs nothing
+    # The local model: its configured window; an unknown model: the longest reply.
+    assert table.completion_limit("default") == 2048
+    assert table.completion_limit("elsewhere") == 131_072
+    assert table.max_cost("elsewhere", 1, 0) == 7  # might be routed anywhere
+
+
+def test_a_cached_price_above_the_input_price_still_bounds() -> None:
+    odd = Price(input_cost_per_token=1, output_cost_per_token=0, cache_read_input_token_cost=3)
+    table = PricingTable({"m": odd})
+    assert table.max_cost("elsewhere", 1, 0) == 3

@@ -8,18 +8,37 @@ model group without its own price costs what its dearest deployment costs.
 A deployment's price overrides its model's. Prices are USD per token (LiteLLM's
 unit, so its ``input_cost_per_token`` values paste in unchanged). Cached input
 tokens cost ``cache_read_input_token_cost`` when set, else the input price.
+
+Before routing has picked a deployment, :meth:`PricingTable.max_cost` bounds
+what a call can cost: the dearest price among every deployment it may reach
+(its group's and those of its fallback groups), and, when the request sets no
+completion limit, the longest completion those deployments can write
+(:meth:`PricingTable.completion_limit`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gatehouse.core.config import Price, Settings
+from gatehouse.core.config import ModelGroupConfig, Price, Settings
 from gatehouse.core.types import Usage
 
 FREE = Price()
+# The longest completion any current hosted model writes (GPT-5 and Claude with
+# its long-output option: 128K tokens); the bound when a model's window is unknown.
+MAX_OUTPUT_TOKENS = 131_072
+# The built-in chat model, whose context window is in the config.
+LOCAL_CHAT_MODEL = "local/smollm2"
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """The most a call to one model can cost a token, and the longest reply it can get."""
+
+    price: Price  # the dearest input and output prices among the deployments it may reach
+    window: int | None  # their largest context window; None when any is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +71,16 @@ class PricingTable:
         models: Mapping[str, Price],
         deployments: Mapping[str, Price] | None = None,
         aliases: Mapping[str, str] | None = None,
+        ceilings: Mapping[str, Ceiling] | None = None,
     ) -> None:
         self._models = dict(models)
         self._deployments = dict(deployments or {})
         self._aliases = dict(aliases or {})
-        # The dearest price anyone could be routed to: admission reserves with
-        # it before routing has picked a deployment, so the estimate is an
-        # upper bound and a hard budget cannot be overrun.
-        everything = [*self._models.values(), *self._deployments.values()]
-        self._ceiling = Price(
-            input_cost_per_token=max((p.input_cost_per_token for p in everything), default=0.0),
-            output_cost_per_token=max((p.output_cost_per_token for p in everything), default=0.0),
-        )
+        self._ceilings = dict(ceilings or {})
+        # The dearest price anyone could be routed to, for a model the table
+        # knows nothing of: admission reserves with it before routing has
+        # picked a deployment, so a hard budget cannot be overrun.
+        self._ceiling = _dearest([*self._models.values(), *self._deployments.values()])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PricingTable:
@@ -86,7 +103,16 @@ class PricingTable:
                     input_cost_per_token=max(p.input_cost_per_token for p in priced),
                     output_cost_per_token=max(p.output_cost_per_token for p in priced),
                 )
-        return cls(models, deployments, settings.aliases)
+        table = cls(models, deployments, settings.aliases)
+        windows = {LOCAL_CHAT_MODEL: settings.local.chat.context_window}
+        # The local model is free unless priced; but whatever it is named to the
+        # router, nothing here proves that, so it is bounded like an unknown model.
+        table._ceilings[LOCAL_CHAT_MODEL] = Ceiling(
+            models.get(LOCAL_CHAT_MODEL, table._ceiling), windows[LOCAL_CHAT_MODEL]
+        )
+        for group in settings.models:
+            table._ceilings[group.name] = table._reachable(group.name, settings.models, windows)
+        return table
 
     def price(self, model: str, deployment: str | None = None) -> Price:
         model = self._aliases.get(model, model)
@@ -113,10 +139,64 @@ class PricingTable:
 
     def max_cost(self, model: str, prompt_tokens: int, max_completion_tokens: int) -> float:
         """An upper bound on what a call can cost before its deployment is known."""
-        # A known model costs at most its (group's dearest) price; an unknown
-        # one might be routed anywhere.
-        ceiling = self._models.get(self._aliases.get(model, model), self._ceiling)
+        price = self._ceiling_of(model).price
         return (
-            prompt_tokens * ceiling.input_cost_per_token
-            + max_completion_tokens * ceiling.output_cost_per_token
+            prompt_tokens * price.input_cost_per_token
+            + max_completion_tokens * price.output_cost_per_token
         )
+
+    def completion_limit(self, model: str) -> int:
+        """The most completion tokens a call can get when the request sets no limit: the
+        largest context window it may reach, and never more than any model writes."""
+        window = self._ceiling_of(model).window
+        return MAX_OUTPUT_TOKENS if window is None else min(window, MAX_OUTPUT_TOKENS)
+
+    def _reachable(
+        self, model: str, groups: list[ModelGroupConfig], windows: Mapping[str, int]
+    ) -> Ceiling:
+        """The ceiling over every deployment a call to ``model`` may end at: its group's
+        and, through fallbacks, other groups'. Each is priced as :meth:`cost` will
+        price it (the deployment's price, else the requested model's)."""
+        by_name = {group.name: group for group in groups}
+        prices: list[Price] = []
+        reach: list[int | None] = []
+        seen: set[str] = set()
+        todo = [model]
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            group = by_name.get(name)
+            if group is None:  # a built-in model: one deployment of the same name
+                prices.append(self.price(model, name))
+                reach.append(windows.get(name))
+                continue
+            for index, config in enumerate(group.deployments):
+                prices.append(self.price(model, config.id or f"{name}#{index}"))
+                reach.append(config.context_window)
+            todo += [
+                *group.fallbacks,
+                *group.context_window_fallbacks,
+                *group.content_policy_fallbacks,
+            ]
+        known = [w for w in reach if w is not None]
+        return Ceiling(_dearest(prices), max(known) if len(known) == len(reach) else None)
+
+    def _ceiling_of(self, model: str) -> Ceiling:
+        model = self._aliases.get(model, model)
+        ceiling = self._ceilings.get(model)
+        if ceiling is not None:
+            return ceiling
+        # A priced model outside the configured groups costs its price; an
+        # unknown one might be routed anywhere.
+        return Ceiling(self._models.get(model, self._ceiling), None)
+
+
+def _dearest(prices: Iterable[Price]) -> Price:
+    """A price as high as each of ``prices`` on every side (cached input counts as input)."""
+    inputs, outputs = [0.0], [0.0]
+    for price in prices:
+        inputs += [price.input_cost_per_token, price.cache_read_input_token_cost or 0.0]
+        outputs.append(price.output_cost_per_token)
+    return Price(input_cost_per_token=max(inputs), output_cost_per_token=max(outputs))

@@ -2,11 +2,19 @@
 
 Before the call, one :meth:`Counters.admit` grants every claim of the request
 or none: requests and tokens per minute (GCRA), concurrent requests, and the
-spend of every budget that applies (the call's maximum cost, from its token
-limit and the dearest price). After the call, :meth:`Counters.settle` replaces
-the estimates with the real usage and cost, and releases the concurrency slot.
-Because the reservation happens inside the atomic admit, N concurrent requests
-can never together pass a hard budget.
+spend of every budget that applies. After the call, :meth:`Counters.settle`
+replaces the reservations with the real usage and cost (giving back what was
+not used), and releases the concurrency slot.
+
+A hard budget reserves an upper bound of the call's cost: the prompt's bound
+from :func:`gatehouse.catalog.prompt_tokens` (UTF-8 bytes plus template, tool
+and image overheads) and the completion limit (``max_completion_tokens`` /
+``max_tokens``, else the longest completion the model can write, times ``n``),
+at the dearest price among the deployments the call may reach. Because the
+reservation happens inside the atomic admit and is never below the real cost,
+N concurrent requests can never together pass a hard budget. Token-per-minute
+limits and soft budgets reserve the cheap estimate: they settle with the real
+usage, and nothing is refused on a soft budget.
 
 Limits and budgets attach to the key, its user, its team and
 its organisation (from the admin API) and to the model (``limits.models``).
@@ -20,7 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gatehouse.catalog import PricingTable
+from gatehouse.catalog import PricingTable, prompt_tokens
 from gatehouse.core.config import LimitsConfig, LimitSpec
 from gatehouse.core.errors import (
     BudgetExceededError,
@@ -72,6 +80,7 @@ class _Template:
     """
 
     rules: list[Claim | tuple[str, float] | _Budgeted] = field(default_factory=list)
+    hard: bool = False  # some budget is hard: reserve the cost's upper bound
     roles: list[str] = field(default_factory=list)  # "requests" | "tokens" | "parallel" | ...
     soft: list[tuple[int, str, float]] = field(default_factory=list)  # claim, who, max_usd
     requests_at: list[int] = field(default_factory=list)  # claims behind x-ratelimit-*
@@ -136,15 +145,13 @@ class AdmissionStage:
 
     async def _plan(self, ctx: CallContext, principal: Principal, now: float) -> _Plan:
         request = ctx.request
-        max_completion = 0
+        prompt, completion = prompt_tokens(request), 0
         if isinstance(request, ChatCompletionRequest):
-            max_completion = request.token_limit() or self._limits.default_max_tokens
-            prompt = sum(len(m.text()) for m in request.messages) // 4 + 4 * len(request.messages)
-        else:
-            prompt = sum(len(t) for t in request.texts()) // 4 + 1
-        est_tokens = prompt + max_completion
-        max_cost = self._pricing.max_cost(ctx.model, prompt, max_completion)
+            completion = request.token_limit() or self._limits.default_max_tokens
+        est_tokens = prompt + completion
         template = await self._template(principal, ctx.model)
+        estimate = self._pricing.max_cost(ctx.model, prompt, completion)
+        max_cost = self._max_cost(ctx) if template.hard else estimate
         claims: list[Claim] = []
         for rule in template.rules:
             if isinstance(rule, Claim):
@@ -153,8 +160,20 @@ class AdmissionStage:
                 key, limit = rule
                 claims.append(Claim("rate", key, limit, min(est_tokens, limit), 60.0))
             else:
-                claims.append(await self._budget_claim(rule, max_cost, now))
+                amount = max_cost if rule.budget.hard else estimate
+                claims.append(await self._budget_claim(rule, amount, now))
         return _Plan(template, claims, max_cost)
+
+    def _max_cost(self, ctx: CallContext) -> float:
+        """The most the call can cost, whatever the upstream counts: what a hard budget
+        reserves."""
+        request = ctx.request
+        completion = 0
+        if isinstance(request, ChatCompletionRequest):
+            limit = request.token_limit() or self._pricing.completion_limit(ctx.model)
+            completion = limit * request.n
+        prompt = prompt_tokens(request, bound=True)
+        return self._pricing.max_cost(ctx.model, prompt, completion)
 
     async def _template(self, principal: Principal, model: str) -> _Template:
         """The claims of this caller on this model; cached until the directory
@@ -173,6 +192,7 @@ class AdmissionStage:
                     _Budgeted(kind, name, budget, f"spend:{kind}:{name}:{budget.period}:")
                 )
                 template.roles.append(f"budget:{kind}")
+                template.hard = template.hard or budget.hard
                 if not budget.hard:
                     template.soft.append(
                         (len(template.rules) - 1, f"{kind} {name}", budget.max_usd)
@@ -208,7 +228,7 @@ class AdmissionStage:
             subjects.append(("model", model, model_limits, None))
         return subjects
 
-    async def _budget_claim(self, rule: _Budgeted, max_cost: float, now: float) -> Claim:
+    async def _budget_claim(self, rule: _Budgeted, amount: float, now: float) -> Claim:
         budget = rule.budget
         window = self._windows.get(budget.period)
         if window is None or not window[1] <= now < window[2]:
@@ -227,7 +247,7 @@ class AdmissionStage:
             else:
                 self._seeded.add(key)
         limit = budget.max_usd if budget.hard else UNLIMITED
-        return Claim("quota", key, limit, max_cost, ttl)
+        return Claim("quota", key, limit, amount, ttl)
 
     # -- admit and settle --
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar, cast
 
+from gatehouse.catalog import prompt_tokens
 from gatehouse.core.config import RouterConfig
 from gatehouse.core.errors import (
     ContentPolicyError,
@@ -303,12 +304,7 @@ def _too_long(ctx: CallContext, group: ModelGroup) -> bool:
     request = ctx.request
     if window is None or not isinstance(request, ChatCompletionRequest):
         return False
-    return estimate_tokens(request) + (request.token_limit() or 0) > window
-
-
-def estimate_tokens(request: ChatCompletionRequest) -> int:
-    """A cheap upper-leaning estimate (4 characters a token, 4 tokens of framing a message)."""
-    return sum(len(m.text()) // 4 + 4 for m in request.messages)
+    return prompt_tokens(request) + (request.token_limit() or 0) > window
 
 
 def _affinity_key(ctx: CallContext) -> str:

@@ -1,0 +1,112 @@
+"""A hard budget holds at any concurrency, even when the upstream counts more tokens
+than any estimate from characters would (issue 11, item 9)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gatehouse.catalog import prompt_tokens
+from gatehouse.core.types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    Usage,
+)
+
+from .governed import Governed, governed_app
+
+HI = [{"role": "user", "content": "hi"}]
+MAX_TOKENS = 5
+# What the upstream reports for "hi" (a chat template around two characters):
+# characters / 4 says 4. Prices (governed.py): 1 USD a prompt token, 2 a completion token.
+PROMPT_TOKENS = 10
+REAL_COST = PROMPT_TOKENS * 1 + MAX_TOKENS * 2
+BUDGET = 100 * REAL_COST
+
+
+class Heavy:
+    """Answers every call with heavy usage, holding each one until ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.inside = 0
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        self.inside += 1
+        await self.gate.wait()
+        return ChatCompletion(
+            id="chatcmpl-heavy",
+            created=0,
+            model="test/echo",
+            choices=[Choice(message=AssistantMessage(content="x"), finish_reason="length")],
+            usage=Usage(
+                prompt_tokens=PROMPT_TOKENS,
+                completion_tokens=MAX_TOKENS,
+                total_tokens=PROMPT_TOKENS + MAX_TOKENS,
+            ),
+        )
+
+
+@pytest.fixture
+async def gov(tmp_path: Path) -> AsyncIterator[Governed]:
+    async for governed in governed_app(tmp_path):
+        yield governed
+
+
+async def _call(gov: Governed, key: str) -> httpx.Response:
+    return await gov.http.post(
+        "/v1/chat/completions",
+        json={"model": "default", "messages": HI, "max_tokens": MAX_TOKENS},
+        headers={"authorization": f"Bearer {key}"},
+    )
+
+
+async def _overlapping(gov: Governed, heavy: Heavy, key: str, count: int) -> list[int]:
+    """``count`` calls at once, every admitted one still in flight when the last is decided."""
+    heavy.gate.clear()
+    heavy.inside = 0
+    calls = [asyncio.create_task(_call(gov, key)) for _ in range(count)]
+    seen = (-1, -1)
+    while heavy.inside + sum(c.done() for c in calls) < count:
+        # Past the deployment's in-flight limit (64) admitted calls wait in its
+        # queue: once nothing moves any more, every call has been decided.
+        await asyncio.sleep(0.05)
+        now = (heavy.inside, sum(c.done() for c in calls))
+        if now == seen:
+            break
+        seen = now
+    heavy.gate.set()
+    return [r.status_code for r in await asyncio.gather(*calls)]
+
+
+async def test_300_overlapping_calls_never_pass_the_budget(gov: Governed) -> None:
+    heavy = Heavy()
+    gov.chat.complete = heavy.complete  # type: ignore[method-assign]
+    key = await gov.new_key(budget={"max_usd": BUDGET, "period": "day", "hard": True})
+
+    statuses = await _overlapping(gov, heavy, key, 300)
+    assert set(statuses) <= {200, 429}
+    accepted = statuses.count(200)
+    assert accepted > 0
+    assert accepted * REAL_COST <= BUDGET
+
+    # Settling gave back what each reservation did not use: one call at a time, the
+    # budget now admits calls until what was spent plus one reservation passes it.
+    request = ChatCompletionRequest.model_validate(
+        {"model": "default", "messages": HI, "max_tokens": MAX_TOKENS}
+    )
+    reservation = prompt_tokens(request, bound=True) * 1 + MAX_TOKENS * 2
+    heavy.gate.set()
+    while (await _call(gov, key)).status_code == 200:
+        accepted += 1
+    assert accepted * REAL_COST <= BUDGET < accepted * REAL_COST + reservation
+
+    await gov.governance.shipper.drain()
+    rows = (await gov.admin("GET", "/admin/spend?group_by=key")).json()["rows"]
+    assert rows[0]["cost_usd"] == accepted * REAL_COST <= BUDGET
