@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterator
@@ -53,6 +54,8 @@ models:
   - name: guarded
     num_retries: 0
     deployments: [{d("up-guarded")}]
+  - name: lonely
+    deployments: [{d("up-lonely")}]
   - name: breaker
     deployments: [{d("up-flaky")}, {d("up-steady")}]
   - name: slow-start
@@ -148,6 +151,30 @@ def test_upstream_auth_failure_is_a_502_for_the_operator(
     assert caught.value.status_code == 502
     assert caught.value.code == "upstream_auth_failed"  # type: ignore[attr-defined]
     assert "sk-fake" not in caught.value.response.text
+
+
+def test_a_lone_deployment_cooling_down_is_never_a_500(
+    gateway: RunningServer, upstream: FakeUpstream
+) -> None:
+    # Half its calls are a 429 with Retry-After: 1, and three failures open its
+    # breaker for a second: often nothing of the group can take a request.
+    upstream.reset()
+    upstream.by_model["up-lonely"] = Behaviour("status", status=429, retry_after=1, probability=0.5)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=60) as http:
+            body = {"model": "lonely", "messages": USER}
+            return await asyncio.gather(
+                *(http.post("/v1/chat/completions", json=body) for _ in range(40))
+            )
+
+    responses = asyncio.run(burst())
+    assert any(r.status_code == 200 for r in responses)
+    for response in responses:
+        if response.status_code != 200:
+            assert response.status_code in (429, 503), response.text
+            assert int(response.headers["retry-after"]) >= 1
+            assert {"message", "type", "code"} <= set(response.json()["error"])
 
 
 def test_breaker_stops_traffic_to_a_failing_deployment_and_recovers(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -281,3 +282,92 @@ async def test_stream_retries_until_the_first_chunk_only() -> None:
             pass
     assert broken.calls == 1  # never retried after bytes went out
     assert r.registry.group("h").deployments[0].stats.in_flight == 0
+
+
+def lone(retries: int = 2) -> tuple[Scripted, ModelGroup]:
+    """A group whose only deployment is picked by ``weighted`` (issue 11, item 10)."""
+    only = Scripted(name="only")
+    g = group("g", only, retries=retries, breaker_failures=5)
+    g.strategy = "weighted"
+    return only, g
+
+
+async def test_a_cooldown_pushed_further_while_waiting_is_waited_out_again() -> None:
+    clock = Clock()
+    only, g = lone()
+    only.script.append(failing(RateLimitError("slow", retry_after=1)))
+
+    async def sleep(seconds: float) -> None:
+        await clock.sleep(seconds)
+        if len(clock.slept) == 2:  # another request's 429 lands while this one waits
+            g.deployments[0].cooldown_until = clock.now + 1
+
+    r = Router(ModelRegistry(groups=[g]), RouterConfig(max_retry_after=5), clock=clock, sleep=sleep)
+    req = request("g")
+    assert (await r.complete(ctx(req), req)).model == "only"
+    assert only.calls == 2
+    assert len(clock.slept) == 3  # backoff, the first Retry-After, then the pushed one
+
+
+async def test_a_probe_in_flight_is_waited_for_then_the_group_is_a_503() -> None:
+    clock = Clock()
+    only, g = lone()
+    breaker = g.deployments[0].breaker
+    for _ in range(5):
+        breaker.on_failure(clock.now)
+    clock.now += 31
+    breaker.on_attempt(clock.now)  # another request is the half-open probe
+    r = router(g, clock=clock)
+    req = request("g")
+    with pytest.raises(GatehouseError) as caught:
+        await r.complete(ctx(req), req)
+    assert caught.value.http_status == 503
+    assert (caught.value.retry_after or 0) >= 1
+    assert caught.value.retryable
+    assert sum(clock.slept) == pytest.approx(5.0, abs=0.06)  # max_retry_after, in short looks
+    assert only.calls == 0
+
+    breaker.on_success()  # the probe came back: the next request goes through
+    assert (await r.complete(ctx(req), req)).model == "only"
+
+
+async def test_a_retry_after_past_the_deadline_is_a_429_that_says_when() -> None:
+    clock = Clock()
+    only, g = lone(retries=1)
+    only.script.append(failing(RateLimitError("slow", retry_after=60)))
+    r = router(g, clock=clock)
+    req = request("g")
+    with pytest.raises(RateLimitError) as caught:
+        await r.complete(ctx(req), req)
+    assert (caught.value.retry_after or 0) >= 59
+    assert only.calls == 1
+
+
+async def test_a_lone_deployment_rate_limiting_half_its_calls_never_gives_a_500() -> None:
+    clock = Clock()
+    only, g = lone()
+    rng = random.Random(11)
+
+    async def complete(request: ChatCompletionRequest) -> ChatCompletion:
+        only.calls += 1
+        await asyncio.sleep(0)
+        if rng.random() < 0.5:
+            raise failing(RateLimitError("slow", retry_after=1))
+        return await EchoChat.complete(only, request)
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await asyncio.sleep(0)
+
+    only.complete = complete  # type: ignore[method-assign]
+    r = Router(ModelRegistry(groups=[g]), RouterConfig(), clock=clock, sleep=sleep)
+    req = request("g")
+    outcomes = await asyncio.gather(
+        *(r.complete(ctx(req), req) for _ in range(100)), return_exceptions=True
+    )
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(errors) < 100
+    for error in errors:
+        assert isinstance(error, GatehouseError), repr(error)
+        assert error.http_status in (429, 503)
+        assert error.retry_after is not None

@@ -1,9 +1,11 @@
 """The router: a model group to one deployment call, with retries and fallbacks.
 
 For each call: pick a deployment with the group's strategy among those whose
-breaker and Retry-After allow it, call it, and on a retryable failure (connect
-error, timeout, 408/409/429/5xx) try again after an exponential backoff with
-full jitter, preferring deployments that have not failed this request. When
+breaker and Retry-After allow it (when none does, wait for the first to come
+back, up to ``router.max_retry_after``, else answer 429/503 with Retry-After),
+call it, and on a retryable failure (connect error, timeout, 408/409/429/5xx)
+try again after an exponential backoff with full jitter, preferring
+deployments that have not failed this request. When
 the group is exhausted, its fallback groups are tried in order; a prompt too
 long for the group goes to its context-window fallbacks and a content-policy
 refusal to its content-policy fallbacks. A stream is retried only until its
@@ -40,6 +42,10 @@ from gatehouse.gateway.routing.deployment import Deployment
 from gatehouse.gateway.routing.hashring import prefix_key
 from gatehouse.gateway.routing.strategies import choose
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider
+
+# How often to look again while the only way back is a breaker's probe in flight,
+# which ends when its call does.
+PROBE_POLL = 0.05
 
 T = TypeVar("T")
 Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
@@ -199,16 +205,14 @@ class Router:
         failed: set[str] = set()
         last: GatehouseError | None = None
         attempts = 1 + group.num_retries
+        deadline: float | None = None  # set when the group is first found cooling down
         for attempt in range(attempts):
             now = self._clock()
-            candidates = [d for d in group.deployments if d.can_try(now)]
+            candidates = _available(group, now)
             if not candidates:
-                wait = self._wait_for(group, now)
-                if wait is None:
-                    raise last or self._unavailable(group, now)
-                await self._sleep(wait)
-                now = self._clock()
-                candidates = [d for d in group.deployments if d.can_try(now)]
+                if deadline is None:
+                    deadline = now + self._config.max_retry_after
+                candidates, now = await self._wait_for_one(group, deadline, last)
             fresh = [d for d in candidates if d.id not in failed] or candidates
             fresh = [d for d in fresh if d.admission.has_capacity()] or fresh
             deployment = choose(
@@ -276,16 +280,41 @@ class Router:
         deployment.admission.release()
         deployment.admission.update(deployment.stats.hold)
 
-    def _wait_for(self, group: ModelGroup, now: float) -> float | None:
-        """How long until some deployment of ``group`` is free, if worth waiting for."""
-        wait = min(d.available_at(now) for d in group.deployments) - now
-        return max(wait, 0.0) if wait <= self._config.max_retry_after else None
+    async def _wait_for_one(
+        self, group: ModelGroup, deadline: float, last: GatehouseError | None
+    ) -> tuple[list[Deployment], float]:
+        """Every deployment of ``group`` is cooling down (Retry-After, open breaker, a
+        probe in flight): wait for the first to come back, if it does by ``deadline``.
 
-    def _unavailable(self, group: ModelGroup, now: float) -> ServiceUnavailableError:
-        wait = min(d.available_at(now) for d in group.deployments) - now
+        Returns a non-empty candidate list and the time, or raises a retryable 429
+        or 503 that carries ``Retry-After``: an empty list never reaches a strategy.
+        Another request's 429 can push a cooldown further while this one sleeps,
+        and a probe ends when its call does, so availability is checked again
+        after every sleep.
+        """
+        while True:
+            now = self._clock()
+            candidates = _available(group, now)
+            if candidates:
+                return candidates, now
+            # A deployment whose probe is in flight says "now": look again shortly.
+            back = max(min(d.available_at(now) for d in group.deployments), now + PROBE_POLL)
+            if back > deadline:
+                raise self._unavailable(group, back - now, last)
+            await self._sleep(back - now)
+
+    def _unavailable(
+        self, group: ModelGroup, wait: float, last: GatehouseError | None
+    ) -> GatehouseError:
+        """The error for a group that will not be back soon enough, with its Retry-After."""
+        retry_after = max(wait, 1.0)
+        if last is not None and last.http_status == 429:
+            # The upstream's own rate limit, told how long this group needs.
+            last.retry_after = max(retry_after, last.retry_after or 0.0)
+            return last
         error = ServiceUnavailableError(
             f"No deployment of '{group.name}' is available; retry later.",
-            retry_after=max(wait, 1.0),
+            retry_after=retry_after,
         )
         error.retryable = True
         return error
@@ -297,6 +326,10 @@ class Router:
 
     def _groups(self, names: list[str]) -> list[ModelGroup]:
         return [self.registry.group(name) for name in names]
+
+
+def _available(group: ModelGroup, now: float) -> list[Deployment]:
+    return [d for d in group.deployments if d.can_try(now)]
 
 
 def _too_long(ctx: CallContext, group: ModelGroup) -> bool:

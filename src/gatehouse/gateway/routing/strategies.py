@@ -1,7 +1,8 @@
 """Routing strategies: pick one deployment among the available ones. Pure functions.
 
 Every strategy receives only deployments that may take a request now (breaker
-closed or probing, no Retry-After cooldown running).
+closed or probing, no Retry-After cooldown running), and at least one: the
+router waits or refuses when none may (``Router._wait_for_one``).
 """
 
 from __future__ import annotations
