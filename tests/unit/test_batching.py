@@ -92,6 +92,20 @@ async def test_a_request_after_the_window_closed_goes_in_the_next_batch() -> Non
     assert batcher.batches_run == 2
 
 
+async def test_a_lone_request_runs_without_waiting_for_the_window() -> None:
+    clock, recorder = ManualClock(), Recorder()
+    batcher = make(recorder, clock, window=10.0)
+    result = await asyncio.wait_for(batcher.submit(["a"], wait=False), timeout=5)
+    assert result == ["A"]
+    assert clock.now == 0.0
+    # The next request that may wait for company waits for the window again.
+    later = asyncio.create_task(batcher.submit(["b"]))
+    await settle()
+    assert recorder.batches == [["a"]]
+    await clock.advance(10.0)
+    assert await later == ["B"]
+
+
 async def test_reaching_the_size_limit_runs_the_batch_without_waiting() -> None:
     clock, recorder = ManualClock(), Recorder()
     batcher = make(recorder, clock, window=10.0, max_items=4)

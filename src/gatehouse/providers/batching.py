@@ -64,13 +64,18 @@ class MicroBatcher(Generic[Item, Result]):
         self._sleep = sleep
         self._pending: list[_Pending[Item, Result]] = []
         self._pending_items = 0
+        self._due_now = False  # a request that should not wait for the window is pending
         self._full = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches_run = 0  # for tests and metrics: how many ``run`` calls were made
 
-    async def submit(self, items: Sequence[Item]) -> list[Result]:
-        """Results for ``items``, in order, computed in some batch with other callers'."""
+    async def submit(self, items: Sequence[Item], *, wait: bool = True) -> list[Result]:
+        """Results for ``items``, in order, computed in some batch with other callers'.
+
+        ``wait=False``: the caller knows of no other request on its way (a lone
+        query), so the batch runs without waiting for the window to close.
+        """
         if not items:
             return []
         loop = asyncio.get_running_loop()
@@ -85,7 +90,8 @@ class MicroBatcher(Generic[Item, Result]):
         future: asyncio.Future[list[Result]] = loop.create_future()
         self._pending.append(_Pending(items, self._clock(), future))
         self._pending_items += len(items)
-        if self._pending_items >= self._max_items:
+        self._due_now = self._due_now or not wait
+        if self._pending_items >= self._max_items or self._due_now:
             self._full.set()
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
@@ -94,9 +100,10 @@ class MicroBatcher(Generic[Item, Result]):
     async def _drain(self) -> None:
         while self._pending:
             due = self._pending[0].arrived + self._window - self._clock()
-            if due > 0 and self._pending_items < self._max_items:
+            if due > 0 and self._pending_items < self._max_items and not self._due_now:
                 await self._wait(due)
                 continue
+            self._due_now = False
             await self._run_batch(self._take_batch())
 
     async def _wait(self, seconds: float) -> None:

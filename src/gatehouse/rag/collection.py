@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gatehouse.rag import filters
+from gatehouse.rag import blas, filters
 from gatehouse.rag.access import Owner
 from gatehouse.rag.index import VectorIndex
 from gatehouse.rag.keyword import BM25Index
@@ -57,10 +57,26 @@ class Collection:
         self._doc_key: dict[str, int] = {}
         self._doc_rows: dict[int, set[int]] = {}
         self._row_doc: dict[int, int] = {}
+        # Searches read through one connection, under ``_lock``: opening one per
+        # search (connect, pragmas, schema check) cost more than the search itself.
+        self._reader: Store | None = None
 
     def store(self) -> Store:
         """A new connection to the collection's database (callers close it)."""
         return Store(self.directory)
+
+    def close(self) -> None:
+        """Close the connection that searches read through (reopened if searched again)."""
+        with self._lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+    def _read_store(self) -> Store:
+        """The searches' connection; call with ``_lock`` held."""
+        if self._reader is None:
+            self._reader = Store(self.directory, shared=True)
+        return self._reader
 
     def refresh(self, store: Store) -> None:
         """Apply what changed in the store since the last refresh (new rows, deletions)."""
@@ -132,14 +148,10 @@ class Collection:
         Called after ingestion, so the graph work (and its save, when due) is
         done then rather than by the next search.
         """
-        store = self.store()
-        try:
-            with self._lock:
-                self.refresh(store)
-                if isinstance(self._vectors, EmbeddedVectorIndex):
-                    self._vectors.build()
-        finally:
-            store.close()
+        with self._lock:
+            self.refresh(self._read_store())
+            if isinstance(self._vectors, EmbeddedVectorIndex):
+                self._vectors.build()
 
     def known_fields(self, store: Store) -> set[str]:
         return set(self.spec.metadata_schema) | store.fields() | BUILTIN_FIELDS
@@ -154,17 +166,17 @@ class Collection:
         diversity: float | None = None,
     ) -> list[SearchHit]:
         """Best chunks for ``query``; ``diversity`` (0-1) turns on MMR with that weight."""
-        store = self.store()
-        try:
-            with self._lock:
-                self.refresh(store)
-                allowed: set[int] | None = None
-                if where:
-                    predicate = filters.compile_filter(where, self.known_fields(store))
-                    allowed = {r for r, meta in self._metadata.items() if predicate(meta)}
-                if self._vectors is None:
-                    return []
-                pool = top_k * 4 if diversity else top_k
+        with self._lock:
+            store = self._read_store()
+            self.refresh(store)
+            allowed: set[int] | None = None
+            if where:
+                predicate = filters.compile_filter(where, self.known_fields(store))
+                allowed = {r for r, meta in self._metadata.items() if predicate(meta)}
+            if self._vectors is None:
+                return []
+            pool = top_k * 4 if diversity else top_k
+            with blas.one_thread:
                 hits = retrieve(
                     query,
                     self._vectors,
@@ -174,21 +186,20 @@ class Collection:
                     allowed,
                     documents=(self._documents, self._row_doc),
                 )
-                rows = store.chunks_by_rowid([rowid for rowid, _ in hits])
-                hits = [(r, s) for r, s in hits if r in rows]
-                if diversity:
-                    matrix = np.vstack([rows[r]["vector"] for r, _ in hits]) if hits else None
-                    if matrix is not None:
+            rows = store.chunks_by_rowid([rowid for rowid, _ in hits])
+            hits = [(r, s) for r, s in hits if r in rows]
+            if diversity:
+                matrix = np.vstack([rows[r]["vector"] for r, _ in hits]) if hits else None
+                if matrix is not None:
+                    with blas.one_thread:
                         hits = mmr(hits, matrix, top_k, lambda_=1.0 - diversity)
-            return [
-                SearchHit(
-                    document_id=rows[r]["document_id"],
-                    chunk_id=rows[r]["chunk_id"],
-                    text=rows[r]["text"],
-                    score=score,
-                    metadata=rows[r]["metadata"],
-                )
-                for r, score in hits[:top_k]
-            ]
-        finally:
-            store.close()
+        return [
+            SearchHit(
+                document_id=rows[r]["document_id"],
+                chunk_id=rows[r]["chunk_id"],
+                text=rows[r]["text"],
+                score=score,
+                metadata=rows[r]["metadata"],
+            )
+            for r, score in hits[:top_k]
+        ]

@@ -187,7 +187,7 @@ class RagEngine:
             from gatehouse.rag.chroma import ChromaVectorIndex
 
             ChromaVectorIndex(self.chroma_url, f"gatehouse-{name}", 0).drop()
-        self._open.pop(name, None)
+        self._forget(name)
         # Rename first: readers stop seeing it at once, and a crash mid-delete
         # leaves a hidden folder rather than a broken collection.
         trash = self.root / f".deleted-{uuid.uuid4().hex}"
@@ -200,7 +200,7 @@ class RagEngine:
         config = directory / "collection.json"
         missing = NotFoundError(f"collection '{name}' does not exist", param="collection")
         if not name or name.startswith(".") or "/" in name or not config.is_file():
-            self._open.pop(name, None)
+            self._forget(name)
             raise missing
         opened = self._open.get(name)
         if opened is None:
@@ -219,6 +219,11 @@ class RagEngine:
         if not may_access(opened.owner, caller):
             raise missing
         return opened
+
+    def _forget(self, name: str) -> None:
+        closed = self._open.pop(name, None)
+        if closed is not None:
+            closed.close()
 
     # -- documents --
 

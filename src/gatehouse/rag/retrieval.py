@@ -105,6 +105,24 @@ def retrieve(
         )[:k]
     expanded = expand(query.terms, keywords, allowed) if query.terms else {}
     keyword = keywords.search_terms(expanded, depth, allowed)
+    return fuse(query, dense, keyword, expanded, vectors, keywords, k, documents)
+
+
+def fuse(
+    query: Query,
+    dense: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    expanded: Mapping[str, float],
+    vectors: VectorIndex,
+    keywords: BM25Index,
+    k: int,
+    documents: tuple[BM25Index, Mapping[int, int]] | None = None,
+) -> list[tuple[int, float]]:
+    """The hybrid mix of the ``dense`` and ``keyword`` candidate lists (steps 2 and 3 above).
+
+    ``expanded`` is the weighted keyword query that found ``keyword``;
+    ``documents`` as for :func:`retrieve`.
+    """
     candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in keyword]))
     if not candidates:
         return []

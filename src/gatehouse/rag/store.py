@@ -93,11 +93,14 @@ class DocumentRecord:
 
 
 class Store:
-    """Read and write one collection's database. Cheap to open; not thread-shared."""
+    """Read and write one collection's database. Cheap to open; not thread-shared
+    unless opened ``shared``, and then used by one thread at a time (the caller's lock)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, shared: bool = False) -> None:
         self.directory = directory
-        self._db = sqlite3.connect(directory / "chunks.db", timeout=30, isolation_level=None)
+        self._db = sqlite3.connect(
+            directory / "chunks.db", timeout=30, isolation_level=None, check_same_thread=not shared
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)

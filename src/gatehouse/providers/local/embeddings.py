@@ -73,6 +73,7 @@ class MiniLMEmbeddingProvider:
         self._load_lock = threading.Lock()
         self._tokenize_lock = threading.Lock()
         self._run_lock = threading.Lock()
+        self._calls = 0  # embed calls in progress: a lone one need not wait for company
         self._batcher: MicroBatcher[TokenizedText, FloatArray] = MicroBatcher(
             self._embed_batch,
             window=config.batch_window_ms / 1000,
@@ -93,8 +94,12 @@ class MiniLMEmbeddingProvider:
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         texts = _checked_texts(request)
-        items = await asyncio.to_thread(self._tokenized, texts)
-        vectors = await self._batcher.submit(items)
+        self._calls += 1
+        try:
+            items = await asyncio.to_thread(self._tokenized, texts)
+            vectors = await self._batcher.submit(items, wait=self._calls > 1)
+        finally:
+            self._calls -= 1
         tokens = sum(len(item.ids) for item in items)
         data = [
             Embedding(index=i, embedding=_encode(vector, request.encoding_format))
