@@ -1,0 +1,130 @@
+"""How well and how fast do the guard's detectors find PII and secrets?
+
+Runs :func:`gatehouse.guard.detect` over the labelled corpus written for the
+project (``tests/fixtures/guard/positives.jsonl``: texts with the expected
+entity spans; ``negatives.jsonl``: hard negatives, texts where nothing may
+fire) and prints, per entity type, precision and recall. A finding counts as
+right only when its type, start and end all equal a labelled entity's
+(span-exact, end exclusive); a finding that overlaps a label but with other
+bounds counts as one false positive and one miss.
+
+Then the share of negative texts with any finding, and the time to scan a
+2 KB prompt (p50 and p99 over many runs): one of plain prose, one of prose
+with entities sprinkled in.
+
+Run: .venv/bin/python bench/guard_detection.py   (a few seconds)
+The corpus is small and was written alongside the detectors: read the figures
+as a regression check on known formats, not as the rate on real traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from gatehouse.guard import ENTITY_TYPES, detect
+
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "guard"
+PROSE = (
+    "The quarterly review covered onboarding, the migration of the billing service and the "
+    "plan for the next release. Latency improved after the cache change, and the team agreed "
+    "to ship on Friday once the load test passes. Please summarise the discussion below in "
+    "three bullet points and list any open questions for the product owner. "
+)
+
+
+def load(name: str) -> list[dict[str, object]]:
+    with (CORPUS / name).open(encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def score(records: list[dict[str, object]]) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    hits: Counter[str] = Counter()
+    false: Counter[str] = Counter()
+    missed: Counter[str] = Counter()
+    for record in records:
+        text = str(record["text"])
+        labels = record["entities"]
+        assert isinstance(labels, list)
+        expected = {(e["type"], e["start"], e["end"]) for e in labels}
+        found = {(e.type, e.start, e.end) for e in detect(text)}
+        for kind, _, _ in found & expected:
+            hits[kind] += 1
+        for kind, _, _ in found - expected:
+            false[kind] += 1
+        for kind, _, _ in expected - found:
+            missed[kind] += 1
+    return hits, false, missed
+
+
+def prompt_2kb(records: list[dict[str, object]], *, with_entities: bool) -> str:
+    parts: list[str] = []
+    index = 0
+    while sum(len(p) + 1 for p in parts) < 2048:
+        parts.append(PROSE)
+        if with_entities:
+            parts.append(str(records[index % len(records)]["text"]))
+            index += 7
+    return " ".join(parts)[:2048]
+
+
+def timings(text: str, runs: int) -> tuple[float, float]:
+    for _ in range(50):
+        detect(text)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        detect(text)
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return statistics.median(samples) * 1000, samples[int(len(samples) * 0.99)] * 1000
+
+
+def cpu() -> str:
+    try:
+        line = subprocess.run(
+            ["grep", "-m1", "model name", "/proc/cpuinfo"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    except OSError:
+        return "unknown"
+    return line.split(":", 1)[-1].strip() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5000, help="timed scans per prompt")
+    args = parser.parse_args()
+
+    positives, negatives = load("positives.jsonl"), load("negatives.jsonl")
+    hits, false, missed = score(positives + negatives)
+    print(f"CPU: {cpu()}")
+    print(f"corpus: {len(positives)} texts with entities, {len(negatives)} hard negatives")
+    print("matching: span-exact (type, start, end)\n")
+    print(f"{'type':12} {'labelled':>8} {'found':>6} {'right':>6} {'precision':>9} {'recall':>7}")
+    for kind in ENTITY_TYPES:
+        right, labelled = hits[kind], hits[kind] + missed[kind]
+        found = right + false[kind]
+        precision = right / found if found else 1.0
+        recall = right / labelled if labelled else 1.0
+        print(f"{kind:12} {labelled:>8} {found:>6} {right:>6} {precision:>9.3f} {recall:>7.3f}")
+    fired = sum(1 for record in negatives if detect(str(record["text"])))
+    share = fired / len(negatives)
+    print(f"\nnegative texts with any finding: {fired}/{len(negatives)} = {share:.1%}")
+
+    print(f"\n{'2 KB prompt':28} {'p50 ms':>7} {'p99 ms':>7}")
+    for label, with_entities in (("prose", False), ("prose with entities", True)):
+        text = prompt_2kb(positives, with_entities=with_entities)
+        p50, p99 = timings(text, args.runs)
+        print(f"{label + f' ({len(detect(text))} found)':28} {p50:>7.3f} {p99:>7.3f}")
+
+
+if __name__ == "__main__":
+    main()
