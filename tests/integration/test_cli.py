@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,27 @@ def test_models_and_version(tmp_path: Path) -> None:
     version = run("version", data_dir=tmp_path)
     assert version.returncode == 0
     assert version.stdout.startswith("gatehouse ")
+
+
+def test_eval_retrieval_prints_json_and_fails_in_one_line(tmp_path: Path) -> None:
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    good = tmp_path / "good.run"
+    good.write_text("q1 Q0 d1 1 2.5 bm25\nq1 Q0 d3 2 1.5 bm25\n")
+    result = run(
+        "eval", "retrieval", "--qrels", str(qrels), "--run", str(good), "--json", data_dir=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["recall@10"] == 0.5
+    assert scores["mrr@10"] == 0.5
+    bad = tmp_path / "bad.run"
+    bad.write_text("q1 Q0 d1 1 2.5 bm25\nq1 Q0 d3 2 bm25\n")
+    result = run(
+        "eval", "retrieval", "--qrels", str(qrels), "--run", str(bad), "--json", data_dir=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"gatehouse: error: {bad}:2: expected 6 fields 'qid Q0 docid rank score tag', found 5\n"
+    )

@@ -27,6 +27,8 @@ COMMANDS = [
     ["keys", "revoke", "id"],
     ["keys", "rotate", "id"],
     ["spend"],
+    ["eval", "retrieval", "--qrels", "q", "--run", "r"],
+    ["eval", "rag", "-c", "c", "--queries", "q", "--qrels", "r"],
     ["version"],
 ]
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from gatehouse import __version__
 from gatehouse.cli import capacity
+from gatehouse.cli import eval as eval_cli
 from gatehouse.cli import rag as rag_cli
 from gatehouse.core.config import Settings, load_settings
 from gatehouse.core.errors import ConfigError, GatehouseError
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     capacity.add_parser(commands)
     rag_cli.add_parsers(commands)
+    eval_cli.add_parsers(commands)
     commands.add_parser("models", help="list the configured models")
     from gatehouse.cli import governance
 
@@ -124,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _fail(str(exc), EXIT_USAGE)
         if args.command in ("ingest", "search", "ask", "collections"):
             return rag_cli.run(settings, args)
+        if args.command == "eval":
+            return eval_cli.run(settings, args)
     except ConfigError as exc:
         return _fail(str(exc).replace("\n", " "), EXIT_USAGE)
     except GatehouseError as exc:
