@@ -7,8 +7,8 @@ the embedding model's ONNX Runtime threads spin on the same cores right after
 they embed the query. On 2 cores the two pools fought over that one product
 for 10-15 ms. So a search runs its products on one thread (:func:`one_thread`).
 
-The limit is set through ``threadpoolctl``, which is installed with
-sentence-transformers (by scikit-learn); without it, searches run as before.
+The limit is set through ``threadpoolctl`` (a dependency, imported on first
+search); without it, searches run as before.
 The BLAS thread count is process-wide, so overlapping searches share one
 limit: the first to enter sets it, the last to leave restores it.
 """
