@@ -32,6 +32,7 @@ import numpy as np
 import orjson
 
 from gatehouse.core.config import load_settings
+from gatehouse.evals.formats import read_qrels
 from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.onnx_export import EXPORT_FORMAT
 from gatehouse.rag.embedder import GatewayEmbedder
@@ -79,11 +80,9 @@ def read_set(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, int]]]:
     corpus = [orjson.loads(line) for line in (root / "corpus.jsonl").read_bytes().splitlines()]
     queries = [orjson.loads(line) for line in (root / "queries.jsonl").read_bytes().splitlines()]
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (root / "qrels" / "test.tsv").read_text().splitlines()[1:]:
-        query, doc, score = line.split("\t")
-        qrels.setdefault(query, {})[doc] = int(score)
-    return corpus, queries, qrels
+    # Not every copy of a set has the BEIR header line: the project's reader
+    # tells (skipping the first line blindly lost msmarco's first judgment).
+    return corpus, queries, read_qrels(root / "qrels" / "test.tsv")
 
 
 def ndcg_at_10(ranked: Sequence[str], judged: dict[str, int]) -> float:
