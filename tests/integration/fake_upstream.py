@@ -40,6 +40,7 @@ class Behaviour:
     cut_after: int = 2  # chunks sent before a cut
     probability: float = 1.0  # chance that this behaviour applies; otherwise a plain answer
     error_body: dict[str, Any] | None = None
+    piece_chars: int = 0  # OpenAI streams: pieces of this many characters, not a word a chunk
 
 
 @dataclass
@@ -265,7 +266,12 @@ class FakeUpstream:
             return b"data: " + orjson.dumps(payload) + b"\n\n"
 
         events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": (" " if i else "") + w}) for i, w in enumerate(words)]
+        if behaviour.piece_chars:
+            text, size = " ".join(words), behaviour.piece_chars
+            pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        else:
+            pieces = [(" " if i else "") + w for i, w in enumerate(words)]
+        events += [chunk({"content": piece}) for piece in pieces]
         events.append(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(chunk({}, use=usage))

@@ -274,6 +274,43 @@ class RagConfig(_Section):
     chroma_url: str | None = None  # None: vectors in the embedded index
 
 
+GuardAction = Literal["allow", "redact", "mask", "block"]
+
+
+class GuardEntitiesConfig(_Section):
+    """The action per entity type. Keys are the type names, in any case
+    (``EMAIL`` or ``email``), so environment variables reach them too."""
+
+    email: GuardAction = "allow"
+    phone: GuardAction = "allow"
+    credit_card: GuardAction = "allow"
+    iban: GuardAction = "allow"
+    us_ssn: GuardAction = "allow"
+    ip_address: GuardAction = "allow"
+    secret: GuardAction = "allow"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {str(key).lower(): value for key, value in data.items()}
+        return data
+
+    def actions(self) -> dict[str, GuardAction]:
+        """``{"EMAIL": "mask", ...}``: the types whose action is not ``allow``."""
+        return {
+            name.upper(): action for name, action in self.model_dump().items() if action != "allow"
+        }
+
+
+class GuardConfig(_Section):
+    """Guardrails on the chat and embeddings inputs (see docs/guardrails.md). Off by default."""
+
+    enabled: bool = False
+    entities: GuardEntitiesConfig = GuardEntitiesConfig()
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # weaker findings are ignored
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -287,6 +324,7 @@ class Settings(_Section):
     store: StoreConfig = StoreConfig()
     pricing: PricingConfig = PricingConfig()
     limits: LimitsConfig = LimitsConfig()
+    guard: GuardConfig = GuardConfig()
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.
     unsupported_keys: list[str] = Field(default_factory=list)

@@ -18,7 +18,8 @@ the server turns any of them into ``{"error": {"message", "type", "param",
     │   ├── RequestTooLargeError           413 request_too_large
     │   ├── UnsupportedMediaTypeError      415 unsupported_media_type
     │   ├── HeadersTooLargeError           431 request_headers_too_large
-    │   └── ContentPolicyError             400 content_policy_violation
+    │   └── ContentPolicyError             400 content_policy_violation (an upstream refused)
+    │       └── GuardrailViolationError    400 content_policy_violation (a guard rule blocked)
     ├── AuthenticationError                401 invalid_request_error / invalid_api_key
     ├── PermissionDeniedError              403 permission_denied
     ├── RateLimitError                     429 rate_limit_exceeded
@@ -122,6 +123,18 @@ class ContentPolicyError(InvalidRequestError):
     """The provider refused the content; a content-policy fallback may retry elsewhere."""
 
     code = "content_policy_violation"
+
+
+class GuardrailViolationError(ContentPolicyError):
+    """A guard ``block`` rule fired on the request. The message names the rule and
+    the entity type, never the value; the request never reaches an upstream."""
+
+    def __init__(self, rule: str, entity_type: str) -> None:
+        super().__init__(
+            f"The request was blocked by the guardrail rule '{rule}': "
+            f"it contains a {entity_type} value, which this gateway does not accept."
+        )
+        self.rule = rule
 
 
 class ModelNotFoundError(NotFoundError):

@@ -20,6 +20,7 @@ from gatehouse.core.types import (
     StreamOptions,
 )
 from gatehouse.gateway.cache import cache_stages
+from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.observer import Observer, ObserveStage
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Endpoint, Result, Stage, chain
 from gatehouse.gateway.registry import (
@@ -216,10 +217,15 @@ def build_gateway(
     # The stage order, outermost first. Stages never import each other.
     # Observe everything; authenticate, limit and meter every call, cache hits
     # included (the cache key carries the principal's scope); then the caches.
+    # The guard goes right after auth: admission, the caches and the upstream
+    # only ever see the protected request, and a blocked one uses no quota.
     stages: list[Stage] = []
     if observer is not None:
         stages.append(ObserveStage(observer))
-    stages.extend(governance.stages())
+    auth, *accounting = governance.stages()
+    stages.append(auth)
+    stages.extend(guard_stages(settings.guard))
+    stages.extend(accounting)
     stages.extend(cache_stages(settings.cache, embed_call))
     return Gateway(
         registry, started_at=started_at, stages=stages, router=router, governance=governance

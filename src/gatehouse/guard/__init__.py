@@ -3,6 +3,12 @@
 :func:`detect` finds entities in a text: each an :class:`Entity` with a type
 (``EMAIL``, ``PHONE``, ``CREDIT_CARD``, ``IBAN``, ``US_SSN``, ``IP_ADDRESS``,
 ``SECRET``), a character span (end exclusive) and a score.
+
+A :class:`Policy` says what to do with each type: allow, redact (``[EMAIL]``),
+mask reversibly (``[EMAIL_1]``, put back in the response) or block. A
+:class:`RequestGuard` applies it to the texts of one request, keeps that
+request's placeholders and restores them, in streamed text too
+(:class:`StreamRestorer`). The gateway's guard stage drives them.
 """
 
 from gatehouse.guard.entities import (
@@ -16,9 +22,20 @@ from gatehouse.guard.entities import (
     US_SSN,
     Entity,
 )
+from gatehouse.guard.policy import (
+    ACTIONS,
+    Action,
+    Finding,
+    Policy,
+    PolicyViolation,
+    RequestGuard,
+    StreamRestorer,
+    strongest,
+)
 from gatehouse.guard.scanner import detect
 
 __all__ = [
+    "ACTIONS",
     "CREDIT_CARD",
     "EMAIL",
     "ENTITY_TYPES",
@@ -27,6 +44,13 @@ __all__ = [
     "PHONE",
     "SECRET",
     "US_SSN",
+    "Action",
     "Entity",
+    "Finding",
+    "Policy",
+    "PolicyViolation",
+    "RequestGuard",
+    "StreamRestorer",
     "detect",
+    "strongest",
 ]

@@ -1,0 +1,172 @@
+"""The guard stage: the guard policy applied to what goes upstream and what comes back.
+
+On the way in (guard_in) every text of the request (chat message contents and
+text parts, tool-call arguments, embedding inputs) goes through the policy:
+redacted and masked values are replaced before any later stage (admission,
+the caches, the upstream) sees them, and a ``block`` rule ends the request
+with 400 ``content_policy_violation``. On the way out (guard_out) the values
+masked in this request are put back into the answer, and into a streamed
+answer as it streams, a placeholder split across chunks included.
+
+The stage exists only when ``guard.enabled`` is set and some type is not
+allowed, so a gateway without a guard policy pays nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from gatehouse.core.config import GuardConfig
+from gatehouse.core.errors import GuardrailViolationError
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    ChunkChoice,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    TextPart,
+)
+from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result, Stage
+from gatehouse.guard import Policy, PolicyViolation, RequestGuard, StreamRestorer
+
+
+def guard_stages(config: GuardConfig) -> list[Stage]:
+    """The guard stage for ``config``, or none when the policy acts on nothing."""
+    policy = Policy.from_config(config)
+    return [GuardStage(policy)] if policy.active_types() else []
+
+
+class GuardStage:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
+        guard = RequestGuard(self.policy)
+        try:
+            ctx.request = _protect_request(ctx.request, guard)
+        except PolicyViolation as violation:
+            raise GuardrailViolationError(violation.rule, violation.entity_type) from None
+        result = await call_next(ctx)
+        if not guard.masked or isinstance(result, EmbeddingResponse):
+            return result
+        if isinstance(result, ChatCompletion):
+            return _restore_completion(result, guard)
+        return _restore_stream(result, guard)
+
+
+# -- guard_in ---------------------------------------------------------------------
+
+
+def _protect_request(
+    request: ChatCompletionRequest | EmbeddingRequest, guard: RequestGuard
+) -> ChatCompletionRequest | EmbeddingRequest:
+    if isinstance(request, EmbeddingRequest):
+        if isinstance(request.input, str):
+            return request.model_copy(update={"input": guard.protect(request.input)})
+        if request.is_token_input():
+            return request  # token ids are not text
+        texts = [guard.protect(item) for item in request.texts()]
+        return request.model_copy(update={"input": texts})
+    messages = [_protect_message(message, guard) for message in request.messages]
+    return request.model_copy(update={"messages": messages})
+
+
+def _protect_message(message: ChatMessage, guard: RequestGuard) -> ChatMessage:
+    update: dict[str, Any] = {}
+    content = message.content
+    if isinstance(content, str):
+        update["content"] = guard.protect(content)
+    elif content is not None:
+        update["content"] = [
+            part.model_copy(update={"text": guard.protect(part.text)})
+            if isinstance(part, TextPart)
+            else part
+            for part in content
+        ]
+    if message.tool_calls:
+        update["tool_calls"] = [_protect_tool_call(call, guard) for call in message.tool_calls]
+    return message.model_copy(update=update)
+
+
+def _protect_tool_call(call: dict[str, Any], guard: RequestGuard) -> dict[str, Any]:
+    function = call.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    arguments = guard.protect(function["arguments"])
+    return {**call, "function": {**function, "arguments": arguments}}
+
+
+# -- guard_out --------------------------------------------------------------------
+
+
+def _restore_completion(completion: ChatCompletion, guard: RequestGuard) -> ChatCompletion:
+    choices = []
+    for choice in completion.choices:
+        message = choice.message
+        update: dict[str, Any] = {}
+        if message.content:
+            update["content"] = guard.restore(message.content)
+        if message.tool_calls:
+            update["tool_calls"] = [_restore_tool_call(c, guard) for c in message.tool_calls]
+        choices.append(choice.model_copy(update={"message": message.model_copy(update=update)}))
+    return completion.model_copy(update={"choices": choices})
+
+
+def _restore_tool_call(call: dict[str, Any], guard: RequestGuard) -> dict[str, Any]:
+    function = call.get("function")
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    # The arguments are JSON: a restored value goes in escaped as a JSON string's content.
+    arguments = guard.restore(function["arguments"], escape=_json_string_content)
+    return {**call, "function": {**function, "arguments": arguments}}
+
+
+def _json_string_content(value: str) -> str:
+    return orjson.dumps(value).decode()[1:-1]
+
+
+async def _restore_stream(
+    chunks: ChatStream, guard: RequestGuard
+) -> AsyncIterator[ChatCompletionChunk]:
+    restorers: dict[int, StreamRestorer] = {}
+    last: ChatCompletionChunk | None = None
+    async for chunk in chunks:
+        last = chunk
+        if not chunk.choices:
+            yield chunk
+            continue
+        choices = []
+        for choice in chunk.choices:
+            restorer = restorers.get(choice.index)
+            if restorer is None:
+                restorer = restorers[choice.index] = guard.restorer()
+            content = choice.delta.content
+            restored = restorer.feed(content) if content else content
+            if choice.finish_reason is not None:
+                held = restorer.flush()
+                if held:
+                    restored = (restored or "") + held
+            if restored == content:
+                choices.append(choice)
+            else:
+                delta = choice.delta.model_copy(update={"content": restored})
+                choices.append(choice.model_copy(update={"delta": delta}))
+        yield chunk.model_copy(update={"choices": choices})
+    # A stream that ended without a finish_reason may still hold a tail back.
+    tails = [(index, r.flush()) for index, r in restorers.items()]
+    tails = [(index, held) for index, held in tails if held]
+    if tails and last is not None:
+        yield last.model_copy(
+            update={
+                "choices": [
+                    ChunkChoice(index=index, delta=Delta(content=held)) for index, held in tails
+                ],
+                "usage": None,
+            }
+        )

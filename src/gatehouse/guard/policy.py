@@ -1,0 +1,197 @@
+"""Policies: what to do with each entity type, applied to the texts of one request.
+
+A :class:`Policy` maps entity types to an action:
+
+- ``allow``: leave the value alone;
+- ``redact``: replace it by ``[TYPE]``, for good;
+- ``mask``: replace it by a placeholder (``[EMAIL_1]``) that is stable within
+  the request (the same value gets the same placeholder everywhere) and put
+  the value back in the response, streamed ones included;
+- ``block``: refuse the request, naming the rule and never the value.
+
+:class:`RequestGuard` holds one request's placeholders; it is created per
+request and thrown away with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gatehouse.core.config import GuardConfig
+from gatehouse.guard.entities import Entity
+from gatehouse.guard.scanner import detect
+
+Action = Literal["allow", "redact", "mask", "block"]
+ACTIONS: tuple[Action, ...] = ("allow", "redact", "mask", "block")
+# Stronger actions win when one policy is asked about several findings.
+_STRENGTH = {"allow": 0, "redact": 1, "mask": 1, "block": 2}
+_PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*?)_(\d{1,6})\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The action per entity type (types not listed are allowed) and the least
+    score a finding needs before the policy acts on it."""
+
+    actions: Mapping[str, Action] = field(default_factory=dict)
+    min_score: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: GuardConfig) -> Policy:
+        """The policy the ``guard:`` section declares; allows everything while it is off."""
+        if not config.enabled:
+            return cls()
+        return cls(actions=config.entities.actions(), min_score=config.min_score)
+
+    def action(self, entity_type: str) -> Action:
+        return self.actions.get(entity_type, "allow")
+
+    def active_types(self) -> frozenset[str]:
+        """The types the policy acts on: only these need scanning."""
+        return frozenset(t for t, a in self.actions.items() if a != "allow")
+
+    @staticmethod
+    def rule(entity_type: str) -> str:
+        """The name a decision is reported under (``entities.US_SSN``)."""
+        return f"entities.{entity_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """An entity and what the policy did about it."""
+
+    entity: Entity
+    action: Action
+
+
+class PolicyViolation(Exception):
+    """A ``block`` rule fired. Carries the rule and the type, never the value."""
+
+    def __init__(self, rule: str, entity_type: str) -> None:
+        super().__init__(f"{rule}: {entity_type}")
+        self.rule = rule
+        self.entity_type = entity_type
+
+
+class RequestGuard:
+    """Applies a policy to the texts of one request and restores its masked values."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.findings: list[Finding] = []
+        self._types = policy.active_types()
+        self._placeholders: dict[tuple[str, str], str] = {}
+        self._originals: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+
+    @property
+    def masked(self) -> bool:
+        """Whether any value was masked, so the response needs restoring."""
+        return bool(self._originals)
+
+    def check(self, text: str) -> list[Finding]:
+        """What the policy would do to ``text``, without changing any state."""
+        if not self._types:
+            return []
+        return [
+            Finding(entity, self.policy.action(entity.type))
+            for entity in detect(text, self._types)
+            if entity.score >= self.policy.min_score
+        ]
+
+    def protect(self, text: str) -> str:
+        """``text`` with redacted and masked values replaced; raises
+        :class:`PolicyViolation` if a ``block`` rule fires."""
+        findings = self.check(text)
+        if not findings:
+            return text
+        for finding in findings:
+            if finding.action == "block":
+                self.findings.append(finding)
+                kind = finding.entity.type
+                raise PolicyViolation(self.policy.rule(kind), kind)
+        self.findings.extend(findings)
+        parts: list[str] = []
+        position = 0
+        for finding in findings:
+            entity = finding.entity
+            parts.append(text[position : entity.start])
+            value = text[entity.start : entity.end]
+            if finding.action == "redact":
+                parts.append(f"[{entity.type}]")
+            else:
+                parts.append(self._placeholder(entity.type, value))
+            position = entity.end
+        parts.append(text[position:])
+        return "".join(parts)
+
+    def restore(self, text: str, *, escape: Callable[[str], str] | None = None) -> str:
+        """``text`` with this request's placeholders replaced by their values, each
+        passed through ``escape`` if given (to put it inside a JSON string)."""
+        if not self._originals or "[" not in text:
+            return text
+        originals = self._originals
+
+        def value(match: re.Match[str]) -> str:
+            original = originals.get(match.group())
+            if original is None:
+                return match.group()
+            return original if escape is None else escape(original)
+
+        return _PLACEHOLDER.sub(value, text)
+
+    def restorer(self) -> StreamRestorer:
+        return StreamRestorer(self)
+
+    def _placeholder(self, entity_type: str, value: str) -> str:
+        key = (entity_type, value)
+        placeholder = self._placeholders.get(key)
+        if placeholder is None:
+            count = self._counts.get(entity_type, 0) + 1
+            self._counts[entity_type] = count
+            placeholder = f"[{entity_type}_{count}]"
+            self._placeholders[key] = placeholder
+            self._originals[placeholder] = value
+        return placeholder
+
+    def could_be_placeholder(self, tail: str) -> bool:
+        """Whether ``tail`` is the start of one of this request's placeholders."""
+        return any(p.startswith(tail) for p in self._originals)
+
+
+class StreamRestorer:
+    """Restores placeholders in a stream of text pieces, one per choice.
+
+    A placeholder may arrive split across pieces (``[EMA`` then ``IL_1]``): the
+    tail of the text that could still become a placeholder is held back until
+    the next piece decides it, so at most one placeholder's length is delayed.
+    """
+
+    def __init__(self, guard: RequestGuard) -> None:
+        self._guard = guard
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        self._held = ""
+        cut = text.rfind("[")
+        if cut != -1 and "]" not in text[cut:] and self._guard.could_be_placeholder(text[cut:]):
+            text, self._held = text[:cut], text[cut:]
+        return self._guard.restore(text)
+
+    def flush(self) -> str:
+        """What is still held back, at the end of the stream."""
+        held, self._held = self._held, ""
+        return held
+
+
+def strongest(findings: list[Finding]) -> Action:
+    """The strongest action among ``findings`` (``allow`` for none)."""
+    best: Action = "allow"
+    for finding in findings:
+        if _STRENGTH[finding.action] > _STRENGTH[best]:
+            best = finding.action
+    return best

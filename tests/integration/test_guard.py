@@ -1,0 +1,167 @@
+"""Guardrails through the official ``openai`` SDK, against a fake upstream that
+records what it receives: masked and redacted values never reach it, masked
+values come back restored (streamed too, split across chunks), blocked
+requests never reach it at all."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from .conftest import RunningServer, start_server, stop_server
+from .fake_upstream import Behaviour, FakeUpstream
+
+EMAIL, KEY = "jane.doe@example.com", "sk-proj-abcDEF1234567890ghijKLMNopq"
+
+
+@pytest.fixture(scope="module")
+def server(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("guard")
+    config = root / "gatehouse.yaml"
+    config.write_text(
+        f"""
+local: {{chat: {{enabled: false}}, embeddings: {{enabled: false}}}}
+models:
+  - name: echo
+    deployments:
+      - {{provider: openai_compat, model: up-echo, base_url: '{upstream.base_url}/v1'}}
+  - name: vectors
+    mode: embedding
+    deployments:
+      - {{provider: openai_compat, model: up-embed, base_url: '{upstream.base_url}/v1'}}
+guard:
+  enabled: true
+  entities:
+    EMAIL: mask
+    SECRET: mask
+    PHONE: redact
+    US_SSN: block
+    CREDIT_CARD: block
+"""
+    )
+    running = start_server(root / "data", config=config)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture
+def client(server: RunningServer, upstream: FakeUpstream) -> openai.OpenAI:
+    upstream.reset()
+    return server.openai()
+
+
+def _sent(upstream: FakeUpstream) -> str:
+    """Everything the upstream received, as one string."""
+    return json.dumps([r.body for r in upstream.requests])
+
+
+def test_masked_values_never_reach_the_upstream_and_come_back(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    reply = client.chat.completions.create(
+        model="echo",
+        messages=[
+            {"role": "system", "content": f"The user's address is {EMAIL}."},
+            {"role": "user", "content": f"Write to {EMAIL} with key {KEY} and {EMAIL}"},
+        ],
+    )
+    assert reply.choices[0].message.content == f"echo: Write to {EMAIL} with key {KEY} and {EMAIL}"
+    sent = _sent(upstream)
+    assert EMAIL not in sent
+    assert KEY not in sent
+    # Stable within the request: the system and user messages share the placeholder.
+    [request] = upstream.requests
+    assert request.body["messages"][0]["content"] == "The user's address is [EMAIL_1]."
+    assert request.body["messages"][1]["content"] == (
+        "Write to [EMAIL_1] with key [SECRET_1] and [EMAIL_1]"
+    )
+
+
+@pytest.mark.parametrize("piece_chars", [0, 3, 5])
+def test_streamed_answers_are_restored_even_with_placeholders_split(
+    client: openai.OpenAI, upstream: FakeUpstream, piece_chars: int
+) -> None:
+    upstream.default = Behaviour(piece_chars=piece_chars)
+    stream = client.chat.completions.create(
+        model="echo",
+        messages=[{"role": "user", "content": f"mail {EMAIL} now, key {KEY}."}],
+        stream=True,
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert "".join(pieces) == f"echo: mail {EMAIL} now, key {KEY}."
+    if piece_chars:
+        # The upstream's pieces cut through both placeholders ...
+        sent_back = "echo: mail [EMAIL_1] now, key [SECRET_1]."
+        for placeholder in ("[EMAIL_1]", "[SECRET_1]"):
+            start = sent_back.index(placeholder)
+            assert start // piece_chars != (start + len(placeholder) - 1) // piece_chars
+        # ... and each value still reaches the client whole, in one piece.
+        assert any(EMAIL in p for p in pieces)
+        assert any(KEY in p for p in pieces)
+    assert EMAIL not in _sent(upstream)
+    assert KEY not in _sent(upstream)
+
+
+def test_redacted_values_are_not_restored(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    reply = client.chat.completions.create(
+        model="echo",
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "call me on +44 20 7946 0958 please"}],
+            }
+        ],
+    )
+    assert reply.choices[0].message.content == "echo: call me on [PHONE] please"
+    assert "7946" not in _sent(upstream)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("my SSN is 536-22-1234", "entities.US_SSN"),
+        ("charge 4111 1111 1111 1111 now", "entities.CREDIT_CARD"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_blocked_requests_never_reach_the_upstream(
+    client: openai.OpenAI, upstream: FakeUpstream, text: str, rule: str, stream: bool
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": text}], stream=stream
+        )
+    error = caught.value
+    assert error.status_code == 400
+    assert error.code == "content_policy_violation"
+    assert isinstance(error.body, dict)
+    assert error.body["type"] == "invalid_request_error"
+    assert rule in error.body["message"]
+    assert "536-22" not in str(error.body)
+    assert "4111" not in str(error.body)
+    assert upstream.requests == []
+
+
+def test_embedding_inputs_are_protected(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    result = client.embeddings.create(
+        model="vectors", input=[f"about {EMAIL}", "+1 (415) 555-0132"]
+    )
+    assert len(result.data) == 2
+    [request] = upstream.requests
+    assert request.body["input"] == ["about [EMAIL_1]", "[PHONE]"]
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="vectors", input="SSN 536-22-1234")
+    assert len(upstream.requests) == 1
+
+
+def test_clean_requests_pass_untouched(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    reply = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "version 1.2.3.4 on 2024-01-15"}]
+    )
+    assert reply.choices[0].message.content == "echo: version 1.2.3.4 on 2024-01-15"
+    assert upstream.requests[0].body["messages"][0]["content"] == "version 1.2.3.4 on 2024-01-15"

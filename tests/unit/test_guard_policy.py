@@ -1,0 +1,100 @@
+"""Guard policies: redact, mask with stable placeholders, restore (streamed too), block."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatehouse.core.config import GuardConfig, load_settings
+from gatehouse.core.errors import ConfigError
+from gatehouse.guard import Policy, PolicyViolation, RequestGuard
+
+TEXT = "Mail jane@example.com or bob@example.org, again jane@example.com; call +44 20 7946 0958."
+
+
+def test_redact_replaces_values_by_their_type() -> None:
+    guard = RequestGuard(Policy({"EMAIL": "redact", "PHONE": "redact"}))
+    assert guard.protect(TEXT) == "Mail [EMAIL] or [EMAIL], again [EMAIL]; call [PHONE]."
+    assert not guard.masked
+    assert guard.restore("[EMAIL]") == "[EMAIL]"
+
+
+def test_mask_placeholders_are_stable_within_a_request_and_restored() -> None:
+    guard = RequestGuard(Policy({"EMAIL": "mask", "PHONE": "mask"}))
+    masked = guard.protect(TEXT)
+    assert masked == "Mail [EMAIL_1] or [EMAIL_2], again [EMAIL_1]; call [PHONE_1]."
+    # A second text of the same request shares the placeholders.
+    assert guard.protect("cc jane@example.com") == "cc [EMAIL_1]"
+    assert guard.masked
+    assert guard.restore(masked) == TEXT
+    # Placeholders this request never issued stay as they are.
+    assert guard.restore("[EMAIL_3] [SECRET_1] [x]") == "[EMAIL_3] [SECRET_1] [x]"
+
+
+def test_each_request_numbers_from_one() -> None:
+    policy = Policy({"EMAIL": "mask"})
+    assert RequestGuard(policy).protect("bob@example.org") == "[EMAIL_1]"
+    assert RequestGuard(policy).protect("jane@example.com") == "[EMAIL_1]"
+
+
+def test_block_names_the_rule_and_never_the_value() -> None:
+    guard = RequestGuard(Policy({"US_SSN": "block", "EMAIL": "mask"}))
+    with pytest.raises(PolicyViolation) as caught:
+        guard.protect("a@b.org, SSN 536-22-1234")
+    assert caught.value.rule == "entities.US_SSN"
+    assert "536" not in str(caught.value)
+
+
+def test_allowed_types_are_not_scanned_and_low_scores_are_ignored() -> None:
+    assert RequestGuard(Policy({"EMAIL": "allow"})).check(TEXT) == []
+    strict = RequestGuard(Policy({"PHONE": "redact"}, min_score=0.9))
+    assert strict.protect(TEXT) == TEXT  # phone findings score 0.8
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["Hello [EMAIL_1], your number [PHONE_1] is set."],
+        ["Hello [", "EMAIL_1], your number [PHO", "NE_1] is set."],
+        ["Hello [EM", "A", "IL", "_", "1", "]", ", your number [PHONE_1", "] is set."],
+        ["Hello [EMAIL_1", "]", ", your number ", "[", "PHONE_1] is set."],
+    ],
+)
+def test_streamed_placeholders_are_restored_even_when_split(pieces: list[str]) -> None:
+    guard = RequestGuard(Policy({"EMAIL": "mask", "PHONE": "mask"}))
+    guard.protect("jane@example.com +44 20 7946 0958")
+    restorer = guard.restorer()
+    out = [restorer.feed(piece) for piece in pieces]
+    out.append(restorer.flush())
+    assert "".join(out) == "Hello jane@example.com, your number +44 20 7946 0958 is set."
+
+
+def test_stream_holds_back_only_what_could_be_a_placeholder() -> None:
+    guard = RequestGuard(Policy({"EMAIL": "mask"}))
+    guard.protect("jane@example.com")
+    restorer = guard.restorer()
+    assert restorer.feed("see [1] and [E") == "see [1] and "
+    assert restorer.feed("xtra] ok") == "[Extra] ok"
+    assert restorer.feed("tail [EMAIL_") == "tail "
+    assert restorer.flush() == "[EMAIL_"
+
+
+def test_policy_from_config_is_off_by_default() -> None:
+    assert Policy.from_config(GuardConfig()).active_types() == frozenset()
+    config = GuardConfig.model_validate(
+        {"enabled": True, "entities": {"EMAIL": "mask", "secret": "block"}, "min_score": 0.5}
+    )
+    policy = Policy.from_config(config)
+    assert policy.actions == {"EMAIL": "mask", "SECRET": "block"}
+    assert policy.min_score == 0.5
+
+
+def test_config_errors_name_the_bad_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"GATEHOUSE_GUARD__ENTITIES__EMAIL": "hide"})
+    assert "guard.entities.email" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"GATEHOUSE_GUARD__ENTITIES__PASSPORT": "mask"})
+    assert "guard.entities.passport: unknown key" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"GATEHOUSE_GUARD__MIN_SCORE": "2"})
+    assert "guard.min_score" in str(caught.value)
