@@ -11,8 +11,11 @@ import httpx
 import openai
 
 from gatehouse.core.config import Settings
-from gatehouse.gateway import Gateway, ModelRegistry
+from gatehouse.gateway import Gateway, ModelRegistry, Stage
 from gatehouse.gateway.governance import Governance
+from gatehouse.gateway.observer import ObserveStage
+from gatehouse.gateway.routing.router import Router
+from gatehouse.observability import Metrics
 from gatehouse.server import create_app
 
 from .fakes import ConstantEmbeddings, EchoChat
@@ -56,9 +59,14 @@ class Governed:
 
 
 async def governed_app(
-    tmp_path: Path, *, providers: Sequence[Any] = (), **settings: Any
+    tmp_path: Path,
+    *,
+    providers: Sequence[Any] = (),
+    metrics: Metrics | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Governed]:
-    """``providers``: models served beside ``test/echo`` and ``test/embed``."""
+    """``providers``: models served beside ``test/echo`` and ``test/embed``;
+    ``metrics``: observe requests into these (the server's ``/metrics``)."""
     config = Settings.model_validate(
         {
             "data_dir": tmp_path,
@@ -74,8 +82,13 @@ async def governed_app(
     governance = Governance(config, clock=clock)
     chat = EchoChat()
     registry = ModelRegistry([chat, ConstantEmbeddings(), *providers], {"default": "test/echo"})
-    gateway = Gateway(registry, started_at=0, stages=governance.stages(), governance=governance)
-    app = create_app(config, gateway=gateway)
+    stages: list[Stage] = list(governance.stages())
+    router = None
+    if metrics is not None:
+        stages.insert(0, ObserveStage(metrics, governance.pricing))
+        router = Router(registry, config.router, observer=metrics)
+    gateway = Gateway(registry, started_at=0, stages=stages, router=router, governance=governance)
+    app = create_app(config, gateway=gateway, metrics=metrics)
     await gateway.start()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:

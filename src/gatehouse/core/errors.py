@@ -43,11 +43,14 @@ An error may also carry response ``headers`` (the ``x-ratelimit-*`` set of a
 
 Configuration problems are :class:`ConfigError`, raised at start-up and never
 sent over HTTP.
+
+For metrics and logs, :func:`error_type` sorts any failure into a closed
+vocabulary (:data:`ERROR_TYPES`) by its class alone.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 
 class GatehouseError(Exception):
@@ -251,6 +254,52 @@ class AdmissionTimeoutError(ServiceUnavailableError):
 
 class InternalError(GatehouseError):
     """An unexpected failure; the message carries the request id, never a trace."""
+
+
+ErrorType = Literal[
+    "rate_limit",
+    "timeout",
+    "auth",
+    "bad_request",
+    "server",
+    "connection",
+    "content_policy",
+    "other",
+]
+ERROR_TYPES: tuple[ErrorType, ...] = get_args(ErrorType)
+
+# Looked up along the error's MRO, so the most specific class decides.
+_ERROR_TYPES: dict[type[BaseException], ErrorType] = {
+    RateLimitError: "rate_limit",
+    UpstreamTimeoutError: "timeout",
+    AdmissionTimeoutError: "timeout",
+    TimeoutError: "timeout",
+    UpstreamAuthError: "auth",
+    AuthenticationError: "auth",
+    PermissionDeniedError: "auth",
+    ContentPolicyError: "content_policy",
+    InvalidRequestError: "bad_request",
+    UpstreamConnectionError: "connection",
+    ConnectionError: "connection",
+    UpstreamError: "server",
+    ServiceUnavailableError: "server",
+    InternalError: "server",
+}
+_BY_CLASS: dict[type[BaseException], ErrorType] = {}
+
+
+def error_type(error: BaseException) -> ErrorType:
+    """The error's place in :data:`ERROR_TYPES`, from its class (never its message).
+
+    A budget refusal and anything unforeseen are ``other``.
+    """
+    cls = type(error)
+    known = _BY_CLASS.get(cls)
+    if known is not None:
+        return known
+    found: ErrorType = next((_ERROR_TYPES[c] for c in cls.__mro__ if c in _ERROR_TYPES), "other")
+    _BY_CLASS[cls] = found
+    return found
 
 
 class ConfigError(Exception):

@@ -271,6 +271,7 @@ class AdmissionStage:
         claim, role = plan.claims[denied], plan.template.roles[denied]
         subject = claim.key.split(":", 1)[1]
         if role.startswith("budget"):
+            ctx.refusal = "budget"
             raise BudgetExceededError(
                 f"Budget exceeded for {subject}: this request could cost up to "
                 f"{plan.max_cost:.6f} USD.",
@@ -280,6 +281,7 @@ class AdmissionStage:
         what = {"requests": "requests per minute", "tokens": "tokens per minute"}.get(
             role, "concurrent requests"
         )
+        ctx.refusal = "rate_limit"
         raise RateLimitError(
             f"Rate limit reached for {subject}: {claim.limit:g} {what}.",
             headers=headers,

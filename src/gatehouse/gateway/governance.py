@@ -81,6 +81,7 @@ class Governance:
             "gatehouse_ledger_shipped_events": self.shipper.shipped,
             "gatehouse_ledger_ship_failures": self.shipper.failures,
             "gatehouse_revocation_poll_failures": self.directory.poll_failures,
+            "gatehouse_outbox_backlog": self.shipper.backlog,
         }
 
     def stages(self) -> list[Stage]:

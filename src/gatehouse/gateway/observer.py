@@ -1,84 +1,183 @@
-"""What the gateway reports as requests pass, for metrics.
+"""What the gateway reports as requests pass, for metrics and the access log.
 
-A Protocol so the gateway needs no metrics library: the server wires in an
-implementation (``gatehouse.observability.Metrics``); tests can pass a recorder.
+A Protocol so the gateway needs no metrics or logging library: the server
+wires in implementations (``gatehouse.observability.Metrics``, the access
+log); tests can pass a recorder. :class:`ObserveStage`, the outermost stage,
+reports each finished request as one :class:`RequestRecord`; the router
+reports each upstream attempt, error, retry, fallback and admission wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
 
-from gatehouse.core.errors import GatehouseError
-from gatehouse.core.types import ChatCompletionChunk
+from gatehouse.catalog import PricingTable
+from gatehouse.core.errors import ErrorType, GatehouseError, error_type
+from gatehouse.core.observation import RequestRecord
+from gatehouse.core.types import ChatCompletionChunk, Usage
 from gatehouse.gateway.pipeline import CallContext, Next, Result
 
 
 class Observer(Protocol):
-    def request_done(
-        self, endpoint: str, model: str, status: int, seconds: float, ttft: float | None
-    ) -> None: ...
+    def request_done(self, record: RequestRecord) -> None: ...
 
     def attempt(self, deployment: str, outcome: str) -> None: ...
+
+    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None: ...
+
+    def retry(self, group: str) -> None: ...
+
+    def fallback(self, group: str) -> None: ...
 
     def admission_wait(self, deployment: str, seconds: float) -> None: ...
 
 
 class NullObserver:
-    def request_done(
-        self, endpoint: str, model: str, status: int, seconds: float, ttft: float | None
-    ) -> None:
+    def request_done(self, record: RequestRecord) -> None:
         return None
 
     def attempt(self, deployment: str, outcome: str) -> None:
+        return None
+
+    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
+        return None
+
+    def retry(self, group: str) -> None:
+        return None
+
+    def fallback(self, group: str) -> None:
         return None
 
     def admission_wait(self, deployment: str, seconds: float) -> None:
         return None
 
 
-class ObserveStage:
-    """Outermost stage: one ``request_done`` per call, after the last streamed byte."""
+class Observers:
+    """Several observers as one: each report goes to every one, in order."""
 
-    def __init__(self, observer: Observer) -> None:
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self._observers = tuple(observers)
+
+    def request_done(self, record: RequestRecord) -> None:
+        for observer in self._observers:
+            observer.request_done(record)
+
+    def attempt(self, deployment: str, outcome: str) -> None:
+        for observer in self._observers:
+            observer.attempt(deployment, outcome)
+
+    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
+        for observer in self._observers:
+            observer.upstream_error(group, deployment, kind)
+
+    def retry(self, group: str) -> None:
+        for observer in self._observers:
+            observer.retry(group)
+
+    def fallback(self, group: str) -> None:
+        for observer in self._observers:
+            observer.fallback(group)
+
+    def admission_wait(self, deployment: str, seconds: float) -> None:
+        for observer in self._observers:
+            observer.admission_wait(deployment, seconds)
+
+
+class ObserveStage:
+    """Outermost stage: one ``request_done`` per call, after the last streamed byte.
+
+    Tokens and cost come from :meth:`CallContext.charge` with the pricing the
+    metering stage uses, so what is observed equals what the ledger records.
+    """
+
+    def __init__(self, observer: Observer, pricing: PricingTable) -> None:
         self._observer = observer
+        self._pricing = pricing
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
         try:
             result = await call_next(ctx)
         except GatehouseError as exc:
-            self._done(ctx, exc.http_status)
+            self._done(ctx, exc.http_status, exc)
             raise
-        except Exception:
-            self._done(ctx, 500)
+        except Exception as exc:
+            self._done(ctx, 500, exc)
             raise
         if isinstance(result, AsyncIterator):
             return self._watch(ctx, result)
-        self._done(ctx, 200)
+        self._done(ctx, 200, None)
         return result
 
     async def _watch(
         self, ctx: CallContext, chunks: AsyncIterator[ChatCompletionChunk]
     ) -> AsyncIterator[ChatCompletionChunk]:
         status = 200
+        error: BaseException | None = None
         try:
             async for chunk in chunks:
                 yield chunk
         except GatehouseError as exc:
-            status = exc.http_status
+            status, error = exc.http_status, exc
             raise
         except (GeneratorExit, asyncio.CancelledError):
             status = 499  # the client went away (nginx's convention)
             raise
-        except Exception:
-            status = 500
+        except Exception as exc:
+            status, error = 500, exc
             raise
         finally:
-            self._done(ctx, status)
+            self._done(ctx, status, error)
 
-    def _done(self, ctx: CallContext, status: int) -> None:
+    def _done(self, ctx: CallContext, status: int, error: BaseException | None) -> None:
         now = time.monotonic()
-        ttft = None if ctx.first_token_at is None else ctx.first_token_at - ctx.started_at
-        self._observer.request_done(ctx.endpoint, ctx.model, status, now - ctx.started_at, ttft)
+        started = ctx.started_at
+        tokens, cost = ctx.charge(self._pricing)
+        principal = ctx.principal
+        code = None
+        if error is not None:
+            code = error.error_code if isinstance(error, GatehouseError) else "internal_error"
+        self._observer.request_done(
+            RequestRecord(
+                request_id=ctx.request_id,
+                endpoint=ctx.endpoint,
+                model=ctx.model,
+                group=ctx.group,
+                deployment=ctx.deployment,
+                principal=None if principal is None else principal.id,
+                team=None if principal is None else principal.team,
+                status=status,
+                error_type=None if error is None else error_type(error),
+                error_code=code,
+                refusal=ctx.refusal,
+                seconds=now - started,
+                ttft=None if ctx.first_token_at is None else ctx.first_token_at - started,
+                input_tokens=tokens.prompt,
+                cached_tokens=tokens.cached,
+                output_tokens=tokens.completion,
+                reasoning_tokens=_reasoning_tokens(ctx.usage),
+                cost_usd=cost,
+                cache=ctx.cache,
+                coalesced=ctx.coalesced,
+                retries=ctx.retries,
+                fallbacks=ctx.fallbacks,
+                stream=ctx.stream,
+            )
+        )
+
+
+def _reasoning_tokens(usage: Usage | None) -> int:
+    """OpenAI's ``completion_tokens_details.reasoning_tokens``, when the usage has it."""
+    # An extra field: read pydantic's extras directly (a missing attribute
+    # costs a slow ``__getattr__``).
+    extra = None if usage is None else usage.__pydantic_extra__
+    if not extra:
+        return 0
+    details: Any = extra.get("completion_tokens_details")
+    if isinstance(details, dict):
+        value = details.get("reasoning_tokens")
+    else:
+        value = getattr(details, "reasoning_tokens", None)
+    return int(value or 0)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gatehouse.catalog.pricing import PricingTable, TokenCounts
+from gatehouse.core.observation import Refusal
 from gatehouse.core.principal import Principal
 from gatehouse.core.types import (
     ChatCompletion,
@@ -42,9 +43,11 @@ class CallContext:
     """What one request carries through the pipeline.
 
     Stages fill the optional fields as the request moves along: ``principal``
-    (auth), ``deployment`` (routing), ``usage``/``first_token_at`` (the provider
-    call), ``cache`` (the cache), ``coalesced`` (true when this request shared
-    another identical in-flight request's upstream call). ``response_headers``
+    (auth), ``group``/``deployment`` (routing, which also counts ``retries``
+    and ``fallbacks``), ``usage``/``first_token_at`` (the provider call),
+    ``cache`` (the cache), ``coalesced`` (true when this request shared another
+    identical in-flight request's upstream call), ``refusal`` (admission, when
+    a limit or budget turns the request away). ``response_headers``
     are added to the HTTP response by the server. ``tag`` names what caused a
     call made on a caller's behalf (``rag.answer``, ...); the ledger keeps it.
     """
@@ -55,7 +58,11 @@ class CallContext:
     headers: Mapping[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     principal: Principal | None = None
+    group: str | None = None
     deployment: str | None = None
+    retries: int = 0
+    fallbacks: int = 0
+    refusal: Refusal | None = None
     usage: Usage | None = None
     first_token_at: float | None = None
     cache: CacheStatus | None = None

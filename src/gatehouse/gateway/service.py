@@ -221,7 +221,7 @@ def build_gateway(
     # only ever see the protected request, and a blocked one uses no quota.
     stages: list[Stage] = []
     if observer is not None:
-        stages.append(ObserveStage(observer))
+        stages.append(ObserveStage(observer, governance.pricing))
     auth, *accounting = governance.stages()
     stages.append(auth)
     stages.extend(guard_stages(settings.guard))

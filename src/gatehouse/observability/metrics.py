@@ -3,6 +3,11 @@
 Per-request figures are counters and histograms updated on the way; the live
 state of deployments (in flight, breaker, admission limit and queue) is read
 only when Prometheus scrapes, so it costs the hot path nothing.
+
+Labels are bounded: endpoint, model group, deployment, team, a status or an
+error type from a closed vocabulary. Never a user id, a key or any text of a
+request. (The ``model`` label of the request metrics is the name the client
+asked for.)
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from gatehouse.core.errors import ErrorType
+from gatehouse.core.observation import RequestRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -78,28 +86,102 @@ class Metrics:
             buckets=_WAIT_BUCKETS,
             registry=self.registry,
         )
+        served = ["group", "deployment", "team"]
+        self.tokens = Counter(
+            "gatehouse_tokens_total",
+            "Tokens by type: input (cached included), cached, output (reasoning included), "
+            "reasoning.",
+            [*served, "type"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "gatehouse_cost_usd_total",
+            "Cost of requests in USD, as the ledger charges it.",
+            served,
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "gatehouse_upstream_errors_total",
+            "Failed calls to deployments by error type "
+            "(rate_limit, timeout, auth, bad_request, server, connection, content_policy, other).",
+            ["group", "deployment", "type"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "gatehouse_refusals_total",
+            "Requests refused by the gateway's rate limits or budgets.",
+            ["team", "reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "gatehouse_retries_total",
+            "Attempts after the first within a model group.",
+            ["group"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "gatehouse_fallbacks_total",
+            "Requests passed from a model group to one of its fallbacks.",
+            ["group"],
+            registry=self.registry,
+        )
+        self.cache_lookups = Counter(
+            "gatehouse_cache_lookups_total",
+            "Response cache lookups by result (hit, miss).",
+            ["endpoint", "result"],
+            registry=self.registry,
+        )
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._attempt_children: dict[tuple[str, str], Counter] = {}
+        self._served: dict[tuple[str | None, str | None, str | None], _Served] = {}
 
     # -- the gateway's observer protocol (gatehouse.gateway.observer.Observer) --
 
     # Each labelled child is looked up once and kept: ``labels()`` validates
     # and joins its arguments under a lock, which showed in the hot path.
 
-    def request_done(
-        self, endpoint: str, model: str, status: int, seconds: float, ttft: float | None
-    ) -> None:
-        key = (endpoint, model, status)
+    def request_done(self, record: RequestRecord) -> None:
+        endpoint, model = record.endpoint, record.model
+        key = (endpoint, model, record.status)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = (
-                self.requests.labels(endpoint, model, str(status)),
+                self.requests.labels(endpoint, model, str(record.status)),
                 self.request_seconds.labels(endpoint, model),
             )
         children[0].inc()
-        children[1].observe(seconds)
-        if ttft is not None:
-            self.first_token_seconds.labels(model).observe(ttft)
+        children[1].observe(record.seconds)
+        if record.ttft is not None:
+            self.first_token_seconds.labels(model).observe(record.ttft)
+        if record.input_tokens or record.output_tokens or record.cost_usd:
+            served_key = (record.group, record.deployment, record.team)
+            served = self._served.get(served_key)
+            if served is None:
+                served = self._served[served_key] = self._bind_served(*served_key)
+            served.add(record)
+        if record.cache == "hit" or record.cache == "miss":
+            self.cache_lookups.labels(endpoint, record.cache).inc()
+        if record.refusal is not None:
+            self.refusals.labels(record.team or "", record.refusal).inc()
+
+    def _bind_served(self, group: str | None, deployment: str | None, team: str | None) -> _Served:
+        values = (group or "", deployment or "", team or "")
+        return _Served(
+            self.tokens.labels(*values, "input"),
+            self.tokens.labels(*values, "cached"),
+            self.tokens.labels(*values, "output"),
+            self.tokens.labels(*values, "reasoning"),
+            self.cost.labels(*values),
+        )
+
+    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
+        self.upstream_errors.labels(group, deployment, kind).inc()
+
+    def retry(self, group: str) -> None:
+        self.retries.labels(group).inc()
+
+    def fallback(self, group: str) -> None:
+        self.fallbacks.labels(group).inc()
 
     def attempt(self, deployment: str, outcome: str) -> None:
         child = self._attempt_children.get((deployment, outcome))
@@ -118,6 +200,33 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Served:
+    """The token and cost counters of one (group, deployment, team), bound once."""
+
+    __slots__ = ("cached", "cost", "input", "output", "reasoning")
+
+    def __init__(
+        self, input: Counter, cached: Counter, output: Counter, reasoning: Counter, cost: Counter
+    ) -> None:
+        self.input = input
+        self.cached = cached
+        self.output = output
+        self.reasoning = reasoning
+        self.cost = cost
+
+    def add(self, record: RequestRecord) -> None:
+        if record.input_tokens:
+            self.input.inc(record.input_tokens)
+        if record.cached_tokens:
+            self.cached.inc(record.cached_tokens)
+        if record.output_tokens:
+            self.output.inc(record.output_tokens)
+        if record.reasoning_tokens:
+            self.reasoning.inc(record.reasoning_tokens)
+        if record.cost_usd:
+            self.cost.inc(record.cost_usd)
 
 
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}

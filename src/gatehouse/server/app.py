@@ -44,10 +44,15 @@ from gatehouse.server.routes.table import RawEndpoint, RouteSpec
 SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
 
 
-def create_app(settings: Settings, *, gateway: Gateway | None = None) -> Starlette:
-    """Build the application: routes, error mapping and the request-id/body-limit layer."""
+def create_app(
+    settings: Settings, *, gateway: Gateway | None = None, metrics: Metrics | None = None
+) -> Starlette:
+    """Build the application: routes, error mapping and the request-id/body-limit layer.
+
+    A ``gateway`` built by the caller reports to ``metrics`` only if it was
+    built with them as its observer."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    metrics = Metrics()
+    metrics = metrics or Metrics()
     gateway = gateway or build_gateway(settings, started_at=int(time.time()), observer=metrics)
     metrics.watch_deployments(lambda: deployment_states(gateway))
     if gateway.governance is not None:

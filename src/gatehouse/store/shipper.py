@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from gatehouse.store.ledger import COLUMNS, LedgerStore
 from gatehouse.store.outbox import Outbox
 
 log = logging.getLogger("gatehouse.shipper")
+
+BACKLOG_EVERY = 1.0  # seconds between counts of the outbox's backlog
 
 
 class Shipper:
@@ -29,6 +32,9 @@ class Shipper:
         self._task: asyncio.Task[None] | None = None
         self.shipped = 0
         self.failures = 0
+        # Events waiting in the outbox (every process sharing it), as last counted.
+        self.backlog = 0
+        self._counted_at = -BACKLOG_EVERY
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="gatehouse-shipper")
@@ -62,6 +68,19 @@ class Shipper:
     async def drain(self) -> None:
         while await self.ship_once():
             pass
+        await self.count_backlog(force=True)
+
+    async def count_backlog(self, *, force: bool = False) -> None:
+        """Refresh :attr:`backlog`, at most once every ``BACKLOG_EVERY`` seconds
+        unless ``force``; on the shipping thread, never the event loop's."""
+        now = time.monotonic()
+        if not force and now - self._counted_at < BACKLOG_EVERY:
+            return
+        self._counted_at = now
+        try:
+            self.backlog = await self._outbox.count()
+        except Exception as exc:
+            log.warning("could not count the outbox backlog: %s", exc)
 
     async def _loop(self) -> None:
         delay = self._interval
@@ -74,8 +93,10 @@ class Shipper:
                 self.failures += 1
                 delay = min(max(delay * 2, self._interval), 5.0)
                 log.warning("shipping usage events failed (retry in %.1fs): %s", delay, exc)
+                await self.count_backlog()
                 await asyncio.sleep(delay)
                 continue
             delay = self._interval
+            await self.count_backlog()
             if sent < self._batch_size:
                 await asyncio.sleep(self._interval)

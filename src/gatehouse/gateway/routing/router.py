@@ -27,6 +27,7 @@ from gatehouse.core.errors import (
     ContextLengthExceededError,
     GatehouseError,
     ServiceUnavailableError,
+    error_type,
 )
 from gatehouse.core.types import (
     ChatCompletion,
@@ -140,6 +141,7 @@ class Router:
                     _count_tokens(deployment, self._clock(), chunk.usage.total_tokens)
                 yield chunk
         except GatehouseError as exc:
+            self.observer.upstream_error(deployment.group, deployment.id, error_type(exc))
             if exc.retryable or exc.http_status >= 500:
                 deployment.breaker.on_failure(self._clock())
                 deployment.failures += 1
@@ -164,11 +166,16 @@ class Router:
         queue = [group]
         tried: set[str] = set()
         last: GatehouseError | None = None
+        previous: ModelGroup | None = None
         while queue:
             current = queue.pop(0)
             if current.name in tried:
                 continue
             tried.add(current.name)
+            if previous is not None:  # reported by the group given up on
+                ctx.fallbacks += 1
+                self.observer.fallback(previous.name)
+            previous = current
             if current.context_window_fallbacks and _too_long(ctx, current):
                 last = ContextLengthExceededError(
                     f"The request is longer than the context window of '{current.name}'.",
@@ -207,6 +214,9 @@ class Router:
         attempts = 1 + group.num_retries
         deadline: float | None = None  # set when the group is first found cooling down
         for attempt in range(attempts):
+            if attempt:
+                ctx.retries += 1
+                self.observer.retry(group.name)
             now = self._clock()
             candidates = _available(group, now)
             if not candidates:
@@ -225,6 +235,7 @@ class Router:
                 ring=group.ring,
                 load_factor=self._config.affinity_load_factor,
             )
+            ctx.group = group.name
             ctx.deployment = deployment.id
             try:
                 waited = await deployment.admission.acquire()
@@ -245,6 +256,7 @@ class Router:
             except GatehouseError as exc:
                 deployment.stats.in_flight -= 1
                 self._free(deployment, self._clock() - started)
+                self.observer.upstream_error(group.name, deployment.id, error_type(exc))
                 if not exc.retryable:
                     deployment.breaker.on_neutral()
                     self.observer.attempt(deployment.id, "client_error")
@@ -259,10 +271,12 @@ class Router:
                 if attempt + 1 < attempts:
                     await self._sleep(self._backoff(attempt))
                 continue
-            except BaseException:
+            except BaseException as exc:
                 deployment.stats.in_flight -= 1
                 self._free(deployment, None)
                 deployment.breaker.on_neutral()
+                if isinstance(exc, Exception):  # not a cancellation
+                    self.observer.upstream_error(group.name, deployment.id, error_type(exc))
                 raise
             deployment.breaker.on_success()
             self.observer.attempt(deployment.id, "ok")

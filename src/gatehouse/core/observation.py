@@ -1,0 +1,56 @@
+"""What the gateway reports about each finished request, for metrics and the access log.
+
+One :class:`RequestRecord` per request, built once by the gateway's outermost
+stage after the last byte; every consumer (Prometheus, the access log) reads
+the same figures, so they cannot disagree with each other or with the ledger,
+which is charged from the same token counts and cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gatehouse.core.errors import ErrorType
+
+Refusal = Literal["rate_limit", "budget"]
+
+
+# Not frozen: a frozen dataclass sets each of its fields through
+# ``object.__setattr__``, which tripled the cost of building one per request.
+@dataclass(slots=True)
+class RequestRecord:
+    """One finished request. Never holds a credential or any request or response text.
+
+    ``model`` is the name the client asked for; ``group`` and ``deployment``
+    what served it (``None`` when nothing did: a cache hit, a refusal).
+    ``input_tokens`` include ``cached_tokens``, and ``output_tokens`` include
+    ``reasoning_tokens``, as the OpenAI usage object counts them.
+    ``refusal`` is set when the gateway's own limits or budgets turned the
+    request away; ``error_type`` is the failure's class in the closed
+    vocabulary of :func:`gatehouse.core.errors.error_type`.
+    """
+
+    request_id: str
+    endpoint: str
+    model: str
+    group: str | None
+    deployment: str | None
+    principal: str | None
+    team: str | None
+    status: int
+    error_type: ErrorType | None
+    error_code: str | None
+    refusal: Refusal | None
+    seconds: float
+    ttft: float | None
+    input_tokens: int
+    cached_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    cache: str | None
+    coalesced: bool
+    retries: int
+    fallbacks: int
+    stream: bool
