@@ -14,6 +14,7 @@ COMMANDS = [
     ["serve"],
     ["chat", "hi"],
     ["capacity", "--rate", "1", "--latency", "1"],
+    ["guard", "text"],
     ["ingest", "docs", "-c", "c"],
     ["search", "query", "-c", "c"],
     ["ask", "question", "-c", "c"],

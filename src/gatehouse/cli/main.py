@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from gatehouse import __version__
 from gatehouse.cli import capacity
 from gatehouse.cli import eval as eval_cli
+from gatehouse.cli import guard as guard_cli
 from gatehouse.cli import rag as rag_cli
 from gatehouse.core.config import Settings, load_settings
 from gatehouse.core.errors import ConfigError, GatehouseError
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable output")
 
     capacity.add_parser(commands)
+    guard_cli.add_parser(commands)
     rag_cli.add_parsers(commands)
     eval_cli.add_parsers(commands)
     commands.add_parser("models", help="list the configured models")
@@ -117,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(settings)
         if args.command == "chat":
             return _chat(settings, args)
+        if args.command == "guard":
+            return _guard(settings, args)
         if args.command in ("keys", "spend"):
             from gatehouse.cli import governance
 
@@ -147,6 +151,16 @@ def _capacity(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         return _fail(f"cannot read {args.url}/admin/deployments: {exc}", EXIT_FAILURE)
     print("\n".join(lines))
+    return EXIT_OK
+
+
+def _guard(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        guard_cli.run(settings, args, sys.stdin, sys.stdout)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except guard_cli.InputError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
     return EXIT_OK
 
 
