@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import anthropic
 import openai
 import pytest
 
@@ -165,3 +166,50 @@ def test_clean_requests_pass_untouched(client: openai.OpenAI, upstream: FakeUpst
     )
     assert reply.choices[0].message.content == "echo: version 1.2.3.4 on 2024-01-15"
     assert upstream.requests[0].body["messages"][0]["content"] == "version 1.2.3.4 on 2024-01-15"
+
+
+def test_a_cache_hit_is_restored_with_its_own_request_values(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    # Both prompts reach the cache as "mail [EMAIL_1] today": one upstream call,
+    # and each caller gets its own address back.
+    answers = []
+    for address in ("ana@example.org", "ben@example.net"):
+        raw = client.chat.completions.with_raw_response.create(
+            model="echo",
+            temperature=0,
+            messages=[{"role": "user", "content": f"mail {address} today"}],
+        )
+        answers.append(
+            (raw.headers.get("x-gatehouse-cache"), raw.parse().choices[0].message.content)
+        )
+    assert answers == [
+        ("miss", "echo: mail ana@example.org today"),
+        ("hit", "echo: mail ben@example.net today"),
+    ]
+    assert len(upstream.requests) == 1
+    assert "example" not in _sent(upstream)
+
+
+def test_the_anthropic_route_is_guarded_too(server: RunningServer, upstream: FakeUpstream) -> None:
+    upstream.reset()
+    upstream.default = Behaviour(piece_chars=4)
+    sdk = anthropic.Anthropic(base_url=server.base_url, api_key="unused", max_retries=0)
+    message = sdk.messages.create(
+        model="echo", max_tokens=64, messages=[{"role": "user", "content": f"to {EMAIL}"}]
+    )
+    assert message.content[0].text == f"echo: to {EMAIL}"  # type: ignore[union-attr]
+    with sdk.messages.stream(
+        model="echo", max_tokens=64, messages=[{"role": "user", "content": f"key {KEY}"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == f"echo: key {KEY}"
+    assert EMAIL not in _sent(upstream)
+    assert KEY not in _sent(upstream)
+    sent = len(upstream.requests)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk.messages.create(
+            model="echo", max_tokens=64, messages=[{"role": "user", "content": "SSN 536-22-1234"}]
+        )
+    assert "entities.US_SSN" in str(caught.value)
+    assert "536-22" not in str(caught.value)
+    assert len(upstream.requests) == sent

@@ -134,39 +134,87 @@ def _json_string_content(value: str) -> str:
 async def _restore_stream(
     chunks: ChatStream, guard: RequestGuard
 ) -> AsyncIterator[ChatCompletionChunk]:
-    restorers: dict[int, StreamRestorer] = {}
+    choices: dict[int, _ChoiceRestorer] = {}
     last: ChatCompletionChunk | None = None
     async for chunk in chunks:
         last = chunk
         if not chunk.choices:
             yield chunk
             continue
-        choices = []
+        restored = []
         for choice in chunk.choices:
-            restorer = restorers.get(choice.index)
+            restorer = choices.get(choice.index)
             if restorer is None:
-                restorer = restorers[choice.index] = guard.restorer()
-            content = choice.delta.content
-            restored = restorer.feed(content) if content else content
-            if choice.finish_reason is not None:
-                held = restorer.flush()
-                if held:
-                    restored = (restored or "") + held
-            if restored == content:
-                choices.append(choice)
-            else:
-                delta = choice.delta.model_copy(update={"content": restored})
-                choices.append(choice.model_copy(update={"delta": delta}))
-        yield chunk.model_copy(update={"choices": choices})
+                restorer = choices[choice.index] = _ChoiceRestorer(guard)
+            delta = restorer.delta(choice.delta, finishing=choice.finish_reason is not None)
+            restored.append(
+                choice if delta is choice.delta else choice.model_copy(update={"delta": delta})
+            )
+        yield chunk.model_copy(update={"choices": restored})
     # A stream that ended without a finish_reason may still hold a tail back.
-    tails = [(index, r.flush()) for index, r in restorers.items()]
-    tails = [(index, held) for index, held in tails if held]
-    if tails and last is not None:
+    tails = [(index, r.flush()) for index, r in choices.items()]
+    if last is not None and any(delta is not None for _, delta in tails):
         yield last.model_copy(
             update={
                 "choices": [
-                    ChunkChoice(index=index, delta=Delta(content=held)) for index, held in tails
+                    ChunkChoice(index=index, delta=delta)
+                    for index, delta in tails
+                    if delta is not None
                 ],
                 "usage": None,
             }
         )
+
+
+class _ChoiceRestorer:
+    """One streamed choice: its content and each of its tool calls' arguments."""
+
+    def __init__(self, guard: RequestGuard) -> None:
+        self._guard = guard
+        self._content = guard.restorer()
+        self._tools: dict[int, StreamRestorer] = {}
+
+    def delta(self, delta: Delta, *, finishing: bool) -> Delta:
+        """``delta`` restored (itself when nothing changed); all held back at the finish."""
+        update: dict[str, Any] = {}
+        content = delta.content
+        restored = self._content.feed(content) if content else content
+        if finishing and (held := self._content.flush()):
+            restored = (restored or "") + held
+        if restored != content:
+            update["content"] = restored
+        calls = delta.tool_calls
+        if calls:
+            calls = [self._tool_call(call) for call in calls]
+        if finishing and (tails := self._flush_tools()):
+            calls = [*(calls or []), *tails]
+        if calls is not delta.tool_calls:
+            update["tool_calls"] = calls
+        return delta.model_copy(update=update) if update else delta
+
+    def flush(self) -> Delta | None:
+        """What is still held back, for a stream that ended without a finish."""
+        content = self._content.flush() or None
+        calls = self._flush_tools() or None
+        if content is None and calls is None:
+            return None
+        return Delta(content=content, tool_calls=calls)
+
+    def _tool_call(self, call: dict[str, Any]) -> dict[str, Any]:
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+            return call
+        index = call.get("index", 0)
+        restorer = self._tools.get(index)
+        if restorer is None:
+            # The arguments are JSON: a restored value goes in escaped.
+            restorer = self._tools[index] = self._guard.restorer(escape=_json_string_content)
+        arguments = restorer.feed(function["arguments"])
+        return {**call, "function": {**function, "arguments": arguments}}
+
+    def _flush_tools(self) -> list[dict[str, Any]]:
+        tails = []
+        for index, restorer in self._tools.items():
+            if held := restorer.flush():
+                tails.append({"index": index, "function": {"arguments": held}})
+        return tails

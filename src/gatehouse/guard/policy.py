@@ -143,8 +143,9 @@ class RequestGuard:
 
         return _PLACEHOLDER.sub(value, text)
 
-    def restorer(self) -> StreamRestorer:
-        return StreamRestorer(self)
+    def restorer(self, *, escape: Callable[[str], str] | None = None) -> StreamRestorer:
+        """A restorer for one stream of text pieces (see :meth:`restore` for ``escape``)."""
+        return StreamRestorer(self, escape=escape)
 
     def _placeholder(self, entity_type: str, value: str) -> str:
         key = (entity_type, value)
@@ -170,8 +171,9 @@ class StreamRestorer:
     the next piece decides it, so at most one placeholder's length is delayed.
     """
 
-    def __init__(self, guard: RequestGuard) -> None:
+    def __init__(self, guard: RequestGuard, *, escape: Callable[[str], str] | None = None) -> None:
         self._guard = guard
+        self._escape = escape
         self._held = ""
 
     def feed(self, piece: str) -> str:
@@ -180,7 +182,7 @@ class StreamRestorer:
         cut = text.rfind("[")
         if cut != -1 and "]" not in text[cut:] and self._guard.could_be_placeholder(text[cut:]):
             text, self._held = text[:cut], text[cut:]
-        return self._guard.restore(text)
+        return self._guard.restore(text, escape=self._escape)
 
     def flush(self) -> str:
         """What is still held back, at the end of the stream."""

@@ -1,0 +1,152 @@
+"""The guard stage without HTTP: what reaches the next stage, and what comes back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gatehouse.core.config import GuardConfig
+from gatehouse.core.errors import GuardrailViolationError
+from gatehouse.core.types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
+from gatehouse.gateway.guard_stage import GuardStage, guard_stages
+from gatehouse.gateway.pipeline import CallContext, Result
+from gatehouse.guard import Policy
+
+EMAIL = "jo.e@example.com"
+# Restored into a tool call's JSON arguments, its newlines must be escaped.
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" * 2
+    + "\n-----END PRIVATE KEY-----"
+)
+USAGE = Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
+
+
+def _stage() -> GuardStage:
+    return GuardStage(Policy({"EMAIL": "mask", "SECRET": "mask", "US_SSN": "block"}))
+
+
+def _chat(content: str, **extra: Any) -> CallContext:
+    request = ChatCompletionRequest(
+        model="m", messages=[ChatMessage(role="user", content=content)], **extra
+    )
+    return CallContext(request_id="r", endpoint="chat", request=request)
+
+
+def _call(arguments: str, *, first: bool = True) -> dict[str, Any]:
+    if not first:
+        return {"index": 0, "function": {"arguments": arguments}}
+    return {
+        "index": 0,
+        "id": "call_0",
+        "type": "function",
+        "function": {"name": "send", "arguments": arguments},
+    }
+
+
+def _chunk(delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
+    return ChatCompletionChunk(
+        id="c", created=0, model="m", choices=[ChunkChoice(delta=delta, finish_reason=finish)]
+    )
+
+
+def test_no_stage_without_a_policy() -> None:
+    assert guard_stages(GuardConfig()) == []
+    assert guard_stages(GuardConfig(enabled=True)) == []
+    config = GuardConfig.model_validate({"enabled": True, "entities": {"EMAIL": "redact"}})
+    assert len(guard_stages(config)) == 1
+
+
+async def test_tool_call_arguments_are_protected_and_restored_as_json() -> None:
+    seen: list[ChatCompletionRequest] = []
+
+    async def upstream(ctx: CallContext) -> Result:
+        assert isinstance(ctx.request, ChatCompletionRequest)
+        seen.append(ctx.request)
+        arguments = json.dumps({"to": "[EMAIL_1]", "key": "[SECRET_1]"})
+        message = AssistantMessage(content=None, tool_calls=[_call(arguments)])
+        choice = Choice(message=message, finish_reason="tool_calls")
+        return ChatCompletion(id="c", created=0, model="m", usage=USAGE, choices=[choice])
+
+    result = await _stage()(_chat(f"write to {EMAIL} with\n{PEM}"), upstream)
+    assert seen[0].messages[0].content == "write to [EMAIL_1] with\n[SECRET_1]"
+    assert isinstance(result, ChatCompletion)
+    calls = result.choices[0].message.tool_calls
+    assert calls is not None
+    assert json.loads(calls[0]["function"]["arguments"]) == {"to": EMAIL, "key": PEM}
+
+
+async def test_streamed_tool_call_arguments_are_restored_across_chunks() -> None:
+    arguments = json.dumps({"to": "[EMAIL_1]", "key": "[SECRET_1]"})
+    pieces = [arguments[i : i + 4] for i in range(0, len(arguments), 4)]
+
+    async def chunks() -> AsyncIterator[ChatCompletionChunk]:
+        for n, piece in enumerate(pieces):
+            yield _chunk(Delta(tool_calls=[_call(piece, first=n == 0)]))
+        yield _chunk(Delta(), finish="tool_calls")
+
+    async def upstream(ctx: CallContext) -> Result:
+        return chunks()
+
+    result = await _stage()(_chat(f"write to {EMAIL} with {PEM}", stream=True), upstream)
+    assert not isinstance(result, ChatCompletion | EmbeddingResponse)
+    text = ""
+    async for chunk in result:
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or []:
+                text += call["function"]["arguments"]
+    assert json.loads(text) == {"to": EMAIL, "key": PEM}
+
+
+async def test_a_stream_ending_without_a_finish_releases_what_it_held() -> None:
+    async def chunks() -> AsyncIterator[ChatCompletionChunk]:
+        for piece in ["mail [EM", "AIL_1] and [EMA"]:
+            yield _chunk(Delta(content=piece))
+
+    async def upstream(ctx: CallContext) -> Result:
+        return chunks()
+
+    result = await _stage()(_chat(f"to {EMAIL}", stream=True), upstream)
+    assert not isinstance(result, ChatCompletion | EmbeddingResponse)
+    text = ""
+    async for chunk in result:
+        text += "".join(c.delta.content or "" for c in chunk.choices)
+    assert text == f"mail {EMAIL} and [EMA"
+
+
+async def test_embedding_inputs_are_protected_and_blocks_stop_the_call() -> None:
+    seen: list[EmbeddingRequest | ChatCompletionRequest] = []
+
+    async def upstream(ctx: CallContext) -> Result:
+        seen.append(ctx.request)
+        assert isinstance(ctx.request, EmbeddingRequest)
+        data = [Embedding(index=i, embedding=[0.0]) for i in range(len(ctx.request.texts()))]
+        return EmbeddingResponse(data=data, model="e", usage=USAGE)
+
+    request = EmbeddingRequest(model="e", input=[f"about {EMAIL}", "plain"])
+    await _stage()(CallContext(request_id="r", endpoint="embeddings", request=request), upstream)
+    assert isinstance(seen[0], EmbeddingRequest)
+    assert seen[0].input == ["about [EMAIL_1]", "plain"]
+    with pytest.raises(GuardrailViolationError) as caught:
+        await _stage()(_chat("SSN 536-22-1234"), upstream)
+    assert caught.value.error_code == "content_policy_violation"
+    assert caught.value.http_status == 400
+    assert caught.value.rule == "entities.US_SSN"
+    assert "536" not in caught.value.message
+    assert len(seen) == 1
