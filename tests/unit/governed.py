@@ -13,9 +13,9 @@ import openai
 from gatehouse.core.config import Settings
 from gatehouse.gateway import Gateway, ModelRegistry, Stage
 from gatehouse.gateway.governance import Governance
-from gatehouse.gateway.observer import ObserveStage
+from gatehouse.gateway.observer import Observer, Observers, ObserveStage
 from gatehouse.gateway.routing.router import Router
-from gatehouse.observability import Metrics
+from gatehouse.observability import AccessLog, Metrics
 from gatehouse.server import create_app
 
 from .fakes import ConstantEmbeddings, EchoChat
@@ -63,10 +63,11 @@ async def governed_app(
     *,
     providers: Sequence[Any] = (),
     metrics: Metrics | None = None,
+    access_log: AccessLog | None = None,
     **settings: Any,
 ) -> AsyncIterator[Governed]:
     """``providers``: models served beside ``test/echo`` and ``test/embed``;
-    ``metrics``: observe requests into these (the server's ``/metrics``)."""
+    ``metrics``, ``access_log``: observe requests into these (``/metrics``, the log)."""
     config = Settings.model_validate(
         {
             "data_dir": tmp_path,
@@ -84,9 +85,11 @@ async def governed_app(
     registry = ModelRegistry([chat, ConstantEmbeddings(), *providers], {"default": "test/echo"})
     stages: list[Stage] = list(governance.stages())
     router = None
-    if metrics is not None:
-        stages.insert(0, ObserveStage(metrics, governance.pricing))
-        router = Router(registry, config.router, observer=metrics)
+    observers: list[Observer] = [o for o in (metrics, access_log) if o is not None]
+    if observers:
+        observer = Observers(observers)
+        stages.insert(0, ObserveStage(observer, governance.pricing))
+        router = Router(registry, config.router, observer=observer)
     gateway = Gateway(registry, started_at=0, stages=stages, router=router, governance=governance)
     app = create_app(config, gateway=gateway, metrics=metrics)
     await gateway.start()

@@ -311,6 +311,18 @@ class GuardConfig(_Section):
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # weaker findings are ignored
 
 
+class AccessLogConfig(_Section):
+    """One structured line per gateway request on standard output; never a body,
+    a prompt or a credential. ``auto``: pretty on a terminal, JSON otherwise."""
+
+    enabled: bool = True
+    format: Literal["auto", "json", "pretty"] = "auto"
+
+
+class ObservabilityConfig(_Section):
+    access_log: AccessLogConfig = AccessLogConfig()
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -325,6 +337,7 @@ class Settings(_Section):
     pricing: PricingConfig = PricingConfig()
     limits: LimitsConfig = LimitsConfig()
     guard: GuardConfig = GuardConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.
     unsupported_keys: list[str] = Field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -24,7 +25,8 @@ from gatehouse.core.errors import (
     NotFoundError,
 )
 from gatehouse.gateway import Gateway, build_gateway
-from gatehouse.observability import DeploymentState, Metrics
+from gatehouse.gateway.observer import Observer, Observers
+from gatehouse.observability import AccessLog, DeploymentState, Metrics
 from gatehouse.observability.governance import GovernanceCollector
 from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse, error_response
@@ -49,11 +51,18 @@ def create_app(
 ) -> Starlette:
     """Build the application: routes, error mapping and the request-id/body-limit layer.
 
-    A ``gateway`` built by the caller reports to ``metrics`` only if it was
-    built with them as its observer."""
+    A ``gateway`` built by the caller reports to ``metrics`` (and writes an
+    access log) only if it was built with them as its observer."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = metrics or Metrics()
-    gateway = gateway or build_gateway(settings, started_at=int(time.time()), observer=metrics)
+    access_log: AccessLog | None = None
+    if gateway is None:
+        observer: Observer = metrics
+        access = settings.observability.access_log
+        if access.enabled:
+            access_log = AccessLog(format=access.format)
+            observer = Observers([metrics, access_log])
+        gateway = build_gateway(settings, started_at=int(time.time()), observer=observer)
     metrics.watch_deployments(lambda: deployment_states(gateway))
     if gateway.governance is not None:
         metrics.registry.register(GovernanceCollector(gateway.governance.stats))
@@ -87,6 +96,8 @@ def create_app(
             yield
         finally:
             await gateway.stop()
+            if access_log is not None:
+                await asyncio.to_thread(access_log.close)
 
     app = Starlette(
         lifespan=lifespan,
@@ -104,6 +115,7 @@ def create_app(
     )
     app.state.gateway = gateway
     app.state.metrics = metrics
+    app.state.access_log = access_log
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
     return app

@@ -1,0 +1,152 @@
+"""The access log: one structured line per gateway request, written off the event loop.
+
+The event loop hands each finished request's :class:`RequestRecord` (and the
+wall-clock time) to a queue, which costs a tuple and a ``put``; a daemon
+thread turns records into lines with structlog and writes them, one ``write``
+per line so that the lines of several worker processes sharing a pipe do not
+interleave. JSON by default, pretty on a terminal.
+
+A record holds no request or response text and no credential (the
+``principal`` is a key's public id, never its secret), so neither can reach
+the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import queue
+import sys
+import threading
+import time
+from typing import Any, Literal, TextIO
+
+import orjson
+import structlog
+
+from gatehouse.core.errors import ErrorType
+from gatehouse.core.observation import RequestRecord
+
+Format = Literal["auto", "json", "pretty"]
+_STOP = object()
+
+
+def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
+    """The line's fields, in a fixed order (times in milliseconds)."""
+    return {
+        "timestamp": datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(
+            timespec="milliseconds"
+        ),
+        "request_id": record.request_id,
+        "principal": record.principal,
+        "team": record.team,
+        "endpoint": record.endpoint,
+        "model": record.model,
+        "group": record.group,
+        "deployment": record.deployment,
+        "status": record.status,
+        "error_type": record.error_type,
+        "error_code": record.error_code,
+        "refusal": record.refusal,
+        "latency_ms": round(record.seconds * 1000, 3),
+        "ttft_ms": None if record.ttft is None else round(record.ttft * 1000, 3),
+        "stream": record.stream,
+        "input_tokens": record.input_tokens,
+        "cached_tokens": record.cached_tokens,
+        "output_tokens": record.output_tokens,
+        "reasoning_tokens": record.reasoning_tokens,
+        "cost_usd": record.cost_usd,
+        "cache": record.cache,
+        "coalesced": record.coalesced,
+        "retries": record.retries,
+        "fallbacks": record.fallbacks,
+    }
+
+
+class AccessLog:
+    """An observer (``gatehouse.gateway.observer.Observer``) that logs each request.
+
+    ``stream`` defaults to standard output; ``format="auto"`` is pretty when
+    it is a terminal and JSON otherwise. :meth:`close` writes what is queued
+    and stops the thread; the thread starts with the first record.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, format: Format = "auto") -> None:
+        self._stream = stream or sys.stdout
+        pretty = format == "pretty" or (format == "auto" and _is_terminal(self._stream))
+        renderer: Any = (
+            structlog.dev.ConsoleRenderer(colors=_is_terminal(self._stream), sort_keys=False)
+            if pretty
+            else structlog.processors.JSONRenderer(serializer=_json)
+        )
+        self._logger = structlog.wrap_logger(
+            structlog.WriteLogger(self._stream),
+            processors=[renderer],
+            cache_logger_on_first_use=True,
+        )
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._clock = time.time
+
+    # -- the observer protocol: only finished requests are logged --
+
+    def request_done(self, record: RequestRecord) -> None:
+        if self._thread is None:
+            self._start()
+        self._queue.put((self._clock(), record))
+
+    def attempt(self, deployment: str, outcome: str) -> None:
+        return None
+
+    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
+        return None
+
+    def retry(self, group: str) -> None:
+        return None
+
+    def fallback(self, group: str) -> None:
+        return None
+
+    def admission_wait(self, deployment: str, seconds: float) -> None:
+        return None
+
+    # -- the writer thread --
+
+    def close(self) -> None:
+        """Write every queued line, then stop the thread (a later record restarts it)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        thread.join()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="gatehouse-access-log", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        log = self._logger
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            at, record = item
+            # A line that cannot be written (a closed stream) must not stop the
+            # thread: every later request's line would queue up forever.
+            with contextlib.suppress(Exception):
+                log.info("request", **access_fields(record, at))
+
+
+def _json(event: Any, **_: Any) -> str:
+    return orjson.dumps(event).decode()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())

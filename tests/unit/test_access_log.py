@@ -1,0 +1,198 @@
+"""The access log: one line per request with the ledger's figures, and no secret or prompt."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from gatehouse.core.config import Settings
+from gatehouse.core.errors import UpstreamTimeoutError
+from gatehouse.observability import AccessLog
+from gatehouse.server import create_app
+
+from .governed import MASTER, Governed, governed_app
+
+XS = [{"role": "user", "content": "x"}]
+FIELDS = {
+    "event",
+    "timestamp",
+    "request_id",
+    "principal",
+    "team",
+    "endpoint",
+    "model",
+    "group",
+    "deployment",
+    "status",
+    "error_type",
+    "error_code",
+    "refusal",
+    "latency_ms",
+    "ttft_ms",
+    "stream",
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "cache",
+    "coalesced",
+    "retries",
+    "fallbacks",
+}
+
+
+class Logged:
+    def __init__(self, gov: Governed, log: AccessLog, stream: io.StringIO) -> None:
+        self.gov = gov
+        self.log = log
+        self.stream = stream
+
+    def lines(self) -> list[dict[str, Any]]:
+        self.log.close()
+        return [orjson.loads(line) for line in self.stream.getvalue().splitlines()]
+
+
+@pytest.fixture
+async def logged(tmp_path: Path) -> AsyncIterator[Logged]:
+    stream = io.StringIO()
+    log = AccessLog(stream, format="json")
+    async for gov in governed_app(tmp_path, access_log=log):
+        yield Logged(gov, log, stream)
+    log.close()
+
+
+async def test_one_line_per_request_with_the_ledgers_figures(logged: Logged) -> None:
+    gov = logged.gov
+    key = await gov.new_key(team="ops", limits={"rpm": 4})
+    sdk = gov.sdk(key)
+    await sdk.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}])
+    stream = await sdk.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "a b c"}], stream=True
+    )
+    async for _ in stream:
+        pass
+    await sdk.embeddings.create(model="test/embed", input="x")
+    gov.chat.fail_with = UpstreamTimeoutError("the upstream took too long")
+    with pytest.raises(openai.APIStatusError):
+        await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "x"}]
+        )
+    gov.chat.fail_with = None
+    with pytest.raises(openai.RateLimitError):
+        await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "x"}]
+        )
+
+    lines = logged.lines()
+    await gov.governance.shipper.drain()
+    events = (await gov.admin("GET", "/admin/ledger?limit=100")).json()["events"]
+    assert len(lines) == len(events) == 5
+    assert all(set(line) == FIELDS for line in lines)
+    by_id = {line["request_id"]: line for line in lines}
+    for event in events:
+        line = by_id[event["request_id"]]
+        assert line["principal"] == event["principal"]
+        assert line["team"] == "ops"
+        assert line["model"] == event["model"]
+        assert line["deployment"] == event["deployment"]
+        assert line["status"] == event["http_status"]
+        assert line["input_tokens"] == event["prompt_tokens"]
+        assert line["output_tokens"] == event["completion_tokens"]
+        assert line["cost_usd"] == event["cost_usd"]
+        assert line["stream"] == event["stream"]
+    chat, streamed, embedded, failed, refused = lines
+    assert (chat["status"], chat["error_type"], chat["cost_usd"]) == (200, None, 3.0)
+    assert chat["group"] == chat["deployment"] == "test/echo"
+    assert chat["latency_ms"] > 0
+    assert streamed["stream"]
+    assert streamed["ttft_ms"] is not None
+    assert streamed["output_tokens"] == 3
+    assert embedded["endpoint"] == "embeddings"
+    assert (failed["status"], failed["error_type"], failed["error_code"]) == (
+        504,
+        "timeout",
+        "upstream_timeout",
+    )
+    assert (refused["status"], refused["refusal"], refused["error_type"]) == (
+        429,
+        "rate_limit",
+        "rate_limit",
+    )
+    assert refused["deployment"] is None
+
+
+async def test_no_key_secret_or_prompt_text_reaches_any_log(
+    logged: Logged, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    gov = logged.gov
+    keys = [await gov.new_key(team="ops", user="alice"), await gov.new_key(limits={"rpm": 1})]
+    prompts = ["the launch code is zebra-7781", "quarterly numbers: 4.21M in Lisbon"]
+    for key in keys:
+        sdk = gov.sdk(key)
+        for prompt in prompts:
+            messages = [{"role": "user", "content": prompt}]
+            try:
+                await sdk.chat.completions.create(model="default", messages=messages)
+                stream = await sdk.chat.completions.create(
+                    model="default", messages=messages, stream=True
+                )
+                async for _ in stream:
+                    pass
+                await sdk.embeddings.create(model="test/embed", input=prompt)
+            except openai.RateLimitError:
+                pass
+    gov.chat.fail_with = UpstreamTimeoutError("the upstream took too long")
+    with pytest.raises(openai.APIStatusError):
+        await gov.sdk(keys[0]).chat.completions.create(
+            model="default", messages=[{"role": "user", "content": prompts[0]}]
+        )
+    with pytest.raises(openai.AuthenticationError):
+        await gov.sdk(keys[0] + "x").chat.completions.create(
+            model="default", messages=[{"role": "user", "content": prompts[0]}]
+        )
+
+    lines = logged.lines()
+    assert len(lines) >= 8
+    captured = capsys.readouterr()
+    logs = "\n".join([logged.stream.getvalue(), caplog.text, captured.out, captured.err])
+    for secret in [MASTER, *keys, *(key.split("_", 1)[1] for key in keys), *prompts]:
+        assert secret not in logs
+    for word in ("zebra-7781", "Lisbon"):
+        assert word not in logs
+
+
+async def test_pretty_lines_for_people(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream, format="pretty")
+    async for gov in governed_app(tmp_path, access_log=log):
+        key = await gov.new_key()
+        await gov.sdk(key).chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "hi"}]
+        )
+    log.close()
+    (line,) = stream.getvalue().splitlines()
+    timestamp, event, *_ = line.split()
+    assert timestamp.startswith("20")
+    assert event == "request"
+    assert "status=200" in line
+    assert "deployment=test/echo" in line
+
+
+def test_the_config_turns_it_off_or_picks_the_format(tmp_path: Path) -> None:
+    base: dict[str, Any] = {"data_dir": tmp_path, "local": {"chat": {"enabled": False}}}
+    app = create_app(Settings.model_validate(base))
+    assert isinstance(app.state.access_log, AccessLog)
+    off = {**base, "observability": {"access_log": {"enabled": False}}}
+    assert create_app(Settings.model_validate(off)).state.access_log is None
+    with pytest.raises(ValidationError, match=r"observability\.access_log\.format"):
+        Settings.model_validate({**base, "observability": {"access_log": {"format": "xml"}}})
