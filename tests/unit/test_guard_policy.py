@@ -30,6 +30,14 @@ def test_mask_placeholders_are_stable_within_a_request_and_restored() -> None:
     assert guard.restore("[EMAIL_3] [SECRET_1] [x]") == "[EMAIL_3] [SECRET_1] [x]"
 
 
+def test_placeholders_the_user_wrote_are_never_issued() -> None:
+    guard = RequestGuard(Policy({"EMAIL": "mask"}))
+    guard.reserve("the template says [EMAIL_1] and [EMAIL_3]")
+    assert guard.protect("to a@b.org, c@d.org") == "to [EMAIL_2], [EMAIL_4]"
+    reply = "[EMAIL_1] is a slot; wrote to [EMAIL_2] and [EMAIL_4]"
+    assert guard.restore(reply) == "[EMAIL_1] is a slot; wrote to a@b.org and c@d.org"
+
+
 def test_each_request_numbers_from_one() -> None:
     policy = Policy({"EMAIL": "mask"})
     assert RequestGuard(policy).protect("bob@example.org") == "[EMAIL_1]"

@@ -73,6 +73,30 @@ def test_no_stage_without_a_policy() -> None:
     assert len(guard_stages(config)) == 1
 
 
+async def test_a_placeholder_in_any_message_is_not_reused() -> None:
+    seen: list[ChatCompletionRequest] = []
+
+    async def upstream(ctx: CallContext) -> Result:
+        assert isinstance(ctx.request, ChatCompletionRequest)
+        seen.append(ctx.request)
+        message = AssistantMessage(content="[EMAIL_1] / [EMAIL_2]")
+        choice = Choice(message=message, finish_reason="stop")
+        return ChatCompletion(id="c", created=0, model="m", usage=USAGE, choices=[choice])
+
+    request = ChatCompletionRequest(
+        model="m",
+        messages=[
+            ChatMessage(role="user", content=f"mail {EMAIL}"),
+            ChatMessage(role="user", content="fill the [EMAIL_1] slot"),
+        ],
+    )
+    ctx = CallContext(request_id="r", endpoint="chat", request=request)
+    result = await _stage()(ctx, upstream)
+    assert seen[0].messages[0].content == "mail [EMAIL_2]"
+    assert isinstance(result, ChatCompletion)
+    assert result.choices[0].message.content == f"[EMAIL_1] / {EMAIL}"
+
+
 async def test_tool_call_arguments_are_protected_and_restored_as_json() -> None:
     seen: list[ChatCompletionRequest] = []
 

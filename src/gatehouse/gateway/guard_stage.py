@@ -73,6 +73,14 @@ def _protect_request(
             return request  # token ids are not text
         texts = [guard.protect(item) for item in request.texts()]
         return request.model_copy(update={"input": texts})
+    # Placeholders the request already holds are never issued (masks in an
+    # embedding are never restored, so only chat needs this).
+    for message in request.messages:
+        guard.reserve(message.text())
+        for call in message.tool_calls or ():
+            function = call.get("function")
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                guard.reserve(function["arguments"])
     messages = [_protect_message(message, guard) for message in request.messages]
     return request.model_copy(update={"messages": messages})
 

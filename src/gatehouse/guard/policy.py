@@ -86,11 +86,19 @@ class RequestGuard:
         self._placeholders: dict[tuple[str, str], str] = {}
         self._originals: dict[str, str] = {}
         self._counts: dict[str, int] = {}
+        self._taken: set[str] = set()
 
     @property
     def masked(self) -> bool:
         """Whether any value was masked, so the response needs restoring."""
         return bool(self._originals)
+
+    def reserve(self, text: str) -> None:
+        """Keep placeholders that ``text`` already holds (``[EMAIL_1]`` written by the
+        user) from being issued, so restoring never replaces what the user wrote.
+        Call it on every text of the request before :meth:`protect`."""
+        if "[" in text:
+            self._taken.update(match.group() for match in _PLACEHOLDER.finditer(text))
 
     def check(self, text: str) -> list[Finding]:
         """What the policy would do to ``text``, without changing any state."""
@@ -151,9 +159,12 @@ class RequestGuard:
         key = (entity_type, value)
         placeholder = self._placeholders.get(key)
         if placeholder is None:
-            count = self._counts.get(entity_type, 0) + 1
+            count = self._counts.get(entity_type, 0)
+            placeholder = ""
+            while not placeholder or placeholder in self._taken:
+                count += 1
+                placeholder = f"[{entity_type}_{count}]"
             self._counts[entity_type] = count
-            placeholder = f"[{entity_type}_{count}]"
             self._placeholders[key] = placeholder
             self._originals[placeholder] = value
         return placeholder
