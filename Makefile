@@ -13,11 +13,17 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 # Reinstall whenever pyproject.toml changes. llama-cpp-python compiles
-# llama.cpp from source the first time (about 5 minutes on 2 cores); pip keeps
-# the built wheel in its cache, so later installs take seconds.
+# llama.cpp from source the first time; pip keeps the built wheel in its
+# cache, so later installs take seconds. gatehouse uses only the llama
+# library itself, so the multimodal library (mtmd, LLAVA_BUILD) and
+# llama.cpp's tools, examples, tests and server are left out of the build.
+LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
 	@touch $(STAMP)
 
 # A Chroma server for the vector-database tests and benchmarks, in its own
