@@ -55,8 +55,9 @@ class Redis:
             self.process.wait(timeout=10)
 
 
-def start_redis(directory: Path) -> Redis:
-    port = free_port()
+def start_redis(directory: Path, port: int | None = None) -> Redis:
+    """On ``port`` (to bring a stopped server back where clients expect it), or a free one."""
+    port = port or free_port()
     log = directory / f"redis-{port}.log"
     process = subprocess.Popen(
         [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from gatehouse.catalog import PricingTable
 from gatehouse.core.config import Settings
@@ -58,6 +59,7 @@ class Governance:
             else:
                 counters = MemoryCounters()
         self.counters = counters
+        self._redis_configured = store.redis_url is not None
         self.pricing = PricingTable.from_settings(settings)
         self.authenticator = Authenticator(settings.auth, self.directory, clock)
         self.admission = AdmissionStage(
@@ -83,6 +85,20 @@ class Governance:
             "gatehouse_revocation_poll_failures": self.directory.poll_failures,
             "gatehouse_outbox_backlog": self.shipper.backlog,
         }
+
+    def readiness_probes(self) -> list[tuple[str, Callable[[], Awaitable[str]]]]:
+        """The stores to check before taking traffic: SQL always, Redis when configured."""
+        probes: list[tuple[str, Callable[[], Awaitable[str]]]] = [("store:sql", self.database.ping)]
+        ping = getattr(self.counters, "ping", None)
+        if self._redis_configured and ping is not None:
+
+            async def redis() -> str:
+                if not await ping():
+                    raise ConnectionError("no answer to PING")
+                return "PONG"
+
+            probes.append(("store:redis", redis))
+        return probes
 
     def stages(self) -> list[Stage]:
         """In pipeline order: who is calling, then record the call, then admit it."""

@@ -131,6 +131,22 @@ class Gateway:
             checks.append(Check(f"model:{provider.info.id}", state.ready, state.detail))
         return checks
 
+    def routing_checks(self) -> list[Check]:
+        """One per model group: can the router reach at least one of its deployments
+        (a breaker that is not open)?"""
+        now = time.monotonic()
+        checks = []
+        for group in self.registry.groups():
+            usable = sum(d.breaker.state(now) != "open" for d in group.deployments)
+            total = len(group.deployments)
+            detail = (
+                f"{usable} of {total} deployments usable"
+                if usable
+                else f"the breaker of every deployment ({total}) is open"
+            )
+            checks.append(Check(f"route:{group.name}", usable > 0, detail))
+        return checks
+
     def _providers(self) -> list[ChatProvider | EmbeddingProvider]:
         unique: dict[int, ChatProvider | EmbeddingProvider] = {}
         for group in self.registry.groups():

@@ -21,6 +21,15 @@ FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 BATCH = 1000
 
 
+async def heartbeat(url: str, *, within: float = 1.0) -> str:
+    """Ask the Chroma server at ``url`` for its heartbeat; raises when it does not
+    answer within ``within`` seconds."""
+    async with httpx.AsyncClient(base_url=f"{url.rstrip('/')}/api/v2", timeout=within) as http:
+        response = await http.get("/heartbeat")
+        response.raise_for_status()
+    return "heartbeat"
+
+
 class ChromaVectorIndex:
     """Vectors of one collection in a Chroma server at ``url``."""
 

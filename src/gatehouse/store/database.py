@@ -89,6 +89,13 @@ class Database:
                 log.info("database busy while migrating; retrying")
                 await asyncio.sleep(0.2 * (attempt + 1))
 
+    async def ping(self) -> str:
+        """``SELECT 1`` on a pooled connection; returns the dialect's name
+        (never the URL, which may hold a password)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return self.engine.dialect.name
+
     async def close(self) -> None:
         await self.engine.dispose()
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gatehouse.core.config import Settings
 from gatehouse.gateway import Check, Gateway
+from gatehouse.observability.health import NotReady, Probe, run_checks
+from gatehouse.rag.chroma import heartbeat
 from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse
 from gatehouse.server.routes.table import RouteSpec
@@ -19,18 +23,61 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+# Each check's bound: a dependency slower than this to answer a ping is not ready.
+READY_TIMEOUT = 1.0
+
+
 async def readyz(request: Request) -> Response:
-    """Models loadable and storage writable: ready to take traffic."""
+    """Every configured dependency answers: models loadable, storage writable, the
+    SQL store, Redis and the Chroma server reachable, and each model group with a
+    deployment whose breaker is not open. Checks run at once, each within
+    ``READY_TIMEOUT``; a 503 lists the reasons."""
     gateway: Gateway = request.app.state.gateway
-    checks = [*gateway.model_checks(), _storage_check(request.app.state.data_dir)]
+    settings: Settings = request.app.state.settings
+    known = [
+        *gateway.model_checks(),
+        *gateway.routing_checks(),
+        _storage_check(request.app.state.data_dir),
+    ]
+    probes: list[tuple[str, Probe]] = [(check.name, _settled(check)) for check in known]
+    if gateway.governance is not None:
+        probes.extend(gateway.governance.readiness_probes())
+    if settings.rag.chroma_url:
+        probes.append(
+            (
+                "rag:chroma",
+                functools.partial(heartbeat, settings.rag.chroma_url, within=READY_TIMEOUT),
+            )
+        )
+    checks = await run_checks(probes, within=READY_TIMEOUT)
     ready = all(check.ok for check in checks)
-    return JSONResponse(
-        {
-            "status": "ready" if ready else "not_ready",
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
-        },
-        status_code=200 if ready else 503,
-    )
+    body: dict[str, object] = {
+        "status": "ready" if ready else "not_ready",
+        "checks": [
+            {
+                "name": c.name,
+                "ok": c.ok,
+                "status": c.status,
+                "latency_ms": c.latency_ms,
+                "detail": c.detail,
+            }
+            for c in checks
+        ],
+    }
+    if not ready:
+        body["reasons"] = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _settled(check: Check) -> Probe:
+    """A check already decided (no I/O), as a probe."""
+
+    async def probe() -> str:
+        if not check.ok:
+            raise NotReady(check.detail)
+        return check.detail
+
+    return probe
 
 
 def _storage_check(data_dir: Path) -> Check:
