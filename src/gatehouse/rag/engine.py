@@ -20,6 +20,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -360,9 +361,8 @@ class RagEngine:
         ``cross_encoder`` by the collection's cross-encoder."""
         collection = self.collection(name, caller=caller)
         client = self._client(caller, "rag.search")
-        hits = await self._search(
-            collection, query, top_k, mode, where, diversity, expansion, client
-        )
+        wanted = _Wanted(top_k, mode, where, diversity)
+        hits = await self._search(collection, query, wanted, expansion, client)
         if rerank == "none":
             return hits
         return await self._reranker(collection, rerank, client).rerank(query, hits)
@@ -371,18 +371,15 @@ class RagEngine:
         self,
         collection: Collection,
         query: str,
-        top_k: int,
-        mode: Mode,
-        where: dict[str, object] | None,
-        diversity: float | None,
+        wanted: _Wanted,
         expansion: Expansion,
         client: ModelClient,
     ) -> list[SearchHit]:
         spec = collection.spec
         if expansion == "multi_query":
-            return await self._multi_query(collection, query, top_k, mode, where, diversity, client)
+            return await self._multi_query(collection, query, wanted, client)
         vector = None
-        if mode != "keyword":
+        if wanted.mode != "keyword":
             texts = [query]
             if expansion == "hyde":
                 texts.append(await hypothetical_document(client, self.answer_model, query))
@@ -397,31 +394,27 @@ class RagEngine:
             coverage=tokens.coverage(query),
         )
         return await asyncio.to_thread(
-            collection.search, prepared, top_k=top_k, mode=mode, where=where, diversity=diversity
+            collection.search,
+            prepared,
+            top_k=wanted.top_k,
+            mode=wanted.mode,
+            where=wanted.where,
+            diversity=wanted.diversity,
         )
 
     async def _multi_query(
-        self,
-        collection: Collection,
-        query: str,
-        top_k: int,
-        mode: Mode,
-        where: dict[str, object] | None,
-        diversity: float | None,
-        client: ModelClient,
+        self, collection: Collection, query: str, wanted: _Wanted, client: ModelClient
     ) -> list[SearchHit]:
         queries = await multi_query(client, self.answer_model, query)
         lists: dict[str, list[tuple[str, float]]] = {}
         hits: dict[str, SearchHit] = {}
         for index, text in enumerate(queries):
-            found = await self._search(
-                collection, text, top_k, mode, where, diversity, "none", client
-            )
+            found = await self._search(collection, text, wanted, "none", client)
             lists[str(index)] = [(h.chunk_id, h.score) for h in found]
             hits.update((h.chunk_id, h) for h in found if h.chunk_id not in hits)
         return [
             hits[chunk_id].model_copy(update={"score": score})
-            for chunk_id, score in rrf(lists)[:top_k]
+            for chunk_id, score in rrf(lists)[: wanted.top_k]
         ]
 
     async def prepare_answer(
@@ -444,18 +437,15 @@ class RagEngine:
         if request.condense and history:
             standalone = await condense(client, self.answer_model, history, request.query)
             request = request.model_copy(update={"query": standalone})
-        where = request.filter
-        hits = await self._search(
-            collection, request.query, top_k, "hybrid", where, None, request.expansion, client
-        )
+        query, where = request.query, request.filter
+        hybrid = _Wanted(top_k, "hybrid", where)
+        hits = await self._search(collection, query, hybrid, request.expansion, client)
         if not hits:
             return None, hits
         keyword = await self._search(
-            collection, request.query, 1, "keyword", where, None, "none", client
+            collection, query, _Wanted(1, "keyword", where), "none", client
         )
-        dense = await self._search(
-            collection, request.query, 1, "dense", where, None, "none", client
-        )
+        dense = await self._search(collection, query, _Wanted(1, "dense", where), "none", client)
         if not keyword and (not dense or dense[0].score < MIN_DENSE_SIMILARITY):
             return None, hits
         context = assemble(
@@ -537,6 +527,16 @@ class RagEngine:
         if self._embedder is not None:
             return self._embedder
         return GatewayEmbedder(client, spec.embedding_model)
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """What one search asks the collection for."""
+
+    top_k: int
+    mode: Mode
+    where: dict[str, object] | None = None
+    diversity: float | None = None
 
 
 class _NoGateway:
