@@ -181,6 +181,23 @@ async def test_no_label_carries_a_key_a_user_or_a_prompt(gov: Governed) -> None:
         assert leaked not in text
 
 
+async def test_a_caller_cannot_add_series_by_inventing_model_names(gov: Governed) -> None:
+    sdk = gov.sdk(await gov.new_key())
+    for name in ("made-up-1", "made-up-2"):
+        with pytest.raises(openai.NotFoundError):
+            await sdk.chat.completions.create(model=name, messages=HELLO)
+    for name in ("made-up-3", "default"):  # without a key
+        response = await gov.http.post(
+            "/v1/chat/completions", json={"model": name, "messages": HELLO}
+        )
+        assert response.status_code == 401
+    await sdk.chat.completions.create(model="default", messages=HELLO)
+    samples = await scrape(gov)
+    labels = {found["model"] for found, _ in samples["gatehouse_requests_total"]}
+    assert labels == {"unknown", "default"}
+    assert total(samples, "gatehouse_requests_total", model="unknown", status="404") == 2
+
+
 async def test_retries_fallbacks_and_upstream_errors_are_counted() -> None:
     metrics = Metrics()
     clock = Clock()

@@ -134,6 +134,10 @@ class ModelRegistry:
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
 
+    def __contains__(self, name: object) -> bool:
+        """Is ``name`` a model group or an alias of one?"""
+        return name in self._entries
+
     def groups(self) -> list[ModelGroup]:
         return list(self._groups.values())
 

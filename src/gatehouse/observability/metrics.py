@@ -6,13 +6,14 @@ only when Prometheus scrapes, so it costs the hot path nothing.
 
 Labels are bounded: endpoint, model group, deployment, team, a status or an
 error type from a closed vocabulary. Never a user id, a key or any text of a
-request. (The ``model`` label of the request metrics is the name the client
-asked for.)
+request. The ``model`` label of the request metrics is the name the client
+asked for when it names a model this gateway serves (see :meth:`Metrics.name_models`),
+else ``unknown``: a caller must not be able to add series by inventing names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,6 +23,7 @@ from gatehouse.core.errors import ErrorType
 from gatehouse.core.observation import RequestRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNKNOWN_MODEL = "unknown"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -134,6 +136,11 @@ class Metrics:
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._attempt_children: dict[tuple[str, str], Counter] = {}
         self._served: dict[tuple[str | None, str | None, str | None], _Served] = {}
+        self._models: Container[str] | None = None
+
+    def name_models(self, models: Container[str]) -> None:
+        """Label requests with their model only when it is in ``models``."""
+        self._models = models
 
     # -- the gateway's observer protocol (gatehouse.gateway.observer.Observer) --
 
@@ -142,6 +149,8 @@ class Metrics:
 
     def request_done(self, record: RequestRecord) -> None:
         endpoint, model = record.endpoint, record.model
+        if self._models is not None and model not in self._models:
+            model = UNKNOWN_MODEL
         key = (endpoint, model, record.status)
         children = self._request_children.get(key)
         if children is None:

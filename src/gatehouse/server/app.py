@@ -64,6 +64,7 @@ def create_app(
             observer = Observers([metrics, access_log])
         gateway = build_gateway(settings, started_at=int(time.time()), observer=observer)
     metrics.watch_deployments(lambda: deployment_states(gateway))
+    metrics.name_models(gateway.registry)
     if gateway.governance is not None:
         metrics.registry.register(GovernanceCollector(gateway.governance.stats))
     specs = [
