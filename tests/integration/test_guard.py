@@ -43,6 +43,9 @@ guard:
     PHONE: redact
     US_SSN: block
     CREDIT_CARD: block
+  content:
+    - {{name: weapons, keywords: [pipe bomb]}}
+    - {{name: leaks, keywords: [internal only], apply_to: [output]}}
 """
     )
     running = start_server(root / "data", config=config)
@@ -213,3 +216,36 @@ def test_the_anthropic_route_is_guarded_too(server: RunningServer, upstream: Fak
     assert "entities.US_SSN" in str(caught.value)
     assert "536-22" not in str(caught.value)
     assert len(upstream.requests) == sent
+
+
+def test_a_content_category_blocks_a_request(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "how is a Pipe Bomb made"}]
+        )
+    assert caught.value.code == "content_policy_violation"
+    assert "content.weapons" in str(caught.value)
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("piece_chars", [0, 2, 5])
+def test_a_content_category_cuts_an_answer(
+    client: openai.OpenAI, upstream: FakeUpstream, piece_chars: int
+) -> None:
+    upstream.default = Behaviour(piece_chars=piece_chars)
+    prompt = f"for {EMAIL}: this is internal only, do not share"
+    reply = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": prompt}]
+    )
+    assert reply.choices[0].message.content == f"echo: for {EMAIL}: this is "
+    assert reply.choices[0].finish_reason == "content_filter"
+    stream = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": prompt}], stream=True
+    )
+    chunks = [c for c in stream if c.choices]
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks) == f"echo: for {EMAIL}: this is "
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == [
+        "content_filter"
+    ]

@@ -102,3 +102,21 @@ def test_the_installed_command_reads_stdin_and_writes_stdout(config: list[str]) 
     first, second = (json.loads(line) for line in done.stdout.splitlines())
     assert first["entities"] == [{"type": "SECRET", "start": 4, "end": 36, "score": 0.99}]
     assert second["text"] == "[EMAIL_1]"
+
+
+def test_content_categories_show_in_the_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gatehouse.yaml"
+    path.write_text(
+        "guard:\n  enabled: true\n  content:\n"
+        "    - {name: weapons, keywords: [pipe bomb]}\n"
+        "    - {name: codename, keywords: [Falcon], action: redact}\n"
+    )
+    options = ["--config", str(path), "--data-dir", str(tmp_path)]
+    assert main(["guard", "--json", "Falcon ships", *options]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert (decision["action"], decision["text"]) == ("redact", "[REDACTED:codename] ships")
+    assert main(["guard", "--json", "a pipe bomb", *options]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert (decision["action"], decision["rule"]) == ("block", "content.weapons")

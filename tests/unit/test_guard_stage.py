@@ -174,3 +174,60 @@ async def test_embedding_inputs_are_protected_and_blocks_stop_the_call() -> None
     assert caught.value.rule == "entities.US_SSN"
     assert "536" not in caught.value.message
     assert len(seen) == 1
+
+
+def _content_stage() -> GuardStage:
+    config = GuardConfig.model_validate(
+        {
+            "enabled": True,
+            "entities": {"EMAIL": "mask"},
+            "output_window": 16,
+            "content": [
+                {"name": "weapons", "keywords": ["pipe bomb"], "apply_to": ["output"]},
+                {"name": "codename", "keywords": ["Falcon"], "action": "redact"},
+            ],
+        }
+    )
+    return GuardStage(Policy.from_config(config))
+
+
+async def test_an_answer_is_cut_at_a_blocked_category() -> None:
+    async def upstream(ctx: CallContext) -> Result:
+        assert isinstance(ctx.request, ChatCompletionRequest)
+        assert ctx.request.messages[0].content == "tell [EMAIL_1] about [REDACTED:codename]"
+        message = AssistantMessage(content="Dear [EMAIL_1], Falcon uses a pipe bomb. Bye")
+        choice = Choice(message=message, finish_reason="stop")
+        return ChatCompletion(id="c", created=0, model="m", usage=USAGE, choices=[choice])
+
+    result = await _content_stage()(_chat(f"tell {EMAIL} about Falcon"), upstream)
+    assert isinstance(result, ChatCompletion)
+    assert result.choices[0].message.content == f"Dear {EMAIL}, [REDACTED:codename] uses a "
+    assert result.choices[0].finish_reason == "content_filter"
+
+
+@pytest.mark.parametrize("size", [1, 4, 7, 50])
+async def test_a_streamed_answer_is_cut_and_the_upstream_closed(size: int) -> None:
+    answer = "Dear [EMAIL_1], Falcon says: a pipe bomb is " + "never mentioned again. " * 5
+    closed: list[bool] = []
+
+    async def chunks() -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            for i in range(0, len(answer), size):
+                yield _chunk(Delta(content=answer[i : i + size]))
+            yield _chunk(Delta(), finish="stop")
+        finally:
+            closed.append(True)
+
+    async def upstream(ctx: CallContext) -> Result:
+        return chunks()
+
+    result = await _content_stage()(_chat(f"to {EMAIL}", stream=True), upstream)
+    assert not isinstance(result, ChatCompletion | EmbeddingResponse)
+    text, finishes = "", []
+    async for chunk in result:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finishes.append(choice.finish_reason)
+    assert text == f"Dear {EMAIL}, [REDACTED:codename] says: a "
+    assert [f for f in finishes if f] == ["content_filter"]
+    assert closed == [True]

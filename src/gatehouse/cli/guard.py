@@ -10,7 +10,8 @@ line, and prints one JSON object per line, in order::
 
 ``entities`` lists every detection (of all types, whatever the policy), with
 character offsets into the decoded text, end exclusive; ``action`` is the
-strongest the policy takes, ``rule`` the rule that blocks, and ``text`` the
+strongest the policy takes (content categories included), ``rule`` the rule
+that blocks (``entities.US_SSN``, ``content.weapons``), and ``text`` the
 text as it would reach the upstream (``null`` when blocked).
 """
 
@@ -22,7 +23,7 @@ from typing import Any, TextIO
 import orjson
 
 from gatehouse.core.config import Settings
-from gatehouse.guard import Policy, PolicyViolation, RequestGuard, detect, strongest
+from gatehouse.guard import Policy, PolicyViolation, RequestGuard, detect
 
 
 class InputError(Exception):
@@ -69,7 +70,7 @@ def decide(text: str, policy: Policy) -> dict[str, Any]:
         protected, rule = None, violation.rule
     return {
         "entities": entities,
-        "action": strongest(guard.findings),
+        "action": guard.action(),
         "rule": rule,
         "text": protected,
     }

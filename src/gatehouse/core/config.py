@@ -10,6 +10,7 @@ from.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -303,12 +304,60 @@ class GuardEntitiesConfig(_Section):
         }
 
 
+ContentTarget = Literal["input", "output"]
+
+
+def _input_and_output() -> list[ContentTarget]:
+    return ["input", "output"]
+
+
+class ContentCategoryConfig(_Section):
+    """A content category: text matching its keywords (whole words, any case) or
+    regular expressions is blocked or redacted, in requests, answers or both."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    keywords: list[str] = Field(default_factory=list)
+    patterns: list[str] = Field(default_factory=list)
+    action: Literal["block", "redact"] = "block"
+    apply_to: list[ContentTarget] = Field(default_factory=_input_and_output, min_length=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"patterns[{index}] is not a valid regular expression: {exc}"
+                ) from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _has_rules(self) -> ContentCategoryConfig:
+        if not any(self.keywords) and not self.patterns:
+            raise ValueError(f"content category {self.name!r} needs keywords or patterns")
+        return self
+
+
 class GuardConfig(_Section):
     """Guardrails on the chat and embeddings inputs (see docs/guardrails.md). Off by default."""
 
     enabled: bool = False
     entities: GuardEntitiesConfig = GuardEntitiesConfig()
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # weaker findings are ignored
+    content: list[ContentCategoryConfig] = Field(default_factory=list)
+    # Streamed answers: characters held back so a category match split across
+    # chunks is still caught.
+    output_window: int = Field(default=64, ge=8, le=4096)
+
+    @model_validator(mode="after")
+    def _unique_categories(self) -> GuardConfig:
+        names = [category.name for category in self.content]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"content category names must be unique: {duplicates}")
+        return self
 
 
 class AccessLogConfig(_Section):

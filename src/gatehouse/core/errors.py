@@ -130,12 +130,13 @@ class ContentPolicyError(InvalidRequestError):
 
 class GuardrailViolationError(ContentPolicyError):
     """A guard ``block`` rule fired on the request. The message names the rule and
-    the entity type, never the value; the request never reaches an upstream."""
+    what it found (``a US_SSN value``, ``content in category 'weapons'``), never
+    the text itself; the request never reaches an upstream."""
 
-    def __init__(self, rule: str, entity_type: str) -> None:
+    def __init__(self, rule: str, subject: str) -> None:
         super().__init__(
             f"The request was blocked by the guardrail rule '{rule}': "
-            f"it contains a {entity_type} value, which this gateway does not accept."
+            f"it contains {subject}, which this gateway does not accept."
         )
         self.rule = rule
 

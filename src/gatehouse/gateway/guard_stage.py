@@ -39,7 +39,7 @@ from gatehouse.guard import Policy, PolicyViolation, RequestGuard, StreamRestore
 def guard_stages(config: GuardConfig) -> list[Stage]:
     """The guard stage for ``config``, or none when the policy acts on nothing."""
     policy = Policy.from_config(config)
-    return [GuardStage(policy)] if policy.active_types() else []
+    return [GuardStage(policy)] if policy.active() else []
 
 
 class GuardStage:
@@ -51,13 +51,15 @@ class GuardStage:
         try:
             ctx.request = _protect_request(ctx.request, guard)
         except PolicyViolation as violation:
-            raise GuardrailViolationError(violation.rule, violation.entity_type) from None
+            raise GuardrailViolationError(violation.rule, violation.subject) from None
         result = await call_next(ctx)
-        if not guard.masked or isinstance(result, EmbeddingResponse):
+        if isinstance(result, EmbeddingResponse) or not (guard.masked or guard.filters_output):
             return result
         if isinstance(result, ChatCompletion):
             return _restore_completion(result, guard)
-        return _restore_stream(result, guard)
+        request = ctx.request
+        n = request.n if isinstance(request, ChatCompletionRequest) else 1
+        return _restore_stream(result, guard, choices=n)
 
 
 # -- guard_in ---------------------------------------------------------------------
@@ -118,11 +120,17 @@ def _restore_completion(completion: ChatCompletion, guard: RequestGuard) -> Chat
     for choice in completion.choices:
         message = choice.message
         update: dict[str, Any] = {}
+        finish = choice.finish_reason
         if message.content:
-            update["content"] = guard.restore(message.content)
+            # Content categories judge what the model wrote, before values are put back.
+            checked = guard.filter_output(message.content)
+            if checked.blocked is not None:
+                finish = "content_filter"
+            update["content"] = guard.restore(checked.text)
         if message.tool_calls:
             update["tool_calls"] = [_restore_tool_call(c, guard) for c in message.tool_calls]
-        choices.append(choice.model_copy(update={"message": message.model_copy(update=update)}))
+        message = message.model_copy(update=update)
+        choices.append(choice.model_copy(update={"message": message, "finish_reason": finish}))
     return completion.model_copy(update={"choices": choices})
 
 
@@ -140,27 +148,41 @@ def _json_string_content(value: str) -> str:
 
 
 async def _restore_stream(
-    chunks: ChatStream, guard: RequestGuard
+    chunks: ChatStream, guard: RequestGuard, *, choices: int
 ) -> AsyncIterator[ChatCompletionChunk]:
-    choices: dict[int, _ChoiceRestorer] = {}
+    restorers: dict[int, _ChoiceRestorer] = {}
     last: ChatCompletionChunk | None = None
     async for chunk in chunks:
         last = chunk
         if not chunk.choices:
             yield chunk
             continue
-        restored = []
+        out = []
         for choice in chunk.choices:
-            restorer = choices.get(choice.index)
+            restorer = restorers.get(choice.index)
             if restorer is None:
-                restorer = choices[choice.index] = _ChoiceRestorer(guard)
+                restorer = restorers[choice.index] = _ChoiceRestorer(guard)
+            if restorer.blocked:
+                continue  # a content category ended this choice
             delta = restorer.delta(choice.delta, finishing=choice.finish_reason is not None)
-            restored.append(
-                choice if delta is choice.delta else choice.model_copy(update={"delta": delta})
-            )
-        yield chunk.model_copy(update={"choices": restored})
+            if restorer.blocked:
+                out.append(
+                    choice.model_copy(update={"delta": delta, "finish_reason": "content_filter"})
+                )
+            elif delta is not choice.delta:
+                out.append(choice.model_copy(update={"delta": delta}))
+            else:
+                out.append(choice)
+        if out:
+            yield chunk.model_copy(update={"choices": out})
+        if len(restorers) >= choices and all(r.blocked for r in restorers.values()):
+            # Every choice is cut: stop the upstream, as a client that went away does.
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+            return
     # A stream that ended without a finish_reason may still hold a tail back.
-    tails = [(index, r.flush()) for index, r in choices.items()]
+    tails = [(index, r.flush()) for index, r in restorers.items()]
     if last is not None and any(delta is not None for _, delta in tails):
         yield last.model_copy(
             update={
@@ -175,26 +197,41 @@ async def _restore_stream(
 
 
 class _ChoiceRestorer:
-    """One streamed choice: its content and each of its tool calls' arguments."""
+    """One streamed choice: content categories on its text, then its masked values
+    restored, in its content and in each of its tool calls' arguments."""
 
     def __init__(self, guard: RequestGuard) -> None:
         self._guard = guard
+        self._filter = guard.output_filter()
         self._content = guard.restorer()
         self._tools: dict[int, StreamRestorer] = {}
 
+    @property
+    def blocked(self) -> bool:
+        return self._filter is not None and self._filter.blocked is not None
+
     def delta(self, delta: Delta, *, finishing: bool) -> Delta:
-        """``delta`` restored (itself when nothing changed); all held back at the finish."""
+        """``delta`` restored (itself when nothing changed); all held back at the finish
+        or when a content category cuts the choice (see :attr:`blocked`)."""
         update: dict[str, Any] = {}
         content = delta.content
-        restored = self._content.feed(content) if content else content
-        if finishing and (held := self._content.flush()):
+        text = content
+        if self._filter is not None:
+            text = self._filter.feed(content) if content else ""
+            if finishing:
+                text += self._filter.flush()
+            if not text and content is None:
+                text = None
+        ending = finishing or self.blocked
+        restored = self._content.feed(text) if text else text
+        if ending and (held := self._content.flush()):
             restored = (restored or "") + held
         if restored != content:
             update["content"] = restored
         calls = delta.tool_calls
         if calls:
             calls = [self._tool_call(call) for call in calls]
-        if finishing and (tails := self._flush_tools()):
+        if ending and (tails := self._flush_tools()):
             calls = [*(calls or []), *tails]
         if calls is not delta.tool_calls:
             update["tool_calls"] = calls
@@ -202,7 +239,8 @@ class _ChoiceRestorer:
 
     def flush(self) -> Delta | None:
         """What is still held back, for a stream that ended without a finish."""
-        content = self._content.flush() or None
+        text = self._filter.flush() if self._filter is not None else ""
+        content = (self._content.feed(text) if text else "") + self._content.flush() or None
         calls = self._flush_tools() or None
         if content is None and calls is None:
             return None

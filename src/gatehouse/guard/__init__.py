@@ -8,9 +8,12 @@ A :class:`Policy` says what to do with each type: allow, redact (``[EMAIL]``),
 mask reversibly (``[EMAIL_1]``, put back in the response) or block. A
 :class:`RequestGuard` applies it to the texts of one request, keeps that
 request's placeholders and restores them, in streamed text too
-(:class:`StreamRestorer`). The gateway's guard stage drives them.
+(:class:`StreamRestorer`). Content categories (:class:`ContentRule`, keyword
+and regex rules) block or redact text in requests and answers, streamed ones
+through :class:`ContentStreamFilter`. The gateway's guard stage drives them.
 """
 
+from gatehouse.guard.content import ContentPolicy, ContentRule, ContentStreamFilter
 from gatehouse.guard.entities import (
     CREDIT_CARD,
     EMAIL,
@@ -45,6 +48,9 @@ __all__ = [
     "SECRET",
     "US_SSN",
     "Action",
+    "ContentPolicy",
+    "ContentRule",
+    "ContentStreamFilter",
     "Entity",
     "Finding",
     "Policy",

@@ -21,6 +21,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gatehouse.core.config import GuardConfig
+from gatehouse.guard.content import (
+    Applied,
+    ContentAction,
+    ContentPolicy,
+    ContentRule,
+    ContentStreamFilter,
+)
+from gatehouse.guard.content import apply as apply_content
 from gatehouse.guard.entities import Entity
 from gatehouse.guard.scanner import detect
 
@@ -38,13 +46,33 @@ class Policy:
 
     actions: Mapping[str, Action] = field(default_factory=dict)
     min_score: float = 0.0
+    content: ContentPolicy = field(default_factory=ContentPolicy)
 
     @classmethod
     def from_config(cls, config: GuardConfig) -> Policy:
         """The policy the ``guard:`` section declares; allows everything while it is off."""
         if not config.enabled:
             return cls()
-        return cls(actions=config.entities.actions(), min_score=config.min_score)
+        rules = tuple(
+            ContentRule.build(
+                category.name,
+                keywords=category.keywords,
+                patterns=category.patterns,
+                action=category.action,
+                on_input="input" in category.apply_to,
+                on_output="output" in category.apply_to,
+            )
+            for category in config.content
+        )
+        return cls(
+            actions=config.entities.actions(),
+            min_score=config.min_score,
+            content=ContentPolicy(rules, window=config.output_window),
+        )
+
+    def active(self) -> bool:
+        """Whether the policy acts on anything at all."""
+        return bool(self.active_types() or self.content.rules)
 
     def action(self, entity_type: str) -> Action:
         return self.actions.get(entity_type, "allow")
@@ -68,12 +96,13 @@ class Finding:
 
 
 class PolicyViolation(Exception):
-    """A ``block`` rule fired. Carries the rule and the type, never the value."""
+    """A ``block`` rule fired. Carries the rule and what it found (``a US_SSN
+    value``), never the value itself."""
 
-    def __init__(self, rule: str, entity_type: str) -> None:
-        super().__init__(f"{rule}: {entity_type}")
+    def __init__(self, rule: str, subject: str) -> None:
+        super().__init__(f"{rule}: {subject}")
         self.rule = rule
-        self.entity_type = entity_type
+        self.subject = subject
 
 
 class RequestGuard:
@@ -82,7 +111,10 @@ class RequestGuard:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.findings: list[Finding] = []
+        self.content_actions: list[ContentAction] = []
         self._types = policy.active_types()
+        self._input_rules = policy.content.input_rules()
+        self._output_rules = policy.content.output_rules()
         self._placeholders: dict[tuple[str, str], str] = {}
         self._originals: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -110,9 +142,27 @@ class RequestGuard:
             if entity.score >= self.policy.min_score
         ]
 
+    def action(self) -> Action:
+        """The strongest action taken on this request's texts so far."""
+        best = strongest(self.findings)
+        if "block" in self.content_actions:
+            return "block"
+        if best == "allow" and self.content_actions:
+            return "redact"
+        return best
+
     def protect(self, text: str) -> str:
-        """``text`` with redacted and masked values replaced; raises
-        :class:`PolicyViolation` if a ``block`` rule fires."""
+        """``text`` with content categories applied, then redacted and masked values
+        replaced; raises :class:`PolicyViolation` if a ``block`` rule fires."""
+        if self._input_rules:
+            applied = apply_content(self._input_rules, text)
+            if applied.blocked is not None:
+                self.content_actions.append("block")
+                category = applied.blocked.name
+                raise PolicyViolation(applied.blocked.rule, f"content in category '{category}'")
+            if applied.redacted:
+                self.content_actions.append("redact")
+                text = applied.text
         findings = self.check(text)
         if not findings:
             return text
@@ -120,7 +170,7 @@ class RequestGuard:
             if finding.action == "block":
                 self.findings.append(finding)
                 kind = finding.entity.type
-                raise PolicyViolation(self.policy.rule(kind), kind)
+                raise PolicyViolation(self.policy.rule(kind), f"a {kind} value")
         self.findings.extend(findings)
         parts: list[str] = []
         position = 0
@@ -150,6 +200,23 @@ class RequestGuard:
             return original if escape is None else escape(original)
 
         return _PLACEHOLDER.sub(value, text)
+
+    @property
+    def filters_output(self) -> bool:
+        """Whether answers go through content categories."""
+        return bool(self._output_rules)
+
+    def filter_output(self, text: str) -> Applied:
+        """An answer's text after the output content categories."""
+        if not self._output_rules:
+            return Applied(text)
+        return apply_content(self._output_rules, text)
+
+    def output_filter(self) -> ContentStreamFilter | None:
+        """A filter for one streamed choice, or ``None`` when no category checks output."""
+        if not self._output_rules:
+            return None
+        return ContentStreamFilter(self._output_rules, window=self.policy.content.window)
 
     def restorer(self, *, escape: Callable[[str], str] | None = None) -> StreamRestorer:
         """A restorer for one stream of text pieces (see :meth:`restore` for ``escape``)."""

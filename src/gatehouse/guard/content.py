@@ -1,0 +1,182 @@
+"""Content policy: categories of text that may not pass, by keyword and regex rules.
+
+A category (``violence``, ``internal-codenames``, ...) has keywords (matched
+whole-word, case-insensitively) and regular expressions, an action (``block``
+or ``redact``) and where it applies (the request, the answer, or both).
+
+On a request, a ``block`` category refuses it and a ``redact`` one replaces
+each match by ``[REDACTED:category]``. On an answer, ``block`` cuts it at the
+first match (the caller sees ``finish_reason: content_filter``) and
+``redact`` replaces matches. A streamed answer is checked as it streams:
+:class:`ContentStreamFilter` holds back the last ``window`` characters so a
+match split across chunks is still caught; a match longer than the window
+may slip through.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+ContentAction = Literal["block", "redact"]
+# Characters of already-sent text kept as context, so a keyword's word
+# boundary is judged with the character before it.
+_CONTEXT = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRule:
+    """One category, compiled."""
+
+    name: str
+    pattern: re.Pattern[str]
+    action: ContentAction
+    on_input: bool = True
+    on_output: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        *,
+        keywords: Sequence[str] = (),
+        patterns: Sequence[str] = (),
+        action: ContentAction = "block",
+        on_input: bool = True,
+        on_output: bool = True,
+    ) -> ContentRule:
+        """Raises ``re.error`` for a pattern that does not compile."""
+        parts = [rf"(?<!\w){re.escape(k)}(?!\w)" for k in keywords if k]
+        parts += [f"(?:{p})" for p in patterns]
+        if not parts:
+            raise ValueError(f"content category {name!r} has no keywords or patterns")
+        pattern = re.compile("|".join(parts), re.IGNORECASE)
+        return cls(name, pattern, action, on_input, on_output)
+
+    @property
+    def rule(self) -> str:
+        return f"content.{self.name}"
+
+    @property
+    def replacement(self) -> str:
+        return f"[REDACTED:{self.name}]"
+
+
+@dataclass(frozen=True, slots=True)
+class ContentHit:
+    rule: ContentRule
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPolicy:
+    rules: tuple[ContentRule, ...] = ()
+    window: int = 64
+
+    def input_rules(self) -> tuple[ContentRule, ...]:
+        return tuple(r for r in self.rules if r.on_input)
+
+    def output_rules(self) -> tuple[ContentRule, ...]:
+        return tuple(r for r in self.rules if r.on_output)
+
+
+def find(rules: Sequence[ContentRule], text: str, start: int = 0) -> list[ContentHit]:
+    """Every match of ``rules`` in ``text`` from ``start``, in order, none overlapping
+    (the earlier match wins; at one position, the first rule)."""
+    hits = [
+        ContentHit(rule, m.start(), m.end())
+        for rule in rules
+        for m in rule.pattern.finditer(text, start)
+        if m.end() > m.start()
+    ]
+    hits.sort(key=lambda h: (h.start, -h.end))
+    kept: list[ContentHit] = []
+    for hit in hits:
+        if not kept or hit.start >= kept[-1].end:
+            kept.append(hit)
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """Text after a content check: what may pass, and the block that stopped it."""
+
+    text: str
+    blocked: ContentRule | None = None
+    redacted: tuple[str, ...] = ()
+
+
+def apply(rules: Sequence[ContentRule], text: str) -> Applied:
+    """``text`` with ``redact`` matches replaced, cut before the first ``block`` match."""
+    hits = find(rules, text)
+    if not hits:
+        return Applied(text)
+    parts: list[str] = []
+    position = 0
+    redacted: list[str] = []
+    for hit in hits:
+        parts.append(text[position : hit.start])
+        if hit.rule.action == "block":
+            return Applied("".join(parts), hit.rule, tuple(redacted))
+        parts.append(hit.rule.replacement)
+        redacted.append(hit.rule.name)
+        position = hit.end
+    parts.append(text[position:])
+    return Applied("".join(parts), None, tuple(redacted))
+
+
+@dataclass
+class ContentStreamFilter:
+    """Checks one streamed choice's text as it arrives, holding back ``window`` characters.
+
+    :meth:`feed` returns the text that may be sent now; once a ``block`` rule
+    fires, :attr:`blocked` is set and everything after the match is dropped.
+    """
+
+    rules: Sequence[ContentRule]
+    window: int = 64
+    blocked: ContentRule | None = None
+    _sent_tail: str = ""
+    _held: str = field(default="")
+
+    def feed(self, piece: str) -> str:
+        if self.blocked is not None:
+            return ""
+        self._held += piece
+        return self._release(final=False)
+
+    def flush(self) -> str:
+        """The rest, at the end of the stream."""
+        if self.blocked is not None:
+            return ""
+        return self._release(final=True)
+
+    def _release(self, *, final: bool) -> str:
+        context = self._sent_tail
+        text = context + self._held
+        safe = len(text) if final else max(len(context), len(text) - self.window)
+        parts: list[str] = []
+        position = len(context)
+        for hit in find(self.rules, text, len(context)):
+            if hit.rule.action == "block":
+                # A match is a match even before the window closes on it.
+                parts.append(text[position : hit.start])
+                self.blocked = hit.rule
+                self._held = ""
+                return "".join(parts)
+            if hit.end > safe:
+                # It may still grow with the next piece: hold it back whole.
+                safe = min(safe, hit.start)
+                break
+            parts.append(text[position : hit.start])
+            parts.append(hit.rule.replacement)
+            position = hit.end
+        safe = max(safe, position)
+        parts.append(text[position:safe])
+        out = "".join(parts)
+        self._held = text[safe:]
+        self._sent_tail = (self._sent_tail + text[len(context) : safe])[-_CONTEXT:]
+        return out
