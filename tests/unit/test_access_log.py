@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+import gatehouse.observability.access_log as access_log_module
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import UpstreamTimeoutError
 from gatehouse.observability import AccessLog
 from gatehouse.server import create_app
 
 from .governed import MASTER, Governed, governed_app
+from .test_metrics import record
 
 XS = [{"role": "user", "content": "x"}]
 FIELDS = {
@@ -188,10 +191,35 @@ async def test_pretty_lines_for_people(tmp_path: Path) -> None:
     assert "deployment=test/echo" in line
 
 
+class Stuck(io.StringIO):
+    """An output that blocks until released, like a full pipe nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait()
+        return super().write(text)
+
+
+def test_lines_beyond_the_bound_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access_log_module, "MAX_QUEUED", 10)
+    stream = Stuck()
+    log = AccessLog(stream, format="json")
+    for index in range(50):
+        log.request_done(record(request_id=f"r{index}"))
+    assert 30 <= log.dropped <= 40  # the writer holds one line; ten wait
+    stream.release.set()
+    log.close()
+    assert len(stream.getvalue().splitlines()) == 50 - log.dropped
+
+
 def test_the_config_turns_it_off_or_picks_the_format(tmp_path: Path) -> None:
     base: dict[str, Any] = {"data_dir": tmp_path, "local": {"chat": {"enabled": False}}}
     app = create_app(Settings.model_validate(base))
     assert isinstance(app.state.access_log, AccessLog)
+    assert b"gatehouse_access_log_dropped_total 0.0" in app.state.metrics.render()
     off = {**base, "observability": {"access_log": {"enabled": False}}}
     assert create_app(Settings.model_validate(off)).state.access_log is None
     with pytest.raises(ValidationError, match=r"observability\.access_log\.format"):

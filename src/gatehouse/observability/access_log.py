@@ -9,12 +9,17 @@ interleave. JSON by default, pretty on a terminal.
 A record holds no request or response text and no credential (the
 ``principal`` is a key's public id, never its secret), so neither can reach
 the log.
+
+When the stream cannot keep up (a full pipe nobody reads), lines beyond
+``MAX_QUEUED`` are dropped and counted rather than queued without bound:
+serving requests matters more than logging them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import queue
 import sys
 import threading
@@ -28,7 +33,9 @@ from gatehouse.core.errors import ErrorType
 from gatehouse.core.observation import RequestRecord
 
 Format = Literal["auto", "json", "pretty"]
+MAX_QUEUED = 10_000
 _STOP = object()
+log = logging.getLogger("gatehouse.access_log")
 
 
 def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
@@ -88,12 +95,18 @@ class AccessLog:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._clock = time.time
+        self.dropped = 0
 
     # -- the observer protocol: only finished requests are logged --
 
     def request_done(self, record: RequestRecord) -> None:
         if self._thread is None:
             self._start()
+        if self._queue.qsize() >= MAX_QUEUED:
+            if not self.dropped:
+                log.warning("the access log cannot keep up; dropping lines (counted)")
+            self.dropped += 1
+            return
         self._queue.put((self._clock(), record))
 
     def attempt(self, deployment: str, outcome: str) -> None:
@@ -131,7 +144,7 @@ class AccessLog:
                 self._thread.start()
 
     def _run(self) -> None:
-        log = self._logger
+        logger = self._logger
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -140,7 +153,7 @@ class AccessLog:
             # A line that cannot be written (a closed stream) must not stop the
             # thread: every later request's line would queue up forever.
             with contextlib.suppress(Exception):
-                log.info("request", **access_fields(record, at))
+                logger.info("request", **access_fields(record, at))
 
 
 def _json(event: Any, **_: Any) -> str:

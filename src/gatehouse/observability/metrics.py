@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gatehouse.core.errors import ErrorType
@@ -115,6 +115,13 @@ class Metrics:
             ["team", "reason"],
             registry=self.registry,
         )
+        self.guard_decisions = Counter(
+            "gatehouse_guard_decisions_total",
+            "Requests on which a guard rule acted, by rule (entities.EMAIL, content.<name>) "
+            "and action (redact, mask, block).",
+            ["rule", "action"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "gatehouse_retries_total",
             "Attempts after the first within a model group.",
@@ -172,6 +179,8 @@ class Metrics:
             self.cache_lookups.labels(endpoint, record.cache).inc()
         if record.refusal is not None:
             self.refusals.labels(record.team or "", record.refusal).inc()
+        for rule, action in record.guard:
+            self.guard_decisions.labels(rule, action).inc()
 
     def _bind_served(self, group: str | None, deployment: str | None, team: str | None) -> _Served:
         values = (group or "", deployment or "", team or "")
@@ -202,6 +211,10 @@ class Metrics:
 
     def admission_wait(self, deployment: str, seconds: float) -> None:
         self.admission_waits.labels(deployment).observe(seconds)
+
+    def watch_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """Export a count kept elsewhere (``name`` without ``_total``), read at scrape time."""
+        self.registry.register(_ReadCounter(name, documentation, read))
 
     def watch_deployments(self, snapshot: Callable[[], Iterable[DeploymentState]]) -> None:
         """Export live deployment state, read from ``snapshot`` at scrape time."""
@@ -236,6 +249,18 @@ class _Served:
             self.reasoning.inc(record.reasoning_tokens)
         if record.cost_usd:
             self.cost.inc(record.cost_usd)
+
+
+class _ReadCounter(Collector):
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._documentation)
+        family.add_metric([], self._read())
+        yield family
 
 
 _BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}

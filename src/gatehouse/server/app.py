@@ -65,6 +65,13 @@ def create_app(
         gateway = build_gateway(settings, started_at=int(time.time()), observer=observer)
     metrics.watch_deployments(lambda: deployment_states(gateway))
     metrics.name_models(gateway.registry)
+    if access_log is not None:
+        logged = access_log
+        metrics.watch_counter(
+            "gatehouse_access_log_dropped",
+            "Access log lines dropped because the output could not keep up.",
+            lambda: logged.dropped,
+        )
     if gateway.governance is not None:
         metrics.registry.register(GovernanceCollector(gateway.governance.stats))
     specs = [
