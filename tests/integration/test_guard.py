@@ -9,8 +9,10 @@ import json
 from collections.abc import Iterator
 
 import anthropic
+import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import Behaviour, FakeUpstream
@@ -249,3 +251,39 @@ def test_a_content_category_cuts_an_answer(
     assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == [
         "content_filter"
     ]
+
+
+def _decisions(server: RunningServer) -> dict[tuple[str, str], float]:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    counts: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gatehouse_guard_decisions_total":
+                counts[(sample.labels["rule"], sample.labels["action"])] = sample.value
+    return counts
+
+
+def test_every_decision_is_counted_in_metrics(
+    server: RunningServer, client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    before = _decisions(server)
+    client.chat.completions.create(
+        model="echo",
+        messages=[{"role": "user", "content": f"{EMAIL}, {EMAIL}, +44 20 7946 0958"}],
+    )
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "SSN 536-22-1234"}]
+        )
+    stream = client.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "it is internal only"}], stream=True
+    )
+    assert [c for c in stream]
+    after = _decisions(server)
+    delta = {key: after[key] - before.get(key, 0.0) for key in after}
+    assert {key: n for key, n in delta.items() if n} == {
+        ("entities.EMAIL", "mask"): 1,  # one request, however many values
+        ("entities.PHONE", "redact"): 1,
+        ("entities.US_SSN", "block"): 1,
+        ("content.leaks", "block"): 1,  # found in the streamed answer
+    }

@@ -28,7 +28,9 @@ class RequestRecord:
     ``reasoning_tokens``, as the OpenAI usage object counts them.
     ``refusal`` is set when the gateway's own limits or budgets turned the
     request away; ``error_type`` is the failure's class in the closed
-    vocabulary of :func:`gatehouse.core.errors.error_type`.
+    vocabulary of :func:`gatehouse.core.errors.error_type`. ``guard`` lists
+    each guard rule that acted on the request or its answer, with its action
+    (``("entities.EMAIL", "mask")``): rule names only, never the text.
     """
 
     request_id: str
@@ -54,3 +56,4 @@ class RequestRecord:
     retries: int
     fallbacks: int
     stream: bool
+    guard: tuple[tuple[str, str], ...] = ()

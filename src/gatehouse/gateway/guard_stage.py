@@ -51,15 +51,18 @@ class GuardStage:
         try:
             ctx.request = _protect_request(ctx.request, guard)
         except PolicyViolation as violation:
+            ctx.guard = guard.decisions()
             raise GuardrailViolationError(violation.rule, violation.subject) from None
+        # What acted is reported with the request (metrics); the answer may add to it.
+        ctx.guard = guard.decisions()
         result = await call_next(ctx)
         if isinstance(result, EmbeddingResponse) or not (guard.masked or guard.filters_output):
             return result
         if isinstance(result, ChatCompletion):
-            return _restore_completion(result, guard)
-        request = ctx.request
-        n = request.n if isinstance(request, ChatCompletionRequest) else 1
-        return _restore_stream(result, guard, choices=n)
+            completion = _restore_completion(result, guard)
+            ctx.guard = guard.decisions()
+            return completion
+        return _restore_stream(ctx, result, guard)
 
 
 # -- guard_in ---------------------------------------------------------------------
@@ -148,6 +151,21 @@ def _json_string_content(value: str) -> str:
 
 
 async def _restore_stream(
+    ctx: CallContext, chunks: ChatStream, guard: RequestGuard
+) -> AsyncIterator[ChatCompletionChunk]:
+    try:
+        async for chunk in _restored(chunks, guard, choices=_choices(ctx)):
+            yield chunk
+    finally:
+        ctx.guard = guard.decisions()
+
+
+def _choices(ctx: CallContext) -> int:
+    request = ctx.request
+    return request.n if isinstance(request, ChatCompletionRequest) else 1
+
+
+async def _restored(
     chunks: ChatStream, guard: RequestGuard, *, choices: int
 ) -> AsyncIterator[ChatCompletionChunk]:
     restorers: dict[int, _ChoiceRestorer] = {}

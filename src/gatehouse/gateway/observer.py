@@ -164,6 +164,7 @@ class ObserveStage:
                 retries=ctx.retries,
                 fallbacks=ctx.fallbacks,
                 stream=ctx.stream,
+                guard=ctx.guard,
             )
         )
 

@@ -47,7 +47,8 @@ class CallContext:
     and ``fallbacks``), ``usage``/``first_token_at`` (the provider call),
     ``cache`` (the cache), ``coalesced`` (true when this request shared another
     identical in-flight request's upstream call), ``refusal`` (admission, when
-    a limit or budget turns the request away). ``response_headers``
+    a limit or budget turns the request away), ``guard`` (the guard stage: each
+    rule that acted, with its action). ``response_headers``
     are added to the HTTP response by the server. ``tag`` names what caused a
     call made on a caller's behalf (``rag.answer``, ...); the ledger keeps it.
     """
@@ -63,6 +64,7 @@ class CallContext:
     retries: int = 0
     fallbacks: int = 0
     refusal: Refusal | None = None
+    guard: tuple[tuple[str, str], ...] = ()
     usage: Usage | None = None
     first_token_at: float | None = None
     cache: CacheStatus | None = None

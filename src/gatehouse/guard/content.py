@@ -139,6 +139,7 @@ class ContentStreamFilter:
     rules: Sequence[ContentRule]
     window: int = 64
     blocked: ContentRule | None = None
+    redacted: set[str] = field(default_factory=set)
     _sent_tail: str = ""
     _held: str = field(default="")
 
@@ -173,6 +174,7 @@ class ContentStreamFilter:
                 break
             parts.append(text[position : hit.start])
             parts.append(hit.rule.replacement)
+            self.redacted.add(hit.rule.name)
             position = hit.end
         safe = max(safe, position)
         parts.append(text[position:safe])

@@ -23,7 +23,6 @@ from typing import Literal
 from gatehouse.core.config import GuardConfig
 from gatehouse.guard.content import (
     Applied,
-    ContentAction,
     ContentPolicy,
     ContentRule,
     ContentStreamFilter,
@@ -111,7 +110,9 @@ class RequestGuard:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.findings: list[Finding] = []
-        self.content_actions: list[ContentAction] = []
+        # Each (rule, action) that acted on this request, in order, once.
+        self._decisions: dict[tuple[str, Action], None] = {}
+        self._stream_filters: list[ContentStreamFilter] = []
         self._types = policy.active_types()
         self._input_rules = policy.content.input_rules()
         self._output_rules = policy.content.output_rules()
@@ -142,27 +143,41 @@ class RequestGuard:
             if entity.score >= self.policy.min_score
         ]
 
+    def decisions(self) -> tuple[tuple[str, Action], ...]:
+        """Each rule that acted on the request or its answer so far, with its action
+        (``("entities.EMAIL", "mask")``, ``("content.weapons", "block")``), once."""
+        found = dict(self._decisions)
+        for stream in self._stream_filters:
+            for name in stream.redacted:
+                found[(f"content.{name}", "redact")] = None
+            if stream.blocked is not None:
+                found[(stream.blocked.rule, "block")] = None
+        return tuple(found)
+
     def action(self) -> Action:
-        """The strongest action taken on this request's texts so far."""
-        best = strongest(self.findings)
-        if "block" in self.content_actions:
-            return "block"
-        if best == "allow" and self.content_actions:
-            return "redact"
+        """The strongest action taken so far (``allow`` when none)."""
+        best: Action = "allow"
+        for _, action in self.decisions():
+            if _STRENGTH[action] > _STRENGTH[best]:
+                best = action
         return best
+
+    def _note(self, applied: Applied) -> None:
+        for name in applied.redacted:
+            self._decisions[(f"content.{name}", "redact")] = None
+        if applied.blocked is not None:
+            self._decisions[(applied.blocked.rule, "block")] = None
 
     def protect(self, text: str) -> str:
         """``text`` with content categories applied, then redacted and masked values
         replaced; raises :class:`PolicyViolation` if a ``block`` rule fires."""
         if self._input_rules:
             applied = apply_content(self._input_rules, text)
+            self._note(applied)
             if applied.blocked is not None:
-                self.content_actions.append("block")
                 category = applied.blocked.name
                 raise PolicyViolation(applied.blocked.rule, f"content in category '{category}'")
-            if applied.redacted:
-                self.content_actions.append("redact")
-                text = applied.text
+            text = applied.text
         findings = self.check(text)
         if not findings:
             return text
@@ -170,8 +185,11 @@ class RequestGuard:
             if finding.action == "block":
                 self.findings.append(finding)
                 kind = finding.entity.type
+                self._decisions[(self.policy.rule(kind), "block")] = None
                 raise PolicyViolation(self.policy.rule(kind), f"a {kind} value")
         self.findings.extend(findings)
+        for finding in findings:
+            self._decisions[(self.policy.rule(finding.entity.type), finding.action)] = None
         parts: list[str] = []
         position = 0
         for finding in findings:
@@ -210,13 +228,17 @@ class RequestGuard:
         """An answer's text after the output content categories."""
         if not self._output_rules:
             return Applied(text)
-        return apply_content(self._output_rules, text)
+        applied = apply_content(self._output_rules, text)
+        self._note(applied)
+        return applied
 
     def output_filter(self) -> ContentStreamFilter | None:
         """A filter for one streamed choice, or ``None`` when no category checks output."""
         if not self._output_rules:
             return None
-        return ContentStreamFilter(self._output_rules, window=self.policy.content.window)
+        stream = ContentStreamFilter(self._output_rules, window=self.policy.content.window)
+        self._stream_filters.append(stream)
+        return stream
 
     def restorer(self, *, escape: Callable[[str], str] | None = None) -> StreamRestorer:
         """A restorer for one stream of text pieces (see :meth:`restore` for ``escape``)."""
