@@ -33,6 +33,9 @@ models:
   - name: echo
     deployments:
       - {{provider: openai_compat, model: up-echo, base_url: '{upstream.base_url}/v1'}}
+  - name: echo-open
+    deployments:
+      - {{provider: openai_compat, model: up-open, base_url: '{upstream.base_url}/v1'}}
   - name: vectors
     mode: embedding
     deployments:
@@ -48,6 +51,8 @@ guard:
   content:
     - {{name: weapons, keywords: [pipe bomb]}}
     - {{name: leaks, keywords: [internal only], apply_to: [output]}}
+  models:
+    echo-open: {{entities: {{EMAIL: allow}}}}
 """
     )
     running = start_server(root / "data", config=config)
@@ -287,3 +292,18 @@ def test_every_decision_is_counted_in_metrics(
         ("entities.US_SSN", "block"): 1,
         ("content.leaks", "block"): 1,  # found in the streamed answer
     }
+
+
+def test_a_model_override_relaxes_the_default(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    reply = client.chat.completions.create(
+        model="echo-open", messages=[{"role": "user", "content": f"to {EMAIL}"}]
+    )
+    assert reply.choices[0].message.content == f"echo: to {EMAIL}"
+    assert upstream.requests[0].body["messages"][0]["content"] == f"to {EMAIL}"
+    with pytest.raises(openai.BadRequestError):  # the default's other rules still hold
+        client.chat.completions.create(
+            model="echo-open", messages=[{"role": "user", "content": "SSN 536-22-1234"}]
+        )
+    assert len(upstream.requests) == 1

@@ -120,3 +120,20 @@ def test_content_categories_show_in_the_decision(
     assert main(["guard", "--json", "a pipe bomb", *options]) == 0
     decision = json.loads(capsys.readouterr().out)
     assert (decision["action"], decision["rule"]) == ("block", "content.weapons")
+
+
+def test_team_and_model_pick_the_policy_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gatehouse.yaml"
+    path.write_text(
+        "guard:\n  enabled: true\n  entities: {EMAIL: mask}\n"
+        "  teams: {hr: {entities: {EMAIL: allow}}}\n"
+        "  models: {vault: {entities: {EMAIL: block}}}\n"
+    )
+    options = ["--config", str(path), "--data-dir", str(tmp_path)]
+    actions = []
+    for extra in ([], ["--team", "hr"], ["--team", "hr", "--model", "vault"]):
+        assert main(["guard", "--json", "a@b.org", *extra, *options]) == 0
+        actions.append(json.loads(capsys.readouterr().out)["action"])
+    assert actions == ["mask", "allow", "block"]

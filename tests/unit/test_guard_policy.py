@@ -6,7 +6,7 @@ import pytest
 
 from gatehouse.core.config import GuardConfig, load_settings
 from gatehouse.core.errors import ConfigError
-from gatehouse.guard import Policy, PolicyViolation, RequestGuard
+from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard
 
 TEXT = "Mail jane@example.com or bob@example.org, again jane@example.com; call +44 20 7946 0958."
 
@@ -106,3 +106,54 @@ def test_config_errors_name_the_bad_key() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"GATEHOUSE_GUARD__MIN_SCORE": "2"})
     assert "guard.min_score" in str(caught.value)
+
+
+def _policies(yaml_guard: dict[str, object]) -> PolicySet:
+    config = GuardConfig.model_validate({"enabled": True, **yaml_guard})
+    return PolicySet.from_config(config, aliases={"default": "local/smollm2", "fast": "gpt-4o"})
+
+
+def test_team_then_model_overrides_replace_the_default_per_type() -> None:
+    policies = _policies(
+        {
+            "entities": {"EMAIL": "mask", "PHONE": "redact", "SECRET": "block"},
+            "teams": {"hr": {"entities": {"email": "allow", "us_ssn": "mask"}}},
+            "models": {
+                "local/smollm2": {"entities": {"SECRET": "allow", "PHONE": "allow"}},
+                "gpt-4o": {"entities": {"EMAIL": "block"}},
+            },
+        }
+    )
+    assert policies.policy_for(None, "other").actions == {
+        "EMAIL": "mask",
+        "PHONE": "redact",
+        "SECRET": "block",
+    }
+    assert policies.policy_for("hr", "other").actions == {
+        "PHONE": "redact",
+        "SECRET": "block",
+        "US_SSN": "mask",
+    }
+    # Reached through an alias; the model's override wins over the team's.
+    assert policies.policy_for("hr", "default").actions == {"US_SSN": "mask"}
+    assert policies.policy_for("hr", "fast").actions["EMAIL"] == "block"
+    assert policies.policy_for("unknown-team", "gpt-4o").actions["EMAIL"] == "block"
+    # The same object for the same pair: built once.
+    assert policies.policy_for("hr", "fast") is policies.policy_for("hr", "fast")
+
+
+def test_an_override_alone_makes_the_guard_active() -> None:
+    assert not _policies({}).active()
+    assert _policies({"teams": {"t": {"entities": {"EMAIL": "redact"}}}}).active()
+    assert not _policies({"teams": {"t": {"entities": {"EMAIL": "allow"}}}}).active()
+    off = GuardConfig.model_validate({"models": {"m": {"entities": {"EMAIL": "block"}}}})
+    assert not PolicySet.from_config(off).active()  # guard.enabled is false
+
+
+def test_override_errors_name_the_bad_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"GATEHOUSE_GUARD__TEAMS__HR__ENTITIES__EMAIL": "hide"})
+    assert "guard.teams.hr.entities.email" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"GATEHOUSE_GUARD__MODELS__M__ENTITY__EMAIL": "mask"})
+    assert "guard.models.m.entity: unknown key" in str(caught.value)

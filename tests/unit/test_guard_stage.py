@@ -10,6 +10,7 @@ import pytest
 
 from gatehouse.core.config import GuardConfig
 from gatehouse.core.errors import GuardrailViolationError
+from gatehouse.core.principal import Principal
 from gatehouse.core.types import (
     AssistantMessage,
     ChatCompletion,
@@ -231,3 +232,35 @@ async def test_a_streamed_answer_is_cut_and_the_upstream_closed(size: int) -> No
     assert text == f"Dear {EMAIL}, [REDACTED:codename] says: a "
     assert [f for f in finishes if f] == ["content_filter"]
     assert closed == [True]
+
+
+async def test_the_callers_team_and_the_model_pick_the_policy() -> None:
+    config = GuardConfig.model_validate(
+        {
+            "enabled": True,
+            "entities": {"EMAIL": "mask"},
+            "teams": {"hr": {"entities": {"EMAIL": "allow"}}},
+            "models": {"vault": {"entities": {"EMAIL": "block"}}},
+        }
+    )
+    [stage] = guard_stages(config)
+    seen: list[str | None] = []
+
+    async def upstream(ctx: CallContext) -> Result:
+        assert isinstance(ctx.request, ChatCompletionRequest)
+        seen.append(ctx.request.messages[0].text())
+        message = AssistantMessage(content="ok")
+        choice = Choice(message=message, finish_reason="stop")
+        return ChatCompletion(id="c", created=0, model="m", usage=USAGE, choices=[choice])
+
+    for team in (None, "hr"):
+        ctx = _chat(f"to {EMAIL}")
+        ctx.principal = Principal(id="k", kind="key", team=team)
+        await stage(ctx, upstream)
+    assert seen == ["to [EMAIL_1]", f"to {EMAIL}"]
+    ctx = _chat(f"to {EMAIL}")
+    ctx.request = ctx.request.model_copy(update={"model": "vault"})
+    ctx.principal = Principal(id="k", kind="key", team="hr")
+    with pytest.raises(GuardrailViolationError):
+        await stage(ctx, upstream)
+    assert len(seen) == 2

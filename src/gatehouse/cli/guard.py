@@ -1,8 +1,9 @@
 """``gatehouse guard``: what the active guard policy would do to a text.
 
 ``gatehouse guard "text"`` prints each finding and the text as it would go
-upstream. ``gatehouse guard --json --jsonl`` reads stdin, one JSON string per
-line, and prints one JSON object per line, in order::
+upstream; ``--team`` and ``--model`` pick the policy of such a call.
+``gatehouse guard --json --jsonl`` reads stdin, one JSON string per line, and
+prints one JSON object per line, in order::
 
     {"entities": [{"type", "start", "end", "score"}, ...],
      "action": "allow" | "redact" | "mask" | "block",
@@ -23,7 +24,7 @@ from typing import Any, TextIO
 import orjson
 
 from gatehouse.core.config import Settings
-from gatehouse.guard import Policy, PolicyViolation, RequestGuard, detect
+from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard, detect
 
 
 class InputError(Exception):
@@ -35,11 +36,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("text", nargs="?", help="the text (with --jsonl: read stdin instead)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--jsonl", action="store_true", help="read stdin, one JSON string per line")
+    parser.add_argument("--team", help="the policy for a caller of this team (guard.teams)")
+    parser.add_argument("--model", help="the policy for calls to this model (guard.models)")
 
 
 def run(settings: Settings, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
     """Raises ``ValueError`` for a usage error, :class:`InputError` for bad input."""
-    policy = Policy.from_config(settings.guard)
+    policies = PolicySet.from_config(settings.guard, settings.aliases)
+    policy = policies.policy_for(args.team, args.model)
     if args.jsonl:
         if args.text is not None:
             raise ValueError("--jsonl reads stdin: give no text argument")

@@ -293,15 +293,49 @@ class GuardEntitiesConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _any_case(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            return {str(key).lower(): value for key, value in data.items()}
-        return data
+        return _lower_keys(data)
 
     def actions(self) -> dict[str, GuardAction]:
         """``{"EMAIL": "mask", ...}``: the types whose action is not ``allow``."""
         return {
             name.upper(): action for name, action in self.model_dump().items() if action != "allow"
         }
+
+
+def _lower_keys(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {str(key).lower(): value for key, value in data.items()}
+    return data
+
+
+class GuardEntityOverrides(_Section):
+    """Actions that replace the default policy's for some types; the types left
+    out keep the default's. Keys in any case, as in ``guard.entities``."""
+
+    email: GuardAction | None = None
+    phone: GuardAction | None = None
+    credit_card: GuardAction | None = None
+    iban: GuardAction | None = None
+    us_ssn: GuardAction | None = None
+    ip_address: GuardAction | None = None
+    secret: GuardAction | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data: Any) -> Any:
+        return _lower_keys(data)
+
+    def actions(self) -> dict[str, GuardAction]:
+        """``{"EMAIL": "allow", ...}``: the types this override sets."""
+        return {
+            name.upper(): action for name, action in self.model_dump().items() if action is not None
+        }
+
+
+class GuardOverrideConfig(_Section):
+    """A team's or a model group's departure from the default guard policy."""
+
+    entities: GuardEntityOverrides = GuardEntityOverrides()
 
 
 ContentTarget = Literal["input", "output"]
@@ -350,6 +384,11 @@ class GuardConfig(_Section):
     # Streamed answers: characters held back so a category match split across
     # chunks is still caught.
     output_window: int = Field(default=64, ge=8, le=4096)
+    # Per caller team and per model (the name a client sends, or the group an
+    # alias points to): entity actions that replace the default's. A model's
+    # override is applied after a team's, so it wins where both set a type.
+    teams: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
+    models: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _unique_categories(self) -> GuardConfig:

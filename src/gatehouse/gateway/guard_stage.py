@@ -8,13 +8,14 @@ with 400 ``content_policy_violation``. On the way out (guard_out) the values
 masked in this request are put back into the answer, and into a streamed
 answer as it streams, a placeholder split across chunks included.
 
-The stage exists only when ``guard.enabled`` is set and some type is not
-allowed, so a gateway without a guard policy pays nothing.
+The policy is the caller team's and the model's (``guard.teams``,
+``guard.models``) over the default. The stage exists only when some policy
+acts on something, so a gateway without a guard policy pays nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -33,21 +34,26 @@ from gatehouse.core.types import (
     TextPart,
 )
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result, Stage
-from gatehouse.guard import Policy, PolicyViolation, RequestGuard, StreamRestorer
+from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard, StreamRestorer
 
 
-def guard_stages(config: GuardConfig) -> list[Stage]:
-    """The guard stage for ``config``, or none when the policy acts on nothing."""
-    policy = Policy.from_config(config)
-    return [GuardStage(policy)] if policy.active() else []
+def guard_stages(config: GuardConfig, aliases: Mapping[str, str] | None = None) -> list[Stage]:
+    """The guard stage for ``config``, or none when no policy acts on anything."""
+    policies = PolicySet.from_config(config, aliases)
+    return [GuardStage(policies)] if policies.active() else []
 
 
 class GuardStage:
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
+    def __init__(self, policies: Policy | PolicySet) -> None:
+        self.policies = policies if isinstance(policies, PolicySet) else PolicySet(policies)
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
-        guard = RequestGuard(self.policy)
+        principal = ctx.principal
+        team = None if principal is None else principal.team
+        policy = self.policies.policy_for(team, ctx.model)
+        if not policy.active():
+            return await call_next(ctx)
+        guard = RequestGuard(policy)
         try:
             ctx.request = _protect_request(ctx.request, guard)
         except PolicyViolation as violation:

@@ -240,7 +240,7 @@ def build_gateway(
         stages.append(ObserveStage(observer, governance.pricing))
     auth, *accounting = governance.stages()
     stages.append(auth)
-    stages.extend(guard_stages(settings.guard))
+    stages.extend(guard_stages(settings.guard, settings.aliases))
     stages.extend(accounting)
     stages.extend(cache_stages(settings.cache, embed_call))
     return Gateway(
