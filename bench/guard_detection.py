@@ -10,7 +10,9 @@ bounds counts as one false positive and one miss.
 
 Then the share of negative texts with any finding, and the time to scan a
 2 KB prompt (p50 and p99 over many runs): one of plain prose, one of prose
-with entities sprinkled in.
+with entities sprinkled in; and the time the whole guard stage adds to a
+chat call with that prompt when every type is masked (scan, mask, restore the
+placeholders in a 750-character answer), the upstream answering at once.
 
 Run: .venv/bin/python bench/guard_detection.py   (a few seconds)
 The corpus is small and was written alongside the detectors: read the figures
@@ -20,6 +22,7 @@ as a regression check on known formats, not as the rate on real traffic.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import subprocess
@@ -27,6 +30,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from gatehouse.core.config import GuardConfig
+from gatehouse.core.types import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ChatMessage,
+    Choice,
+    Usage,
+)
+from gatehouse.gateway.guard_stage import guard_stages
+from gatehouse.gateway.pipeline import CallContext, Result
 from gatehouse.guard import ENTITY_TYPES, detect
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "guard"
@@ -85,6 +99,38 @@ def timings(text: str, runs: int) -> tuple[float, float]:
     return statistics.median(samples) * 1000, samples[int(len(samples) * 0.99)] * 1000
 
 
+def stage_timings(text: str, runs: int) -> tuple[float, float]:
+    config = GuardConfig.model_validate(
+        {"enabled": True, "entities": {kind: "mask" for kind in ENTITY_TYPES}}
+    )
+    [stage] = guard_stages(config)
+    message = AssistantMessage(content="Noted, [EMAIL_1] and [PHONE_1]. " * 25)
+    answer = ChatCompletion(
+        id="c",
+        created=0,
+        model="m",
+        usage=Usage(prompt_tokens=1, total_tokens=1),
+        choices=[Choice(message=message, finish_reason="stop")],
+    )
+    request = ChatCompletionRequest(model="m", messages=[ChatMessage(role="user", content=text)])
+
+    async def upstream(ctx: CallContext) -> Result:
+        return answer
+
+    async def measure() -> list[float]:
+        samples = []
+        for index in range(runs + 50):
+            ctx = CallContext(request_id="r", endpoint="chat", request=request)
+            started = time.perf_counter()
+            await stage(ctx, upstream)
+            if index >= 50:
+                samples.append(time.perf_counter() - started)
+        return sorted(samples)
+
+    samples = asyncio.run(measure())
+    return statistics.median(samples) * 1000, samples[int(len(samples) * 0.99)] * 1000
+
+
 def cpu() -> str:
     try:
         line = subprocess.run(
@@ -119,11 +165,13 @@ def main() -> None:
     share = fired / len(negatives)
     print(f"\nnegative texts with any finding: {fired}/{len(negatives)} = {share:.1%}")
 
-    print(f"\n{'2 KB prompt':28} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"\n{'2 KB prompt':30} {'p50 ms':>7} {'p99 ms':>7}")
     for label, with_entities in (("prose", False), ("prose with entities", True)):
         text = prompt_2kb(positives, with_entities=with_entities)
         p50, p99 = timings(text, args.runs)
-        print(f"{label + f' ({len(detect(text))} found)':28} {p50:>7.3f} {p99:>7.3f}")
+        print(f"{label + f' ({len(detect(text))} found)':30} {p50:>7.3f} {p99:>7.3f}")
+    p50, p99 = stage_timings(prompt_2kb(positives, with_entities=True), args.runs)
+    print(f"{'guard stage, all masked':30} {p50:>7.3f} {p99:>7.3f}")
 
 
 if __name__ == "__main__":

@@ -75,12 +75,19 @@ class ContentHit:
 class ContentPolicy:
     rules: tuple[ContentRule, ...] = ()
     window: int = 64
+    # Split once: each request asks for them.
+    _input: tuple[ContentRule, ...] = field(init=False, repr=False, compare=False)
+    _output: tuple[ContentRule, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_input", tuple(r for r in self.rules if r.on_input))
+        object.__setattr__(self, "_output", tuple(r for r in self.rules if r.on_output))
 
     def input_rules(self) -> tuple[ContentRule, ...]:
-        return tuple(r for r in self.rules if r.on_input)
+        return self._input
 
     def output_rules(self) -> tuple[ContentRule, ...]:
-        return tuple(r for r in self.rules if r.on_output)
+        return self._output
 
 
 def find(rules: Sequence[ContentRule], text: str, start: int = 0) -> list[ContentHit]:

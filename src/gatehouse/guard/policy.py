@@ -46,6 +46,12 @@ class Policy:
     actions: Mapping[str, Action] = field(default_factory=dict)
     min_score: float = 0.0
     content: ContentPolicy = field(default_factory=ContentPolicy)
+    # Worked out once: every request asks.
+    _types: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        types = frozenset(t for t, a in self.actions.items() if a != "allow")
+        object.__setattr__(self, "_types", types)
 
     @classmethod
     def from_config(cls, config: GuardConfig) -> Policy:
@@ -71,14 +77,14 @@ class Policy:
 
     def active(self) -> bool:
         """Whether the policy acts on anything at all."""
-        return bool(self.active_types() or self.content.rules)
+        return bool(self._types or self.content.rules)
 
     def action(self, entity_type: str) -> Action:
         return self.actions.get(entity_type, "allow")
 
     def active_types(self) -> frozenset[str]:
         """The types the policy acts on: only these need scanning."""
-        return frozenset(t for t, a in self.actions.items() if a != "allow")
+        return self._types
 
     @staticmethod
     def rule(entity_type: str) -> str:
