@@ -9,7 +9,7 @@ from gatehouse.core.errors import ValidationFailedError
 from gatehouse.rag import fusion
 from gatehouse.rag.filters import compile_filter
 from gatehouse.rag.keyword import BM25Index
-from gatehouse.rag.retrieval import dense_weight, mmr
+from gatehouse.rag.retrieval import mmr
 from gatehouse.rag.text import analyze, detect_language
 
 
@@ -50,10 +50,11 @@ def test_score_fusion_normalises_each_list() -> None:
 
 
 def test_dense_weight_follows_vocabulary_coverage() -> None:
-    assert dense_weight(0.0) == 0.0
-    assert dense_weight(0.2) == 0.0
-    assert 0 < dense_weight(0.4) < dense_weight(0.9)
-    assert dense_weight(0.9) == dense_weight(1.0)
+    dense_weight = fusion.dense_weight
+    assert dense_weight(0.0, 1.0) == 0.0
+    assert dense_weight(0.2, 1.0) == 0.0
+    assert 0 < dense_weight(0.4, 1.0) < dense_weight(0.9, 1.0)
+    assert dense_weight(0.9, 1.0) == dense_weight(1.0, 1.0)
 
 
 def test_mmr_prefers_novelty() -> None:

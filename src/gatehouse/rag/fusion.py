@@ -1,27 +1,120 @@
-"""Rank fusion: reciprocal rank fusion, normalised score fusion, and the adaptive default.
+"""Rank fusion: the hybrid default, reciprocal rank fusion, normalised score fusion.
 
-Pure functions over ``(key, score)`` lists, best first; no I/O.
+Pure functions over scores, best first; no I/O.
 
-The adaptive fusion weighs each retriever *per query* by how much its own
-result list looks like it found something. A retriever that carries signal
-for a query puts a few candidates clearly above the bulk of its candidates;
-one that carries none (an English embedding model reading Arabic, a keyword
-search whose terms all miss) returns a flat list where the top score is
-barely above the rest. The weight is that separation, measured as the
-z-score of the top scores against the retriever's own candidate
-distribution, so no dataset-specific constant is involved.
+The hybrid default (:func:`hybrid`) mixes, for every candidate, its dense and
+its keyword score, each z-normalised over the candidates, with a per-query
+dense weight (:func:`dense_weight`) that depends on two query signals shown to
+transfer between labelled sets (leave-one-set-out, ``bench/retrieval.py``):
+
+- the embedding model's vocabulary coverage of the query: a query the model
+  reads as word fragments (another script) gets no dense weight;
+- the keyword confidence (:func:`keyword_confidence`): the idf-weighted share
+  of the query's terms that the best keyword hit holds. A hit that holds the
+  whole query is strong evidence and keeps the keyword weight; a hit that
+  matches one word of a descriptive or category query ("South American
+  capitals" matching every document that says "capital") is weak, and the
+  mix leans on dense.
+
+:func:`adaptive` weighs lists by how far their top scores stand out; it is
+kept for callers that fuse lists without both scores per candidate.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 K = TypeVar("K", bound=Hashable)
 
 RRF_K = 60
+
+
+@dataclass(frozen=True, slots=True)
+class HybridRule:
+    """The constants of the hybrid mix.
+
+    The dense weight is ``dense_strong_keyword`` when the best keyword hit
+    holds the whole query (confidence 1), rises linearly to ``dense_weak_keyword``
+    as the confidence falls to ``confident_from``, and stays there below it.
+    Vocabulary coverage scales it down to 0 between ``coverage_high`` and
+    ``coverage_low``. The defaults were chosen by leaving one labelled set out
+    at a time (docs/rag.md).
+    """
+
+    dense_strong_keyword: float = 0.6
+    dense_weak_keyword: float = 0.8
+    confident_from: float = 0.5
+    coverage_low: float = 0.25
+    coverage_high: float = 0.5
+
+
+DEFAULT_RULE = HybridRule()
+
+
+def keyword_confidence(idf: Mapping[str, float], matched: Collection[str]) -> float:
+    """The idf-weighted share of the query's terms (``idf``: term -> idf) found in ``matched``.
+
+    ``matched`` is the term set of the best keyword hit; 0 when the query has no terms.
+    """
+    total = sum(idf.values())
+    if total <= 0:
+        return 0.0
+    return sum(weight for term, weight in idf.items() if term in matched) / total
+
+
+def dense_weight(coverage: float, confidence: float, rule: HybridRule = DEFAULT_RULE) -> float:
+    """The dense share of the hybrid mix for a query with these signals (:class:`HybridRule`)."""
+    span = rule.coverage_high - rule.coverage_low
+    readable = _clip((coverage - rule.coverage_low) / span) if span > 0 else float(coverage > 0)
+    if rule.confident_from < 1.0:
+        trusted = _clip((confidence - rule.confident_from) / (1.0 - rule.confident_from))
+    else:
+        trusted = float(confidence >= 1.0)
+    weak, strong = rule.dense_weak_keyword, rule.dense_strong_keyword
+    return readable * (weak - (weak - strong) * trusted)
+
+
+def hybrid(
+    candidates: Sequence[K],
+    dense: Sequence[float] | None,
+    keyword: Sequence[float],
+    weight: float,
+    k: int,
+    reference: Sequence[bool] | None = None,
+    *,
+    document_keyword: Sequence[float] | None = None,
+    document_share: float = 0.5,
+) -> list[tuple[K, float]]:
+    """The ``k`` best candidates by ``weight * z(dense) + (1 - weight) * z(keyword)``.
+
+    ``dense`` and ``keyword`` hold every candidate's score (``dense`` is None
+    when the query has no vector). ``document_keyword``, when given, is the
+    keyword score of each candidate's whole document, blended into the
+    keyword side with ``document_share``. Each score list is standardised by
+    its mean and deviation over the ``reference`` candidates (all by
+    default), so the statistics can be kept independent of ``k``. A flat
+    list (all scores equal: no keyword matched) standardises to zeros and
+    leaves the order to the other. Ties keep candidate order.
+    """
+    if not candidates:
+        return []
+    ref = np.ones(len(candidates), dtype=bool) if reference is None else np.asarray(reference)
+    kw = _z(np.asarray(keyword, dtype=np.float64), ref)
+    if document_keyword is not None and document_share > 0:
+        documents = _z(np.asarray(document_keyword, dtype=np.float64), ref)
+        kw = (1 - document_share) * kw + document_share * documents
+    if dense is None:
+        weight, dn = 0.0, np.zeros(len(candidates))
+    else:
+        dn = _z(np.asarray(dense, dtype=np.float64), ref)
+    mixed = weight * dn + (1 - weight) * kw
+    order = np.argsort(-mixed, kind="stable")[:k]
+    return [(candidates[i], float(mixed[i])) for i in order]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +192,14 @@ def adaptive(lists: Mapping[str, Sequence[tuple[K, float]]]) -> Fused:
 
 def _sorted(scores: Mapping[K, float]) -> list[tuple[K, float]]:
     return sorted(scores.items(), key=lambda item: item[1], reverse=True)
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, value))
+
+
+def _z(values: np.ndarray[Any, Any], reference: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``values`` standardised by the mean and deviation of ``values[reference]``."""
+    base = values[reference]
+    std = float(base.std()) if len(base) else 0.0
+    return (values - base.mean()) / std if std > 0 else np.zeros_like(values)

@@ -128,6 +128,15 @@ class BM25Index:
         positions = [self._position.get(rowid) for rowid in rowids]
         return [float(scores[p]) if p is not None else 0.0 for p in positions]
 
+    def idf(self, term: str) -> float:
+        """The term's idf as scoring uses it (that of an unseen term for a term in no live row)."""
+        df = 0
+        postings = self._postings.get(term)
+        if postings is not None:
+            positions, _ = self._frozen(postings)
+            df = int(self._snapshot()[2][positions].sum())
+        return float(np.log(1 + (self._live_count - df + 0.5) / (df + 0.5)))
+
     def terms_of(self, rowid: int) -> Counter[str]:
         """Term frequencies of one indexed row (for query expansion)."""
         return self._terms.get(rowid, Counter())

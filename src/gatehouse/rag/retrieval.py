@@ -10,12 +10,13 @@ The hybrid default, per query:
    a passage found by one retriever is not penalised for being outside the
    other's short list.
 3. Each score is z-normalised over the candidates and mixed with a per-query
-   dense weight: ``DENSE_WEIGHT`` scaled by how well the embedding model's
-   vocabulary covers the query (the share of query words it holds as a whole
-   token). A query the model reads as word fragments (another script, rare
-   jargon) leans on keywords; a query in the model's vocabulary gets the
-   full dense weight. This is a property of the query and the model, not of
-   a data set.
+   dense weight (:func:`gatehouse.rag.fusion.dense_weight`), from two
+   properties of the query, not of a data set: how well the embedding
+   model's vocabulary covers it (the share of query words it holds as a
+   whole token: a query the model reads as word fragments leans on keywords)
+   and how much of it the best keyword hit holds (idf-weighted: a keyword
+   hit that holds the whole query keeps the keyword's share, one that holds
+   a single common word of it hands weight to dense).
 """
 
 from __future__ import annotations
@@ -34,14 +35,10 @@ from gatehouse.rag.keyword import BM25Index
 Mode = Literal["hybrid", "dense", "keyword", "rrf"]
 
 DEPTH = 30
-DENSE_WEIGHT = 0.6
 FEEDBACK_DOCS = 5
 FEEDBACK_TERMS = 5
 ORIGINAL_WEIGHT = 2.0
 DOCUMENT_SHARE = 0.5
-# Coverage ramp: below LOW the dense vector is built from fragments and gets
-# no weight; from HIGH on the model knows the query well enough for full weight.
-COVERAGE_LOW, COVERAGE_HIGH = 0.25, 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +49,23 @@ class Query:
     coverage: float = 1.0
 
 
-def dense_weight(coverage: float) -> float:
-    """The dense share of the hybrid mix for a query with this vocabulary coverage."""
-    ramp = (coverage - COVERAGE_LOW) / (COVERAGE_HIGH - COVERAGE_LOW)
-    return DENSE_WEIGHT * min(1.0, max(0.0, ramp))
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the hybrid mix decides from, for one query: both scores of every candidate.
+
+    Raw scores: ``dense`` (None when the query has no vector), ``keyword``
+    (the candidate chunk's BM25) and ``document_keyword`` (its whole
+    document's, None without a document index). ``reference`` marks the
+    candidates the normalisation statistics come from.
+    """
+
+    candidates: list[int]
+    dense: list[float] | None
+    keyword: list[float]
+    document_keyword: list[float] | None
+    reference: list[bool]
+    coverage: float
+    confidence: float
 
 
 def expand(terms: Sequence[str], keywords: BM25Index, allowed: set[int] | None) -> dict[str, float]:
@@ -108,6 +118,39 @@ def retrieve(
     return fuse(query, dense, keyword, expanded, vectors, keywords, k, documents)
 
 
+def evidence(
+    query: Query,
+    dense: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    expanded: Mapping[str, float],
+    vectors: VectorIndex,
+    keywords: BM25Index,
+    documents: tuple[BM25Index, Mapping[int, int]] | None = None,
+) -> Evidence:
+    """Both scores of every candidate of the ``dense`` and ``keyword`` lists (step 2 above)."""
+    candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in keyword]))
+    # Normalisation statistics always come from the top-DEPTH candidates of
+    # each list, so asking for more results never reorders the first ones.
+    top = {r for r, _ in dense[:DEPTH]} | {r for r, _ in keyword[:DEPTH]}
+    reference = [r in top for r in candidates]
+    kw_scores = keywords.score_rows(expanded, candidates)
+    doc_scores = None
+    if documents is not None and candidates:
+        index, row_doc = documents
+        doc_scores = index.score_rows(expanded, [row_doc.get(r, -1) for r in candidates])
+    dense_scores = None
+    if query.vector is not None and candidates:
+        dense_scores = (vectors.vectors_of(candidates) @ query.vector).astype(float).tolist()
+    confidence = 0.0
+    if keyword:
+        # The original query's terms, not the expansion: is the best hit about the whole query?
+        idf = {term: keywords.idf(term) for term in dict.fromkeys(query.terms)}
+        confidence = fusion.keyword_confidence(idf, keywords.terms_of(keyword[0][0]).keys())
+    return Evidence(
+        candidates, dense_scores, kw_scores, doc_scores, reference, query.coverage, confidence
+    )
+
+
 def fuse(
     query: Query,
     dense: Sequence[tuple[int, float]],
@@ -117,33 +160,25 @@ def fuse(
     keywords: BM25Index,
     k: int,
     documents: tuple[BM25Index, Mapping[int, int]] | None = None,
+    rule: fusion.HybridRule = fusion.DEFAULT_RULE,
 ) -> list[tuple[int, float]]:
     """The hybrid mix of the ``dense`` and ``keyword`` candidate lists (steps 2 and 3 above).
 
     ``expanded`` is the weighted keyword query that found ``keyword``;
     ``documents`` as for :func:`retrieve`.
     """
-    candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in keyword]))
-    if not candidates:
-        return []
-    # Normalisation statistics always come from the top-DEPTH candidates of
-    # each list, so asking for more results never reorders the first ones.
-    reference = {r for r, _ in dense[:DEPTH]} | {r for r, _ in keyword[:DEPTH]}
-    ref = np.asarray([r in reference for r in candidates], dtype=bool)
-    kw_scores = _z(np.asarray(keywords.score_rows(expanded, candidates), dtype=np.float64), ref)
-    if documents is not None and DOCUMENT_SHARE > 0:
-        index, row_doc = documents
-        keys = [row_doc.get(r, -1) for r in candidates]
-        doc_scores = np.asarray(index.score_rows(expanded, keys), dtype=np.float64)
-        kw_scores = (1 - DOCUMENT_SHARE) * kw_scores + DOCUMENT_SHARE * _z(doc_scores, ref)
-    if query.vector is not None:
-        dense_scores = (vectors.vectors_of(candidates) @ query.vector).astype(np.float64)
-    else:
-        dense_scores = np.zeros(len(candidates))
-    weight = dense_weight(query.coverage) if query.vector is not None else 0.0
-    mixed = weight * _z(dense_scores, ref) + (1 - weight) * kw_scores
-    order = np.argsort(-mixed, kind="stable")[:k]
-    return [(candidates[i], float(mixed[i])) for i in order]
+    found = evidence(query, dense, keyword, expanded, vectors, keywords, documents)
+    weight = fusion.dense_weight(found.coverage, found.confidence, rule)
+    return fusion.hybrid(
+        found.candidates,
+        found.dense,
+        found.keyword,
+        weight,
+        k,
+        found.reference,
+        document_keyword=found.document_keyword,
+        document_share=DOCUMENT_SHARE,
+    )
 
 
 def mmr(
@@ -172,10 +207,3 @@ def mmr(
         chosen.append(best)
         remaining.remove(best)
     return [hits[i] for i in chosen]
-
-
-def _z(values: np.ndarray[Any, Any], reference: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """``values`` standardised by the mean and deviation of ``values[reference]``."""
-    base = values[reference]
-    std = float(base.std())
-    return (values - base.mean()) / std if std > 0 else np.zeros_like(values)
