@@ -14,6 +14,12 @@ with entities sprinkled in; and the time the whole guard stage adds to a
 chat call with that prompt when every type is masked (scan, mask, restore the
 placeholders in a 750-character answer), the upstream answering at once.
 
+Last, the prompt-injection signals on ``tests/fixtures/guard/injection.jsonl``,
+text by text (a text counts for a kind when any signal of that kind fires):
+precision and recall per kind, and the share of benign texts with any
+signal, for the texts the detectors were tuned on and, apart, for the
+held-out texts written afterwards and never tuned on.
+
 Run: .venv/bin/python bench/guard_detection.py   (a few seconds)
 The corpus is small and was written alongside the detectors: read the figures
 as a regression check on known formats, not as the rate on real traffic.
@@ -42,6 +48,7 @@ from gatehouse.core.types import (
 from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.pipeline import CallContext, Result
 from gatehouse.guard import ENTITY_TYPES, detect
+from gatehouse.guard.injection import SIGNAL_KINDS, injection_signals
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "guard"
 PROSE = (
@@ -131,6 +138,37 @@ def stage_timings(text: str, runs: int) -> tuple[float, float]:
     return statistics.median(samples) * 1000, samples[int(len(samples) * 0.99)] * 1000
 
 
+def injection_table(records: list[dict[str, object]]) -> list[str]:
+    lines = [f"{'set':8} {'kind':22} {'labelled':>8} {'found':>6} {'precision':>9} {'recall':>7}"]
+    for split in ("tuning", "heldout"):
+        hits: Counter[str] = Counter()
+        found: Counter[str] = Counter()
+        labelled: Counter[str] = Counter()
+        benign = fired = 0
+        for record in records:
+            if record["set"] != split:
+                continue
+            kinds = record["kinds"]
+            assert isinstance(kinds, list)
+            expected = set(kinds)
+            got = {signal.kind for signal in injection_signals(str(record["text"]))}
+            labelled.update(expected)
+            found.update(got)
+            hits.update(expected & got)
+            if not expected:
+                benign += 1
+                fired += bool(got)
+        for kind in SIGNAL_KINDS:
+            precision = hits[kind] / found[kind] if found[kind] else 1.0
+            recall = hits[kind] / labelled[kind] if labelled[kind] else 1.0
+            lines.append(
+                f"{split:8} {kind:22} {labelled[kind]:>8} {found[kind]:>6} "
+                f"{precision:>9.3f} {recall:>7.3f}"
+            )
+        lines.append(f"{split:8} benign texts with any signal: {fired}/{benign}")
+    return lines
+
+
 def cpu() -> str:
     try:
         line = subprocess.run(
@@ -172,6 +210,9 @@ def main() -> None:
         print(f"{label + f' ({len(detect(text))} found)':30} {p50:>7.3f} {p99:>7.3f}")
     p50, p99 = stage_timings(prompt_2kb(positives, with_entities=True), args.runs)
     print(f"{'guard stage, all masked':30} {p50:>7.3f} {p99:>7.3f}")
+
+    print("\nprompt-injection signals (text by text)")
+    print("\n".join(injection_table(load("injection.jsonl"))))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ upstream; ``--team`` and ``--model`` pick the policy of such a call.
 prints one JSON object per line, in order::
 
     {"entities": [{"type", "start", "end", "score"}, ...],
-     "action": "allow" | "redact" | "mask" | "block",
+     "signals": [{"kind", "start", "end", "score"}, ...],
+     "action": "allow" | "flag" | "redact" | "mask" | "block",
      "rule": "entities.US_SSN" | null, "text": "..." | null}
 
 ``entities`` lists every detection (of all types, whatever the policy), with
-character offsets into the decoded text, end exclusive; ``action`` is the
+character offsets into the decoded text, end exclusive, and ``signals`` every
+prompt-injection signal (the text read as a user message); ``action`` is the
 strongest the policy takes (content categories included), ``rule`` the rule
 that blocks (``entities.US_SSN``, ``content.weapons``), and ``text`` the
 text as it would reach the upstream (``null`` when blocked).
@@ -25,6 +27,7 @@ import orjson
 
 from gatehouse.core.config import Settings
 from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard, detect
+from gatehouse.guard.injection import injection_signals
 
 
 class InputError(Exception):
@@ -66,14 +69,20 @@ def run(settings: Settings, args: argparse.Namespace, stdin: TextIO, stdout: Tex
 def decide(text: str, policy: Policy) -> dict[str, Any]:
     """The JSON object for one text: every detection, then what the policy does."""
     entities = [entity.to_dict() for entity in detect(text)]
+    signals = [
+        {"kind": s.kind, "start": s.start, "end": s.end, "score": s.score}
+        for s in injection_signals(text)
+    ]
     guard = RequestGuard(policy)
     try:
+        guard.check_injection(text, "user")
         protected: str | None = guard.protect(text)
         rule = None
     except PolicyViolation as violation:
         protected, rule = None, violation.rule
     return {
         "entities": entities,
+        "signals": signals,
         "action": guard.action(),
         "rule": rule,
         "text": protected,
@@ -103,8 +112,14 @@ def _table(text: str, decision: dict[str, Any], *, enabled: bool) -> str:
             f"{entity['type']:12} {entity['start']:>5}-{entity['end']:<5} "
             f"{entity['score']:.2f}  {_preview(value)}"
         )
+    for signal in decision["signals"]:
+        value = text[signal["start"] : signal["end"]]
+        lines.append(
+            f"{'INJECTION':12} {signal['start']:>5}-{signal['end']:<5} "
+            f"{signal['score']:.2f}  {signal['kind']}: {_preview(value)}"
+        )
     if not lines:
-        lines.append("no entities found")
+        lines.append("nothing found")
     lines.append(f"action: {decision['action']}{policy_note}")
     if decision["rule"] is not None:
         lines.append(f"blocked by rule {decision['rule']}: 400 content_policy_violation")

@@ -374,6 +374,22 @@ class ContentCategoryConfig(_Section):
         return self
 
 
+GuardRole = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+def _user_and_tool() -> list[GuardRole]:
+    return ["user", "tool"]
+
+
+class InjectionConfig(_Section):
+    """Prompt-injection signals in chat messages of the listed roles: ``flag``
+    counts them and names them in a response header, ``block`` refuses the request."""
+
+    action: Literal["off", "flag", "block"] = "off"
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    roles: list[GuardRole] = Field(default_factory=_user_and_tool, min_length=1)
+
+
 class GuardConfig(_Section):
     """Guardrails on the chat and embeddings inputs (see docs/guardrails.md). Off by default."""
 
@@ -389,6 +405,7 @@ class GuardConfig(_Section):
     # override is applied after a team's, so it wins where both set a type.
     teams: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
     models: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
+    injection: InjectionConfig = InjectionConfig()
 
     @model_validator(mode="after")
     def _unique_categories(self) -> GuardConfig:

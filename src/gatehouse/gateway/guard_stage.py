@@ -8,6 +8,10 @@ with 400 ``content_policy_violation``. On the way out (guard_out) the values
 masked in this request are put back into the answer, and into a streamed
 answer as it streams, a placeholder split across chunks included.
 
+Chat messages of the configured roles are checked for prompt-injection
+signals first: ``flag`` names them in the ``x-gatehouse-guard-flags``
+response header, ``block`` refuses the request.
+
 The policy is the caller team's and the model's (``guard.teams``,
 ``guard.models``) over the default. The stage exists only when some policy
 acts on something, so a gateway without a guard policy pays nothing.
@@ -36,6 +40,9 @@ from gatehouse.core.types import (
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result, Stage
 from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard, StreamRestorer
 
+# Rules whose action is ``flag`` (prompt-injection signals), comma-separated.
+FLAGS_HEADER = "x-gatehouse-guard-flags"
+
 
 def guard_stages(config: GuardConfig, aliases: Mapping[str, str] | None = None) -> list[Stage]:
     """The guard stage for ``config``, or none when no policy acts on anything."""
@@ -61,6 +68,8 @@ class GuardStage:
             raise GuardrailViolationError(violation.rule, violation.subject) from None
         # What acted is reported with the request (metrics); the answer may add to it.
         ctx.guard = guard.decisions()
+        if flags := guard.flags():
+            ctx.response_headers[FLAGS_HEADER] = ",".join(flags)
         result = await call_next(ctx)
         if isinstance(result, EmbeddingResponse) or not (guard.masked or guard.filters_output):
             return result
@@ -87,6 +96,7 @@ def _protect_request(
     # Placeholders the request already holds are never issued (masks in an
     # embedding are never restored, so only chat needs this).
     for message in request.messages:
+        guard.check_injection(message.text(), message.role)
         guard.reserve(message.text())
         for call in message.tool_calls or ():
             function = call.get("function")

@@ -10,7 +10,8 @@ mask reversibly (``[EMAIL_1]``, put back in the response) or block. A
 request's placeholders and restores them, in streamed text too
 (:class:`StreamRestorer`). Content categories (:class:`ContentRule`, keyword
 and regex rules) block or redact text in requests and answers, streamed ones
-through :class:`ContentStreamFilter`. The gateway's guard stage drives them.
+through :class:`ContentStreamFilter`. :func:`injection_signals` finds
+prompt-injection signals. The gateway's guard stage drives them.
 """
 
 from gatehouse.guard.content import ContentPolicy, ContentRule, ContentStreamFilter
@@ -25,6 +26,7 @@ from gatehouse.guard.entities import (
     US_SSN,
     Entity,
 )
+from gatehouse.guard.injection import SIGNAL_KINDS, Signal, injection_signals
 from gatehouse.guard.policy import (
     ACTIONS,
     Action,
@@ -47,6 +49,7 @@ __all__ = [
     "IP_ADDRESS",
     "PHONE",
     "SECRET",
+    "SIGNAL_KINDS",
     "US_SSN",
     "Action",
     "ContentPolicy",
@@ -58,7 +61,9 @@ __all__ = [
     "PolicySet",
     "PolicyViolation",
     "RequestGuard",
+    "Signal",
     "StreamRestorer",
     "detect",
+    "injection_signals",
     "strongest",
 ]

@@ -29,13 +29,26 @@ from gatehouse.guard.content import (
 )
 from gatehouse.guard.content import apply as apply_content
 from gatehouse.guard.entities import Entity
+from gatehouse.guard.injection import Signal, injection_signals
 from gatehouse.guard.scanner import detect
 
-Action = Literal["allow", "redact", "mask", "block"]
-ACTIONS: tuple[Action, ...] = ("allow", "redact", "mask", "block")
+Action = Literal["allow", "flag", "redact", "mask", "block"]
+ACTIONS: tuple[Action, ...] = ("allow", "flag", "redact", "mask", "block")
 # Stronger actions win when one policy is asked about several findings.
-_STRENGTH = {"allow": 0, "redact": 1, "mask": 1, "block": 2}
+_STRENGTH = {"allow": 0, "flag": 1, "redact": 2, "mask": 2, "block": 3}
 _PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*?)_(\d{1,6})\]")
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionPolicy:
+    """What to do with prompt-injection signals in messages of ``roles``."""
+
+    action: Literal["off", "flag", "block"] = "off"
+    roles: frozenset[str] = frozenset({"user", "tool"})
+    min_score: float = 0.5
+
+    def rule(self, kind: str) -> str:
+        return f"injection.{kind}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +59,7 @@ class Policy:
     actions: Mapping[str, Action] = field(default_factory=dict)
     min_score: float = 0.0
     content: ContentPolicy = field(default_factory=ContentPolicy)
+    injection: InjectionPolicy = field(default_factory=InjectionPolicy)
     # Worked out once: every request asks.
     _types: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -69,15 +83,19 @@ class Policy:
             )
             for category in config.content
         )
+        injection = config.injection
         return cls(
             actions=config.entities.actions(),
             min_score=config.min_score,
             content=ContentPolicy(rules, window=config.output_window),
+            injection=InjectionPolicy(
+                injection.action, frozenset(injection.roles), injection.min_score
+            ),
         )
 
     def active(self) -> bool:
         """Whether the policy acts on anything at all."""
-        return bool(self._types or self.content.rules)
+        return bool(self._types or self.content.rules or self.injection.action != "off")
 
     def action(self, entity_type: str) -> Action:
         return self.actions.get(entity_type, "allow")
@@ -158,6 +176,7 @@ class PolicySet:
                 actions={t: a for t, a in actions.items() if a != "allow"},
                 min_score=self.default.min_score,
                 content=self.default.content,
+                injection=self.default.injection,
             )
         return policy
 
@@ -243,6 +262,28 @@ class RequestGuard:
             self._decisions[(f"content.{name}", "redact")] = None
         if applied.blocked is not None:
             self._decisions[(applied.blocked.rule, "block")] = None
+
+    def check_injection(self, text: str, role: str) -> list[Signal]:
+        """Prompt-injection signals in a message of ``role`` that the policy acts on:
+        each kind found is recorded as a decision (``injection.<kind>``); raises
+        :class:`PolicyViolation` when the action is ``block``."""
+        injection = self.policy.injection
+        if injection.action == "off" or role not in injection.roles:
+            return []
+        signals = [s for s in injection_signals(text) if s.score >= injection.min_score]
+        if not signals:
+            return []
+        action: Action = "block" if injection.action == "block" else "flag"
+        for signal in signals:
+            self._decisions[(injection.rule(signal.kind), action)] = None
+        if action == "block":
+            kind = signals[0].kind
+            raise PolicyViolation(injection.rule(kind), f"a prompt-injection signal ({kind})")
+        return signals
+
+    def flags(self) -> list[str]:
+        """The rules whose action was ``flag``, for the response header."""
+        return [rule for rule, action in self.decisions() if action == "flag"]
 
     def protect(self, text: str) -> str:
         """``text`` with content categories applied, then redacted and masked values
