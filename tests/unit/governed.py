@@ -13,6 +13,7 @@ import openai
 from gatehouse.core.config import Settings
 from gatehouse.gateway import Gateway, ModelRegistry, Stage
 from gatehouse.gateway.governance import Governance
+from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.observer import Observer, Observers, ObserveStage
 from gatehouse.gateway.routing.router import Router
 from gatehouse.observability import AccessLog, Metrics
@@ -83,7 +84,9 @@ async def governed_app(
     governance = Governance(config, clock=clock)
     chat = EchoChat()
     registry = ModelRegistry([chat, ConstantEmbeddings(), *providers], {"default": "test/echo"})
-    stages: list[Stage] = list(governance.stages())
+    # As build_gateway orders them: who is calling, the guard, then accounting.
+    auth, *accounting = governance.stages()
+    stages: list[Stage] = [auth, *guard_stages(config.guard, config.aliases), *accounting]
     router = None
     observers: list[Observer] = [o for o in (metrics, access_log) if o is not None]
     if observers:
