@@ -136,14 +136,20 @@ def test_team_and_model_pick_the_policy_shown(
     path.write_text(
         "guard:\n  enabled: true\n  entities: {EMAIL: mask}\n"
         "  teams: {hr: {entities: {EMAIL: allow}}}\n"
+        "  keys: {k-1: {entities: {EMAIL: redact}}}\n"
         "  models: {vault: {entities: {EMAIL: block}}}\n"
     )
     options = ["--config", str(path), "--data-dir", str(tmp_path)]
     actions = []
-    for extra in ([], ["--team", "hr"], ["--team", "hr", "--model", "vault"]):
+    for extra in (
+        [],
+        ["--team", "hr"],
+        ["--team", "hr", "--key", "k-1"],
+        ["--team", "hr", "--key", "k-1", "--model", "vault"],
+    ):
         assert main(["guard", "--json", "a@b.org", *extra, *options]) == 0
         actions.append(json.loads(capsys.readouterr().out)["action"])
-    assert actions == ["mask", "allow", "block"]
+    assert actions == ["mask", "allow", "redact", "block"]
 
 
 def test_injection_signals_are_listed_and_acted_on(

@@ -142,10 +142,26 @@ def test_team_then_model_overrides_replace_the_default_per_type() -> None:
     assert policies.policy_for("hr", "fast") is policies.policy_for("hr", "fast")
 
 
+def test_a_keys_override_sits_between_its_team_and_the_model() -> None:
+    policies = _policies(
+        {
+            "entities": {"EMAIL": "mask"},
+            "teams": {"hr": {"entities": {"EMAIL": "allow", "PHONE": "redact"}}},
+            "keys": {"k-audit": {"entities": {"EMAIL": "block", "PHONE": "allow"}}},
+            "models": {"gpt-4o": {"entities": {"EMAIL": "redact"}}},
+        }
+    )
+    assert policies.policy_for("hr", "other", "k-audit").actions == {"EMAIL": "block"}
+    assert policies.policy_for("hr", "other", "k-other").actions == {"PHONE": "redact"}
+    assert policies.policy_for("hr", "fast", "k-audit").actions == {"EMAIL": "redact"}
+    assert policies.policy_for(None, "other", "k-audit").actions == {"EMAIL": "block"}
+
+
 def test_an_override_alone_makes_the_guard_active() -> None:
     assert not _policies({}).active()
     assert _policies({"teams": {"t": {"entities": {"EMAIL": "redact"}}}}).active()
     assert not _policies({"teams": {"t": {"entities": {"EMAIL": "allow"}}}}).active()
+    assert _policies({"keys": {"k": {"entities": {"SECRET": "block"}}}}).active()
     off = GuardConfig.model_validate({"models": {"m": {"entities": {"EMAIL": "block"}}}})
     assert not PolicySet.from_config(off).active()  # guard.enabled is false
 

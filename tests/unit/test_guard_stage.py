@@ -240,6 +240,7 @@ async def test_the_callers_team_and_the_model_pick_the_policy() -> None:
             "enabled": True,
             "entities": {"EMAIL": "mask"},
             "teams": {"hr": {"entities": {"EMAIL": "allow"}}},
+            "keys": {"k-strict": {"entities": {"EMAIL": "redact"}}},
             "models": {"vault": {"entities": {"EMAIL": "block"}}},
         }
     )
@@ -253,14 +254,14 @@ async def test_the_callers_team_and_the_model_pick_the_policy() -> None:
         choice = Choice(message=message, finish_reason="stop")
         return ChatCompletion(id="c", created=0, model="m", usage=USAGE, choices=[choice])
 
-    for team in (None, "hr"):
+    for team, key_id in ((None, None), ("hr", "k-plain"), ("hr", "k-strict")):
         ctx = _chat(f"to {EMAIL}")
-        ctx.principal = Principal(id="k", kind="key", team=team)
+        ctx.principal = Principal(id="k", kind="key", team=team, key_id=key_id)
         await stage(ctx, upstream)
-    assert seen == ["to [EMAIL_1]", f"to {EMAIL}"]
+    assert seen == ["to [EMAIL_1]", f"to {EMAIL}", "to [EMAIL]"]
     ctx = _chat(f"to {EMAIL}")
     ctx.request = ctx.request.model_copy(update={"model": "vault"})
     ctx.principal = Principal(id="k", kind="key", team="hr")
     with pytest.raises(GuardrailViolationError):
         await stage(ctx, upstream)
-    assert len(seen) == 2
+    assert len(seen) == 3

@@ -1,7 +1,7 @@
 """``gatehouse guard``: what the active guard policy would do to a text.
 
 ``gatehouse guard "text"`` prints each finding and the text as it would go
-upstream; ``--team`` and ``--model`` pick the policy of such a call.
+upstream; ``--team``, ``--key`` and ``--model`` pick the policy of such a call.
 ``gatehouse guard --json --jsonl`` reads stdin, one JSON string per line, and
 prints one JSON object per line, in order::
 
@@ -40,13 +40,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--jsonl", action="store_true", help="read stdin, one JSON string per line")
     parser.add_argument("--team", help="the policy for a caller of this team (guard.teams)")
+    parser.add_argument("--key", help="the policy for a caller with this key id (guard.keys)")
     parser.add_argument("--model", help="the policy for calls to this model (guard.models)")
 
 
 def run(settings: Settings, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
     """Raises ``ValueError`` for a usage error, :class:`InputError` for bad input."""
     policies = PolicySet.from_config(settings.guard, settings.aliases)
-    policy = policies.policy_for(args.team, args.model)
+    policy = policies.policy_for(args.team, args.model, args.key)
     if args.jsonl:
         if args.text is not None:
             raise ValueError("--jsonl reads stdin: give no text argument")

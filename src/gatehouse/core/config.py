@@ -400,10 +400,11 @@ class GuardConfig(_Section):
     # Streamed answers: characters held back so a category match split across
     # chunks is still caught.
     output_window: int = Field(default=64, ge=8, le=4096)
-    # Per caller team and per model (the name a client sends, or the group an
-    # alias points to): entity actions that replace the default's. A model's
-    # override is applied after a team's, so it wins where both set a type.
+    # Per caller team, per key and per model (the name a client sends, or the
+    # group an alias points to): entity actions that replace the default's,
+    # applied in that order, so a model's wins where several set a type.
     teams: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
+    keys: dict[str, GuardOverrideConfig] = Field(default_factory=dict)  # by key id
     models: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
     injection: InjectionConfig = InjectionConfig()
 

@@ -12,8 +12,8 @@ Chat messages of the configured roles are checked for prompt-injection
 signals first: ``flag`` names them in the ``x-gatehouse-guard-flags``
 response header, ``block`` refuses the request.
 
-The policy is the caller team's and the model's (``guard.teams``,
-``guard.models``) over the default. The stage exists only when some policy
+The policy is the caller team's, key's and the model's (``guard.teams``,
+``guard.keys``, ``guard.models``) over the default. The stage exists only when some policy
 acts on something, so a gateway without a guard policy pays nothing.
 """
 
@@ -56,8 +56,10 @@ class GuardStage:
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
         principal = ctx.principal
-        team = None if principal is None else principal.team
-        policy = self.policies.policy_for(team, ctx.model)
+        if principal is None:
+            policy = self.policies.policy_for(None, ctx.model)
+        else:
+            policy = self.policies.policy_for(principal.team, ctx.model, principal.key_id)
         if not policy.active():
             return await call_next(ctx)
         guard = RequestGuard(policy)

@@ -111,12 +111,13 @@ class Policy:
 
 
 class PolicySet:
-    """The default policy and its per-team and per-model overrides.
+    """The default policy and its per-team, per-key and per-model overrides.
 
     :meth:`policy_for` gives the policy of one call: the default's entity
     actions, replaced by the caller team's override where it sets a type, then
-    by the model's (the name the client sent, or the group an alias points to).
-    Content categories and ``min_score`` are the default's.
+    by the caller key's, then by the model's (the name the client sent, or the
+    group an alias points to). Content categories, injection and ``min_score``
+    are the default's.
     """
 
     def __init__(
@@ -124,15 +125,17 @@ class PolicySet:
         default: Policy,
         *,
         teams: Mapping[str, Mapping[str, Action]] | None = None,
+        keys: Mapping[str, Mapping[str, Action]] | None = None,
         models: Mapping[str, Mapping[str, Action]] | None = None,
         aliases: Mapping[str, str] | None = None,
     ) -> None:
         self.default = default
         self._teams = dict(teams or {})
+        self._keys = dict(keys or {})
         self._models = dict(models or {})
         self._aliases = dict(aliases or {})
-        # One per (team, model) pair that the config names: bounded by the config.
-        self._combined: dict[tuple[str | None, str | None], Policy] = {}
+        # One per combination that the config names: bounded by the config.
+        self._combined: dict[tuple[str | None, str | None, str | None], Policy] = {}
 
     @classmethod
     def from_config(
@@ -143,36 +146,40 @@ class PolicySet:
         return cls(
             Policy.from_config(config),
             teams={name: o.entities.actions() for name, o in config.teams.items()},
+            keys={name: o.entities.actions() for name, o in config.keys.items()},
             models={name: o.entities.actions() for name, o in config.models.items()},
             aliases=aliases,
         )
 
     def active(self) -> bool:
         """Whether any call can meet a rule that acts."""
-        overrides = [*self._teams.values(), *self._models.values()]
+        overrides = [*self._teams.values(), *self._keys.values(), *self._models.values()]
         return self.default.active() or any(
             action != "allow" for actions in overrides for action in actions.values()
         )
 
-    def policy_for(self, team: str | None, model: str | None) -> Policy:
+    def policy_for(self, team: str | None, model: str | None, key: str | None = None) -> Policy:
         team_key = team if team in self._teams else None
+        key_key = key if key in self._keys else None
         model_key = None
         if model is not None:
             if model in self._models:
                 model_key = model
             elif self._aliases.get(model) in self._models:
                 model_key = self._aliases[model]
-        if team_key is None and model_key is None:
+        if team_key is None and key_key is None and model_key is None:
             return self.default
-        key = (team_key, model_key)
-        policy = self._combined.get(key)
+        combination = (team_key, key_key, model_key)
+        policy = self._combined.get(combination)
         if policy is None:
             actions = dict(self.default.actions)
             if team_key is not None:
                 actions.update(self._teams[team_key])
+            if key_key is not None:
+                actions.update(self._keys[key_key])
             if model_key is not None:
                 actions.update(self._models[model_key])
-            policy = self._combined[key] = Policy(
+            policy = self._combined[combination] = Policy(
                 actions={t: a for t, a in actions.items() if a != "allow"},
                 min_score=self.default.min_score,
                 content=self.default.content,
