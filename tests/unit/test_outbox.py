@@ -11,7 +11,7 @@ import pytest
 from gatehouse.core.governance import UsageEvent
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.ledger import LedgerStore
-from gatehouse.store.outbox import Outbox
+from gatehouse.store.outbox import Outbox, OutboxClosedError
 from gatehouse.store.shipper import Shipper
 
 
@@ -146,3 +146,10 @@ async def test_a_locked_outbox_file_hands_the_commit_to_the_writer_thread(
     assert [e["id"] for _, e in await outbox.pending(10)] == ["evt-1", "evt-2"]
     other.close()
     outbox.close()
+
+
+async def test_an_outbox_never_opened_refuses_at_once(tmp_path: Path) -> None:
+    """Appending before ``open`` (a gateway never started) fails instead of hanging."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    with pytest.raises(OutboxClosedError, match="not open"):
+        await asyncio.wait_for(outbox.append({"id": "evt-1"}), timeout=5)

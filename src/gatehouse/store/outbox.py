@@ -94,8 +94,10 @@ class Outbox:
         Events appended in one turn of the event loop are committed together
         and share one future, so a request pays a list append and an await.
         """
-        if self._closed:
-            raise OutboxClosedError("the outbox is closed")
+        if self._closed or self._thread is None:
+            # Not open (the gateway was never started) or closed: fail now,
+            # where waiting for a writer thread that does not run would hang.
+            raise OutboxClosedError("the outbox is not open")
         self._buffer.append(_encode(event))
         waiter = self._waiter
         if waiter is None:
