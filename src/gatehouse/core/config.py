@@ -91,7 +91,6 @@ class LocalConfig(_Section):
     embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
 
 
-ProviderName = Literal["openai_compat", "azure", "anthropic", "gemini", "local"]
 Strategy = Literal[
     "weighted", "least_inflight", "lowest_latency", "lowest_usage", "prefix_affinity"
 ]
@@ -108,7 +107,9 @@ class DeploymentConfig(_Section):
     """One upstream that can answer a model group."""
 
     id: str | None = None  # default: "<group>#<index>"
-    provider: ProviderName
+    # openai_compat | azure | anthropic | gemini | local, or a name that an
+    # installed plugin registers (see gatehouse.providers.registry).
+    provider: str = Field(min_length=1)
     model: str = Field(min_length=1)  # the upstream's model name
     base_url: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the key

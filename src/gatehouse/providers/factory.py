@@ -1,20 +1,22 @@
-"""Build a provider for a configured deployment."""
+"""Build a provider for a configured deployment: the in-process models here,
+every other provider name through the :class:`ProviderRegistry`."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from gatehouse.core.config import DeploymentConfig, Settings
 from gatehouse.core.errors import ConfigError
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, ModelKind
+from gatehouse.providers.registry import ProviderRegistry
 
 
 class ProviderFactory:
     """Makes providers; the in-process models are shared by every deployment naming them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: ProviderRegistry | None = None) -> None:
         self._settings = settings
+        self._registry = registry or ProviderRegistry()
         self._local: dict[str, ChatProvider | EmbeddingProvider] = {}
 
     def local(self, model: str) -> ChatProvider | EmbeddingProvider:
@@ -37,28 +39,14 @@ class ProviderFactory:
     ) -> ChatProvider | EmbeddingProvider:
         if config.provider == "local":
             return self.local(config.model)
+        builder = self._registry.builder(config.provider, where=where)
         info = ModelInfo(
             id=deployment_id,
             kind=kind,
             owned_by=config.provider,
             context_window=config.context_window or 0,
         )
-        api_key = _api_key(config, where)
-        provider: Any
-        if config.provider in {"openai_compat", "azure"}:
-            from gatehouse.providers.openai_compat import OpenAICompatProvider
-
-            provider = OpenAICompatProvider(config, info=info, api_key=api_key)
-        elif config.provider == "anthropic":
-            from gatehouse.providers.anthropic import AnthropicProvider
-
-            provider = AnthropicProvider(config, info=info, api_key=api_key)
-        else:
-            from gatehouse.providers.gemini import GeminiProvider
-
-            provider = GeminiProvider(config, info=info, api_key=api_key)
-        result: ChatProvider | EmbeddingProvider = provider
-        return result
+        return builder(config, info=info, api_key=_api_key(config, where))
 
 
 def _api_key(config: DeploymentConfig, where: str) -> str | None:
