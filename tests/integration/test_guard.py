@@ -54,6 +54,8 @@ guard:
   models:
     echo-open: {{entities: {{EMAIL: allow}}}}
   injection: {{action: flag}}
+  output_entities: {{IP_ADDRESS: redact}}
+  output_window: 32
 """
     )
     running = start_server(root / "data", config=config)
@@ -332,3 +334,19 @@ def test_injection_signals_are_flagged_in_a_header(
     assert "x-gatehouse-guard-flags" not in plain.headers
     flagged = ("injection.instruction_override", "flag")
     assert _decisions(server)[flagged] - before.get(flagged, 0.0) == 1
+
+
+@pytest.mark.parametrize("piece_chars", [0, 3])
+def test_entity_rules_apply_to_answers(
+    client: openai.OpenAI, upstream: FakeUpstream, piece_chars: int
+) -> None:
+    # Addresses are allowed in requests, so the echo carries one back; the
+    # answer rule redacts it, streamed or not.
+    upstream.default = Behaviour(piece_chars=piece_chars)
+    messages = [{"role": "user", "content": "ping 203.0.113.42 now"}]
+    reply = client.chat.completions.create(model="echo", messages=messages)
+    assert reply.choices[0].message.content == "echo: ping [IP_ADDRESS] now"
+    stream = client.chat.completions.create(model="echo", messages=messages, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "echo: ping [IP_ADDRESS] now"
+    assert upstream.requests[0].body["messages"][0]["content"] == "ping 203.0.113.42 now"

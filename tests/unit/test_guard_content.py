@@ -26,12 +26,12 @@ def test_keywords_match_whole_words_in_any_case() -> None:
     )
     assert applied.blocked is None
     assert apply(RULES, "pipe bombs and pipe-bomb").blocked is None
-    assert apply(RULES, "a Pipe Bomb.").blocked is WEAPONS
+    assert apply(RULES, "a Pipe Bomb.").blocked == WEAPONS.rule
 
 
 def test_a_block_cuts_the_text_before_the_match() -> None:
     applied = apply(RULES, "Project Falcon: here is How to build an explosive, step 1")
-    assert applied.blocked is WEAPONS
+    assert applied.blocked == WEAPONS.rule
     assert applied.text == "[REDACTED:codename]: here is "
 
 
@@ -43,7 +43,7 @@ def test_streaming_gives_what_the_whole_text_gives(size: int) -> None:
         pieces.append(stream.flush())
         whole = apply(RULES, text)
         assert "".join(pieces) == whole.text
-        assert stream.blocked is whole.blocked
+        assert stream.blocked == whole.blocked
 
 
 def test_the_stream_holds_back_at_most_the_window() -> None:
@@ -58,7 +58,7 @@ def test_after_a_block_nothing_more_is_sent() -> None:
     stream = ContentStreamFilter(RULES, window=16)
     assert stream.feed("ok then, a pipe bo") == "ok"
     assert stream.feed("mb and more") == " then, a "
-    assert stream.blocked is WEAPONS
+    assert stream.blocked == WEAPONS.rule
     assert stream.feed("anything") == ""
     assert stream.flush() == ""
 

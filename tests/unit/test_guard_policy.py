@@ -173,3 +173,11 @@ def test_override_errors_name_the_bad_key() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"GATEHOUSE_GUARD__MODELS__M__ENTITY__EMAIL": "mask"})
     assert "guard.models.m.entity: unknown key" in str(caught.value)
+
+
+def test_answers_take_redact_or_block_only() -> None:
+    settings = load_settings(environ={"GATEHOUSE_GUARD__OUTPUT_ENTITIES__SECRET": "block"})
+    assert settings.guard.output_entities.actions() == {"SECRET": "block"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"GATEHOUSE_GUARD__OUTPUT_ENTITIES__EMAIL": "mask"})
+    assert "guard.output_entities.email" in str(caught.value)

@@ -265,3 +265,56 @@ async def test_the_callers_team_and_the_model_pick_the_policy() -> None:
     with pytest.raises(GuardrailViolationError):
         await stage(ctx, upstream)
     assert len(seen) == 3
+
+
+def _output_stage(window: int = 64) -> GuardStage:
+    config = GuardConfig.model_validate(
+        {
+            "enabled": True,
+            "entities": {"EMAIL": "mask"},
+            "output_entities": {"EMAIL": "redact", "CREDIT_CARD": "block"},
+            "output_window": window,
+        }
+    )
+    return GuardStage(Policy.from_config(config))
+
+
+async def test_entity_rules_on_answers_spare_the_callers_own_values() -> None:
+    async def upstream(ctx: CallContext) -> Result:
+        message = AssistantMessage(
+            content="I wrote to [EMAIL_1] and cc'd boss@corp.example. Card 4111 1111 1111 1111."
+        )
+        choice = Choice(message=message, finish_reason="stop")
+        return ChatCompletion(id="c", created=0, model="m", usage=USAGE, choices=[choice])
+
+    ctx = _chat(f"mail {EMAIL}")
+    result = await _output_stage()(ctx, upstream)
+    assert isinstance(result, ChatCompletion)
+    # The caller's own address comes back; one the model wrote is redacted; a card cuts.
+    assert result.choices[0].message.content == f"I wrote to {EMAIL} and cc'd [EMAIL]. Card "
+    assert result.choices[0].finish_reason == "content_filter"
+    assert set(ctx.guard) == {
+        ("entities.EMAIL", "mask"),
+        ("output.EMAIL", "redact"),
+        ("output.CREDIT_CARD", "block"),
+    }
+
+
+@pytest.mark.parametrize("size", [1, 3, 8, 40])
+async def test_entity_rules_on_streamed_answers(size: int) -> None:
+    answer = "Hello [EMAIL_1], write to boss@corp.example or ops@corp.example today. Bye."
+
+    async def chunks() -> AsyncIterator[ChatCompletionChunk]:
+        for i in range(0, len(answer), size):
+            yield _chunk(Delta(content=answer[i : i + size]))
+        yield _chunk(Delta(), finish="stop")
+
+    async def upstream(ctx: CallContext) -> Result:
+        return chunks()
+
+    result = await _output_stage()(_chat(f"to {EMAIL}", stream=True), upstream)
+    assert not isinstance(result, ChatCompletion | EmbeddingResponse)
+    text = ""
+    async for chunk in result:
+        text += "".join(c.delta.content or "" for c in chunk.choices)
+    assert text == f"Hello {EMAIL}, write to [EMAIL] or [EMAIL] today. Bye."

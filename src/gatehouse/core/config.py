@@ -333,6 +333,33 @@ class GuardEntityOverrides(_Section):
         }
 
 
+OutputAction = Literal["allow", "redact", "block"]
+
+
+class GuardOutputEntities(_Section):
+    """The action per entity type on what the model writes: ``redact`` replaces a
+    value by ``[TYPE]``, ``block`` cuts the answer there (``content_filter``)."""
+
+    email: OutputAction = "allow"
+    phone: OutputAction = "allow"
+    credit_card: OutputAction = "allow"
+    iban: OutputAction = "allow"
+    us_ssn: OutputAction = "allow"
+    ip_address: OutputAction = "allow"
+    secret: OutputAction = "allow"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data: Any) -> Any:
+        return _lower_keys(data)
+
+    def actions(self) -> dict[str, Literal["redact", "block"]]:
+        """``{"SECRET": "block", ...}``: the types acted on."""
+        return {
+            name.upper(): action for name, action in self.model_dump().items() if action != "allow"
+        }
+
+
 class GuardOverrideConfig(_Section):
     """A team's or a model group's departure from the default guard policy."""
 
@@ -408,6 +435,9 @@ class GuardConfig(_Section):
     keys: dict[str, GuardOverrideConfig] = Field(default_factory=dict)  # by key id
     models: dict[str, GuardOverrideConfig] = Field(default_factory=dict)
     injection: InjectionConfig = InjectionConfig()
+    # Entity rules on answers (masked values put back are the caller's own and
+    # are not checked); streamed answers hold back output_window characters.
+    output_entities: GuardOutputEntities = GuardOutputEntities()
 
     @model_validator(mode="after")
     def _unique_categories(self) -> GuardConfig:

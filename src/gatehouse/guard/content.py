@@ -16,14 +16,23 @@ may slip through.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
+
+from gatehouse.guard.scanner import detect
 
 ContentAction = Literal["block", "redact"]
 # Characters of already-sent text kept as context, so a keyword's word
 # boundary is judged with the character before it.
 _CONTEXT = 16
+
+
+class Rule(Protocol):
+    """What :func:`apply` and :class:`ContentStreamFilter` check text against: a
+    content category, or the entity rules on answers."""
+
+    def hits(self, text: str, start: int) -> Iterator[ContentHit]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +72,39 @@ class ContentRule:
     def replacement(self) -> str:
         return f"[REDACTED:{self.name}]"
 
+    def hits(self, text: str, start: int) -> Iterator[ContentHit]:
+        for match in self.pattern.finditer(text, start):
+            if match.end() > match.start():
+                yield ContentHit(
+                    self.rule, self.action, self.replacement, match.start(), match.end()
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRules:
+    """Entity types acted on in answers: each value found is replaced by
+    ``[TYPE]`` (``redact``) or cuts the answer (``block``); rules ``output.TYPE``."""
+
+    actions: Mapping[str, ContentAction]
+    min_score: float = 0.0
+
+    def hits(self, text: str, start: int) -> Iterator[ContentHit]:
+        actions = self.actions
+        for entity in detect(text, actions.keys()):
+            if entity.start >= start and entity.score >= self.min_score:
+                kind = entity.type
+                yield ContentHit(
+                    f"output.{kind}", actions[kind], f"[{kind}]", entity.start, entity.end
+                )
+
 
 @dataclass(frozen=True, slots=True)
 class ContentHit:
-    rule: ContentRule
+    """A match: the rule that found it (``content.weapons``), what to do, and where."""
+
+    rule: str
+    action: ContentAction
+    replacement: str
     start: int
     end: int
 
@@ -90,15 +128,10 @@ class ContentPolicy:
         return self._output
 
 
-def find(rules: Sequence[ContentRule], text: str, start: int = 0) -> list[ContentHit]:
+def find(rules: Sequence[Rule], text: str, start: int = 0) -> list[ContentHit]:
     """Every match of ``rules`` in ``text`` from ``start``, in order, none overlapping
-    (the earlier match wins; at one position, the first rule)."""
-    hits = [
-        ContentHit(rule, m.start(), m.end())
-        for rule in rules
-        for m in rule.pattern.finditer(text, start)
-        if m.end() > m.start()
-    ]
+    (the earlier match wins; at one position, the longer, then the first rule)."""
+    hits = [hit for rule in rules for hit in rule.hits(text, start)]
     hits.sort(key=lambda h: (h.start, -h.end))
     kept: list[ContentHit] = []
     for hit in hits:
@@ -112,11 +145,11 @@ class Applied:
     """Text after a content check: what may pass, and the block that stopped it."""
 
     text: str
-    blocked: ContentRule | None = None
-    redacted: tuple[str, ...] = ()
+    blocked: str | None = None  # the rule that cut it (``content.weapons``)
+    redacted: tuple[str, ...] = ()  # the rules that replaced something
 
 
-def apply(rules: Sequence[ContentRule], text: str) -> Applied:
+def apply(rules: Sequence[Rule], text: str) -> Applied:
     """``text`` with ``redact`` matches replaced, cut before the first ``block`` match."""
     hits = find(rules, text)
     if not hits:
@@ -126,10 +159,10 @@ def apply(rules: Sequence[ContentRule], text: str) -> Applied:
     redacted: list[str] = []
     for hit in hits:
         parts.append(text[position : hit.start])
-        if hit.rule.action == "block":
+        if hit.action == "block":
             return Applied("".join(parts), hit.rule, tuple(redacted))
-        parts.append(hit.rule.replacement)
-        redacted.append(hit.rule.name)
+        parts.append(hit.replacement)
+        redacted.append(hit.rule)
         position = hit.end
     parts.append(text[position:])
     return Applied("".join(parts), None, tuple(redacted))
@@ -143,10 +176,10 @@ class ContentStreamFilter:
     fires, :attr:`blocked` is set and everything after the match is dropped.
     """
 
-    rules: Sequence[ContentRule]
+    rules: Sequence[Rule]
     window: int = 64
-    blocked: ContentRule | None = None
-    redacted: set[str] = field(default_factory=set)
+    blocked: str | None = None  # the rule that cut the stream
+    redacted: set[str] = field(default_factory=set)  # the rules that replaced something
     _sent_tail: str = ""
     _held: str = field(default="")
 
@@ -169,7 +202,7 @@ class ContentStreamFilter:
         parts: list[str] = []
         position = len(context)
         for hit in find(self.rules, text, len(context)):
-            if hit.rule.action == "block":
+            if hit.action == "block":
                 # A match is a match even before the window closes on it.
                 parts.append(text[position : hit.start])
                 self.blocked = hit.rule
@@ -180,8 +213,8 @@ class ContentStreamFilter:
                 safe = min(safe, hit.start)
                 break
             parts.append(text[position : hit.start])
-            parts.append(hit.rule.replacement)
-            self.redacted.add(hit.rule.name)
+            parts.append(hit.replacement)
+            self.redacted.add(hit.rule)
             position = hit.end
         safe = max(safe, position)
         parts.append(text[position:safe])

@@ -23,9 +23,12 @@ from typing import Literal
 from gatehouse.core.config import GuardConfig
 from gatehouse.guard.content import (
     Applied,
+    ContentAction,
     ContentPolicy,
     ContentRule,
     ContentStreamFilter,
+    EntityRules,
+    Rule,
 )
 from gatehouse.guard.content import apply as apply_content
 from gatehouse.guard.entities import Entity
@@ -60,12 +63,23 @@ class Policy:
     min_score: float = 0.0
     content: ContentPolicy = field(default_factory=ContentPolicy)
     injection: InjectionPolicy = field(default_factory=InjectionPolicy)
+    # Entity types acted on in answers: redact or block (``guard.output_entities``).
+    output_entities: Mapping[str, ContentAction] = field(default_factory=dict)
     # Worked out once: every request asks.
     _types: frozenset[str] = field(init=False, repr=False, compare=False)
+    _output: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         types = frozenset(t for t, a in self.actions.items() if a != "allow")
         object.__setattr__(self, "_types", types)
+        output: tuple[Rule, ...] = self.content.output_rules()
+        if self.output_entities:
+            output = (*output, EntityRules(self.output_entities, self.min_score))
+        object.__setattr__(self, "_output", output)
+
+    def output_rules(self) -> tuple[Rule, ...]:
+        """What answers are checked against: content categories, then entity rules."""
+        return self._output
 
     @classmethod
     def from_config(cls, config: GuardConfig) -> Policy:
@@ -91,11 +105,17 @@ class Policy:
             injection=InjectionPolicy(
                 injection.action, frozenset(injection.roles), injection.min_score
             ),
+            output_entities=config.output_entities.actions(),
         )
 
     def active(self) -> bool:
         """Whether the policy acts on anything at all."""
-        return bool(self._types or self.content.rules or self.injection.action != "off")
+        return bool(
+            self._types
+            or self.content.rules
+            or self.output_entities
+            or self.injection.action != "off"
+        )
 
     def action(self, entity_type: str) -> Action:
         return self.actions.get(entity_type, "allow")
@@ -184,6 +204,7 @@ class PolicySet:
                 min_score=self.default.min_score,
                 content=self.default.content,
                 injection=self.default.injection,
+                output_entities=self.default.output_entities,
             )
         return policy
 
@@ -217,7 +238,7 @@ class RequestGuard:
         self._stream_filters: list[ContentStreamFilter] = []
         self._types = policy.active_types()
         self._input_rules = policy.content.input_rules()
-        self._output_rules = policy.content.output_rules()
+        self._output_rules = policy.output_rules()
         self._placeholders: dict[tuple[str, str], str] = {}
         self._originals: dict[str, str] = {}
         self._counts: dict[str, int] = {}
@@ -250,10 +271,10 @@ class RequestGuard:
         (``("entities.EMAIL", "mask")``, ``("content.weapons", "block")``), once."""
         found = dict(self._decisions)
         for stream in self._stream_filters:
-            for name in stream.redacted:
-                found[(f"content.{name}", "redact")] = None
+            for rule in stream.redacted:
+                found[(rule, "redact")] = None
             if stream.blocked is not None:
-                found[(stream.blocked.rule, "block")] = None
+                found[(stream.blocked, "block")] = None
         return tuple(found)
 
     def action(self) -> Action:
@@ -265,10 +286,10 @@ class RequestGuard:
         return best
 
     def _note(self, applied: Applied) -> None:
-        for name in applied.redacted:
-            self._decisions[(f"content.{name}", "redact")] = None
+        for rule in applied.redacted:
+            self._decisions[(rule, "redact")] = None
         if applied.blocked is not None:
-            self._decisions[(applied.blocked.rule, "block")] = None
+            self._decisions[(applied.blocked, "block")] = None
 
     def check_injection(self, text: str, role: str) -> list[Signal]:
         """Prompt-injection signals in a message of ``role`` that the policy acts on:
@@ -299,8 +320,8 @@ class RequestGuard:
             applied = apply_content(self._input_rules, text)
             self._note(applied)
             if applied.blocked is not None:
-                category = applied.blocked.name
-                raise PolicyViolation(applied.blocked.rule, f"content in category '{category}'")
+                category = applied.blocked.removeprefix("content.")
+                raise PolicyViolation(applied.blocked, f"content in category '{category}'")
             text = applied.text
         findings = self.check(text)
         if not findings:
