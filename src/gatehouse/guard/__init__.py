@@ -27,12 +27,9 @@ from gatehouse.guard.entities import (
     Entity,
 )
 from gatehouse.guard.injection import SIGNAL_KINDS, Signal, injection_signals
-from gatehouse.guard.policy import (
-    ACTIONS,
-    Action,
+from gatehouse.guard.policy import ACTIONS, Action, Policy, PolicySet
+from gatehouse.guard.request import (
     Finding,
-    Policy,
-    PolicySet,
     PolicyViolation,
     RequestGuard,
     StreamRestorer,
