@@ -32,6 +32,9 @@ class EchoChat:
     def readiness(self) -> Readiness:
         return Readiness(True, "fake")
 
+    async def aclose(self) -> None:
+        pass
+
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         if self.fail_with is not None:
             raise self.fail_with
@@ -81,6 +84,9 @@ class ConstantEmbeddings:
 
     def readiness(self) -> Readiness:
         return Readiness(True, "fake")
+
+    async def aclose(self) -> None:
+        pass
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         data = [Embedding(index=i, embedding=[1.0, 0.0]) for i, _ in enumerate(request.texts())]

@@ -35,6 +35,9 @@ class BagOfWords:
     def readiness(self) -> Readiness:
         return Readiness(True, "fake")
 
+    async def aclose(self) -> None:
+        pass
+
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         self.calls += 1
         if self.fail_after is not None and self.calls > self.fail_after:
@@ -61,6 +64,9 @@ class ScriptedChat:
 
     def readiness(self) -> Readiness:
         return Readiness(True, "fake")
+
+    async def aclose(self) -> None:
+        pass
 
     async def complete(self, request):  # type: ignore[no-untyped-def]
         self.prompts.append(request.messages[-1].text())

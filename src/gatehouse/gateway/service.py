@@ -74,9 +74,7 @@ class Gateway:
         if self.governance is not None:
             await self.governance.stop()
         for provider in self._providers():
-            close = getattr(provider, "aclose", None)
-            if close is not None:
-                await close()
+            await provider.aclose()
 
     async def handle(self, ctx: CallContext) -> Result:
         """Run one call; a streamed chat returns an async iterator of chunks."""

@@ -2,7 +2,9 @@
 
 A provider serves one model. Chat providers complete and stream; embedding
 providers embed. Both describe themselves with :class:`ModelInfo` so the
-gateway can list, route and check context windows without loading anything.
+gateway can list, route and check context windows without loading anything,
+and both release what they hold (connection pools, threads) in ``aclose``,
+which the gateway calls once at shutdown.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class ChatProvider(Protocol):
 
     def readiness(self) -> Readiness: ...
 
+    async def aclose(self) -> None: ...
+
 
 @runtime_checkable
 class EmbeddingProvider(Protocol):
@@ -55,3 +59,5 @@ class EmbeddingProvider(Protocol):
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
 
     def readiness(self) -> Readiness: ...
+
+    async def aclose(self) -> None: ...

@@ -109,6 +109,10 @@ class MiniLMEmbeddingProvider:
             data=data, model=MODEL_ID, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
         )
 
+    async def aclose(self) -> None:
+        """Nothing to release: no thread or connection outlives a call, and the
+        model's memory goes with the provider."""
+
     def encode(self, texts: list[str]) -> tuple[FloatArray, int]:
         """Embed ``texts`` now, without batching (blocking); vectors and the token count."""
         items = self._tokenized(texts)
