@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
-from gatehouse.providers.anthropic import inbound, translate
+from gatehouse.faces import anthropic as inbound
+from gatehouse.providers.anthropic import translate
 
 OPENAI_REQUEST = {
     "model": "claude",

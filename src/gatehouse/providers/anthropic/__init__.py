@@ -1,4 +1,4 @@
-"""The adapter for Anthropic's Messages API, and the inbound translation for /v1/messages."""
+"""The adapter for Anthropic's Messages API (outbound; the inbound face is gatehouse.faces)."""
 
 from gatehouse.providers.anthropic.provider import AnthropicProvider
 

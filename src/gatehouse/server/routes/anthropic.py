@@ -9,28 +9,26 @@ from starlette.responses import Response
 
 from gatehouse.core.errors import GatehouseError
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse
+from gatehouse.faces import anthropic as face
 from gatehouse.gateway import CallContext, Gateway
-from gatehouse.providers.anthropic import inbound
 from gatehouse.server.http import JSONResponse, error_headers, parse_body, sse_response
 from gatehouse.server.routes.table import RouteSpec
 
 
 async def messages(request: Request) -> Response:
     try:
-        body = await parse_body(request, inbound.MessagesRequest)
+        body = await parse_body(request, face.MessagesRequest)
         ctx = CallContext(
             request_id=request.state.request_id,
             endpoint="chat",
-            request=inbound.to_openai(body),
+            request=face.to_openai(body),
             headers=request.headers,
             principal=request.state.principal,
         )
         gateway: Gateway = request.app.state.gateway
         result = await gateway.handle(ctx)
         if isinstance(result, ChatCompletion):
-            return JSONResponse(
-                inbound.from_openai(result, body.model), headers=ctx.response_headers
-            )
+            return JSONResponse(face.from_openai(result, body.model), headers=ctx.response_headers)
         if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
             raise TypeError("chat call produced an embedding response")
         first = await anext(result)
@@ -41,14 +39,14 @@ async def messages(request: Request) -> Response:
 
 def _error(exc: GatehouseError) -> Response:
     return JSONResponse(
-        inbound.error_body(exc), status_code=exc.http_status, headers=error_headers(exc)
+        face.error_body(exc), status_code=exc.http_status, headers=error_headers(exc)
     )
 
 
 async def _events(
     model: str, first: ChatCompletionChunk, rest: AsyncIterator[ChatCompletionChunk]
 ) -> AsyncIterator[bytes]:
-    translator = inbound.StreamTranslator(model)
+    translator = face.StreamTranslator(model)
     for data in translator.feed(first):
         yield data
     try:
@@ -56,7 +54,7 @@ async def _events(
             for data in translator.feed(chunk):
                 yield data
     except GatehouseError as exc:
-        yield inbound.event("error", inbound.error_body(exc))
+        yield face.event("error", face.error_body(exc))
         return
     for data in translator.close():
         yield data
@@ -68,7 +66,7 @@ ROUTES = [
         "/v1/messages",
         messages,
         summary="Create a message (Anthropic Messages API; SSE when stream=true)",
-        request_model=inbound.MessagesRequest,
+        request_model=face.MessagesRequest,
         tag="anthropic",
         scope="chat",
         error_shape=_error,

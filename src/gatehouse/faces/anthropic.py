@@ -62,6 +62,7 @@ class MessagesRequest(_Wire):
 
 
 def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
+    """The canonical chat-completion request for a Messages API request."""
     messages: list[dict[str, Any]] = []
     if request.system:
         system = request.system
@@ -178,6 +179,7 @@ def _cached(usage: Any) -> int:
 
 
 def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
+    """The Messages API ``message`` object for a chat completion, named ``model``."""
     choice = completion.choices[0]
     content: list[dict[str, Any]] = []
     if choice.message.content:
@@ -214,11 +216,13 @@ def _message_id(completion_id: str) -> str:
 
 
 def error_body(error: GatehouseError) -> dict[str, Any]:
+    """The Messages API error object, its ``type`` chosen by the HTTP status."""
     kind = _ERROR_TYPES.get(error.http_status, "api_error")
     return {"type": "error", "error": {"type": kind, "message": error.message}}
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event, named as the Messages API streams name them."""
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
