@@ -18,7 +18,14 @@ import orjson
 
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
-from gatehouse.rag import AnswerRequest, ChunkingConfig, CollectionSpec, DocumentIn, RagEngine
+from gatehouse.rag import (
+    AnswerRequest,
+    ChunkingConfig,
+    CollectionSpec,
+    DocumentIn,
+    RagEngine,
+    vector_backend,
+)
 from gatehouse.rag.loaders import iter_files, load_path
 
 # Documents per ingestion transaction: enough chunks that the embedder can sort
@@ -99,7 +106,7 @@ def build_engine(settings: Settings) -> RagEngine:
         max_document_chars=settings.rag.max_document_chars,
         answer_model=settings.rag.answer_model,
         context_tokens=settings.rag.context_tokens,
-        chroma_url=settings.rag.chroma_url,
+        vector_backend=vector_backend(settings.rag),
     )
 
 
@@ -171,7 +178,7 @@ async def _ingest(
         _progress(done, len(documents), started)
     if totals["added"] or totals["replaced"]:
         info = engine.describe(args.collection)
-        if info.chunks >= engine.ann_threshold and engine.chroma_url is None:
+        if info.chunks >= engine.ann_threshold and engine.vector_backend.in_process:
             # Build (or extend) and save the HNSW graph now, so the server opens it fast.
             print(f"indexing {info.chunks} chunks", file=sys.stderr)
             await engine.index(args.collection)

@@ -267,13 +267,42 @@ class LimitsConfig(_Section):
     default_max_tokens: int = Field(default=1024, ge=1)
 
 
+# Where collection vectors live (see gatehouse.rag.vector_backends).
+VectorBackendName = Literal["embedded", "chroma"]
+
+
 class RagConfig(_Section):
-    """The RAG engine: collections live under ``<data_dir>/rag``."""
+    """The RAG engine: collections live under ``<data_dir>/rag``.
+
+    ``vector_backend`` picks where collection vectors live: ``embedded`` (in
+    process, files on disk) or ``chroma`` (the Chroma server at ``chroma_url``).
+    Left unset, it is ``chroma`` when ``chroma_url`` is set, as before the
+    setting existed, and ``embedded`` otherwise.
+    """
 
     answer_model: str = "default"
     context_tokens: int = Field(default=900, ge=64, le=100_000)
     max_document_chars: int = Field(default=2_000_000, ge=1000)
-    chroma_url: str | None = None  # None: vectors in the embedded index
+    vector_backend: VectorBackendName = "embedded"
+    chroma_url: str | None = None  # the Chroma server's address, e.g. http://127.0.0.1:8000
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chroma_url_alone_means_chroma(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("vector_backend") is None:
+            data = {k: v for k, v in data.items() if k != "vector_backend"}
+            if data.get("chroma_url"):
+                data["vector_backend"] = "chroma"
+        return data
+
+    @model_validator(mode="after")
+    def _chroma_needs_its_url(self) -> RagConfig:
+        if self.vector_backend == "chroma" and not self.chroma_url:
+            raise ValueError(
+                "rag.vector_backend is chroma but rag.chroma_url is not set: "
+                "give the Chroma server's address (e.g. http://127.0.0.1:8000)"
+            )
+        return self
 
 
 GuardAction = Literal["allow", "redact", "mask", "block"]

@@ -2,6 +2,9 @@
 
 The engine is a gateway client: embeddings and chat go through
 :class:`~gatehouse.gateway.Gateway`, never to a model directly.
+:class:`RagEngine` is the facade; its parts are ``catalog``, ``ingestion``,
+``searching`` and ``answering``. :func:`vector_backend` picks where vectors
+live from the ``rag`` settings.
 """
 
 from gatehouse.rag.engine import RagEngine
@@ -21,6 +24,7 @@ from gatehouse.rag.models import (
     SearchRequest,
     SearchResponse,
 )
+from gatehouse.rag.vector_backends import VectorBackend, vector_backend
 
 __all__ = [
     "AddDocumentsRequest",
@@ -38,4 +42,6 @@ __all__ = [
     "SearchHit",
     "SearchRequest",
     "SearchResponse",
+    "VectorBackend",
+    "vector_backend",
 ]

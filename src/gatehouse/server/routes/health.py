@@ -42,7 +42,7 @@ async def readyz(request: Request) -> Response:
     probes: list[tuple[str, Probe]] = [(check.name, _settled(check)) for check in known]
     if gateway.governance is not None:
         probes.extend(gateway.governance.readiness_probes())
-    if settings.rag.chroma_url:
+    if settings.rag.vector_backend == "chroma" and settings.rag.chroma_url:
         probes.append(
             (
                 "rag:chroma",

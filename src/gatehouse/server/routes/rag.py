@@ -31,6 +31,7 @@ from gatehouse.rag import (
     RagEngine,
     SearchRequest,
     SearchResponse,
+    vector_backend,
 )
 from gatehouse.server.http import SSE_DONE, JSONResponse, parse_body, sse_event, sse_response
 from gatehouse.server.routes.table import Endpoint, RouteSpec
@@ -49,7 +50,7 @@ def engine(request: Request) -> RagEngine:
             max_document_chars=settings.rag.max_document_chars,
             answer_model=settings.rag.answer_model,
             context_tokens=settings.rag.context_tokens,
-            chroma_url=settings.rag.chroma_url,
+            vector_backend=vector_backend(settings.rag),
         )
     return found
 

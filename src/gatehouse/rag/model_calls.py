@@ -1,0 +1,60 @@
+"""How the RAG parts reach models: through the gateway, as the caller, tagged by operation."""
+
+from __future__ import annotations
+
+from gatehouse.core.errors import ServiceUnavailableError
+from gatehouse.core.principal import Principal
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from gatehouse.gateway import CallerClient, ChatStream, Gateway, ModelClient
+from gatehouse.rag.embedder import Embedder, GatewayEmbedder
+from gatehouse.rag.models import CollectionSpec
+
+
+class ModelCalls:
+    """Model clients for operations run as some caller.
+
+    ``gateway`` ``None``: an engine without models (keyword search only), whose
+    model calls fail with 503. ``embedder`` replaces the gateway for embeddings
+    (benchmarks embed in process).
+    """
+
+    def __init__(self, gateway: Gateway | None, embedder: Embedder | None = None) -> None:
+        self.gateway = gateway
+        self._embedder = embedder
+
+    def client(self, caller: Principal, tag: str) -> ModelClient:
+        """Model calls as ``caller``, tagged with the operation that makes them."""
+        if self.gateway is None:
+            return _NO_GATEWAY
+        return CallerClient(self.gateway, caller, tag)
+
+    def embedder(self, spec: CollectionSpec, client: ModelClient) -> Embedder:
+        """What embeds ``spec``'s chunks and queries, through ``client``."""
+        if self._embedder is not None:
+            return self._embedder
+        return GatewayEmbedder(client, spec.embedding_model)
+
+
+class _NoGateway:
+    """The model client of an engine built without a gateway (keyword search only)."""
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
+        raise _unavailable()
+
+    async def chat_stream(self, request: ChatCompletionRequest) -> ChatStream:
+        raise _unavailable()
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        raise _unavailable()
+
+
+def _unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError("no gateway configured for model calls")
+
+
+_NO_GATEWAY = _NoGateway()
