@@ -4,8 +4,9 @@ Both key rows by the integer row id of the chunk in the collection store.
 Backends: :class:`~gatehouse.rag.vector.EmbeddedVectorIndex` (exact + HNSW,
 in process) and :class:`~gatehouse.rag.chroma.ChromaVectorIndex` (a Chroma
 server over HTTP) for vectors; :class:`~gatehouse.rag.keyword.BM25Index` for
-keywords. ``tests/unit/test_rag_vector_index.py`` is the conformance suite
-every vector backend runs.
+keywords. ``tests/unit/vector_index_conformance.py`` is the conformance
+suite every vector backend runs: a backend's tests subclass its
+``VectorIndexConformance`` and provide an empty index.
 """
 
 from __future__ import annotations
