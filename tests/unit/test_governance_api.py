@@ -164,7 +164,7 @@ async def test_a_soft_budget_only_warns(gov: Governed) -> None:
     sdk = gov.sdk(key)
     raw = await sdk.chat.completions.with_raw_response.create(model="default", messages=HELLO)
     assert "soft budget" in raw.headers["x-gatehouse-budget-warning"]
-    assert gov.governance.admission.soft_alerts == 1
+    assert gov.governance.limits.soft_alerts == 1
 
 
 async def test_every_request_is_one_ledger_event_with_its_cost(gov: Governed) -> None:

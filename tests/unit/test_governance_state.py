@@ -47,7 +47,7 @@ async def test_unreachable_counters_fail_closed_by_default(tmp_path: Path) -> No
         with pytest.raises(openai.InternalServerError) as caught:
             await gov.sdk(key).chat.completions.create(model="default", messages=HELLO)
         assert caught.value.status_code == 503
-        assert gov.governance.admission.counter_failures == 1
+        assert gov.governance.limits.counter_failures == 1
         metrics = (await gov.http.get("/metrics")).text
         assert "gatehouse_counter_store_failures_total 1.0" in metrics
 
@@ -57,7 +57,7 @@ async def test_unreachable_counters_may_fail_open(tmp_path: Path) -> None:
     async for gov in governed_app(tmp_path, store=store):
         key = await gov.new_key(limits={"rpm": 5})
         await gov.sdk(key).chat.completions.create(model="default", messages=HELLO)
-        assert gov.governance.admission.counter_failures == 1  # counted, not silent
+        assert gov.governance.limits.counter_failures == 1  # counted, not silent
 
 
 def test_master_key_from_the_environment_and_secrets_in_dumps() -> None:

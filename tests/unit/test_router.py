@@ -21,7 +21,7 @@ from gatehouse.core.errors import (
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.gateway import CallContext, ModelGroup, ModelRegistry
 from gatehouse.gateway.routing import CircuitBreaker, Deployment, DeploymentStats
-from gatehouse.gateway.routing.admission import Admission
+from gatehouse.gateway.routing.capacity import Capacity
 from gatehouse.gateway.routing.router import Router
 from gatehouse.providers.base import ModelInfo
 
@@ -87,7 +87,7 @@ def group(
             config=None,
             breaker=CircuitBreaker(failures=breaker_failures, window=60, cooldown=30),
             stats=DeploymentStats(alpha=0.5),
-            admission=Admission(target_rps=None, max_in_flight=64, queue_size=8, queue_timeout=1),
+            capacity=Capacity(target_rps=None, max_in_flight=64, queue_size=8, queue_timeout=1),
         )
         for p in providers
     ]

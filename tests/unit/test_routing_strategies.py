@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from gatehouse.gateway.routing import CircuitBreaker, Deployment, DeploymentStats, HashRing
-from gatehouse.gateway.routing.admission import Admission
+from gatehouse.gateway.routing.capacity import Capacity
 from gatehouse.gateway.routing.strategies import choose
 
 from .fakes import EchoChat
@@ -22,7 +22,7 @@ def deployment(name: str, weight: float = 1.0, **stats: float) -> Deployment:
         config=None,
         breaker=CircuitBreaker(failures=3, window=60, cooldown=10),
         stats=DeploymentStats(alpha=0.5),
-        admission=Admission(target_rps=None, max_in_flight=64, queue_size=8, queue_timeout=1),
+        capacity=Capacity(target_rps=None, max_in_flight=64, queue_size=8, queue_timeout=1),
         weight=weight,
     )
     for key, value in stats.items():

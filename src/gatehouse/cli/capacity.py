@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from gatehouse.gateway.routing.admission import little_limit
+from gatehouse.gateway.routing.capacity import little_limit
 
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:

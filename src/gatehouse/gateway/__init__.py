@@ -9,7 +9,7 @@ from gatehouse.gateway.pipeline import (
     Stage,
     chain,
 )
-from gatehouse.gateway.registry import ModelEntry, ModelGroup, ModelRegistry
+from gatehouse.gateway.routing.registry import ModelEntry, ModelGroup, ModelRegistry
 from gatehouse.gateway.service import Check, Gateway, build_gateway
 
 __all__ = [

@@ -17,9 +17,9 @@ from gatehouse.catalog import PricingTable
 from gatehouse.core.config import Settings
 from gatehouse.core.ids import Clock, system_clock
 from gatehouse.gateway.admin import Admin
-from gatehouse.gateway.admission import AdmissionStage
 from gatehouse.gateway.auth import Authenticator, AuthStage
 from gatehouse.gateway.keys import Directory
+from gatehouse.gateway.limits import LimitsStage
 from gatehouse.gateway.metering import MeteringStage
 from gatehouse.gateway.pipeline import Stage
 from gatehouse.store.counters import Counters, MemoryCounters
@@ -62,7 +62,7 @@ class Governance:
         self._redis_configured = store.redis_url is not None
         self.pricing = PricingTable.from_settings(settings)
         self.authenticator = Authenticator(settings.auth, self.directory, clock)
-        self.admission = AdmissionStage(
+        self.limits = LimitsStage(
             counters,
             self.directory,
             self.ledger,
@@ -78,8 +78,8 @@ class Governance:
     def stats(self) -> dict[str, float]:
         """Failure and activity counts since start, for ``/metrics``."""
         return {
-            "gatehouse_counter_store_failures": self.admission.counter_failures,
-            "gatehouse_soft_budget_alerts": self.admission.soft_alerts,
+            "gatehouse_counter_store_failures": self.limits.counter_failures,
+            "gatehouse_soft_budget_alerts": self.limits.soft_alerts,
             "gatehouse_ledger_shipped_events": self.shipper.shipped,
             "gatehouse_ledger_ship_failures": self.shipper.failures,
             "gatehouse_revocation_poll_failures": self.directory.poll_failures,
@@ -102,7 +102,7 @@ class Governance:
 
     def stages(self) -> list[Stage]:
         """In pipeline order: who is calling, then record the call, then admit it."""
-        return [AuthStage(self.authenticator), self.metering, self.admission]
+        return [AuthStage(self.authenticator), self.metering, self.limits]
 
     async def start(self) -> None:
         if self._started:

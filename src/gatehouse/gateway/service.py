@@ -23,14 +23,14 @@ from gatehouse.gateway.cache import cache_stages
 from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.observer import Observer, ObserveStage
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Endpoint, Result, Stage, chain
-from gatehouse.gateway.registry import (
+from gatehouse.gateway.routing import Deployment, DeploymentStats
+from gatehouse.gateway.routing.registry import (
     ModelGroup,
     ModelRegistry,
-    new_admission,
     new_breaker,
+    new_capacity,
     single_deployment_group,
 )
-from gatehouse.gateway.routing import Deployment, DeploymentStats
 from gatehouse.gateway.routing.router import Router
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, Readiness
 from gatehouse.providers.factory import ProviderFactory
@@ -266,7 +266,7 @@ def _group(
                 config=deployment,
                 breaker=new_breaker(router.breaker),
                 stats=DeploymentStats(alpha=router.latency_ewma_alpha),
-                admission=new_admission(deployment, router),
+                capacity=new_capacity(deployment, router),
                 weight=deployment.weight,
                 rpm=deployment.rpm,
                 tpm=deployment.tpm,

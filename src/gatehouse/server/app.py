@@ -163,9 +163,9 @@ def deployment_states(gateway: Gateway) -> Iterator[DeploymentState]:
                 group=group.name,
                 in_flight=d.stats.in_flight,
                 breaker=d.breaker.state(now),
-                admission_limit=d.admission.limit,
-                queued=d.admission.queued,
-                rejected=d.admission.rejected,
+                admission_limit=d.capacity.limit,
+                queued=d.capacity.queued,
+                rejected=d.capacity.rejected,
                 latency_s=d.stats.hold,
             )
 

@@ -1,7 +1,9 @@
-"""Routing: deployments, strategies, circuit breakers, retries and fallbacks.
+"""Routing: the model registry, deployments, capacity, strategies, breakers, retries, fallbacks.
 
-The router itself lives in :mod:`gatehouse.gateway.routing.router` (it depends
-on the registry, which depends on the pieces exported here).
+The registry (:mod:`gatehouse.gateway.routing.registry`: public names to model
+groups and their deployments) and the router itself
+(:mod:`gatehouse.gateway.routing.router`) are imported from their modules: they
+depend on the pieces exported here.
 """
 
 from gatehouse.gateway.routing.breaker import CircuitBreaker

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gatehouse.core.config import DeploymentConfig
-from gatehouse.gateway.routing.admission import Admission
 from gatehouse.gateway.routing.breaker import CircuitBreaker
+from gatehouse.gateway.routing.capacity import Capacity
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider
 
 
@@ -73,7 +73,7 @@ class Deployment:
     config: DeploymentConfig | None  # None for the built-in local models
     breaker: CircuitBreaker
     stats: DeploymentStats
-    admission: Admission
+    capacity: Capacity
     weight: float = 1.0
     rpm: int | None = None
     tpm: int | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from gatehouse.gateway.registry import ModelGroup
 from gatehouse.gateway.routing.breaker import BreakerState
 from gatehouse.gateway.routing.deployment import Deployment
+from gatehouse.gateway.routing.registry import ModelGroup
 
 
 class DeploymentHealth(BaseModel):
@@ -69,10 +69,10 @@ def _deployment(deployment: Deployment, now: float) -> DeploymentHealth:
         latency_ms=None if stats.latency is None else round(stats.latency * 1000, 3),
         ttft_ms=None if stats.ttft is None else round(stats.ttft * 1000, 3),
         hold_ms=None if stats.hold is None else round(stats.hold * 1000, 3),
-        target_rps=deployment.admission.target_rps,
-        admission_limit=deployment.admission.limit,
-        queued=deployment.admission.queued,
-        admission_rejected=deployment.admission.rejected,
+        target_rps=deployment.capacity.target_rps,
+        admission_limit=deployment.capacity.limit,
+        queued=deployment.capacity.queued,
+        admission_rejected=deployment.capacity.rejected,
         attempts=deployment.attempts,
         failures=deployment.failures,
         recent_failures=deployment.breaker.recent_failures(now),

@@ -38,9 +38,9 @@ from gatehouse.core.types import (
 )
 from gatehouse.gateway.observer import NullObserver, Observer
 from gatehouse.gateway.pipeline import CallContext
-from gatehouse.gateway.registry import ModelGroup, ModelRegistry
 from gatehouse.gateway.routing.deployment import Deployment
 from gatehouse.gateway.routing.hashring import prefix_key
+from gatehouse.gateway.routing.registry import ModelGroup, ModelRegistry
 from gatehouse.gateway.routing.strategies import choose
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider
 
@@ -224,7 +224,7 @@ class Router:
                     deadline = now + self._config.max_retry_after
                 candidates, now = await self._wait_for_one(group, deadline, last)
             fresh = [d for d in candidates if d.id not in failed] or candidates
-            fresh = [d for d in fresh if d.admission.has_capacity()] or fresh
+            fresh = [d for d in fresh if d.capacity.has_capacity()] or fresh
             deployment = choose(
                 group.strategy,
                 fresh,
@@ -238,7 +238,7 @@ class Router:
             ctx.group = group.name
             ctx.deployment = deployment.id
             try:
-                waited = await deployment.admission.acquire()
+                waited = await deployment.capacity.acquire()
             except GatehouseError as exc:
                 # Full or timed out here, not at the upstream: no mark on its health.
                 failed.add(deployment.id)
@@ -288,11 +288,11 @@ class Router:
         raise last
 
     def _free(self, deployment: Deployment, held: float | None) -> None:
-        """Give the admission slot back and let the limit follow the latest hold time."""
+        """Give the capacity slot back and let the limit follow the latest hold time."""
         if held is not None:
             deployment.stats.observe_hold(held)
-        deployment.admission.release()
-        deployment.admission.update(deployment.stats.hold)
+        deployment.capacity.release()
+        deployment.capacity.update(deployment.stats.hold)
 
     async def _wait_for_one(
         self, group: ModelGroup, deadline: float, last: GatehouseError | None

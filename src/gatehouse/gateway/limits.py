@@ -1,4 +1,6 @@
-"""Admission: rate limits, concurrency and budget reservations, decided atomically.
+"""Per-caller limits: rate limits, concurrency and budget reservations, decided atomically.
+
+(Per-deployment queueing is :mod:`gatehouse.gateway.routing.capacity`.)
 
 Before the call, one :meth:`Counters.admit` grants every claim of the request
 or none: requests and tokens per minute (GCRA), concurrent requests, and the
@@ -50,7 +52,7 @@ from gatehouse.store.counters import (
 )
 from gatehouse.store.ledger import LedgerStore
 
-log = logging.getLogger("gatehouse.admission")
+log = logging.getLogger("gatehouse.admission")  # the name operators filter on; kept
 
 SubjectName = Literal["key", "user", "team", "org", "model"]
 GAUGE_TTL = 600.0  # a crashed replica's concurrency slots free themselves after this
@@ -94,7 +96,7 @@ class _Plan:
     max_cost: float
 
 
-class AdmissionStage:
+class LimitsStage:
     def __init__(
         self,
         counters: Counters,

@@ -1,4 +1,7 @@
-"""Admission control from Little's law: how many requests a deployment may have in flight.
+"""A deployment's capacity from Little's law: how many requests it may have in flight.
+
+This is per-deployment queueing (settings ``router.admission``); the per-caller
+limits and budgets are :mod:`gatehouse.gateway.limits`.
 
 Little's law says the average number of requests in a system is the arrival
 rate times the time each spends there: L = lambda * W. A deployment meant to
@@ -29,7 +32,7 @@ def little_limit(
     return max(floor, math.ceil(target_rps * latency_s * headroom))
 
 
-class Admission:
+class Capacity:
     """The in-flight limit and waiting queue of one deployment."""
 
     def __init__(

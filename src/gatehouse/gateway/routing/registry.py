@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from gatehouse.core.config import BreakerConfig, DeploymentConfig, RouterConfig, Strategy
 from gatehouse.core.errors import ConfigError, InvalidRequestError, ModelNotFoundError
-from gatehouse.gateway.routing.admission import Admission
 from gatehouse.gateway.routing.breaker import CircuitBreaker
+from gatehouse.gateway.routing.capacity import Capacity
 from gatehouse.gateway.routing.deployment import Deployment, DeploymentStats
 from gatehouse.gateway.routing.hashring import HashRing
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo
@@ -79,7 +79,7 @@ def single_deployment_group(
         config=None,
         breaker=new_breaker(config.breaker),
         stats=DeploymentStats(alpha=config.latency_ewma_alpha),
-        admission=new_admission(None, config),
+        capacity=new_capacity(None, config),
         context_window=provider.info.context_window,
     )
     return ModelGroup(
@@ -87,14 +87,14 @@ def single_deployment_group(
     )
 
 
-def new_admission(deployment: DeploymentConfig | None, router: RouterConfig) -> Admission:
-    """Admission for a configured deployment, or for an in-process model when ``None``."""
+def new_capacity(deployment: DeploymentConfig | None, router: RouterConfig) -> Capacity:
+    """Capacity for a configured deployment, or for an in-process model when ``None``."""
     settings = router.admission
     if deployment is None:
         max_in_flight = settings.local_max_in_flight
     else:
         max_in_flight = deployment.max_in_flight or deployment.max_connections
-    return Admission(
+    return Capacity(
         target_rps=deployment.target_rps if deployment else None,
         max_in_flight=max_in_flight,
         queue_size=settings.queue_size,

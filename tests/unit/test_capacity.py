@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gatehouse.core.errors import AdmissionTimeoutError, QueueFullError
-from gatehouse.gateway.routing.admission import Admission, little_limit
+from gatehouse.gateway.routing.capacity import Capacity, little_limit
 
 
 def test_littles_law() -> None:
@@ -16,7 +16,7 @@ def test_littles_law() -> None:
     assert little_limit(0.1, 0.01) == 1  # never below one
 
 
-def admission(**kwargs: float) -> Admission:
+def admission(**kwargs: float) -> Capacity:
     params: dict[str, float] = {
         "max_in_flight": 2,
         "queue_size": 3,
@@ -24,7 +24,7 @@ def admission(**kwargs: float) -> Admission:
         "headroom": 1.0,
     }
     params.update(kwargs)
-    return Admission(target_rps=params.pop("target_rps", None), **params)  # type: ignore[arg-type]
+    return Capacity(target_rps=params.pop("target_rps", None), **params)  # type: ignore[arg-type]
 
 
 async def test_admits_up_to_the_limit_then_queues_in_order() -> None:
