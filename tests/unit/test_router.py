@@ -281,7 +281,7 @@ async def test_stream_retries_until_the_first_chunk_only() -> None:
         async for _ in stream:
             pass
     assert broken.calls == 1  # never retried after bytes went out
-    assert r.registry.group("h").deployments[0].stats.in_flight == 0
+    assert r.registry.group("h").deployments[0].in_flight == 0
 
 
 def lone(retries: int = 2) -> tuple[Scripted, ModelGroup]:

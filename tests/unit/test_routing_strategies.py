@@ -26,7 +26,8 @@ def deployment(name: str, weight: float = 1.0, **stats: float) -> Deployment:
         weight=weight,
     )
     for key, value in stats.items():
-        setattr(d.stats, key, value)
+        # The in-flight count is the capacity's (the one count); the rest are stats.
+        setattr(d.capacity if key == "in_flight" else d.stats, key, value)
     return d
 
 

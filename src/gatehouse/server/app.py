@@ -161,7 +161,7 @@ def deployment_states(gateway: Gateway) -> Iterator[DeploymentState]:
             yield DeploymentState(
                 deployment=d.id,
                 group=group.name,
-                in_flight=d.stats.in_flight,
+                in_flight=d.in_flight,
                 breaker=d.breaker.state(now),
                 admission_limit=d.capacity.limit,
                 queued=d.capacity.queued,

@@ -65,7 +65,7 @@ def _deployment(deployment: Deployment, now: float) -> DeploymentHealth:
         weight=deployment.weight,
         state=deployment.breaker.state(now),
         available=deployment.can_try(now),
-        in_flight=stats.in_flight,
+        in_flight=deployment.in_flight,
         latency_ms=None if stats.latency is None else round(stats.latency * 1000, 3),
         ttft_ms=None if stats.ttft is None else round(stats.ttft * 1000, 3),
         hold_ms=None if stats.hold is None else round(stats.hold * 1000, 3),

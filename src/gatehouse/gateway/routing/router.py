@@ -38,7 +38,7 @@ from gatehouse.core.types import (
 )
 from gatehouse.gateway.observer import NullObserver, Observer
 from gatehouse.gateway.pipeline import CallContext
-from gatehouse.gateway.routing.deployment import Deployment
+from gatehouse.gateway.routing.deployment import Deployment, Lease
 from gatehouse.gateway.routing.hashring import prefix_key
 from gatehouse.gateway.routing.registry import ModelGroup, ModelRegistry
 from gatehouse.gateway.routing.strategies import choose
@@ -52,6 +52,8 @@ T = TypeVar("T")
 Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+# An opened stream: where it runs, its first chunk, the rest, and its slot there.
+Opened = tuple[Deployment, ChatCompletionChunk, AsyncIterator[ChatCompletionChunk], Lease]
 
 
 class Router:
@@ -73,7 +75,7 @@ class Router:
         self._rng = rng or random.Random()
 
     async def complete(self, ctx: CallContext, request: ChatCompletionRequest) -> ChatCompletion:
-        async def call(deployment: Deployment) -> ChatCompletion:
+        async def call(deployment: Deployment, lease: Lease) -> ChatCompletion:
             # registry.chat() checked the group serves chat (a runtime Protocol
             # isinstance here would cost microseconds per call).
             provider = cast(ChatProvider, deployment.provider)
@@ -82,7 +84,7 @@ class Router:
         return await self._with_fallbacks(ctx, self.registry.chat(request.model), call)
 
     async def embed(self, ctx: CallContext, request: EmbeddingRequest) -> EmbeddingResponse:
-        async def call(deployment: Deployment) -> EmbeddingResponse:
+        async def call(deployment: Deployment, lease: Lease) -> EmbeddingResponse:
             provider = cast(EmbeddingProvider, deployment.provider)
             return await self._measured(deployment, provider.embed(request))
 
@@ -101,9 +103,7 @@ class Router:
     ) -> AsyncIterator[ChatCompletionChunk]:
         """Open a stream (retrying until its first chunk arrives) and return it."""
 
-        async def call(
-            deployment: Deployment,
-        ) -> tuple[Deployment, ChatCompletionChunk, AsyncIterator[ChatCompletionChunk]]:
+        async def call(deployment: Deployment, lease: Lease) -> Opened:
             # registry.chat() checked the group serves chat (a runtime Protocol
             # isinstance here would cost microseconds per call).
             provider = cast(ChatProvider, deployment.provider)
@@ -119,12 +119,13 @@ class Router:
                 await _close(chunks)
                 raise
             deployment.stats.observe_ttft(self._clock() - started)
-            return deployment, first, chunks
+            lease.keep()  # the stream holds the slot until it ends: _relay releases it
+            return deployment, first, chunks, lease
 
         group = self.registry.chat(request.model)
         started = self._clock()
-        deployment, first, rest = await self._with_fallbacks(ctx, group, call, keep_busy=True)
-        return self._relay(deployment, first, rest, started)
+        deployment, first, rest, lease = await self._with_fallbacks(ctx, group, call)
+        return self._relay(deployment, first, rest, started, lease)
 
     async def _relay(
         self,
@@ -132,8 +133,13 @@ class Router:
         first: ChatCompletionChunk,
         rest: AsyncIterator[ChatCompletionChunk],
         started: float,
+        lease: Lease,
     ) -> AsyncIterator[ChatCompletionChunk]:
-        """Pass the stream on; a failure now is the deployment's, but is not retried."""
+        """Pass the stream on; a failure now is the deployment's, but is not retried.
+
+        The stream holds the deployment's slot (``lease``) until it ends, however
+        it ends: finished, failed, or closed early by a client that went away.
+        """
         try:
             yield first
             async for chunk in rest:
@@ -147,8 +153,7 @@ class Router:
                 deployment.failures += 1
             raise
         finally:
-            deployment.stats.in_flight -= 1
-            self._free(deployment, self._clock() - started)
+            lease.release(self._clock() - started)
             # Closing the provider's iterator closes its upstream connection:
             # a client that went away cancels the upstream call.
             await _close(rest)
@@ -159,9 +164,7 @@ class Router:
         self,
         ctx: CallContext,
         group: ModelGroup,
-        call: Callable[[Deployment], Awaitable[T]],
-        *,
-        keep_busy: bool = False,
+        call: Callable[[Deployment, Lease], Awaitable[T]],
     ) -> T:
         queue = [group]
         tried: set[str] = set()
@@ -184,7 +187,7 @@ class Router:
                 queue[:0] = self._groups(current.context_window_fallbacks)
                 continue
             try:
-                return await self._attempts(ctx, current, call, keep_busy=keep_busy)
+                return await self._attempts(ctx, current, call)
             except ContextLengthExceededError as exc:
                 last, more = exc, current.context_window_fallbacks
             except ContentPolicyError as exc:
@@ -205,9 +208,7 @@ class Router:
         self,
         ctx: CallContext,
         group: ModelGroup,
-        call: Callable[[Deployment], Awaitable[T]],
-        *,
-        keep_busy: bool,
+        call: Callable[[Deployment, Lease], Awaitable[T]],
     ) -> T:
         failed: set[str] = set()
         last: GatehouseError | None = None
@@ -238,24 +239,23 @@ class Router:
             ctx.group = group.name
             ctx.deployment = deployment.id
             try:
-                waited = await deployment.capacity.acquire()
+                lease = await deployment.lease(self._clock)
             except GatehouseError as exc:
                 # Full or timed out here, not at the upstream: no mark on its health.
                 failed.add(deployment.id)
                 last = exc
                 continue
-            if waited:
-                self.observer.admission_wait(deployment.id, waited)
-            started = self._clock()
+            if lease.waited:
+                self.observer.admission_wait(deployment.id, lease.waited)
             deployment.breaker.on_attempt(now)
-            deployment.stats.in_flight += 1
             deployment.attempts += 1
             deployment.stats.count(now, requests=1)
             try:
-                result = await call(deployment)
+                # The lease gives the slot back when the attempt ends, however
+                # it ends, unless the call kept it (an open stream).
+                async with lease:
+                    result = await call(deployment, lease)
             except GatehouseError as exc:
-                deployment.stats.in_flight -= 1
-                self._free(deployment, self._clock() - started)
                 self.observer.upstream_error(group.name, deployment.id, error_type(exc))
                 if not exc.retryable:
                     deployment.breaker.on_neutral()
@@ -272,27 +272,15 @@ class Router:
                     await self._sleep(self._backoff(attempt))
                 continue
             except BaseException as exc:
-                deployment.stats.in_flight -= 1
-                self._free(deployment, None)
                 deployment.breaker.on_neutral()
                 if isinstance(exc, Exception):  # not a cancellation
                     self.observer.upstream_error(group.name, deployment.id, error_type(exc))
                 raise
             deployment.breaker.on_success()
             self.observer.attempt(deployment.id, "ok")
-            if not keep_busy:
-                deployment.stats.in_flight -= 1
-                self._free(deployment, self._clock() - started)
             return result
         assert last is not None
         raise last
-
-    def _free(self, deployment: Deployment, held: float | None) -> None:
-        """Give the capacity slot back and let the limit follow the latest hold time."""
-        if held is not None:
-            deployment.stats.observe_hold(held)
-        deployment.capacity.release()
-        deployment.capacity.update(deployment.stats.hold)
 
     async def _wait_for_one(
         self, group: ModelGroup, deadline: float, last: GatehouseError | None

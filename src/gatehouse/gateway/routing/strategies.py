@@ -29,7 +29,7 @@ def choose(
     if len(candidates) == 1:
         return candidates[0]
     if strategy == "least_inflight":
-        return _lowest(candidates, rng, lambda d: d.stats.in_flight)
+        return _lowest(candidates, rng, lambda d: d.in_flight)
     if strategy == "lowest_latency":
         # Unmeasured deployments count as fastest, so each gets explored once.
         return _lowest(
@@ -41,7 +41,7 @@ def choose(
         by_id = {d.id: d for d in candidates}
         chosen = ring.lookup(
             affinity_key,
-            loads={d.id: d.stats.in_flight for d in candidates},
+            loads={d.id: d.in_flight for d in candidates},
             load_factor=load_factor,
             available=by_id.__contains__,
         )
