@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from gatehouse.core.governance import KeyRecord, SubjectRecord, UsageEvent
+from gatehouse.core.records import KeyRecord, SubjectRecord, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore

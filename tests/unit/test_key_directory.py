@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gatehouse.core.governance import KeyRecord
+from gatehouse.core.records import KeyRecord
 from gatehouse.gateway.keys import Directory, digest, matches, new_key, parse_key
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from gatehouse.catalog import PricingTable
 from gatehouse.core.config import Price
 from gatehouse.core.errors import RateLimitError
-from gatehouse.core.governance import UsageEvent
 from gatehouse.core.principal import Principal
+from gatehouse.core.records import UsageEvent
 from gatehouse.core.types import ChatCompletionRequest, Usage
 from gatehouse.gateway.metering import MeteringStage
 from gatehouse.gateway.pipeline import CallContext

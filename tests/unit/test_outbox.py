@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gatehouse.core.governance import UsageEvent
+from gatehouse.core.records import UsageEvent
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.outbox import Outbox, OutboxClosedError

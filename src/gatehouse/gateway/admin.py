@@ -14,7 +14,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from gatehouse.core.config import LimitSpec
 from gatehouse.core.errors import ConflictError, NotFoundError
-from gatehouse.core.governance import (
+from gatehouse.core.ids import Clock
+from gatehouse.core.principal import ALL_SCOPES
+from gatehouse.core.records import (
     AuditEntry,
     Budget,
     KeyRecord,
@@ -23,8 +25,6 @@ from gatehouse.core.governance import (
     SubjectRecord,
     UsageEvent,
 )
-from gatehouse.core.ids import Clock
-from gatehouse.core.principal import ALL_SCOPES
 from gatehouse.gateway.keys import Directory, new_key, new_secret
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import GroupBy, LedgerStore

@@ -22,8 +22,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from gatehouse.core.governance import KeyRecord, SubjectKind, SubjectRecord
 from gatehouse.core.principal import Principal
+from gatehouse.core.records import KeyRecord, SubjectKind, SubjectRecord
 from gatehouse.store.directory import DirectoryStore
 
 log = logging.getLogger("gatehouse.keys")

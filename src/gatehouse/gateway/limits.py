@@ -37,9 +37,9 @@ from gatehouse.core.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from gatehouse.core.governance import Budget, period_window
 from gatehouse.core.ids import Clock
 from gatehouse.core.principal import Principal
+from gatehouse.core.records import Budget, period_window
 from gatehouse.core.types import ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.gateway.keys import Directory
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result

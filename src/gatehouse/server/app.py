@@ -27,7 +27,7 @@ from gatehouse.core.errors import (
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.gateway.observer import Observer, Observers
 from gatehouse.observability import AccessLog, DeploymentState, Metrics
-from gatehouse.observability.governance import GovernanceCollector
+from gatehouse.observability.governance_metrics import GovernanceCollector
 from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gatehouse.core.governance import AuditEntry, KeyRecord, SubjectKind, SubjectRecord
+from gatehouse.core.records import AuditEntry, KeyRecord, SubjectKind, SubjectRecord
 from gatehouse.store import schema
 from gatehouse.store.database import Database
 

@@ -10,7 +10,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from gatehouse.core.governance import SpendRow, UsageEvent
+from gatehouse.core.records import SpendRow, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database
 

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from gatehouse.core.governance import UsageEvent
+from gatehouse.core.records import UsageEvent
 
 log = logging.getLogger("gatehouse.outbox")
 

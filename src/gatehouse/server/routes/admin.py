@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
-from gatehouse.core.governance import SubjectKind
 from gatehouse.core.principal import Principal
+from gatehouse.core.records import SubjectKind
 from gatehouse.gateway.admin import Admin, KeyCreate, KeyUpdate, SubjectPut, parse_since
 from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
