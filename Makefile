@@ -1,14 +1,15 @@
 # The two commands a new user needs:
 #   make serve   run the server on 127.0.0.1:8080 with the embedded defaults
 #   make test    lint, type-check and run the whole test suite
-# Both create .venv and install everything on first use; later runs reuse it.
+# Both create .venv and install everything (the gateway, the local models and
+# RAG: '.[all,dev]') on first use; later runs reuse it.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean services chroma
+.PHONY: serve test lint typecheck unit install clean services chroma slim
 
 install: $(STAMP)
 
@@ -23,7 +24,7 @@ LLAMA_CMAKE_ARGS := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAM
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+		$(BIN)/pip install --disable-pip-version-check -q -e '.[all,dev]'
 	@touch $(STAMP)
 
 # A Chroma server for the vector-database tests and benchmarks, in its own
@@ -52,8 +53,13 @@ unit: $(STAMP)
 services:
 	@sh scripts/ensure-test-services.sh
 
-test: lint typecheck services $(CHROMA_STAMP)
+# `pip install gatehouse` without extras, in a fresh virtual environment, serves a
+# proxied chat call and imports none of the heavy packages (scripts/check-slim-install.sh).
+slim:
+	@sh scripts/check-slim-install.sh
+
+test: lint typecheck services $(CHROMA_STAMP) slim
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .venv-chroma .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-chroma .venv-slim .mypy_cache .ruff_cache .pytest_cache

@@ -18,6 +18,7 @@ import orjson
 
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
+from gatehouse.core.extras import require_extra
 from gatehouse.rag import (
     AnswerRequest,
     ChunkingConfig,
@@ -99,6 +100,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_engine(settings: Settings) -> RagEngine:
     from gatehouse.gateway import build_gateway
+
+    require_extra("rag", "RAG")
 
     return RagEngine(
         settings.data_dir / "rag",

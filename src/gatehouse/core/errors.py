@@ -30,7 +30,8 @@ the server turns any of them into ``{"error": {"message", "type", "param",
     │   └── UpstreamAuthError              502 upstream_auth_failed
     ├── ServiceUnavailableError            503 service_unavailable
     │   ├── QueueFullError                 503 admission_queue_full
-    │   └── AdmissionTimeoutError          503 admission_timeout
+    │   ├── AdmissionTimeoutError          503 admission_timeout
+    │   └── MissingExtraError              503 missing_extra (pip install 'gatehouse[...]')
     └── InternalError                      500 internal_error
 
 An instance may carry a more precise status or code than its class (an
@@ -144,8 +145,10 @@ class GuardrailViolationError(ContentPolicyError):
 class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
-    def __init__(self, model: str) -> None:
-        super().__init__(f"The model '{model}' does not exist.", param="model")
+    def __init__(self, model: str, *, hint: str | None = None) -> None:
+        # ``hint``: why a model gatehouse knows is not served here (an extra not installed).
+        message = f"The model '{model}' is not available: {hint}" if hint else None
+        super().__init__(message or f"The model '{model}' does not exist.", param="model")
         self.model = model
 
 
@@ -251,6 +254,19 @@ class AdmissionTimeoutError(ServiceUnavailableError):
     """A request waited in a deployment's admission queue past its deadline."""
 
     code = "admission_timeout"
+
+
+class MissingExtraError(ServiceUnavailableError):
+    """A feature needs an optional part of gatehouse that is not installed.
+
+    The message names the extra and the command that installs it."""
+
+    code = "missing_extra"
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the {extra!r} extra: pip install 'gatehouse[{extra}]'")
+        self.feature = feature
+        self.extra = extra
 
 
 class InternalError(GatehouseError):

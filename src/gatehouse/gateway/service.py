@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
+from gatehouse.core.errors import MissingExtraError
+from gatehouse.core.extras import has_extra
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.core.types import (
@@ -37,6 +40,8 @@ from gatehouse.providers.factory import ProviderFactory
 
 if TYPE_CHECKING:
     from gatehouse.gateway.governance import Governance
+
+log = logging.getLogger("gatehouse.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +218,24 @@ def build_gateway(
     """
     factory = ProviderFactory(settings)
     groups: list[ModelGroup] = []
-    if settings.local.chat.enabled:
-        groups.append(single_deployment_group(factory.local("local/smollm2"), settings.router))
-    if settings.local.embeddings.enabled:
-        groups.append(single_deployment_group(factory.local("local/minilm"), settings.router))
+    # Without the 'local' extra the in-process models are left out, as if turned
+    # off: the gateway serves its configured upstreams, and a call naming a local
+    # model (or an alias of one) is told which extra to install.
+    unavailable: dict[str, str] = {}
+    for model, enabled in (
+        ("local/smollm2", settings.local.chat.enabled),
+        ("local/minilm", settings.local.embeddings.enabled),
+    ):
+        if not enabled:
+            continue
+        if has_extra("local"):
+            groups.append(single_deployment_group(factory.local(model), settings.router))
+        else:
+            unavailable[model] = MissingExtraError(model, "local").message
+            log.warning("%s is off: %s", model, unavailable[model])
     for index, config in enumerate(settings.models):
         groups.append(_group(config, settings.router, factory, where=f"models[{index}]"))
-    registry = ModelRegistry(groups=groups, aliases=settings.aliases)
+    registry = ModelRegistry(groups=groups, aliases=settings.aliases, unavailable=unavailable)
     router = Router(registry, settings.router, observer=observer)
 
     def embed_call(request: EmbeddingRequest) -> Awaitable[EmbeddingResponse]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from gatehouse.core.config import DeploymentConfig, Settings
-from gatehouse.core.errors import ConfigError
+from gatehouse.core.errors import ConfigError, MissingExtraError
+from gatehouse.core.extras import has_extra
 from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, ModelKind
 from gatehouse.providers.registry import ProviderRegistry
 
@@ -21,6 +22,8 @@ class ProviderFactory:
 
     def local(self, model: str) -> ChatProvider | EmbeddingProvider:
         if model not in self._local:
+            if not has_extra("local"):
+                raise ConfigError(MissingExtraError(model, "local").message)
             from gatehouse.providers.local import LlamaChatProvider, MiniLMEmbeddingProvider
 
             if model == "local/smollm2":

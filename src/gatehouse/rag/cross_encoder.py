@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 
 from gatehouse.core.errors import ServiceUnavailableError, ValidationFailedError
+from gatehouse.core.extras import needs_extra
 from gatehouse.rag.models import SearchHit
 
 SETTING = "cross_encoder"
@@ -121,7 +122,8 @@ class CrossEncoderReranker:
 
     def _load(self) -> Any:
         if self._model is None:
-            from sentence_transformers import CrossEncoder
+            with needs_extra("local", "rerank: cross_encoder"):
+                from sentence_transformers import CrossEncoder
 
             try:
                 self._model = CrossEncoder(str(self.path), device="cpu", local_files_only=True)

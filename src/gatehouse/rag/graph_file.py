@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from gatehouse.core.extras import needs_extra
+
 FORMAT = 1
 MANIFEST = "manifest.json"
 
@@ -134,7 +136,8 @@ def load(directory: Path, params: GraphParams) -> SavedGraph | None:
         count = manifest.get("count")
         if rows.ndim != 2 or rows.shape[1] != 2 or len(rows) != count:
             raise GraphFileError(f"row map of shape {rows.shape} for {count} positions")
-        import hnswlib
+        with needs_extra("rag", "The HNSW vector index"):
+            import hnswlib
 
         graph = hnswlib.Index(space="ip", dim=params.dimensions)
         try:

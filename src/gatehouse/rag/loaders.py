@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from gatehouse.core.errors import UnsupportedMediaTypeError, ValidationFailedError
+from gatehouse.core.extras import needs_extra
 
 SUPPORTED = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".jsonl"}
 
@@ -90,7 +91,8 @@ def load_jsonl(data: bytes, *, source: str) -> Iterator[LoadedDocument]:
 
 def html_to_text(html: str) -> str:
     """Visible text of an HTML page; headings become ``#`` lines, blocks become paragraphs."""
-    from bs4 import BeautifulSoup
+    with needs_extra("rag", "Reading HTML"):
+        from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "head", "nav", "footer"]):
@@ -117,8 +119,9 @@ def _decode(data: bytes, path: Path) -> str:
 
 
 def _pdf(data: bytes, path: Path) -> str:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    with needs_extra("rag", "Reading .pdf files"):
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -131,7 +134,8 @@ def _pdf(data: bytes, path: Path) -> str:
 def _docx(data: bytes, path: Path) -> str:
     import zipfile
 
-    import docx
+    with needs_extra("rag", "Reading .docx files"):
+        import docx
 
     try:
         document = docx.Document(io.BytesIO(data))

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatehouse.rag.access import Owner, OwnerKind
-from gatehouse.rag.text import LANGUAGES
+from gatehouse.rag.text import languages
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 MetadataType = Literal["str", "int", "float", "bool"]
@@ -57,8 +57,9 @@ class CollectionSpec(_Strict):
     @field_validator("language")
     @classmethod
     def _known_language(cls, value: str) -> str:
-        if value not in LANGUAGES:
-            raise ValueError(f"must be one of {', '.join(LANGUAGES)}")
+        known = languages()
+        if value not in known:
+            raise ValueError(f"must be one of {', '.join(known)}")
         return value
 
 

@@ -14,12 +14,10 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-import snowballstemmer
-
+from gatehouse.core.extras import needs_extra
 from gatehouse.rag.stopwords import BY_LANGUAGE
-
-LANGUAGES = ("auto", *sorted(snowballstemmer.algorithms()))
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ARABIC_CHAR = re.compile(r"[\u0600-\u06ff]")
@@ -46,11 +44,24 @@ _stem_cache: dict[str, dict[str, str]] = {}
 _local = threading.local()
 
 
+def _snowball() -> Any:
+    # Imported on first use: the gateway alone (no 'rag' extra) imports this module.
+    with needs_extra("rag", "Keyword search"):
+        import snowballstemmer
+    return snowballstemmer
+
+
+@lru_cache(maxsize=1)
+def languages() -> tuple[str, ...]:
+    """The values a collection's ``language`` takes: ``auto`` and the Snowball stemmers."""
+    return ("auto", *sorted(_snowball().algorithms()))
+
+
 def _stemmer(language: str) -> Callable[[str], str]:
     stemmers: dict[str, Callable[[str], str]] = _local.__dict__.setdefault("stemmers", {})
     stem = stemmers.get(language)
     if stem is None:
-        stem = stemmers[language] = snowballstemmer.stemmer(language).stemWord
+        stem = stemmers[language] = _snowball().stemmer(language).stemWord
     return stem
 
 

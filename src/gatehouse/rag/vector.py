@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gatehouse.core.extras import needs_extra
 from gatehouse.rag import graph_file
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
@@ -45,7 +46,8 @@ log = logging.getLogger("gatehouse.rag")
 
 def _new_graph(dimensions: int, capacity: int) -> Any:
     """An empty HNSW graph (the expensive path a saved graph spares)."""
-    import hnswlib
+    with needs_extra("rag", "The HNSW vector index"):
+        import hnswlib
 
     graph = hnswlib.Index(space="ip", dim=dimensions)
     graph.init_index(max_elements=capacity, ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)

@@ -114,8 +114,12 @@ class ModelRegistry:
         aliases: Mapping[str, str] | None = None,
         *,
         groups: Sequence[ModelGroup] = (),
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
+        """``unavailable`` maps models left out (an extra not installed) to why, for
+        the not-found error of a call that names one of them or an alias of one."""
         self._groups: dict[str, ModelGroup] = {}
+        self._unavailable = dict(unavailable or {})
         for group in [*(single_deployment_group(p) for p in providers), *groups]:
             self._groups[group.name] = group
         self._entries: dict[str, ModelEntry] = {
@@ -125,6 +129,8 @@ class ModelRegistry:
             if target not in self._groups:
                 # An alias to a disabled model is dropped, not an error: turning a
                 # model off should not require editing every alias that names it.
+                if target in self._unavailable:
+                    self._unavailable[alias] = self._unavailable[target]
                 continue
             if alias in self._groups:
                 raise ConfigError(f"aliases.{alias}: the alias hides a model of the same name")
@@ -144,7 +150,7 @@ class ModelRegistry:
     def get(self, name: str) -> ModelEntry:
         entry = self._entries.get(name)
         if entry is None:
-            raise ModelNotFoundError(name)
+            raise ModelNotFoundError(name, hint=self._unavailable.get(name))
         return entry
 
     def group(self, name: str) -> ModelGroup:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import GatehouseError, ValidationFailedError
+from gatehouse.core.extras import require_extra
 from gatehouse.core.principal import Principal
 from gatehouse.rag import (
     AddDocumentsRequest,
@@ -43,6 +44,7 @@ def engine(request: Request) -> RagEngine:
     state = request.app.state
     found: RagEngine | None = getattr(state, "rag", None)
     if found is None:
+        require_extra("rag", "RAG")  # a 503 naming the extra, on a gateway-only install
         settings: Settings = state.settings
         found = state.rag = RagEngine(
             settings.data_dir / "rag",
