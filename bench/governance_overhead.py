@@ -37,6 +37,7 @@ from gatehouse.core.types import ChatCompletionRequest
 from gatehouse.gateway import CallContext, Gateway, ModelRegistry
 from gatehouse.gateway.admin import KeyCreate
 from gatehouse.gateway.governance import Governance
+from gatehouse.gateway.service import pipeline_stages
 
 REQUEST = ChatCompletionRequest.model_validate(
     {"model": "test/echo", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
@@ -60,7 +61,7 @@ async def in_process(calls: int, governed: bool, redis: str | None) -> float:
             }
         )
         governance = Governance(settings)
-        stages = governance.stages() if governed else []
+        stages = pipeline_stages(governance) if governed else []
         gateway = Gateway(
             ModelRegistry([EchoChat()], {}), started_at=0, stages=stages, governance=governance
         )

@@ -11,11 +11,12 @@ import httpx
 import openai
 
 from gatehouse.core.config import Settings
-from gatehouse.gateway import Gateway, ModelRegistry, Stage
+from gatehouse.gateway import Gateway, ModelRegistry
 from gatehouse.gateway.governance import Governance
 from gatehouse.gateway.guard_stage import guard_stages
-from gatehouse.gateway.observer import Observer, Observers, ObserveStage
+from gatehouse.gateway.observer import Observer, Observers
 from gatehouse.gateway.routing.router import Router
+from gatehouse.gateway.service import pipeline_stages
 from gatehouse.observability import AccessLog, Metrics
 from gatehouse.server import create_app
 
@@ -84,15 +85,17 @@ async def governed_app(
     governance = Governance(config, clock=clock)
     chat = EchoChat()
     registry = ModelRegistry([chat, ConstantEmbeddings(), *providers], {"default": "test/echo"})
-    # As build_gateway orders them: who is calling, the guard, then accounting.
-    auth, *accounting = governance.stages()
-    stages: list[Stage] = [auth, *guard_stages(config.guard, config.aliases), *accounting]
-    router = None
+    router: Router | None = None
+    observer: Observer | None = None
     observers: list[Observer] = [o for o in (metrics, access_log) if o is not None]
     if observers:
         observer = Observers(observers)
-        stages.insert(0, ObserveStage(observer, governance.pricing))
         router = Router(registry, config.router, observer=observer)
+    # In build_gateway's order (the same function), without the caches: the
+    # tests count calls that a cache would answer.
+    stages = pipeline_stages(
+        governance, observer=observer, guard=guard_stages(config.guard, config.aliases)
+    )
     gateway = Gateway(registry, started_at=0, stages=stages, router=router, governance=governance)
     app = create_app(config, gateway=gateway, metrics=metrics)
     await gateway.start()

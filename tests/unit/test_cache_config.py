@@ -7,33 +7,46 @@ import pytest
 from gatehouse.core.config import CacheConfig, load_settings
 from gatehouse.core.errors import ConfigError
 from gatehouse.core.types import EmbeddingRequest, EmbeddingResponse
-from gatehouse.gateway.cache import Coalescer, ExactCache, RedisStore, SemanticCache, cache_stages
+from gatehouse.gateway.cache import (
+    CacheStages,
+    Coalescer,
+    ExactCache,
+    RedisStore,
+    SemanticCache,
+    build_caches,
+)
 
 
 async def no_embeddings(request: EmbeddingRequest) -> EmbeddingResponse:
     raise AssertionError("not called while building stages")
 
 
-def test_defaults_build_the_exact_cache_then_coalescing() -> None:
-    stages = cache_stages(CacheConfig(), no_embeddings)
-    assert [type(s) for s in stages] == [ExactCache, Coalescer]
+def test_defaults_build_the_exact_cache_and_coalescing() -> None:
+    caches = build_caches(CacheConfig(), no_embeddings)
+    assert isinstance(caches.exact, ExactCache)
+    assert caches.semantic is None
+    assert isinstance(caches.coalescer, Coalescer)
 
 
 def test_semantic_groups_and_switches() -> None:
     config = CacheConfig.model_validate(
         {"enabled": False, "coalesce": False, "semantic": {"groups": ["faq"]}}
     )
-    (stage,) = cache_stages(config, no_embeddings)
+    caches = build_caches(config, no_embeddings)
+    stage = caches.semantic
     assert isinstance(stage, SemanticCache)
+    assert (caches.exact, caches.coalescer) == (None, None)
     assert stage.groups == {"faq"}
     assert stage.threshold == 0.98
-    assert cache_stages(CacheConfig(enabled=False, coalesce=False), no_embeddings) == []
+    assert build_caches(CacheConfig(enabled=False, coalesce=False), no_embeddings) == CacheStages()
 
 
 def test_redis_backend_is_built_from_the_url() -> None:
     config = CacheConfig(backend="redis", redis_url="redis://127.0.0.1:1/0", coalesce=False)
-    (stage,) = cache_stages(config, no_embeddings)
+    caches = build_caches(config, no_embeddings)
+    stage = caches.exact
     assert isinstance(stage, ExactCache)
+    assert caches.coalescer is None
     assert isinstance(stage.store, RedisStore)
 
 

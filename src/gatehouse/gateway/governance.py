@@ -2,8 +2,10 @@
 
 :class:`Governance` owns every resource that keys, limits, budgets and the
 ledger need, starts them (migrations, outbox thread, shipper, revocation poll)
-and stops them. The gateway asks it for its stages; the admin API and the CLI
-use :attr:`admin`.
+and stops them. It builds its three stages (:attr:`auth`, :attr:`metering`,
+:attr:`limits`); where they go in the pipeline is
+:func:`gatehouse.gateway.service.pipeline_stages`'s to say. The admin API and
+the CLI use :attr:`admin`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from gatehouse.gateway.auth import Authenticator, AuthStage
 from gatehouse.gateway.keys import Directory
 from gatehouse.gateway.limits import LimitsStage
 from gatehouse.gateway.metering import MeteringStage
-from gatehouse.gateway.pipeline import Stage
 from gatehouse.store.counters import Counters, MemoryCounters
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
@@ -62,6 +63,7 @@ class Governance:
         self._redis_configured = store.redis_url is not None
         self.pricing = PricingTable.from_settings(settings)
         self.authenticator = Authenticator(settings.auth, self.directory, clock)
+        self.auth = AuthStage(self.authenticator)
         self.limits = LimitsStage(
             counters,
             self.directory,
@@ -99,10 +101,6 @@ class Governance:
 
             probes.append(("store:redis", redis))
         return probes
-
-    def stages(self) -> list[Stage]:
-        """In pipeline order: who is calling, then record the call, then admit it."""
-        return [AuthStage(self.authenticator), self.metering, self.limits]
 
     async def start(self) -> None:
         if self._started:

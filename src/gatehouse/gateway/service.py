@@ -22,7 +22,7 @@ from gatehouse.core.types import (
     ModelCard,
     StreamOptions,
 )
-from gatehouse.gateway.cache import cache_stages
+from gatehouse.gateway.cache import CacheStages, build_caches
 from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.observer import Observer, ObserveStage
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Endpoint, Result, Stage, chain
@@ -209,12 +209,47 @@ def _context(
     )
 
 
+def pipeline_stages(
+    governance: Governance,
+    *,
+    observer: Observer | None = None,
+    guard: Sequence[Stage] = (),
+    caches: CacheStages | None = None,
+) -> list[Stage]:
+    """Every stage of the pipeline, outermost first: the one place their order is set.
+
+    The stages are built elsewhere (governance, guard, caches); this only puts
+    them in order, leaving out what is off. Stages never import each other.
+    """
+    caches = caches or CacheStages()
+    stages: list[Stage | None] = [
+        # Observe everything, rejections and cache hits included.
+        ObserveStage(observer, governance.pricing) if observer is not None else None,
+        # Who is calling.
+        governance.auth,
+        # The guard goes right after auth: the limits, the caches and the
+        # upstream only ever see the protected request, and a blocked one uses
+        # no quota.
+        *guard,
+        # Meter and limit every call, cache hits included (the cache key carries
+        # the principal's scope).
+        governance.metering,
+        governance.limits,
+        # The caches: the exact one first (cheapest), then the semantic one
+        # (costs an embedding), then coalescing (only what neither answered).
+        caches.exact,
+        caches.semantic,
+        caches.coalescer,
+    ]
+    return [stage for stage in stages if stage is not None]
+
+
 def build_gateway(
     settings: Settings, *, started_at: int, observer: Observer | None = None
 ) -> Gateway:
     """Wire the model groups the settings declare into a gateway. Nothing is loaded yet.
 
-    The pipeline's stage order is set here, and only here.
+    The pipeline's stage order is :func:`pipeline_stages`'s, and only its.
     """
     factory = ProviderFactory(settings)
     groups: list[ModelGroup] = []
@@ -244,19 +279,12 @@ def build_gateway(
     from gatehouse.gateway.governance import Governance
 
     governance = Governance(settings)
-    # The stage order, outermost first. Stages never import each other.
-    # Observe everything; authenticate, limit and meter every call, cache hits
-    # included (the cache key carries the principal's scope); then the caches.
-    # The guard goes right after auth: admission, the caches and the upstream
-    # only ever see the protected request, and a blocked one uses no quota.
-    stages: list[Stage] = []
-    if observer is not None:
-        stages.append(ObserveStage(observer, governance.pricing))
-    auth, *accounting = governance.stages()
-    stages.append(auth)
-    stages.extend(guard_stages(settings.guard, settings.aliases))
-    stages.extend(accounting)
-    stages.extend(cache_stages(settings.cache, embed_call))
+    stages = pipeline_stages(
+        governance,
+        observer=observer,
+        guard=guard_stages(settings.guard, settings.aliases),
+        caches=build_caches(settings.cache, embed_call),
+    )
     return Gateway(
         registry, started_at=started_at, stages=stages, router=router, governance=governance
     )

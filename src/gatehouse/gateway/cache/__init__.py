@@ -1,13 +1,14 @@
 """Caching stages: the exact cache, the semantic cache and request coalescing.
 
-:func:`cache_stages` builds them from settings, in their order: exact cache
-first (cheapest), then the semantic cache (costs an embedding), then
-coalescing (only what neither cache answered reaches it).
+:func:`build_caches` builds the ones the settings turn on. Where they go in
+the pipeline is set with every other stage, in
+:func:`gatehouse.gateway.service.pipeline_stages`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from gatehouse.core.config import CacheConfig
 from gatehouse.core.types import EmbeddingRequest, EmbeddingResponse
@@ -18,11 +19,11 @@ from gatehouse.gateway.cache.policy import HEADER, Decision, decide
 from gatehouse.gateway.cache.redis_store import RedisStore
 from gatehouse.gateway.cache.semantic import SemanticCache
 from gatehouse.gateway.cache.store import CacheStore, CacheUnavailable, MemoryStore
-from gatehouse.gateway.pipeline import Stage
 
 __all__ = [
     "COALESCED_HEADER",
     "HEADER",
+    "CacheStages",
     "CacheStore",
     "CacheUnavailable",
     "Coalescer",
@@ -31,8 +32,8 @@ __all__ = [
     "MemoryStore",
     "RedisStore",
     "SemanticCache",
+    "build_caches",
     "cache_key",
-    "cache_stages",
     "decide",
     "fingerprint",
     "is_deterministic",
@@ -49,23 +50,30 @@ def build_store(config: CacheConfig) -> CacheStore:
 EmbedCall = Callable[[EmbeddingRequest], Awaitable[EmbeddingResponse]]
 
 
-def cache_stages(config: CacheConfig, embed_call: EmbedCall) -> list[Stage]:
-    """The caching stages the settings turn on, in pipeline order.
+@dataclass(frozen=True, slots=True)
+class CacheStages:
+    """The caching stages the settings turn on; ``None`` for one turned off."""
+
+    exact: ExactCache | None = None
+    semantic: SemanticCache | None = None
+    coalescer: Coalescer | None = None
+
+
+def build_caches(config: CacheConfig, embed_call: EmbedCall) -> CacheStages:
+    """The caching stages the settings turn on, sharing one store.
 
     ``embed_call`` reaches the embedding model for the semantic cache (through
     the router, outside the pipeline, so the lookup is not itself cached).
     """
-    stages: list[Stage] = []
     needs_store = config.enabled or bool(config.semantic.groups)
     store = build_store(config) if needs_store else None
+    exact = semantic = coalescer = None
     if config.enabled and store is not None:
-        stages.append(
-            ExactCache(
-                store,
-                ttl=config.ttl_seconds,
-                scope=config.scope,
-                only_deterministic=config.only_deterministic,
-            )
+        exact = ExactCache(
+            store,
+            ttl=config.ttl_seconds,
+            scope=config.scope,
+            only_deterministic=config.only_deterministic,
         )
     if config.semantic.groups and store is not None:
         model = config.semantic.embedding_model
@@ -76,18 +84,16 @@ def cache_stages(config: CacheConfig, embed_call: EmbedCall) -> list[Stage]:
             assert isinstance(vector, list)  # float encoding is the default
             return vector
 
-        stages.append(
-            SemanticCache(
-                store,
-                embed,
-                groups=config.semantic.groups,
-                threshold=config.semantic.threshold,
-                max_entries=config.semantic.max_entries,
-                ttl=config.ttl_seconds,
-                scope=config.scope,
-                only_deterministic=config.only_deterministic,
-            )
+        semantic = SemanticCache(
+            store,
+            embed,
+            groups=config.semantic.groups,
+            threshold=config.semantic.threshold,
+            max_entries=config.semantic.max_entries,
+            ttl=config.ttl_seconds,
+            scope=config.scope,
+            only_deterministic=config.only_deterministic,
         )
     if config.coalesce:
-        stages.append(Coalescer(scope=config.scope, only_deterministic=config.only_deterministic))
-    return stages
+        coalescer = Coalescer(scope=config.scope, only_deterministic=config.only_deterministic)
+    return CacheStages(exact, semantic, coalescer)
