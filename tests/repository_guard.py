@@ -57,7 +57,13 @@ class Guard:
             return False
         if real.relative_to(parent).parts[0].startswith("."):
             return False
-        return not any(real.is_relative_to(root) for root in self.allowed)
+        # An allowed root exempts what lies beside the repository only when it is
+        # itself there (a virtual environment beside the clone, or the temporary
+        # directory when the clone sits directly in it). One that holds the whole
+        # parent (a clone under /tmp/ci/) would otherwise exempt everything.
+        return not any(
+            real.is_relative_to(root) for root in self.allowed if root.is_relative_to(parent)
+        )
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:
         if event not in WATCHED_EVENTS or not args:

@@ -60,9 +60,12 @@ def test_a_symlink_out_of_the_repository_is_followed(layout: tuple[Path, Guard])
 
 def test_the_session_guard_refuses_an_open_beside_the_repository() -> None:
     guard = install()
+    beside = REPOSITORY.parent / "shared" / "no-such-file"
+    if not guard.out_of_bounds(str(beside)):
+        pytest.skip(f"the clone's parent {REPOSITORY.parent} is itself an allowed place")
     before = len(guard.refused)
     with pytest.raises(OutsideRepositoryError):
-        open(REPOSITORY.parent / "shared" / "no-such-file")  # noqa: SIM115
+        open(beside)  # noqa: SIM115
     assert len(guard.refused) == before + 1
     del guard.refused[before:]  # refused on purpose: do not fail this test for it
 
@@ -94,3 +97,16 @@ def test_a_clone_at_the_top_of_the_file_system_refuses_nothing(tmp_path: Path) -
     guard = Guard(Path("/repo"))
     assert not guard.out_of_bounds("/usr/lib/python3/site.py")
     assert not guard.out_of_bounds("/etc/hosts")
+
+
+def test_a_clone_under_the_temporary_directory_is_still_guarded() -> None:
+    guard = Guard(Path("/tmp/ci/main"), allowed=(Path("/tmp"),))
+    assert guard.out_of_bounds("/tmp/ci/shared/data/corpus.jsonl")
+    assert not guard.out_of_bounds("/tmp/pytest-of-root/pytest-1/test0/x")
+    assert not guard.out_of_bounds("/tmp/ci/main/tests/fixtures/x")
+
+
+def test_an_allowed_place_beside_the_clone_stays_allowed() -> None:
+    guard = Guard(Path("/home/u/main"), allowed=(Path("/home/u/venv"),))
+    assert not guard.out_of_bounds("/home/u/venv/lib/site.py")
+    assert guard.out_of_bounds("/home/u/shared/data")
