@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from gatehouse.core.types import (
@@ -123,3 +124,25 @@ async def test_injection_in_retrieved_passages_can_be_blocked(
         assert error["code"] == "content_policy_violation"
         assert "injection.instruction_override" in error["message"]
         assert chat.seen == []
+
+
+async def test_a_blocked_request_is_in_the_ledger_and_uses_no_quota(tmp_path: Path) -> None:
+    guard = {"enabled": True, "entities": {"EMAIL": "block"}}
+    async for gov in governed_app(tmp_path, guard=guard):
+        key = await gov.new_key(name="blocked", team="sales", limits={"rpm": 1})
+        sdk = gov.sdk(key)
+        messages = [{"role": "user", "content": f"write to {EMAIL}"}]
+        with pytest.raises(openai.BadRequestError) as blocked:
+            await sdk.chat.completions.create(model="default", messages=messages)
+        assert blocked.value.code == "content_policy_violation"
+        # The one request a minute is still there: the block took no quota.
+        await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "hello"}]
+        )
+        await gov.governance.shipper.drain()
+        events = (await gov.admin("GET", "/admin/ledger")).json()["events"]
+        assert [(e["status"], e["http_status"]) for e in events] == [
+            ("content_policy_violation", 400),
+            ("ok", 200),
+        ]
+        assert not any(EMAIL in str(e) for e in events)

@@ -38,8 +38,8 @@ def test_every_stage_in_order_and_only_what_is_on(tmp_path: Path) -> None:
     assert [type(stage) for stage in stages] == [
         ObserveStage,
         AuthStage,
-        GuardStage,
         MeteringStage,
+        GuardStage,
         LimitsStage,
         ExactCache,
         SemanticCache,

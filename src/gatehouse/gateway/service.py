@@ -227,13 +227,14 @@ def pipeline_stages(
         ObserveStage(observer, governance.pricing) if observer is not None else None,
         # Who is calling.
         governance.auth,
-        # The guard goes right after auth: the limits, the caches and the
-        # upstream only ever see the protected request, and a blocked one uses
-        # no quota.
-        *guard,
-        # Meter and limit every call, cache hits included (the cache key carries
-        # the principal's scope).
+        # Meter every call, cache hits and refusals included: a request the
+        # guard blocks is in the ledger with its status.
         governance.metering,
+        # The guard before the limits: the limits, the caches and the upstream
+        # only ever see the protected request, and a blocked one uses no quota.
+        *guard,
+        # Limit every call, cache hits included (the cache key carries the
+        # principal's scope).
         governance.limits,
         # The caches: the exact one first (cheapest), then the semantic one
         # (costs an embedding), then coalescing (only what neither answered).
