@@ -31,7 +31,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -39,20 +38,19 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gatehouse import __version__
+from gatehouse.providers.transport import UpstreamResponse
 
 _USER_AGENT = f"gatehouse/{__version__}"
 
 
+def encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Header lines as sent on the wire, each ending in CRLF."""
+    return "".join(f"{k}: {v}\r\n" for k, v in headers).encode("latin-1")
+
+
 class ConnectionClosedError(ConnectionError):
     """The upstream closed the connection (or sent bytes that are not HTTP)
-    before the response was complete. Messages complete "Upstream X ..."."""
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
+    before the response was complete."""
 
 
 class _Connection(asyncio.Protocol):
@@ -62,7 +60,7 @@ class _Connection(asyncio.Protocol):
         self._pool = pool
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
-        self._waiter: asyncio.Future[Response] | None = None
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._framed = False  # the response says where it ends (length or chunks)
@@ -118,12 +116,12 @@ class _Connection(asyncio.Protocol):
 
     # -- requests --
 
-    async def request(self, data: bytes, read_timeout: float, deadline: float) -> Response:
+    async def request(self, data: bytes, read_timeout: float, deadline: float) -> UpstreamResponse:
         if self.closed or self._transport is None or self._transport.is_closing():
             # Closed while it sat in the pool (or on its way to this caller).
             raise ConnectionClosedError("closed the connection")
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Response] = loop.create_future()
+        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
         self._waiter = waiter
         self._headers, self._body = [], []
         self.received = False
@@ -171,7 +169,9 @@ class _Connection(asyncio.Protocol):
                 ConnectionClosedError(f"sent an unsupported content-encoding {encoding}")
             )
             return
-        waiter.set_result(Response(self._parser.get_status_code(), CIMultiDictProxy(headers), body))
+        waiter.set_result(
+            UpstreamResponse(self._parser.get_status_code(), CIMultiDictProxy(headers), body)
+        )
 
     def _fail(self, error: BaseException) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -206,7 +206,7 @@ class Http1Pool:
         self._ssl = ssl.create_default_context() if parts.scheme == "https" else None
         host = self._host if self._port == default_port else f"{self._host}:{self._port}"
         fixed = [("Host", host), ("User-Agent", _USER_AGENT), *headers]
-        self._fixed_headers = "".join(f"{k}: {v}\r\n" for k, v in fixed).encode("latin-1")
+        self._fixed_headers = encode_headers(fixed)
         self._max = max_connections
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -218,13 +218,22 @@ class Http1Pool:
         self._connections: set[_Connection] = set()
 
     async def request(
-        self, method: str, target: str, body: bytes, headers: Iterable[tuple[str, str]] = ()
-    ) -> Response:
-        """Send ``method target`` with ``body``; the complete response."""
-        head = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
-        head.extend(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
-        head.append(b"Content-Length: %d\r\n\r\n" % len(body))
-        data = b"".join(head) + body
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: Iterable[tuple[str, str]] | bytes = (),
+    ) -> UpstreamResponse:
+        """Send ``method target`` with ``body``; the complete response.
+
+        ``headers`` add to the pool's; as bytes, they are header lines already
+        encoded by :func:`encode_headers`, which a caller sending the same set
+        on every call does once."""
+        if not isinstance(headers, bytes):
+            headers = encode_headers(headers)
+        head = f"{method} {target} HTTP/1.1\r\n".encode("latin-1")
+        length = b"Content-Length: %d\r\n\r\n" % len(body)
+        data = b"".join((head, self._fixed_headers, headers, length, body))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._total_timeout
         for attempt in range(2):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import orjson
 
@@ -12,11 +13,20 @@ from gatehouse.core.errors import UpstreamError
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.gemini import translate
-from gatehouse.providers.transport import HTTPTransport
+from gatehouse.providers.transport import Transport
+from gatehouse.providers.upstream import Upstream
 
 
 class GeminiProvider:
-    def __init__(self, config: DeploymentConfig, *, info: ModelInfo, api_key: str | None) -> None:
+    def __init__(
+        self,
+        config: DeploymentConfig,
+        *,
+        info: ModelInfo,
+        api_key: str | None,
+        transport: Transport | None = None,
+    ) -> None:
+        """``transport`` carries the calls (default: pooled HTTP, built from ``config``)."""
         self.info = info
         self._model = config.model
         base = (config.base_url or "https://generativelanguage.googleapis.com").rstrip("/")
@@ -25,18 +35,18 @@ class GeminiProvider:
         headers: dict[str, str] = {}
         if api_key:
             headers["x-goog-api-key"] = api_key
-        self._transport = HTTPTransport.for_deployment(
-            config, deployment=info.id, dialect="gemini", headers=headers
+        self._upstream = Upstream.for_deployment(
+            config, deployment=info.id, dialect="gemini", headers=headers, transport=transport
         )
 
     def readiness(self) -> Readiness:
         return Readiness(True, f"remote ({self._base})")
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._upstream.aclose()
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        data, _ = await self._transport.post_json(
+        data, _ = await self._upstream.post_json(
             f"{self._base}:generateContent", translate.request_to_wire(request)
         )
         return translate.response_from_wire(data, self._model, int(time.time()))
@@ -44,13 +54,16 @@ class GeminiProvider:
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         translator = translate.StreamTranslator(self._model, int(time.time()))
         url = f"{self._base}:streamGenerateContent?alt=sse"
-        async for data in self._transport.stream_events(url, translate.request_to_wire(request)):
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError("Gemini sent a malformed stream event") from None
-            for chunk in translator.feed(payload):
-                yield chunk
+        async with aclosing(
+            self._upstream.stream_events(url, translate.request_to_wire(request))
+        ) as events:
+            async for data in events:
+                try:
+                    payload = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError("Gemini sent a malformed stream event") from None
+                for chunk in translator.feed(payload):
+                    yield chunk
         if not translator.finished:
             raise UpstreamError(f"Upstream {self.info.id} ended the stream before it finished")
         for chunk in translator.close():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from gatehouse.core.config import DeploymentConfig
 from gatehouse.core.errors import UpstreamError
@@ -15,11 +16,20 @@ from gatehouse.core.types import (
 )
 from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.openai_compat import translate
-from gatehouse.providers.transport import HTTPTransport
+from gatehouse.providers.transport import Transport
+from gatehouse.providers.upstream import Upstream
 
 
 class OpenAICompatProvider:
-    def __init__(self, config: DeploymentConfig, *, info: ModelInfo, api_key: str | None) -> None:
+    def __init__(
+        self,
+        config: DeploymentConfig,
+        *,
+        info: ModelInfo,
+        api_key: str | None,
+        transport: Transport | None = None,
+    ) -> None:
+        """``transport`` carries the calls (default: pooled HTTP, built from ``config``)."""
         self.info = info
         self._model = config.model
         base = (config.base_url or "").rstrip("/")
@@ -35,18 +45,18 @@ class OpenAICompatProvider:
             if api_key:
                 headers["authorization"] = f"Bearer {api_key}"
         self._base = base
-        self._transport = HTTPTransport.for_deployment(
-            config, deployment=info.id, dialect="openai", headers=headers
+        self._upstream = Upstream.for_deployment(
+            config, deployment=info.id, dialect="openai", headers=headers, transport=transport
         )
 
     def readiness(self) -> Readiness:
         return Readiness(True, f"remote ({self._base})")
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._upstream.aclose()
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        data, _ = await self._transport.post_json(
+        data, _ = await self._upstream.post_json(
             self._url("/chat/completions"), translate.chat_to_wire(request, self._model)
         )
         return translate.chat_from_wire(data)
@@ -54,15 +64,18 @@ class OpenAICompatProvider:
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         body = translate.chat_to_wire(request.model_copy(update={"stream": True}), self._model)
         finished = False
-        async for data in self._transport.stream_events(self._url("/chat/completions"), body):
-            chunk = translate.chunk_from_wire(data)
-            finished = finished or any(c.finish_reason for c in chunk.choices)
-            yield chunk
+        async with aclosing(
+            self._upstream.stream_events(self._url("/chat/completions"), body)
+        ) as events:
+            async for data in events:
+                chunk = translate.chunk_from_wire(data)
+                finished = finished or any(c.finish_reason for c in chunk.choices)
+                yield chunk
         if not finished:
             raise UpstreamError(f"Upstream {self.info.id} ended the stream before it finished")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        data, _ = await self._transport.post_json(
+        data, _ = await self._upstream.post_json(
             self._url("/embeddings"), translate.embeddings_to_wire(request, self._model)
         )
         return translate.embeddings_from_wire(data)
