@@ -2,9 +2,10 @@
 
 The event loop hands each finished request's :class:`RequestRecord` (and the
 wall-clock time) to a queue, which costs a tuple and a ``put``; a daemon
-thread turns records into lines with structlog and writes them, one ``write``
-per line so that the lines of several worker processes sharing a pipe do not
-interleave. JSON by default, pretty on a terminal.
+thread turns records into lines with structlog and writes them, whole lines
+of at most ``PIPE_BUF`` bytes a ``write`` (atomic on a pipe, so the lines of
+several worker processes sharing one do not interleave), draining everything
+queued at each wake-up. JSON by default, pretty on a terminal.
 
 A record holds no request or response text and no credential (the
 ``principal`` is a key's public id, never its secret), so neither can reach
@@ -35,6 +36,8 @@ from gatehouse.core.observation import RequestRecord
 
 Format = Literal["auto", "json", "pretty"]
 MAX_QUEUED = 10_000
+MAX_BATCH = 256  # records rendered per wake-up of the writer thread
+ATOMIC_WRITE_BYTES = 4096  # POSIX PIPE_BUF on Linux: a write this small is atomic
 _STOP = object()
 log = logging.getLogger("gatehouse.access_log")
 
@@ -146,17 +149,41 @@ class AccessLog:
     def _run(self) -> None:
         render, stream = self._render, self._stream
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            at, record = item
-            fields = access_fields(record, at)
-            fields["event"] = "request"
-            # A line that cannot be written (a closed stream) must not stop the
-            # thread: every later request's line would queue up forever.
-            with contextlib.suppress(Exception):
-                stream.write(render(None, "info", fields) + "\n")
-                stream.flush()
+            # Drain what queued up while the last lines were written: under
+            # load the thread wakes once for many requests, not once for each.
+            items = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(items) < MAX_BATCH:
+                    items.append(self._queue.get_nowait())
+            lines: list[str] = []
+            size = 0
+            for item in items:
+                if item is _STOP:
+                    _write(stream, lines)
+                    return
+                at, record = item
+                fields = access_fields(record, at)
+                fields["event"] = "request"
+                line = render(None, "info", fields) + "\n"
+                # Whole lines, at most PIPE_BUF bytes a write: a write that
+                # small is atomic on a pipe, so worker processes sharing one
+                # never interleave inside a line.
+                if lines and size + len(line) > ATOMIC_WRITE_BYTES:
+                    _write(stream, lines)
+                    lines, size = [], 0
+                lines.append(line)
+                size += len(line)
+            _write(stream, lines)
+
+
+def _write(stream: TextIO, lines: list[str]) -> None:
+    if not lines:
+        return
+    # A line that cannot be written (a closed stream) must not stop the
+    # thread: every later request's line would queue up forever.
+    with contextlib.suppress(Exception):
+        stream.write("".join(lines))
+        stream.flush()
 
 
 def _json(event: Any, **_: Any) -> str:
