@@ -41,9 +41,6 @@ class CallerClient:
     principal: Principal
     tag: str | None = None
 
-    def tagged(self, tag: str) -> CallerClient:
-        return CallerClient(self.gateway, self.principal, tag)
-
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletion:
         return await self.gateway.chat(request, principal=self.principal, tag=self.tag)
 

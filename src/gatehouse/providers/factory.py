@@ -34,9 +34,6 @@ class ProviderFactory:
                 raise ConfigError(f"unknown local model {model!r} (local/smollm2, local/minilm)")
         return self._local[model]
 
-    def local_models(self) -> list[ChatProvider | EmbeddingProvider]:
-        return list(self._local.values())
-
     def build(
         self, config: DeploymentConfig, *, deployment_id: str, kind: ModelKind, where: str
     ) -> ChatProvider | EmbeddingProvider:

@@ -48,8 +48,8 @@ class Answerer:
         self.answer_model = answer_model
         self.context_tokens = context_tokens
 
-    async def prepare(
-        self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
+    async def _prepare(
+        self, collection: Collection, request: AnswerRequest, client: ModelClient
     ) -> tuple[Context | None, list[SearchHit]]:
         """Retrieve for ``request`` and build the model's context.
 
@@ -57,12 +57,6 @@ class Answerer:
         chunk shares a keyword with the question and none is semantically
         close (cosine below ``MIN_DENSE_SIMILARITY``).
         """
-        collection = self.catalog.open(name, caller=caller)
-        return await self._prepare(collection, request, self.models.client(caller, "rag.answer"))
-
-    async def _prepare(
-        self, collection: Collection, request: AnswerRequest, client: ModelClient
-    ) -> tuple[Context | None, list[SearchHit]]:
         top_k = request.top_k or ANSWER_TOP_K
         history = [ChatMessage(role=m.role, content=m.content) for m in request.history]
         if request.condense and history:

@@ -210,7 +210,3 @@ def _lstrip(text: str, index: int) -> int:
 
 def _rstrip(text: str, index: int) -> int:
     return len(text[:index].rstrip())
-
-
-def chunk_texts(text: str, pieces: Sequence[Piece]) -> list[str]:
-    return [text[p.start : p.end] for p in pieces]

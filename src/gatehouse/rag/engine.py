@@ -23,10 +23,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from gatehouse.core.principal import LOCAL, Principal
-from gatehouse.core.types import ChatCompletionRequest
 from gatehouse.gateway import Gateway
 from gatehouse.rag.access import OwnerKind
-from gatehouse.rag.answer import Context
 from gatehouse.rag.answering import CONTEXT_TOKENS, Answerer
 from gatehouse.rag.catalog import Catalog
 from gatehouse.rag.collection import Collection
@@ -210,20 +208,6 @@ class RagEngine:
         )
 
     # -- answers --
-
-    async def prepare_answer(
-        self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
-    ) -> tuple[Context | None, list[SearchHit]]:
-        """Retrieve for ``request`` and build the model's context.
-
-        The context is ``None`` when nothing relevant was found: no retrieved
-        chunk shares a keyword with the question and none is semantically close.
-        """
-        return await self.answerer.prepare(name, request, caller=caller)
-
-    def chat_request(self, context: Context, request: AnswerRequest) -> ChatCompletionRequest:
-        """The chat request that answers ``request`` from ``context``."""
-        return self.answerer.chat_request(context, request)
 
     async def answer(
         self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL

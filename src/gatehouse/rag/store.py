@@ -212,12 +212,6 @@ class Store:
         ).fetchall()
         return [int(r[1]) for r in rows], (int(rows[-1][0]) if rows else seq)
 
-    def max_rowid(self) -> int:
-        return int(self._db.execute("SELECT coalesce(max(rowid), 0) FROM chunks").fetchone()[0])
-
-    def last_deletion(self) -> int:
-        return int(self._db.execute("SELECT coalesce(max(seq), 0) FROM deletions").fetchone()[0])
-
     # -- writing: each public method is one transaction --
 
     @contextmanager
