@@ -1,15 +1,26 @@
-"""A deterministic bag-of-words embedding provider for RAG tests without the real model."""
+"""Fakes for RAG tests without the real models: bag-of-words embeddings, a scripted chat model."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import AsyncIterator
 
 import numpy as np
 
 from gatehouse.core.errors import ServiceUnavailableError
-from gatehouse.core.types import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
 from gatehouse.providers.base import ModelInfo, Readiness
+
+from .fakes import EchoChat
 
 DIMENSIONS = 64
 
@@ -51,28 +62,22 @@ class BagOfWords:
         )
 
 
-class ScriptedChat:
+class ScriptedChat(EchoChat):
     """A chat model that always replies with ``reply`` and records the prompts it saw."""
 
     def __init__(self, reply: str, model_id: str = "test/scripted") -> None:
-        from tests.unit.fakes import EchoChat
-
-        self._echo = EchoChat(model_id)
-        self.info = self._echo.info
+        super().__init__(model_id)
         self.reply = reply
         self.prompts: list[str] = []
 
-    def readiness(self) -> Readiness:
-        return Readiness(True, "fake")
-
-    async def aclose(self) -> None:
-        pass
-
-    async def complete(self, request):  # type: ignore[no-untyped-def]
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         self.prompts.append(request.messages[-1].text())
-        last = request.messages[-1].model_copy(update={"content": self.reply})
-        return await self._echo.complete(request.model_copy(update={"messages": [last]}))
+        return await super().complete(self._scripted(request))
 
-    def stream(self, request):  # type: ignore[no-untyped-def]
+    def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        return super().stream(self._scripted(request))
+
+    def _scripted(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
+        """``request`` with its last message replaced by the reply, for EchoChat to echo."""
         last = request.messages[-1].model_copy(update={"content": self.reply})
-        return self._echo.stream(request.model_copy(update={"messages": [last]}))
+        return request.model_copy(update={"messages": [last]})
