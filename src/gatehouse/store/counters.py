@@ -18,7 +18,7 @@ estimate and settle with the real usage; a gauge settles with ``-amount``.
 
 The arithmetic is here once, free of I/O; :class:`MemoryCounters` runs it in
 process and the Redis backend runs the same rules in a Lua script. Both pass
-``tests/unit/counter_conformance.py``.
+``tests/integration/test_counter_conformance.py``.
 """
 
 from __future__ import annotations
