@@ -184,3 +184,16 @@ async def test_rag_model_calls_obey_the_callers_scopes_models_and_budget(gov: Go
     by_key = {row["group"]: row for row in spend}
     assert by_key[owner[3:19]]["cost_usd"] > 0
     assert by_key[poor[3:19]]["refused"] >= 1
+
+
+async def test_only_an_administrator_names_a_cross_encoder_folder(gov: Governed) -> None:
+    key = await gov.new_key(name="writer", team="alpha", scopes=RAG)
+    body = {"name": "ce", "embedding_model": "test/bow", "cross_encoder": "/etc"}
+    refused = await gov.http.post(C, json=body, headers=_auth(key))
+    assert refused.status_code == 403
+    assert refused.json()["error"]["param"] == "cross_encoder"
+    assert "/etc" not in refused.text  # nothing about the path is told back
+    assert (await gov.http.get(f"{C}/ce", headers=_auth(key))).status_code == 404
+    # An administrator's request gets as far as checking the folder (not a model here).
+    checked = await gov.admin("POST", C, body)
+    assert checked.status_code == 400

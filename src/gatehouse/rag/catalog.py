@@ -18,9 +18,9 @@ from pathlib import Path
 
 import orjson
 
-from gatehouse.core.errors import ConflictError, NotFoundError
+from gatehouse.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from gatehouse.core.principal import LOCAL, Principal
-from gatehouse.rag.access import Owner, OwnerKind, may_access, owner_for
+from gatehouse.rag.access import Owner, OwnerKind, may_access, owner_for, sees_everything
 from gatehouse.rag.collection import Collection
 from gatehouse.rag.cross_encoder import CrossEncoderReranker
 from gatehouse.rag.models import CollectionInfo, CollectionSpec
@@ -51,6 +51,13 @@ class Catalog:
 
         Names are global, like bucket names: a name taken by any owner is a 409.
         """
+        if spec.cross_encoder is not None and not sees_everything(caller):
+            # A folder on the server, loaded as model weights: not for every key to
+            # name (and whether a path exists is not every key's to learn).
+            raise PermissionDeniedError(
+                "only an administrator may set cross_encoder, a folder on the server",
+                param="cross_encoder",
+            )
         owned_by = owner_for(caller, owner)
         target = self.root / spec.name
         if target.exists():
