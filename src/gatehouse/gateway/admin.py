@@ -27,7 +27,8 @@ from gatehouse.core.records import (
 )
 from gatehouse.gateway.keys import Directory, new_key, new_secret
 from gatehouse.store.directory import DirectoryStore
-from gatehouse.store.ledger import GroupBy, LedgerStore
+from gatehouse.store.ledger import LedgerStore
+from gatehouse.store.rollups import SpendGroup
 
 DEFAULT_SCOPES = ["chat", "embeddings"]
 
@@ -205,7 +206,7 @@ class Admin:
 
     # -- reports --
 
-    async def spend(self, group_by: GroupBy, *, since: float) -> list[SpendRow]:
+    async def spend(self, group_by: SpendGroup, *, since: float) -> list[SpendRow]:
         return await self._ledger.spend(group_by, since=since)
 
     async def ledger(self, *, since: float, limit: int) -> list[UsageEvent]:

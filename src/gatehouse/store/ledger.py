@@ -1,36 +1,33 @@
-"""The usage ledger in SQL: idempotent batch inserts and spend reports."""
+"""The usage ledger in SQL: idempotent batch inserts, the request log, spend reports."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import case, func, select
+import orjson
+from sqlalchemy import ColumnElement, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gatehouse.core.records import SpendRow, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database
+from gatehouse.store.rollups import OK_STATUS, Rollups, SpendGroup
 
-GroupBy = Literal["key", "team", "user", "org", "model"]
-OK_STATUS = "ok"
-
-COLUMNS = tuple(column.name for column in schema.ledger.columns)
-
-_GROUP_COLUMNS = {
-    "key": schema.ledger.c.key_id,
-    "team": schema.ledger.c.team,
-    "org": schema.ledger.c.org,
-    "user": schema.ledger.c.user,
-    "model": schema.ledger.c.model,
-}
+# The columns of a usage event, as the outbox holds and ships them (the table
+# also has ``rolled_up_at``, which only the rollup job writes).
+COLUMNS = tuple(UsageEvent.model_fields)
+EVENT_COLUMNS = tuple(schema.ledger.c[name] for name in COLUMNS)
 
 
 class LedgerStore:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self.rollups = Rollups(database)
         self._compiled: tuple[str, tuple[str, ...]] | None = None
 
     async def insert(self, events: Sequence[UsageEvent | Mapping[str, Any]]) -> None:
@@ -58,7 +55,7 @@ class LedgerStore:
             statement = insert(schema.ledger).on_conflict_do_nothing(index_elements=["id"])
             compiled = statement.compile(
                 dialect=self._db.engine.dialect,
-                column_keys=[column.name for column in schema.ledger.columns],
+                column_keys=list(COLUMNS),
             )
             positions = compiled.positiontup
             assert positions is not None
@@ -68,7 +65,7 @@ class LedgerStore:
     async def events(self, *, since: float = 0.0, limit: int = 100) -> list[UsageEvent]:
         table = schema.ledger
         query = (
-            select(table)
+            select(*EVENT_COLUMNS)
             .where(table.c.created_at >= since)
             .order_by(table.c.created_at, table.c.id)
             .limit(limit)
@@ -84,49 +81,109 @@ class LedgerStore:
         async with self._db.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
-    async def spend(self, group_by: GroupBy, *, since: float = 0.0) -> list[SpendRow]:
+    async def spend(self, group_by: SpendGroup, *, since: float = 0.0) -> list[SpendRow]:
         """Totals per group since a time: requests accepted and refused apart
         (a refused request is any that did not end ``ok``: limits, budgets,
-        policy and upstream errors), tokens and cost of all."""
-        table = schema.ledger
-        column = _GROUP_COLUMNS[group_by]
-        accepted = func.coalesce(func.sum(case((table.c.status == OK_STATUS, 1), else_=0)), 0)
-        query = (
-            select(
-                column.label("group"),
-                func.count().label("requests"),
-                accepted.label("accepted"),
-                func.coalesce(func.sum(table.c.prompt_tokens), 0).label("prompt_tokens"),
-                func.coalesce(func.sum(table.c.completion_tokens), 0).label("completion_tokens"),
-                func.coalesce(func.sum(table.c.cost_usd), 0.0).label("cost_usd"),
-            )
-            .where(table.c.created_at >= since)
-            .group_by(column)
-            .order_by(func.sum(table.c.cost_usd).desc(), column)
-        )
-        async with self._db.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [
-            SpendRow(
-                group=row.group if row.group is not None else "(none)",
-                requests=int(row.requests),
-                accepted=int(row.accepted),
-                refused=int(row.requests) - int(row.accepted),
-                prompt_tokens=int(row.prompt_tokens),
-                completion_tokens=int(row.completion_tokens),
-                cost_usd=float(row.cost_usd),
-            )
-            for row in rows
-        ]
+        policy and upstream errors), tokens and cost of all. Read from the
+        daily rollups and the events not yet rolled up, so purged events still
+        count (see :mod:`gatehouse.store.rollups`)."""
+        return await self.rollups.spend(group_by, since=since)
 
     async def spent(
         self, kind: Literal["key", "team", "user", "org"], subject: str, since: float
     ) -> float:
         """What one key, team or user has spent since a time (budget seeding)."""
+        return await self.rollups.spent(kind, subject, since)
+
+    # -- the request log --
+
+    async def page(
+        self, query: EventQuery, *, limit: int, after: Cursor | None = None
+    ) -> tuple[list[UsageEvent], Cursor | None]:
+        """Events matching ``query``, newest first, after ``after`` (keyset on
+        ``(created_at, id)``, so events recorded meanwhile never shift a page);
+        returns the page and the cursor of the next one (None: no more)."""
         table = schema.ledger
-        column = _GROUP_COLUMNS[kind]
-        query = select(func.coalesce(func.sum(table.c.cost_usd), 0.0)).where(
-            column == subject, table.c.created_at >= since
+        statement = select(*EVENT_COLUMNS).where(*_conditions(query))
+        if after is not None:
+            position = tuple_(literal(after[0]), literal(after[1]))
+            statement = statement.where(tuple_(table.c.created_at, table.c.id) < position)
+        statement = statement.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(
+            limit + 1
         )
         async with self._db.engine.connect() as conn:
-            return float(await conn.scalar(query) or 0.0)
+            rows = (await conn.execute(statement)).all()
+        events = [UsageEvent.model_validate(dict(row._mapping)) for row in rows[:limit]]
+        more = len(rows) > limit
+        return events, (events[-1].created_at, events[-1].id) if more else None
+
+    async def request(self, request_id: str) -> list[UsageEvent]:
+        """Every event of one request (a RAG answer is several calls), oldest first."""
+        events, _ = await self.page(EventQuery(request_id=request_id), limit=1000)
+        return events[::-1]
+
+
+Cursor = tuple[float, str]  # (created_at, id) of the last event of a page
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters of the request log; None matches anything. ``status`` is a
+    status (``ok`` or an error type such as ``rate_limit_exceeded``), or
+    ``error`` for every status but ``ok``. ``since`` is inclusive, ``until``
+    exclusive."""
+
+    key_id: str | None = None
+    team: str | None = None
+    user: str | None = None
+    org: str | None = None
+    model: str | None = None
+    deployment: str | None = None
+    status: str | None = None
+    request_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+ANY_ERROR = "error"
+
+
+def _conditions(query: EventQuery) -> list[ColumnElement[bool]]:
+    table = schema.ledger
+    found: list[ColumnElement[bool]] = []
+    for name in ("key_id", "team", "user", "org", "model", "deployment", "request_id"):
+        value = getattr(query, name)
+        if value is not None:
+            found.append(table.c[name] == value)
+    if query.status == ANY_ERROR:
+        found.append(table.c.status != OK_STATUS)
+    elif query.status is not None:
+        found.append(table.c.status == query.status)
+    if query.since is not None:
+        found.append(table.c.created_at >= query.since)
+    if query.until is not None:
+        found.append(table.c.created_at < query.until)
+    return found
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """An opaque page token for a keyset position."""
+    raw = orjson.dumps([cursor[0], cursor[1]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    """The keyset position of a token from :func:`encode_cursor`; ValueError if it is not one."""
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise ValueError("cursor is not one this server issued") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int | float)
+        or isinstance(value[0], bool)
+        or not isinstance(value[1], str)
+    ):
+        raise ValueError("cursor is not one this server issued")
+    return float(value[0]), value[1]

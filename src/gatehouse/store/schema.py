@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -104,9 +105,58 @@ ledger = Table(
     Column("cache_hit", Boolean, nullable=False),
     Column("stream", Boolean, nullable=False),
     Column("error", Text),
+    # When the rollup job counted this event into ``ledger_rollups`` (migration
+    # 0004); NULL while pending. Purge deletes only events that have a time here.
+    Column("rolled_up_at", Float),
 )
 Index("ix_ledger_created_at", ledger.c.created_at)
 Index("ix_ledger_key_created", ledger.c.key_id, ledger.c.created_at)
 Index("ix_ledger_team_created", ledger.c.team, ledger.c.created_at)
 Index("ix_ledger_user_created", ledger.c.user, ledger.c.created_at)
 Index("ix_ledger_org_created", ledger.c.org, ledger.c.created_at)
+# Migration 0004: the request log's filters and the rollup job's queue.
+Index("ix_ledger_model_created", ledger.c.model, ledger.c.created_at)
+Index("ix_ledger_request_id", ledger.c.request_id)
+Index(
+    "ix_ledger_pending",
+    ledger.c.created_at,
+    sqlite_where=ledger.c.rolled_up_at.is_(None),
+    postgresql_where=ledger.c.rolled_up_at.is_(None),
+)
+
+# Daily totals of the ledger (migration 0004), kept after the raw events are
+# purged. One row per UTC day and combination of the dimensions below; a
+# missing dimension is '' (not NULL: the primary key must match it on upsert).
+# ``errors`` counts events whose status is not ``ok``; ``latency_ms`` is a sum.
+rollups = Table(
+    "ledger_rollups",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("team", String(200), primary_key=True),
+    Column("key_id", String(32), primary_key=True),
+    Column("user", String(200), primary_key=True),
+    Column("org", String(200), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("deployment", String(200), primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("cache_hits", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# How far each data class has been purged (migration 0004): everything of
+# ``data_class`` older than ``purged_before`` is gone. Spend reads it to know
+# which days only the rollups still describe.
+retention = Table(
+    "retention",
+    metadata,
+    Column("data_class", String(32), primary_key=True),
+    Column("purged_before", Float, nullable=False),
+    Column("purged_at", Float, nullable=False),
+    Column("deleted", BigInteger, nullable=False),
+)
