@@ -40,6 +40,7 @@ FIELDS = {
     "refusal",
     "latency_ms",
     "ttft_ms",
+    "upstream_ms",
     "stream",
     "input_tokens",
     "cached_tokens",
@@ -116,6 +117,10 @@ async def test_one_line_per_request_with_the_ledgers_figures(logged: Logged) -> 
     assert (chat["status"], chat["error_type"], chat["cost_usd"]) == (200, None, 3.0)
     assert chat["group"] == chat["deployment"] == "test/echo"
     assert chat["latency_ms"] > 0
+    # Upstream time is part of the total; nothing upstream for a refusal.
+    for line in (chat, streamed, embedded, failed):
+        assert 0 <= line["upstream_ms"] <= line["latency_ms"]
+    assert refused["upstream_ms"] is None
     assert streamed["stream"]
     assert streamed["ttft_ms"] is not None
     assert streamed["output_tokens"] == 3

@@ -31,6 +31,11 @@ class RequestRecord:
     vocabulary of :func:`gatehouse.core.errors.error_type`. ``guard`` lists
     each guard rule that acted on the request or its answer, with its action
     (``("entities.EMAIL", "mask")``): rule names only, never the text.
+    ``upstream`` is the time spent in calls to deployments, summed over
+    attempts (for a stream, until its last chunk): not the admission queue,
+    not the backoff between retries, not the gateway's own stages; ``None``
+    when no deployment was called. ``key_id`` is the public id of the virtual
+    key that called (never its secret), ``None`` for other callers.
     """
 
     request_id: str
@@ -57,3 +62,5 @@ class RequestRecord:
     fallbacks: int
     stream: bool
     guard: tuple[tuple[str, str], ...] = ()
+    upstream: float | None = None
+    key_id: str | None = None

@@ -165,6 +165,8 @@ class ObserveStage:
                 fallbacks=ctx.fallbacks,
                 stream=ctx.stream,
                 guard=ctx.guard,
+                upstream=ctx.upstream_seconds,
+                key_id=None if principal is None else principal.key_id,
             )
         )
 

@@ -44,7 +44,8 @@ class CallContext:
 
     Stages fill the optional fields as the request moves along: ``principal``
     (auth), ``group``/``deployment`` (routing, which also counts ``retries``
-    and ``fallbacks``), ``usage``/``first_token_at`` (the provider call),
+    and ``fallbacks`` and adds up ``upstream_seconds``, the time spent in calls
+    to deployments), ``usage``/``first_token_at`` (the provider call),
     ``cache`` (the cache), ``coalesced`` (true when this request shared another
     identical in-flight request's upstream call), ``refusal`` (admission, when
     a limit or budget turns the request away), ``guard`` (the guard stage: each
@@ -63,6 +64,7 @@ class CallContext:
     deployment: str | None = None
     retries: int = 0
     fallbacks: int = 0
+    upstream_seconds: float | None = None
     refusal: Refusal | None = None
     guard: tuple[tuple[str, str], ...] = ()
     usage: Usage | None = None

@@ -62,6 +62,7 @@ def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
         "refusal": record.refusal,
         "latency_ms": round(record.seconds * 1000, 3),
         "ttft_ms": None if record.ttft is None else round(record.ttft * 1000, 3),
+        "upstream_ms": None if record.upstream is None else round(record.upstream * 1000, 3),
         "stream": record.stream,
         "input_tokens": record.input_tokens,
         "cached_tokens": record.cached_tokens,

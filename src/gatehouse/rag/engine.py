@@ -15,13 +15,17 @@ operation makes (embeddings, generation, query rewriting, LLM reranking)
 goes through the gateway's whole pipeline as that caller, tagged in the
 ledger with the operation (``rag.ingest``, ``rag.search``, ``rag.answer``).
 Where collection vectors live is a :class:`~gatehouse.rag.vector_backends.VectorBackend`.
+Ingests, searches and answers are reported to a
+:class:`~gatehouse.rag.observer.RagObserver` (the server's metrics).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+from gatehouse.core.errors import error_type
 from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.gateway import Gateway
 from gatehouse.rag.access import OwnerKind
@@ -44,6 +48,7 @@ from gatehouse.rag.models import (
     Rerank,
     SearchHit,
 )
+from gatehouse.rag.observer import NullRagObserver, Operation, RagObserver
 from gatehouse.rag.retrieval import Mode
 from gatehouse.rag.searching import Searcher
 from gatehouse.rag.vector import ANN_THRESHOLD
@@ -64,13 +69,15 @@ class RagEngine:
         context_tokens: int = CONTEXT_TOKENS,
         vector_backend: VectorBackend | None = None,
         ann_threshold: int = ANN_THRESHOLD,
+        observer: RagObserver | None = None,
     ) -> None:
         """``vector_backend``: where collection vectors live (default: the embedded
         index; see :func:`gatehouse.rag.vector_backends.vector_backend` for the one
         the configuration names); ``ann_threshold``: chunks from which the embedded
         index searches an HNSW graph; ``embedder`` embeds in process instead of
-        through the gateway."""
+        through the gateway; ``observer`` hears of each ingest, search and answer."""
         self.root = root
+        self.observer: RagObserver = observer or NullRagObserver()
         self.gateway = gateway
         self.answer_model = answer_model
         self.catalog = Catalog(root, vectors=vector_backend, ann_threshold=ann_threshold)
@@ -143,7 +150,18 @@ class RagEngine:
         Every document is validated before anything is written; the whole
         batch is then written in one transaction.
         """
-        return await self.ingestion.add(name, documents, caller=caller)
+        started, error = time.monotonic(), None
+        try:
+            result = await self.ingestion.add(name, documents, caller=caller)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self._finished(caller, "ingest", started, error)
+        self.observer.ingested(
+            caller.team, result.added, result.replaced, result.unchanged, result.chunks
+        )
+        return result
 
     async def index(self, name: str, *, caller: Principal = LOCAL) -> None:
         """Load ``name``'s search indexes here and bring them (and the saved graph) up to date.
@@ -195,17 +213,25 @@ class RagEngine:
         them by RRF; ``hyde`` adds a hypothetical answer passage to the dense query.
         ``rerank`` reorders the hits: ``llm`` by the chat model's grades,
         ``cross_encoder`` by the collection's cross-encoder."""
-        return await self.searcher.search(
-            name,
-            query,
-            top_k=top_k,
-            mode=mode,
-            where=where,
-            diversity=diversity,
-            expansion=expansion,
-            rerank=rerank,
-            caller=caller,
-        )
+        self.observer.queried(caller.team, "search", mode)
+        started, error = time.monotonic(), None
+        try:
+            return await self.searcher.search(
+                name,
+                query,
+                top_k=top_k,
+                mode=mode,
+                where=where,
+                diversity=diversity,
+                expansion=expansion,
+                rerank=rerank,
+                caller=caller,
+            )
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self._finished(caller, "search", started, error)
 
     # -- answers --
 
@@ -213,11 +239,33 @@ class RagEngine:
         self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
     ) -> AnswerResponse:
         """A grounded answer with numbered citations (not streamed)."""
-        return await self.answerer.answer(name, request, caller=caller)
+        self.observer.queried(caller.team, "answer", "hybrid")
+        started, error = time.monotonic(), None
+        try:
+            return await self.answerer.answer(name, request, caller=caller)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self._finished(caller, "answer", started, error)
 
     async def answer_stream(
         self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
     ) -> AsyncIterator[AnswerEvent]:
         """The answer as events: the results, then text deltas, then the citations."""
-        async for event in self.answerer.stream(name, request, caller=caller):
-            yield event
+        self.observer.queried(caller.team, "answer", "hybrid")
+        started, error = time.monotonic(), None
+        try:
+            async for event in self.answerer.stream(name, request, caller=caller):
+                yield event
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            self._finished(caller, "answer", started, error)
+
+    def _finished(
+        self, caller: Principal, operation: Operation, started: float, error: Exception | None
+    ) -> None:
+        kind = None if error is None else error_type(error)
+        self.observer.finished(caller.team, operation, time.monotonic() - started, kind)

@@ -125,10 +125,11 @@ class Router:
         group = self.registry.chat(request.model)
         started = self._clock()
         deployment, first, rest, lease = await self._with_fallbacks(ctx, group, call)
-        return self._relay(deployment, first, rest, started, lease)
+        return self._relay(ctx, deployment, first, rest, started, lease)
 
     async def _relay(
         self,
+        ctx: CallContext,
         deployment: Deployment,
         first: ChatCompletionChunk,
         rest: AsyncIterator[ChatCompletionChunk],
@@ -139,7 +140,9 @@ class Router:
 
         The stream holds the deployment's slot (``lease``) until it ends, however
         it ends: finished, failed, or closed early by a client that went away.
+        Its time after the first chunk counts as upstream time too.
         """
+        relayed = self._clock()
         try:
             yield first
             async for chunk in rest:
@@ -153,7 +156,9 @@ class Router:
                 deployment.failures += 1
             raise
         finally:
-            lease.release(self._clock() - started)
+            now = self._clock()
+            ctx.upstream_seconds = (ctx.upstream_seconds or 0.0) + (now - relayed)
+            lease.release(now - started)
             # Closing the provider's iterator closes its upstream connection:
             # a client that went away cancels the upstream call.
             await _close(rest)
@@ -250,11 +255,18 @@ class Router:
             deployment.breaker.on_attempt(now)
             deployment.attempts += 1
             deployment.stats.count(now, requests=1)
+            called = self._clock()
             try:
                 # The lease gives the slot back when the attempt ends, however
                 # it ends, unless the call kept it (an open stream).
                 async with lease:
-                    result = await call(deployment, lease)
+                    try:
+                        result = await call(deployment, lease)
+                    finally:
+                        # Upstream time: the call itself, not the admission
+                        # queue before it nor the backoff after a failure.
+                        elapsed = self._clock() - called
+                        ctx.upstream_seconds = (ctx.upstream_seconds or 0.0) + elapsed
             except GatehouseError as exc:
                 self.observer.upstream_error(group.name, deployment.id, error_type(exc))
                 if not exc.retryable:

@@ -53,6 +53,7 @@ def engine(request: Request) -> RagEngine:
             answer_model=settings.rag.answer_model,
             context_tokens=settings.rag.context_tokens,
             vector_backend=vector_backend(settings.rag),
+            observer=state.metrics.rag,
         )
     return found
 
