@@ -494,15 +494,27 @@ class GuardConfig(_Section):
 
 
 class AccessLogConfig(_Section):
-    """One structured line per gateway request on standard output; never a body,
-    a prompt or a credential. ``auto``: pretty on a terminal, JSON otherwise."""
+    """One structured line per gateway request on standard output; never a
+    credential, and no body or prompt unless ``bodies`` is on. ``auto``: pretty on
+    a terminal, JSON otherwise. ``bodies``: add the request's and the answer's
+    text, with secrets and personal data redacted, cut at ``body_chars``."""
 
     enabled: bool = True
     format: Literal["auto", "json", "pretty"] = "auto"
+    bodies: bool = False
+    body_chars: int = Field(default=2000, ge=100, le=1_000_000)
+
+
+class MetricsConfig(_Section):
+    """``per_key``: also export requests, tokens and cost by virtual key id (never
+    the secret). Off by default: one set of series per key."""
+
+    per_key: bool = False
 
 
 class ObservabilityConfig(_Section):
     access_log: AccessLogConfig = AccessLogConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 class Settings(_Section):

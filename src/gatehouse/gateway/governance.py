@@ -28,6 +28,7 @@ from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.outbox import Outbox
+from gatehouse.store.retention import Retention
 from gatehouse.store.shipper import Shipper
 
 log = logging.getLogger("gatehouse.governance")
@@ -75,6 +76,9 @@ class Governance:
         )
         self.metering = MeteringStage(self.outbox, self.pricing, clock=clock)
         self.admin = Admin(self.directory_store, self.ledger, self.directory, clock=clock)
+        self.retention = Retention(
+            self.database, settings.retention, clock=clock, rollups=self.ledger.rollups
+        )
         self._started = False
 
     def stats(self) -> dict[str, float]:
@@ -114,6 +118,7 @@ class Governance:
         except Exception as exc:
             log.warning("could not ship pending usage events at start: %s", exc)
         self.shipper.start()
+        self.retention.start()
         await self.directory.start()
         self._started = True
 
@@ -122,6 +127,7 @@ class Governance:
             return
         self._started = False
         await self.directory.stop()
+        await self.retention.stop()
         await self.shipper.stop()
         await asyncio.to_thread(self.outbox.close)
         with contextlib.suppress(Exception):

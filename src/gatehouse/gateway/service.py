@@ -215,6 +215,7 @@ def pipeline_stages(
     observer: Observer | None = None,
     guard: Sequence[Stage] = (),
     caches: CacheStages | None = None,
+    bodies: int | None = None,
 ) -> list[Stage]:
     """Every stage of the pipeline, outermost first: the one place their order is set.
 
@@ -224,7 +225,7 @@ def pipeline_stages(
     caches = caches or CacheStages()
     stages: list[Stage | None] = [
         # Observe everything, rejections and cache hits included.
-        ObserveStage(observer, governance.pricing) if observer is not None else None,
+        ObserveStage(observer, governance.pricing, bodies=bodies) if observer is not None else None,
         # Who is calling.
         governance.auth,
         # Meter every call, cache hits and refusals included: a request the
@@ -285,10 +286,17 @@ def build_gateway(
         observer=observer,
         guard=guard_stages(settings.guard, settings.aliases),
         caches=build_caches(settings.cache, embed_call),
+        bodies=access_log_bodies(settings),
     )
     return Gateway(
         registry, started_at=started_at, stages=stages, router=router, governance=governance
     )
+
+
+def access_log_bodies(settings: Settings) -> int | None:
+    """How much of each body the access log keeps (redacted); ``None``: no bodies."""
+    access = settings.observability.access_log
+    return access.body_chars if access.enabled and access.bodies else None
 
 
 def _group(

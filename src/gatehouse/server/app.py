@@ -54,7 +54,7 @@ def create_app(
     A ``gateway`` built by the caller reports to ``metrics`` (and writes an
     access log) only if it was built with them as its observer."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    metrics = metrics or Metrics()
+    metrics = metrics or Metrics(per_key=settings.observability.metrics.per_key)
     access_log: AccessLog | None = None
     if gateway is None:
         observer: Observer = metrics
