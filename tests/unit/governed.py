@@ -11,12 +11,14 @@ import httpx
 import openai
 
 from gatehouse.core.config import Settings
+from gatehouse.core.types import EmbeddingRequest, EmbeddingResponse
 from gatehouse.gateway import Gateway, ModelRegistry
+from gatehouse.gateway.cache import build_caches
 from gatehouse.gateway.governance import Governance
 from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.observer import Observer, Observers
 from gatehouse.gateway.routing.router import Router
-from gatehouse.gateway.service import pipeline_stages
+from gatehouse.gateway.service import access_log_bodies, pipeline_stages
 from gatehouse.observability import AccessLog, Metrics
 from gatehouse.server import create_app
 
@@ -91,10 +93,15 @@ async def governed_app(
     if observers:
         observer = Observers(observers)
         router = Router(registry, config.router, observer=observer)
-    # In build_gateway's order (the same function), without the caches: the
-    # tests count calls that a cache would answer.
+    # In build_gateway's order (the same function), without the caches unless
+    # the test configures them: the tests count calls that a cache would answer.
+    caches = build_caches(config.cache, _no_embeddings) if "cache" in settings else None
     stages = pipeline_stages(
-        governance, observer=observer, guard=guard_stages(config.guard, config.aliases)
+        governance,
+        observer=observer,
+        guard=guard_stages(config.guard, config.aliases),
+        caches=caches,
+        bodies=access_log_bodies(config),
     )
     gateway = Gateway(registry, started_at=0, stages=stages, router=router, governance=governance)
     app = create_app(config, gateway=gateway, metrics=metrics)
@@ -105,3 +112,7 @@ async def governed_app(
             yield Governed(http, governance, clock, chat)
     finally:
         await gateway.stop()
+
+
+async def _no_embeddings(request: EmbeddingRequest) -> EmbeddingResponse:
+    raise AssertionError("these tests configure no semantic cache")

@@ -229,3 +229,52 @@ def test_the_config_turns_it_off_or_picks_the_format(tmp_path: Path) -> None:
     assert create_app(Settings.model_validate(off)).state.access_log is None
     with pytest.raises(ValidationError, match=r"observability\.access_log\.format"):
         Settings.model_validate({**base, "observability": {"access_log": {"format": "xml"}}})
+
+
+async def test_opt_in_bodies_are_logged_with_secrets_and_personal_data_redacted(
+    tmp_path: Path,
+) -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream, format="json")
+    settings = {"observability": {"access_log": {"bodies": True, "body_chars": 600}}}
+    provider_key = "sk-proj-" + "Zq8rT2vX9kLm4NwB7yHc3Jd5"
+    async for gov in governed_app(tmp_path, access_log=log, **settings):
+        key = await gov.new_key()
+        sdk = gov.sdk(key)
+        prompt = f"mail bob@example.org, my key {provider_key} and {key}, about the harbour"
+        messages = [{"role": "user", "content": prompt}]
+        await sdk.chat.completions.create(model="default", messages=messages)
+        # The fake's streamed words arrive without spaces between them, which
+        # glues a key to its neighbour beyond what a detector can tell apart.
+        mail = [{"role": "user", "content": "write to bob@example.org about the harbour"}]
+        chunks = await sdk.chat.completions.create(model="default", messages=mail, stream=True)
+        async for _ in chunks:
+            pass
+        await sdk.embeddings.create(model="test/embed", input="call +44 20 7946 0958")
+        await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "long " * 400}]
+        )
+    log.close()
+    text = stream.getvalue()
+    for leaked in ("bob@example.org", provider_key, key, key.split("_", 1)[1], "7946 0958"):
+        assert leaked not in text
+    chat, streamed, embedded, long = [orjson.loads(line) for line in text.splitlines()]
+    assert "[EMAIL]" in chat["request_body"]
+    assert "[SECRET]" in chat["request_body"]
+    assert "harbour" in chat["request_body"]  # the rest of the text is kept
+    assert "harbour" in chat["response_body"]  # the echo's answer, redacted the same way
+    assert "[EMAIL]" in chat["response_body"]
+    assert "[EMAIL]" in streamed["response_body"]
+    assert "bob" not in streamed["response_body"]
+    assert "[PHONE]" in embedded["request_body"]
+    assert embedded["response_body"] is None  # vectors are not logged
+    assert len(long["request_body"]) == 600
+    assert long["request_body"].endswith("...[cut]")
+
+
+async def test_bodies_are_off_by_default(logged: Logged) -> None:
+    sdk = logged.gov.sdk(await logged.gov.new_key())
+    await sdk.chat.completions.create(model="default", messages=XS)
+    (line,) = logged.lines()
+    assert "request_body" not in line
+    assert "response_body" not in line

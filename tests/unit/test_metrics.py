@@ -77,6 +77,20 @@ async def gov(tmp_path: Path) -> AsyncIterator[Governed]:
         yield governed
 
 
+@pytest.fixture
+async def keyed(tmp_path: Path) -> AsyncIterator[Governed]:
+    """With the response cache and the opt-in per-key series."""
+    metrics = Metrics(per_key=True)
+    async for governed in governed_app(
+        tmp_path,
+        providers=[ThinkingChat()],
+        metrics=metrics,
+        pricing={"models": PRICES},
+        cache={"enabled": True},
+    ):
+        yield governed
+
+
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
@@ -102,9 +116,13 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     )
 
 
-async def test_request_counts_tokens_and_cost_equal_the_ledger(gov: Governed) -> None:
-    ops = gov.sdk(await gov.new_key(team="ops"))
+async def test_request_counts_tokens_and_cost_equal_the_ledger(keyed: Governed) -> None:
+    gov = keyed
+    ops_key = await gov.new_key(team="ops")
+    ops = gov.sdk(ops_key)
     await ops.chat.completions.create(model="default", messages=HELLO)
+    for _ in range(2):  # a miss, then a hit answered by the cache
+        await ops.chat.completions.create(model="default", messages=HELLO, temperature=0)
     stream = await ops.chat.completions.create(
         model="default", messages=[{"role": "user", "content": "a b c"}], stream=True
     )
@@ -127,7 +145,8 @@ async def test_request_counts_tokens_and_cost_equal_the_ledger(gov: Governed) ->
 
     await gov.governance.shipper.drain()
     events = (await gov.admin("GET", "/admin/ledger?limit=1000")).json()["events"]
-    assert len(events) == 8
+    assert len(events) == 10
+    assert sum(e["cache_hit"] for e in events) == 1
     samples = await scrape(gov)
 
     assert total(samples, "gatehouse_requests_total") == len(events)
@@ -169,6 +188,20 @@ async def test_request_counts_tokens_and_cost_equal_the_ledger(gov: Governed) ->
     assert total(samples, "gatehouse_refusals_total", team="research", reason="rate_limit") == 1
     assert total(samples, "gatehouse_refusals_total", team="research", reason="budget") == 1
     assert total(samples, "gatehouse_outbox_backlog") == 0
+    assert total(samples, "gatehouse_cache_lookups_total", result="hit") == 1
+    assert total(samples, "gatehouse_cache_lookups_total", result="miss") == 1
+
+    # The opt-in per-key series, by key id, agree with the ledger too.
+    for key_id in {e["key_id"] for e in events}:
+        mine = [e for e in events if e["key_id"] == key_id]
+        assert total(samples, "gatehouse_key_requests_total", key=key_id) == len(mine)
+        assert total(samples, "gatehouse_key_tokens_total", key=key_id, type="input") == sum(
+            e["prompt_tokens"] for e in mine
+        )
+        assert total(samples, "gatehouse_key_cost_usd_total", key=key_id) == sum(
+            e["cost_usd"] for e in mine
+        )
+    assert ops_key.split("_", 1)[1] not in (await gov.http.get("/metrics")).text
 
 
 async def test_no_label_carries_a_key_a_user_or_a_prompt(gov: Governed) -> None:

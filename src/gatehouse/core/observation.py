@@ -20,7 +20,8 @@ Refusal = Literal["rate_limit", "budget"]
 # ``object.__setattr__``, which tripled the cost of building one per request.
 @dataclass(slots=True)
 class RequestRecord:
-    """One finished request. Never holds a credential or any request or response text.
+    """One finished request. Never holds a credential, nor request or response text
+    unless body logging is on (and then only redacted).
 
     ``model`` is the name the client asked for; ``group`` and ``deployment``
     what served it (``None`` when nothing did: a cache hit, a refusal).
@@ -36,6 +37,8 @@ class RequestRecord:
     not the backoff between retries, not the gateway's own stages; ``None``
     when no deployment was called. ``key_id`` is the public id of the virtual
     key that called (never its secret), ``None`` for other callers.
+    ``request_body`` and ``response_body`` are set only when body logging is
+    on, and then hold the texts already redacted (secrets, personal data).
     """
 
     request_id: str
@@ -64,3 +67,5 @@ class RequestRecord:
     guard: tuple[tuple[str, str], ...] = ()
     upstream: float | None = None
     key_id: str | None = None
+    request_body: str | None = None
+    response_body: str | None = None

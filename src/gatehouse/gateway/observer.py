@@ -18,6 +18,7 @@ from gatehouse.catalog import PricingTable
 from gatehouse.core.errors import ErrorType, GatehouseError, error_type
 from gatehouse.core.observation import RequestRecord
 from gatehouse.core.types import ChatCompletionChunk, Usage
+from gatehouse.gateway import body_log
 from gatehouse.gateway.pipeline import CallContext, Next, Result
 
 
@@ -91,11 +92,16 @@ class ObserveStage:
 
     Tokens and cost come from :meth:`CallContext.charge` with the pricing the
     metering stage uses, so what is observed equals what the ledger records.
+    With ``bodies`` (a length), the record also carries the request's and the
+    answer's text, redacted (:mod:`gatehouse.gateway.body_log`); never otherwise.
     """
 
-    def __init__(self, observer: Observer, pricing: PricingTable) -> None:
+    def __init__(
+        self, observer: Observer, pricing: PricingTable, *, bodies: int | None = None
+    ) -> None:
         self._observer = observer
         self._pricing = pricing
+        self._bodies = bodies
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
         try:
@@ -108,7 +114,8 @@ class ObserveStage:
             raise
         if isinstance(result, AsyncIterator):
             return self._watch(ctx, result)
-        self._done(ctx, 200, None)
+        answer = None if self._bodies is None else body_log.answer_body(result, self._bodies)
+        self._done(ctx, 200, None, answer)
         return result
 
     async def _watch(
@@ -116,8 +123,11 @@ class ObserveStage:
     ) -> AsyncIterator[ChatCompletionChunk]:
         status = 200
         error: BaseException | None = None
+        parts: list[str] | None = None if self._bodies is None else []
         try:
             async for chunk in chunks:
+                if parts is not None:
+                    body_log.streamed_text(chunk, parts)
                 yield chunk
         except GatehouseError as exc:
             status, error = exc.http_status, exc
@@ -129,9 +139,14 @@ class ObserveStage:
             status, error = 500, exc
             raise
         finally:
-            self._done(ctx, status, error)
+            answer = None
+            if parts is not None and self._bodies is not None:
+                answer = body_log.body("".join(parts), self._bodies)
+            self._done(ctx, status, error, answer)
 
-    def _done(self, ctx: CallContext, status: int, error: BaseException | None) -> None:
+    def _done(
+        self, ctx: CallContext, status: int, error: BaseException | None, answer: str | None = None
+    ) -> None:
         now = time.monotonic()
         started = ctx.started_at
         tokens, cost = ctx.charge(self._pricing)
@@ -167,6 +182,10 @@ class ObserveStage:
                 guard=ctx.guard,
                 upstream=ctx.upstream_seconds,
                 key_id=None if principal is None else principal.key_id,
+                request_body=None
+                if self._bodies is None
+                else body_log.request_body(ctx.request, self._bodies),
+                response_body=answer,
             )
         )
 

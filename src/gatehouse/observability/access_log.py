@@ -7,9 +7,10 @@ of at most ``PIPE_BUF`` bytes a ``write`` (atomic on a pipe, so the lines of
 several worker processes sharing one do not interleave), draining everything
 queued at each wake-up. JSON by default, pretty on a terminal.
 
-A record holds no request or response text and no credential (the
-``principal`` is a key's public id, never its secret), so neither can reach
-the log.
+A record holds no credential (the ``principal`` is a key's public id, never
+its secret) and no request or response text, so neither can reach the log;
+with opt-in body logging it holds the bodies redacted by the gateway
+(:mod:`gatehouse.gateway.body_log`), which the line then carries.
 
 When the stream cannot keep up (a full pipe nobody reads), lines beyond
 ``MAX_QUEUED`` are dropped and counted rather than queued without bound:
@@ -44,8 +45,9 @@ log = logging.getLogger("gatehouse.access_log")
 
 
 def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
-    """The line's fields, in a fixed order (times in milliseconds)."""
-    return {
+    """The line's fields, in a fixed order (times in milliseconds); the bodies,
+    already redacted, only when body logging is on."""
+    fields = {
         "timestamp": datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(
             timespec="milliseconds"
         ),
@@ -74,6 +76,10 @@ def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
         "retries": record.retries,
         "fallbacks": record.fallbacks,
     }
+    if record.request_body is not None:
+        fields["request_body"] = record.request_body
+        fields["response_body"] = record.response_body
+    return fields
 
 
 class AccessLog:

@@ -8,6 +8,7 @@ import os
 import uvicorn
 
 from gatehouse.core.config import Settings, settings_to_json
+from gatehouse.observability import multiprocess
 from gatehouse.server.app import SETTINGS_ENV, create_app
 
 log = logging.getLogger("gatehouse")
@@ -65,6 +66,10 @@ def serve(settings: Settings) -> None:
     # Workers are separate processes: each rebuilds the app from the settings
     # validated here, so every worker runs exactly the same configuration.
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
+    # Their counters go to shared files, so that whichever worker answers a
+    # scrape reports the whole server's (gatehouse.observability.multiprocess).
+    directory = multiprocess.prepare(settings.data_dir / "prometheus")
+    log.info("metrics of the %d workers are added up in %s", server.workers, directory)
     uvicorn.run(
         "gatehouse.server.app:create_app_from_environment",
         factory=True,
