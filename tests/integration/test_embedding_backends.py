@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator
@@ -142,19 +143,34 @@ def test_concurrent_http_requests_are_batched_and_get_their_own_vectors(
 
     embed("warm up")  # loads (and if needed exports) the model outside the batch
     alone = np.array([embed(text) for text in texts])
-    with ThreadPoolExecutor(max_workers=len(texts)) as pool:
-        together = np.array(list(pool.map(embed, texts)))
-    similarity = together @ alone.T
-    # Batched with other requests' inputs or not, each gets its own vector.
-    assert np.all(np.diag(similarity) >= 0.99999), np.diag(similarity)
-    assert np.all(np.argmax(similarity, axis=1) == np.arange(len(texts)))
-    sizes = [
-        int(m)
-        for m in re.findall(
-            r"batch of \d+ inputs from (\d+) requests", batching_server.log.read_text()
-        )
-    ]
-    assert max(sizes) > 1, sizes
+
+    def burst() -> np.ndarray[Any, Any]:
+        # All requests sent together from one event loop: a thread pool of
+        # per-call clients spreads them out (each builds an SSL context under
+        # the GIL), and a lone request is rightly run without waiting.
+        async def send_all() -> list[list[float]]:
+            async with httpx.AsyncClient(timeout=60) as client:
+                responses = await asyncio.gather(
+                    *(client.post(url, json={"model": "local/minilm", "input": t}) for t in texts)
+                )
+            assert all(r.status_code == 200 for r in responses), [r.text for r in responses]
+            return [r.json()["data"][0]["embedding"] for r in responses]
+
+        return np.array(asyncio.run(send_all()))
+
+    def coalesced() -> list[int]:
+        pattern = r"batch of \d+ inputs from (\d+) requests"
+        return [int(m) for m in re.findall(pattern, batching_server.log.read_text())]
+
+    for _ in range(3):  # a loaded machine may still let a burst trickle in
+        together = burst()
+        similarity = together @ alone.T
+        # Batched with other requests' inputs or not, each gets its own vector.
+        assert np.all(np.diag(similarity) >= 0.99999), np.diag(similarity)
+        assert np.all(np.argmax(similarity, axis=1) == np.arange(len(texts)))
+        if max(coalesced()) > 1:
+            break
+    assert max(coalesced()) > 1, coalesced()
 
 
 def test_an_over_long_input_gets_400_while_its_batch_mates_succeed(
