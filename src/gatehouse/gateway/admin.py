@@ -7,13 +7,14 @@ same transaction as the change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gatehouse.core.config import LimitSpec
-from gatehouse.core.errors import ConflictError, NotFoundError
+from gatehouse.core.errors import ConflictError, NotFoundError, ValidationFailedError
 from gatehouse.core.ids import Clock
 from gatehouse.core.principal import ALL_SCOPES
 from gatehouse.core.records import (
@@ -24,11 +25,12 @@ from gatehouse.core.records import (
     SubjectKind,
     SubjectRecord,
     UsageEvent,
+    iso,
 )
 from gatehouse.gateway.keys import Directory, new_key, new_secret
 from gatehouse.store.directory import DirectoryStore
-from gatehouse.store.ledger import LedgerStore
-from gatehouse.store.rollups import SpendGroup
+from gatehouse.store.ledger import EventQuery, LedgerStore, decode_cursor, encode_cursor
+from gatehouse.store.rollups import EVENTS_CLASS, SpendGroup
 
 DEFAULT_SCOPES = ["chat", "embeddings"]
 
@@ -73,6 +75,18 @@ class SubjectPut(_Body):
     limits: LimitSpec | None = None
     budget: Budget | None = None
     metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPage:
+    events: list[UsageEvent]
+    next_cursor: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "events": [event.public() for event in self.events],
+            "next_cursor": self.next_cursor,
+        }
 
 
 class CreatedKey(BaseModel):
@@ -211,6 +225,34 @@ class Admin:
 
     async def ledger(self, *, since: float, limit: int) -> list[UsageEvent]:
         return await self._ledger.events(since=since, limit=limit)
+
+    async def requests(
+        self, query: EventQuery, *, limit: int, cursor: str | None = None
+    ) -> RequestPage:
+        """The request log: events matching ``query``, newest first, one page
+        after ``cursor`` (a token from an earlier page)."""
+        after = None
+        if cursor is not None:
+            try:
+                after = decode_cursor(cursor)
+            except ValueError as exc:
+                raise ValidationFailedError(f"{exc}.", param="cursor") from None
+        events, following = await self._ledger.page(query, limit=limit, after=after)
+        return RequestPage(
+            events=events, next_cursor=encode_cursor(following) if following else None
+        )
+
+    async def request(self, request_id: str) -> list[UsageEvent]:
+        """What happened to one request: its events, oldest first; 404 if none
+        is kept (naming the retention horizon when events have been purged)."""
+        events = await self._ledger.request(request_id)
+        if not events:
+            message = f"No usage events for request '{request_id}'."
+            horizon = await self._ledger.purged_before(EVENTS_CLASS)
+            if horizon > 0:
+                message += f" Events before {iso(horizon)} have been purged (retention)."
+            raise NotFoundError(message, param="request_id")
+        return events
 
     async def audit(self, *, since: float, limit: int) -> list[AuditEntry]:
         return await self._store.audit(since=since, limit=limit)

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from gatehouse.core.records import SpendRow, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database
-from gatehouse.store.rollups import OK_STATUS, Rollups, SpendGroup
+from gatehouse.store.rollups import OK_STATUS, Rollups, SpendGroup, purged_before
 
 # The columns of a usage event, as the outbox holds and ships them (the table
 # also has ``rolled_up_at``, which only the rollup job writes).
@@ -94,6 +94,11 @@ class LedgerStore:
     ) -> float:
         """What one key, team or user has spent since a time (budget seeding)."""
         return await self.rollups.spent(kind, subject, since)
+
+    async def purged_before(self, data_class: str) -> float:
+        """The time before which ``data_class`` has been purged (0: never)."""
+        async with self._db.engine.connect() as conn:
+            return await purged_before(conn, data_class)
 
     # -- the request log --
 

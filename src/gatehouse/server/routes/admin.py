@@ -1,4 +1,4 @@
-"""The admin API: keys, teams, users, spend, ledger and audit, under ``/admin``.
+"""The admin API: keys, teams, users, spend, ledger, request log and audit, under ``/admin``.
 
 Every route declares the ``admin`` scope (the master key, or a virtual key or
 JWT granted it), which the route table checks before the endpoint runs. The work happens in
@@ -7,7 +7,7 @@ JWT granted it), which the route table checks before the endpoint runs. The work
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,9 +19,22 @@ from gatehouse.gateway.admin import Admin, KeyCreate, KeyUpdate, SubjectPut, par
 from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
 from gatehouse.server.routes.table import RouteSpec
+from gatehouse.store.ledger import EventQuery
+from gatehouse.store.rollups import SPEND_GROUPS
 
-GroupBy = Literal["key", "team", "user", "org", "model"]
 MAX_LIMIT = 10_000
+REQUESTS_MAX_LIMIT = 1000
+# The request log's filters: query parameter -> EventQuery field.
+REQUEST_FILTERS = {
+    "key": "key_id",
+    "team": "team",
+    "user": "user",
+    "org": "org",
+    "model": "model",
+    "deployment": "deployment",
+    "status": "status",
+    "request_id": "request_id",
+}
 
 
 async def _admin(request: Request) -> tuple[Admin, str]:
@@ -33,21 +46,19 @@ async def _admin(request: Request) -> tuple[Admin, str]:
     return governance.admin, principal.id
 
 
-def _since(request: Request) -> float:
+def _since(request: Request, name: str = "since") -> float:
     try:
-        return parse_since(request.query_params.get("since"))
+        return parse_since(request.query_params.get(name))
     except ValueError as exc:
-        raise ValidationFailedError(str(exc), param="since") from None
+        raise ValidationFailedError(str(exc), param=name) from None
 
 
-def _limit(request: Request, default: int = 100) -> int:
+def _limit(request: Request, default: int = 100, maximum: int = MAX_LIMIT) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ValidationFailedError(
-            f"limit must be an integer from 1 to {MAX_LIMIT}.", param="limit"
-        )
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ValidationFailedError(f"limit must be an integer from 1 to {maximum}.", param="limit")
     return int(raw)
 
 
@@ -140,12 +151,51 @@ def _subject_routes(kind: SubjectKind) -> list[RouteSpec]:
 async def spend(request: Request) -> Response:
     admin, _ = await _admin(request)
     group_by = request.query_params.get("group_by", "key")
-    if group_by not in get_args(GroupBy):
+    if group_by not in SPEND_GROUPS:
         raise ValidationFailedError(
-            f"group_by must be one of {list(get_args(GroupBy))}.", param="group_by"
+            f"group_by must be one of {list(SPEND_GROUPS)}.", param="group_by"
         )
-    rows = await admin.spend(group_by, since=_since(request))  # type: ignore[arg-type]
+    rows = await admin.spend(group_by, since=_since(request))
     return JSONResponse({"rows": [row.model_dump() for row in rows]})
+
+
+def _event_query(request: Request) -> EventQuery:
+    """The request log's filters from the query string; 400 naming a bad one
+    (an unknown parameter too: a misspelt filter must not silently match all)."""
+    params = request.query_params
+    for name in params:
+        if name not in REQUEST_FILTERS and name not in ("since", "until", "limit", "cursor"):
+            known = sorted([*REQUEST_FILTERS, "since", "until", "limit", "cursor"])
+            raise ValidationFailedError(f"Unknown parameter '{name}'; known: {known}.", param=name)
+    fields: dict[str, Any] = {}
+    for name, field in REQUEST_FILTERS.items():
+        value = params.get(name)
+        if value is not None:
+            if not value or len(value) > 200:
+                raise ValidationFailedError(f"{name} must be 1 to 200 characters.", param=name)
+            fields[field] = value
+    if params.get("since"):
+        fields["since"] = _since(request)
+    if params.get("until"):
+        fields["until"] = _since(request, "until")
+        if fields["until"] <= fields.get("since", 0.0):
+            raise ValidationFailedError("until must be later than since.", param="until")
+    return EventQuery(**fields)
+
+
+async def requests(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    query = _event_query(request)
+    limit = _limit(request, default=50, maximum=REQUESTS_MAX_LIMIT)
+    page = await admin.requests(query, limit=limit, cursor=request.query_params.get("cursor"))
+    return JSONResponse(page.public())
+
+
+async def request_events(request: Request) -> Response:
+    admin, _ = await _admin(request)
+    request_id = request.path_params["request_id"]
+    events = await admin.request(request_id)
+    return JSONResponse({"request_id": request_id, "events": [event.public() for event in events]})
 
 
 async def ledger(request: Request) -> Response:
@@ -174,7 +224,24 @@ ROUTES = [
     *_subject_routes("org"),
     *_subject_routes("team"),
     *_subject_routes("user"),
-    _spec("GET", "/admin/spend", spend, "Spend per key, team, user or model, from the ledger"),
+    _spec(
+        "GET",
+        "/admin/spend",
+        spend,
+        "Spend per key, team, user, org, model, deployment or day, from the daily rollups",
+    ),
     _spec("GET", "/admin/ledger", ledger, "Usage events from the ledger"),
+    _spec(
+        "GET",
+        "/admin/requests",
+        requests,
+        "The request log: usage events, filtered, newest first, cursor-paginated",
+    ),
+    _spec(
+        "GET",
+        "/admin/requests/{request_id}",
+        request_events,
+        "What happened to one request: its usage events",
+    ),
     _spec("GET", "/admin/audit", audit, "The audit log of admin actions"),
 ]
