@@ -1,4 +1,5 @@
-"""``gatehouse keys ...`` and ``gatehouse spend``: administration from the command line.
+"""``gatehouse keys ...``, ``gatehouse spend`` and ``gatehouse purge``: administration
+from the command line.
 
 They work on the configured database directly (the SQLite file in the data
 directory, or ``store.database_url``), so they need no running server; running
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import json
 import time
@@ -24,6 +26,8 @@ from gatehouse.gateway.keys import Directory
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import LedgerStore
+from gatehouse.store.retention import Retention
+from gatehouse.store.rollups import SPEND_GROUPS
 
 
 class UsageError(Exception):
@@ -31,7 +35,7 @@ class UsageError(Exception):
 
 
 def add_parsers(commands: Any) -> None:
-    """Register ``keys`` and ``spend`` on the top-level subcommand set."""
+    """Register ``keys``, ``spend`` and ``purge`` on the top-level subcommand set."""
     keys = commands.add_parser("keys", help="create, list, revoke and rotate virtual keys")
     actions = keys.add_subparsers(dest="keys_command", required=True, parser_class=type(keys))
     create = actions.add_parser("create", help="create a key; prints it once")
@@ -56,25 +60,52 @@ def add_parsers(commands: Any) -> None:
         action.add_argument("id")
 
     spend = commands.add_parser("spend", help="spend report from the usage ledger")
-    spend.add_argument("--by", choices=["key", "team", "user", "org", "model"], default="key")
+    spend.add_argument("--by", choices=SPEND_GROUPS, default="key")
     spend.add_argument("--since", help="ISO 8601 time (default: all time)")
     spend.add_argument("--json", action="store_true")
 
+    purge = commands.add_parser(
+        "purge",
+        help="roll the ledger up into daily totals, then delete data past its retention",
+    )
+    purge.add_argument("--json", action="store_true")
+
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_with_admin(settings, lambda admin: _dispatch(admin, args)))
+    if args.command == "purge":
+        return asyncio.run(_with_database(settings, lambda db: _purge(db, settings, args)))
+    return asyncio.run(_with_database(settings, lambda db: _dispatch(_admin(db), args)))
 
 
-async def _with_admin(settings: Settings, work: Callable[[Admin], Awaitable[int]]) -> int:
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
     url = settings.store.database_url
     database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
     try:
         await database.open()
-        store = DirectoryStore(database)
-        directory = Directory(store, poll_seconds=1.0)
-        return await work(Admin(store, LedgerStore(database), directory, clock=time.time))
+        return await work(database)
     finally:
         await database.close()
+
+
+def _admin(database: Database) -> Admin:
+    store = DirectoryStore(database)
+    directory = Directory(store, poll_seconds=1.0)
+    return Admin(store, LedgerStore(database), directory, clock=time.time)
+
+
+async def _purge(database: Database, settings: Settings, args: argparse.Namespace) -> int:
+    """One retention round, as every server runs each ``retention.interval_seconds``."""
+    rollups = LedgerStore(database).rollups
+    retention = Retention(database, settings.retention, clock=time.time, rollups=rollups)
+    report = await retention.run_once()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+        return 0
+    print(
+        f"rolled up {report.rolled_up} events; deleted {report.events_deleted} events, "
+        f"{report.rollups_deleted} rollup rows, {report.audit_deleted} audit entries"
+    )
+    return 0
 
 
 async def _dispatch(admin: Admin, args: argparse.Namespace) -> int:

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _chat(settings, args)
         if args.command == "guard":
             return _guard(settings, args)
-        if args.command in ("keys", "spend"):
+        if args.command in ("keys", "spend", "purge"):
             from gatehouse.cli import governance
 
             try:
