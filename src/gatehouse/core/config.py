@@ -512,8 +512,30 @@ class MetricsConfig(_Section):
     per_key: bool = False
 
 
+class TracingConfig(_Section):
+    """OpenTelemetry traces of gateway requests (needs the ``otel`` extra when on).
+
+    A span per request, per pipeline stage and per upstream call attempt, with
+    the GenAI semantic-convention attributes; never a prompt, an answer or a
+    credential. ``endpoint`` defaults to the exporter's own default (the
+    ``OTEL_EXPORTER_OTLP_*`` variables, else the local collector's port).
+    ``propagate_client_context``: with tracing off, a client's W3C
+    ``traceparent``/``tracestate`` still go on to the upstream unchanged.
+    """
+
+    enabled: bool = False
+    exporter: Literal["otlp-http", "otlp-grpc", "console"] = "otlp-http"
+    endpoint: str | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # e.g. a collector's API key
+    insecure: bool = False  # otlp-grpc: plaintext, for a collector on localhost
+    service_name: str = Field(default="gatehouse", min_length=1)
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)  # of traces a client did not start
+    propagate_client_context: bool = True
+
+
 class ObservabilityConfig(_Section):
     access_log: AccessLogConfig = AccessLogConfig()
+    tracing: TracingConfig = TracingConfig()
     metrics: MetricsConfig = MetricsConfig()
 
 

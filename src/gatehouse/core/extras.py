@@ -1,7 +1,8 @@
 """Optional parts of gatehouse, installed as pip extras.
 
 ``pip install gatehouse`` is the gateway alone. The in-process models need
-``gatehouse[local]`` and the RAG engine ``gatehouse[rag]`` (``[all]`` is both).
+``gatehouse[local]``, the RAG engine ``gatehouse[rag]`` and OpenTelemetry
+traces ``gatehouse[otel]`` (``[all]`` is all three).
 Code that needs one of them imports its packages inside a function, under
 :func:`needs_extra`, so a missing package becomes a :class:`MissingExtraError`
 that names the extra to install, never an ``ImportError`` trace (the idea of
@@ -24,7 +25,7 @@ from typing import Literal
 
 from gatehouse.core.errors import MissingExtraError
 
-Extra = Literal["local", "rag"]
+Extra = Literal["local", "rag", "otel"]
 
 # The top-level modules each extra installs (pyproject.toml's optional dependencies).
 MODULES: dict[Extra, tuple[str, ...]] = {
@@ -40,6 +41,7 @@ MODULES: dict[Extra, tuple[str, ...]] = {
         "tokenizers",
     ),
     "rag": ("snowballstemmer", "threadpoolctl", "hnswlib", "bs4", "pypdf", "docx"),
+    "otel": ("opentelemetry",),
 }
 
 

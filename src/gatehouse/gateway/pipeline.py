@@ -13,10 +13,11 @@ other; their order is data, set in :mod:`gatehouse.gateway.service`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from gatehouse.catalog.pricing import PricingTable, TokenCounts
 from gatehouse.core.observation import Refusal
@@ -29,6 +30,9 @@ from gatehouse.core.types import (
     EmbeddingResponse,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from gatehouse.gateway.trace_context import Tracer
 
 Endpoint = Literal["chat", "embeddings"]
 ChatStream = AsyncIterator[ChatCompletionChunk]
@@ -102,12 +106,28 @@ class Stage(Protocol):
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result: ...
 
 
-def chain(stages: Sequence[Stage], terminal: Next) -> Next:
-    """Compose ``stages`` (outermost first) around ``terminal``, once."""
-    handler = terminal
+def chain(stages: Sequence[Stage], terminal: Next, *, tracer: Tracer | None = None) -> Next:
+    """Compose ``stages`` (outermost first) around ``terminal``, once.
+
+    A ``tracer`` wraps the whole chain, each stage (named by :func:`stage_name`)
+    and the terminal call (``route``); without one, nothing is wrapped.
+    """
+    if tracer is None:
+        handler = terminal
+        for stage in reversed(stages):
+            handler = _bind(stage, handler)
+        return handler
+    handler = tracer.stage("route", terminal)
     for stage in reversed(stages):
-        handler = _bind(stage, handler)
-    return handler
+        handler = tracer.stage(stage_name(stage), _bind(stage, handler))
+    return tracer.request(handler)
+
+
+def stage_name(stage: Stage) -> str:
+    """A stage's name in traces: its class's, snake case, less "Stage"
+    (``AuthStage`` is ``auth``, ``ExactCache`` is ``exact_cache``)."""
+    name = type(stage).__name__.removesuffix("Stage") or type(stage).__name__
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _bind(stage: Stage, call_next: Next) -> Next:

@@ -40,6 +40,7 @@ from gatehouse.providers.factory import ProviderFactory
 
 if TYPE_CHECKING:
     from gatehouse.gateway.governance import Governance
+    from gatehouse.gateway.trace_context import Tracer
 
 log = logging.getLogger("gatehouse.gateway")
 
@@ -62,12 +63,16 @@ class Gateway:
         stages: Sequence[Stage] = (),
         router: Router | None = None,
         governance: Governance | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
+        """A ``tracer`` wraps the pipeline and its stages (see
+        :mod:`gatehouse.gateway.trace_context`); the registry's providers are
+        wrapped where they are built (:func:`build_gateway`)."""
         self.registry = registry
         self.router = router or Router(registry)
         self.governance = governance
         self._started_at = started_at
-        self._handle = chain(stages, self._dispatch)
+        self._handle = chain(stages, self._dispatch, tracer=tracer)
 
     async def start(self) -> None:
         """Open what the stages need (databases, outbox, counters); the server calls it."""
@@ -247,11 +252,16 @@ def pipeline_stages(
 
 
 def build_gateway(
-    settings: Settings, *, started_at: int, observer: Observer | None = None
+    settings: Settings,
+    *,
+    started_at: int,
+    observer: Observer | None = None,
+    tracer: Tracer | None = None,
 ) -> Gateway:
     """Wire the model groups the settings declare into a gateway. Nothing is loaded yet.
 
-    The pipeline's stage order is :func:`pipeline_stages`'s, and only its.
+    The pipeline's stage order is :func:`pipeline_stages`'s, and only its. A
+    ``tracer`` wraps the pipeline, its stages and every deployment's provider.
     """
     factory = ProviderFactory(settings)
     groups: list[ModelGroup] = []
@@ -266,12 +276,17 @@ def build_gateway(
         if not enabled:
             continue
         if has_extra("local"):
-            groups.append(single_deployment_group(factory.local(model), settings.router))
+            local: ChatProvider | EmbeddingProvider = factory.local(model)
+            if tracer is not None:
+                local = tracer.provider(local, deployment=model, group=model, config=None)
+            groups.append(single_deployment_group(local, settings.router))
         else:
             unavailable[model] = MissingExtraError(model, "local").message
             log.warning("%s is off: %s", model, unavailable[model])
     for index, config in enumerate(settings.models):
-        groups.append(_group(config, settings.router, factory, where=f"models[{index}]"))
+        groups.append(
+            _group(config, settings.router, factory, where=f"models[{index}]", tracer=tracer)
+        )
     registry = ModelRegistry(groups=groups, aliases=settings.aliases, unavailable=unavailable)
     router = Router(registry, settings.router, observer=observer)
 
@@ -289,7 +304,12 @@ def build_gateway(
         bodies=access_log_bodies(settings),
     )
     return Gateway(
-        registry, started_at=started_at, stages=stages, router=router, governance=governance
+        registry,
+        started_at=started_at,
+        stages=stages,
+        router=router,
+        governance=governance,
+        tracer=tracer,
     )
 
 
@@ -300,7 +320,12 @@ def access_log_bodies(settings: Settings) -> int | None:
 
 
 def _group(
-    config: ModelGroupConfig, router: RouterConfig, factory: ProviderFactory, *, where: str
+    config: ModelGroupConfig,
+    router: RouterConfig,
+    factory: ProviderFactory,
+    *,
+    where: str,
+    tracer: Tracer | None = None,
 ) -> ModelGroup:
     deployments = []
     for index, deployment in enumerate(config.deployments):
@@ -311,6 +336,10 @@ def _group(
             kind=config.mode,
             where=f"{where}.deployments[{index}]",
         )
+        if tracer is not None:
+            provider = tracer.provider(
+                provider, deployment=deployment_id, group=config.name, config=deployment
+            )
         deployments.append(
             Deployment(
                 id=deployment_id,

@@ -21,7 +21,7 @@ import orjson
 
 from gatehouse.core.config import DeploymentConfig, TimeoutConfig
 from gatehouse.providers.http1 import ConnectionClosedError, Http1Pool, encode_headers
-from gatehouse.providers.transport import UpstreamRequest, UpstreamResponse
+from gatehouse.providers.transport import TracedHeaders, UpstreamRequest, UpstreamResponse
 
 
 class HTTPTransport:
@@ -48,11 +48,17 @@ class HTTPTransport:
         if request.stream:
             return await self._stream(request)
         pool, target = self._target(request.url)
+        headers = request.headers
+        trace = b""
+        if isinstance(headers, TracedHeaders) and not headers.trace.keys() & headers.base.keys():
+            # The provider's headers as cached, then this call's trace context.
+            trace = encode_headers(headers.trace.items())
+            headers = headers.base
         encoded = self._encoded
-        if encoded is None or encoded[0] is not request.headers:
-            encoded = self._encoded = (request.headers, encode_headers(request.headers.items()))
+        if encoded is None or encoded[0] is not headers:
+            encoded = self._encoded = (headers, encode_headers(headers.items()))
         try:
-            return await pool.request(request.method, target, request.body, encoded[1])
+            return await pool.request(request.method, target, request.body, encoded[1] + trace)
         except (TimeoutError, ConnectionClosedError):
             raise
         except OSError as exc:  # refused, DNS, TLS, ...

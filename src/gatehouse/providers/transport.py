@@ -39,7 +39,9 @@ class UpstreamRequest:
     credentials, the deployment's configured headers); a transport adds only
     what HTTP itself needs (Host, Content-Length). The gateway sends the same
     mapping object with every call of a provider and never changes it, so a
-    transport may cache what it derives from it by identity.
+    transport may cache what it derives from it by identity; a call that
+    carries W3C trace context gets a :class:`TracedHeaders` instead, that
+    mapping plus ``traceparent`` (and ``tracestate``).
     """
 
     method: str
@@ -82,6 +84,23 @@ class UpstreamResponse:
         release, self.release = self.release, None
         if release is not None:
             await release()
+
+
+class TracedHeaders(dict[str, str]):
+    """One call's headers: a provider's unchanging ``base`` plus the call's
+    ``trace`` context (``traceparent``, ``tracestate``).
+
+    A plain dict of all of them to any transport; one that caches by the
+    identity of ``base`` adds the few ``trace`` headers to what it cached.
+    """
+
+    __slots__ = ("base", "trace")
+
+    def __init__(self, base: Mapping[str, str], trace: Mapping[str, str]) -> None:
+        super().__init__(base)
+        self.update(trace)
+        self.base = base
+        self.trace = trace
 
 
 class Transport(Protocol):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -27,8 +28,15 @@ from gatehouse.core.errors import (
     UpstreamTimeoutError,
 )
 from gatehouse.providers.http_transport import HTTPTransport
-from gatehouse.providers.transport import Transport, UpstreamRequest
+from gatehouse.providers.transport import TracedHeaders, Transport, UpstreamRequest
 from gatehouse.providers.upstream_errors import Dialect, classify
+
+# The W3C trace context (``traceparent``, ``tracestate``) to send with the
+# upstream calls made in this context: the gateway sets it around each call
+# (gatehouse.gateway.tracing, gatehouse.gateway.trace_context); None sends none.
+TRACE_CONTEXT: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "gatehouse_trace_context", default=None
+)
 
 
 class Upstream:
@@ -86,7 +94,7 @@ class Upstream:
 
     async def post_json(self, url: str, body: Mapping[str, Any]) -> tuple[Any, Mapping[str, str]]:
         """POST ``body``; the decoded JSON answer and its headers, or a classified error."""
-        request = UpstreamRequest("POST", url, self._headers, orjson.dumps(body))
+        request = UpstreamRequest("POST", url, self._call_headers(), orjson.dumps(body))
         try:
             response = await self.transport.handle(request)
         except (TimeoutError, ConnectionError) as exc:
@@ -105,7 +113,7 @@ class Upstream:
         that closes the stream early or resets the connection raises an
         ``UpstreamError`` (retryable only if nothing was yielded yet).
         """
-        request = UpstreamRequest("POST", url, self._headers, orjson.dumps(body), True)
+        request = UpstreamRequest("POST", url, self._call_headers(), orjson.dumps(body), True)
         try:
             response = await self.transport.handle(request)
         except (TimeoutError, ConnectionError) as exc:
@@ -146,6 +154,11 @@ class Upstream:
             raise early from exc
         finally:
             await response.aclose()
+
+    def _call_headers(self) -> Mapping[str, str]:
+        """The headers of one call: the deployment's, plus the trace context if any."""
+        trace = TRACE_CONTEXT.get()
+        return self._headers if trace is None else TracedHeaders(self._headers, trace)
 
     def _error(self, status: int, body: bytes, headers: Mapping[str, str]) -> GatehouseError:
         return classify(status, body, headers, dialect=self._dialect, deployment=self.deployment)

@@ -26,8 +26,10 @@ from gatehouse.core.errors import (
 )
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.gateway.observer import Observer, Observers
+from gatehouse.gateway.trace_context import ClientContext, Tracer
 from gatehouse.observability import AccessLog, DeploymentState, Metrics
 from gatehouse.observability.governance_metrics import GovernanceCollector
+from gatehouse.observability.tracing import Tracing, start_tracing
 from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
@@ -47,12 +49,20 @@ SETTINGS_ENV = "GATEHOUSE_INTERNAL_SETTINGS_JSON"
 
 
 def create_app(
-    settings: Settings, *, gateway: Gateway | None = None, metrics: Metrics | None = None
+    settings: Settings,
+    *,
+    gateway: Gateway | None = None,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Starlette:
     """Build the application: routes, error mapping and the request-id/body-limit layer.
 
     A ``gateway`` built by the caller reports to ``metrics`` (and writes an
-    access log) only if it was built with them as its observer."""
+    access log) only if it was built with them as its observer. ``tracing``
+    (by default the one ``observability.tracing`` configures, if enabled)
+    traces the gateway built here, and is shut down with the app."""
+    if tracing is None and settings.observability.tracing.enabled:
+        tracing = start_tracing(settings.observability.tracing)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = metrics or Metrics(per_key=settings.observability.metrics.per_key)
     access_log: AccessLog | None = None
@@ -62,7 +72,12 @@ def create_app(
         if access.enabled:
             access_log = AccessLog(format=access.format)
             observer = Observers([metrics, access_log])
-        gateway = build_gateway(settings, started_at=int(time.time()), observer=observer)
+        gateway = build_gateway(
+            settings,
+            started_at=int(time.time()),
+            observer=observer,
+            tracer=_tracer(settings, tracing),
+        )
     metrics.watch_deployments(lambda: deployment_states(gateway))
     metrics.name_models(gateway.registry)
     if access_log is not None:
@@ -106,6 +121,8 @@ def create_app(
             await gateway.stop()
             if access_log is not None:
                 await asyncio.to_thread(access_log.close)
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)
 
     app = Starlette(
         lifespan=lifespan,
@@ -124,9 +141,22 @@ def create_app(
     app.state.gateway = gateway
     app.state.metrics = metrics
     app.state.access_log = access_log
+    app.state.tracing = tracing
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
     return app
+
+
+def _tracer(settings: Settings, tracing: Tracing | None) -> Tracer | None:
+    """Spans when tracing is on; else the client's trace context passed on, unless
+    turned off (gatehouse.gateway.trace_context)."""
+    if tracing is not None:
+        from gatehouse.gateway.tracing import SpanTracer  # needs the 'otel' extra
+
+        return SpanTracer(tracing.tracer)
+    if settings.observability.tracing.propagate_client_context:
+        return ClientContext()
+    return None
 
 
 def _settle_heap() -> None:

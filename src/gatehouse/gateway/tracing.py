@@ -1,0 +1,453 @@
+"""OpenTelemetry spans for gateway calls (``observability.tracing.enabled``).
+
+Imported only when tracing is on: it needs the ``otel`` extra. The spans of
+one request, one trace::
+
+    chat {model}              SERVER    the request, from the client's traceparent
+      gatehouse.observe       INTERNAL  one per pipeline stage, nested as they run
+        gatehouse.auth
+          ...
+            gatehouse.route   INTERNAL  routing: retries, fallbacks
+              chat {upstream model}  CLIENT  one per upstream call attempt; its
+                                             context is the upstream's traceparent
+
+A stage's span ends when the stage returns: for a stream, once the stream is
+open. The request span and the attempt's span end with the stream's last
+chunk (or when the client goes away).
+
+Attributes follow the OpenTelemetry GenAI semantic conventions
+(``gen_ai.operation.name``, ``gen_ai.provider.name`` and the older
+``gen_ai.system``, ``gen_ai.request.model``, ``gen_ai.response.model``,
+``gen_ai.usage.input_tokens`` ...) plus ``gatehouse.*`` (deployment, group,
+team, principal id, cache outcome, retries, fallbacks). Never a prompt, an
+answer or a credential: only names, numbers and finish reasons. A failure sets
+the span's status to error, with ``error.type`` from the closed vocabulary of
+:func:`gatehouse.core.errors.error_type` and the error's code as description,
+never its message (an upstream's message may quote the prompt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from gatehouse.core.config import DeploymentConfig
+from gatehouse.core.errors import GatehouseError, error_type
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    Usage,
+)
+from gatehouse.gateway.pipeline import CallContext, Next, Result
+from gatehouse.providers.base import ChatProvider, EmbeddingProvider, Readiness
+from gatehouse.providers.upstream import TRACE_CONTEXT
+
+Attributes = dict[str, Any]
+
+# gen_ai.provider.name of each built-in provider (the convention's well-known
+# values); a plugin's is its registered name.
+PROVIDER_NAMES = {
+    "openai_compat": "openai",
+    "azure": "azure.ai.openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "local": "gatehouse.local",
+}
+
+
+class SpanTracer:
+    """The :class:`gatehouse.gateway.trace_context.Tracer` that makes OpenTelemetry spans."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._propagator = TraceContextTextMapPropagator()
+        # deployment id -> gen_ai.provider.name, for the request span.
+        self._provider_names: dict[str, str] = {}
+
+    # -- the request ----------------------------------------------------------
+
+    def request(self, call: Next) -> Next:
+        tracer = self._tracer
+
+        async def traced(ctx: CallContext) -> Result:
+            if ctx.headers:  # from a client, who may continue its own trace
+                parent = self._propagator.extract(ctx.headers)
+                kind = SpanKind.SERVER
+            else:  # in process (the CLI, RAG): inside whatever span is current
+                parent, kind = None, SpanKind.INTERNAL
+            span = tracer.start_span(
+                f"{ctx.endpoint} {ctx.model}",
+                context=parent,
+                kind=kind,
+                attributes=_request_attributes(ctx),
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+            try:
+                result = await call(ctx)
+            except BaseException as exc:
+                self._end_request(span, ctx, None, exc)
+                raise
+            finally:
+                otel_context.detach(token)
+            if isinstance(result, ChatCompletion | EmbeddingResponse):
+                self._end_request(span, ctx, result, None)
+                return result
+            return self._watch_request(span, ctx, result)
+
+        return traced
+
+    async def _watch_request(
+        self, span: Span, ctx: CallContext, chunks: AsyncIterator[ChatCompletionChunk]
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        seen = _StreamFacts()
+        error: BaseException | None = None
+        try:
+            async for chunk in chunks:
+                seen.add(chunk)
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if span.is_recording():
+                span.set_attributes(seen.attributes())
+            self._end_request(span, ctx, None, error)
+
+    def _end_request(
+        self,
+        span: Span,
+        ctx: CallContext,
+        result: ChatCompletion | EmbeddingResponse | None,
+        error: BaseException | None,
+    ) -> None:
+        if span.is_recording():
+            attributes = _outcome_attributes(ctx)
+            provider = self._provider_names.get(ctx.deployment or "")
+            if provider is not None:
+                attributes["gen_ai.provider.name"] = attributes["gen_ai.system"] = provider
+            if result is not None:
+                attributes.update(_response_attributes(result))
+            elif ctx.usage is not None:
+                attributes.update(_usage_attributes(ctx.usage))
+            span.set_attributes(attributes)
+            if error is not None:
+                _record_failure(span, error)
+        span.end()
+
+    # -- the stages -------------------------------------------------------------
+
+    def stage(self, name: str, call: Next) -> Next:
+        tracer = self._tracer
+        span_name = f"gatehouse.{name}"
+        attributes = {"gatehouse.stage": name}
+
+        async def traced(ctx: CallContext) -> Result:
+            span = tracer.start_span(
+                span_name,
+                attributes=attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                return await call(ctx)
+            except BaseException as exc:
+                _record_failure(span, exc)
+                raise
+            finally:
+                otel_context.detach(token)
+                span.end()
+
+        return traced
+
+    # -- the upstream calls -----------------------------------------------------
+
+    def provider(
+        self,
+        provider: ChatProvider | EmbeddingProvider,
+        *,
+        deployment: str,
+        group: str,
+        config: DeploymentConfig | None,
+    ) -> ChatProvider | EmbeddingProvider:
+        name = PROVIDER_NAMES.get(config.provider, config.provider) if config else "gatehouse.local"
+        self._provider_names[deployment] = name
+        attributes: Attributes = {
+            "gen_ai.provider.name": name,
+            "gen_ai.system": name,
+            "gen_ai.request.model": config.model if config else provider.info.id,
+            "gatehouse.deployment": deployment,
+            "gatehouse.group": group,
+        }
+        if config is not None and config.base_url:
+            attributes.update(_server_attributes(config.base_url))
+        calls = _Calls(self._tracer, self._propagator, attributes)
+        # The registry checked each group's providers against its kind.
+        if provider.info.kind == "chat":
+            return TracedChat(cast(ChatProvider, provider), calls)
+        return TracedEmbeddings(cast(EmbeddingProvider, provider), calls)
+
+
+class _Calls:
+    """Starts the CLIENT span of one upstream call attempt and makes its context
+    the ``traceparent`` the upstream receives."""
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        propagator: TraceContextTextMapPropagator,
+        attributes: Attributes,
+    ) -> None:
+        self._tracer = tracer
+        self._propagator = propagator
+        self._attributes = attributes
+        self._model = attributes["gen_ai.request.model"]
+
+    def start(self, operation: str, request_attributes: Attributes) -> tuple[Span, dict[str, str]]:
+        span = self._tracer.start_span(
+            f"{operation} {self._model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": operation,
+                **self._attributes,
+                **request_attributes,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        carrier: dict[str, str] = {}
+        self._propagator.inject(carrier, context=trace.set_span_in_context(span))
+        return span, carrier
+
+
+class TracedChat:
+    """A chat provider whose every call is a CLIENT span (a :class:`ChatProvider`)."""
+
+    def __init__(self, inner: ChatProvider, calls: _Calls) -> None:
+        self.info = inner.info
+        self._inner = inner
+        self._calls = calls
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        span, carrier = self._calls.start("chat", _chat_request_attributes(request))
+        token = TRACE_CONTEXT.set(carrier)
+        try:
+            completion = await self._inner.complete(request)
+        except BaseException as exc:
+            _record_failure(span, exc)
+            span.end()
+            raise
+        finally:
+            TRACE_CONTEXT.reset(token)
+        if span.is_recording():
+            span.set_attributes(_response_attributes(completion))
+        span.end()
+        return completion
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        span, carrier = self._calls.start("chat", _chat_request_attributes(request))
+        chunks = self._inner.stream(request)
+        seen = _StreamFacts()
+        try:
+            # The upstream request goes out on the first step of the stream.
+            token = TRACE_CONTEXT.set(carrier)
+            try:
+                first = await anext(chunks, None)
+            finally:
+                TRACE_CONTEXT.reset(token)
+            if first is None:
+                return
+            seen.add(first)
+            yield first
+            async for chunk in chunks:
+                seen.add(chunk)
+                yield chunk
+        except BaseException as exc:
+            _record_failure(span, exc)
+            raise
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+            if span.is_recording():
+                span.set_attributes(seen.attributes())
+            span.end()
+
+    def readiness(self) -> Readiness:
+        return self._inner.readiness()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class TracedEmbeddings:
+    """An embedding provider whose every call is a CLIENT span (an :class:`EmbeddingProvider`)."""
+
+    def __init__(self, inner: EmbeddingProvider, calls: _Calls) -> None:
+        self.info = inner.info
+        self._inner = inner
+        self._calls = calls
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        span, carrier = self._calls.start("embeddings", _embedding_request_attributes(request))
+        token = TRACE_CONTEXT.set(carrier)
+        try:
+            response = await self._inner.embed(request)
+        except BaseException as exc:
+            _record_failure(span, exc)
+            span.end()
+            raise
+        finally:
+            TRACE_CONTEXT.reset(token)
+        if span.is_recording():
+            span.set_attributes(_response_attributes(response))
+        span.end()
+        return response
+
+    def readiness(self) -> Readiness:
+        return self._inner.readiness()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _StreamFacts:
+    """What a stream's chunks say about the answer: model, id, finish reasons, usage."""
+
+    __slots__ = ("finish_reasons", "id", "model", "usage")
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.id: str | None = None
+        self.finish_reasons: list[str] = []
+        self.usage: Usage | None = None
+
+    def add(self, chunk: ChatCompletionChunk) -> None:
+        if self.model is None:
+            self.model, self.id = chunk.model, chunk.id
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                self.finish_reasons.append(choice.finish_reason)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    def attributes(self) -> Attributes:
+        found: Attributes = {}
+        if self.model is not None:
+            found["gen_ai.response.model"] = self.model
+            found["gen_ai.response.id"] = self.id
+        if self.finish_reasons:
+            found["gen_ai.response.finish_reasons"] = self.finish_reasons
+        if self.usage is not None:
+            found.update(_usage_attributes(self.usage))
+        return found
+
+
+def _request_attributes(ctx: CallContext) -> Attributes:
+    request = ctx.request
+    found: Attributes = {
+        "gen_ai.operation.name": ctx.endpoint,
+        "gen_ai.request.model": ctx.model,
+        "gatehouse.request_id": ctx.request_id,
+    }
+    if isinstance(request, ChatCompletionRequest):
+        found.update(_chat_request_attributes(request))
+    else:
+        found.update(_embedding_request_attributes(request))
+    return found
+
+
+def _chat_request_attributes(request: ChatCompletionRequest) -> Attributes:
+    found: Attributes = {"gatehouse.stream": request.stream}
+    limit = request.token_limit()
+    if limit is not None:
+        found["gen_ai.request.max_tokens"] = limit
+    if request.temperature is not None:
+        found["gen_ai.request.temperature"] = request.temperature
+    if request.top_p is not None:
+        found["gen_ai.request.top_p"] = request.top_p
+    if request.seed is not None:
+        found["gen_ai.request.seed"] = request.seed
+    if request.n != 1:
+        found["gen_ai.request.choice.count"] = request.n
+    return found
+
+
+def _embedding_request_attributes(request: EmbeddingRequest) -> Attributes:
+    found: Attributes = {"gen_ai.request.encoding_formats": (request.encoding_format,)}
+    if request.dimensions is not None:
+        found["gen_ai.embeddings.dimension.count"] = request.dimensions
+    return found
+
+
+def _response_attributes(result: ChatCompletion | EmbeddingResponse) -> Attributes:
+    found: Attributes = {"gen_ai.response.model": result.model}
+    if isinstance(result, ChatCompletion):
+        found["gen_ai.response.id"] = result.id
+        reasons = [c.finish_reason for c in result.choices if c.finish_reason]
+        if reasons:
+            found["gen_ai.response.finish_reasons"] = reasons
+    found.update(_usage_attributes(result.usage))
+    return found
+
+
+def _usage_attributes(usage: Usage) -> Attributes:
+    return {
+        "gen_ai.usage.input_tokens": usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": usage.completion_tokens,
+    }
+
+
+def _outcome_attributes(ctx: CallContext) -> Attributes:
+    """What the pipeline learned: who called, what served it, how."""
+    found: Attributes = {
+        "gatehouse.retries": ctx.retries,
+        "gatehouse.fallbacks": ctx.fallbacks,
+        "gatehouse.coalesced": ctx.coalesced,
+    }
+    optional = {
+        "gatehouse.group": ctx.group,
+        "gatehouse.deployment": ctx.deployment,
+        "gatehouse.cache": ctx.cache,
+        "gatehouse.refusal": ctx.refusal,
+        "gatehouse.principal": None if ctx.principal is None else ctx.principal.id,
+        "gatehouse.team": None if ctx.principal is None else ctx.principal.team,
+    }
+    found.update((key, value) for key, value in optional.items() if value is not None)
+    return found
+
+
+def _server_attributes(base_url: str) -> Attributes:
+    parts = urlsplit(base_url)
+    found: Attributes = {}
+    if parts.hostname:
+        found["server.address"] = parts.hostname
+        found["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+    return found
+
+
+def _record_failure(span: Span, error: BaseException) -> None:
+    """Mark ``span`` failed: the closed error type and the error's code, never its message.
+
+    A cancellation (the client went away) is not the span's failure."""
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        span.set_attribute("gatehouse.cancelled", True)
+        return
+    code = error.error_code if isinstance(error, GatehouseError) else "internal_error"
+    span.set_status(Status(StatusCode.ERROR, code))
+    attributes: Mapping[str, Any] = {"error.type": error_type(error)}
+    if isinstance(error, GatehouseError):
+        attributes = {**attributes, "http.response.status_code": error.http_status}
+    span.set_attributes(attributes)
