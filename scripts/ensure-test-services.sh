@@ -1,11 +1,15 @@
 #!/bin/sh
-# Install the servers the integration tests start (redis-server, PostgreSQL),
+# Install the servers the integration tests start (redis-server, PostgreSQL)
+# and promtool (Debian's prometheus package), which checks deploy/prometheus,
 # when they are missing. Idempotent: does nothing on a machine that has them.
+# The prometheus package's own server is not started (there is no init system
+# in a container; on a host, the script stops and disables it).
 set -eu
 
 need=""
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need="$need postgresql"
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 [ -z "$need" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,3 +21,11 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $need >/dev/null
+case "$need" in
+*prometheus*)
+    # Only promtool is wanted: not a Prometheus server running on this machine.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+    ;;
+esac

@@ -12,6 +12,7 @@ from pathlib import Path
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.observability import Metrics
 
+from .governed import governed_app
 from .test_metrics import parse, record, total
 from .test_router import Clock, Scripted, ctx, group, request, router, server_error
 
@@ -139,3 +140,18 @@ def test_worker_processes_add_up_in_every_scrape(tmp_path: Path) -> None:
     ((labels, value),) = samples["gatehouse_live_total"]
     assert labels["worker"].isdigit()
     assert value == 1.0
+
+
+async def test_readyz_leaves_its_verdict_in_the_metrics(tmp_path: Path) -> None:
+    metrics = Metrics()
+    assert b"gatehouse_ready" not in metrics.render()  # no verdict before a check
+    async for gov in governed_app(tmp_path, metrics=metrics):
+        assert (await gov.http.get("/readyz")).status_code == 200
+        samples = parse((await gov.http.get("/metrics")).text)
+    assert total(samples, "gatehouse_ready") == 1
+    checks = {labels["check"]: value for labels, value in samples["gatehouse_readiness_check"]}
+    assert checks["storage:data_dir"] == 1
+    metrics.readiness([("sql", True), ("redis", False)])
+    samples = parse(metrics.render().decode())
+    assert total(samples, "gatehouse_ready") == 0
+    assert total(samples, "gatehouse_readiness_check", check="redis") == 0

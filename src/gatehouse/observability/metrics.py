@@ -18,45 +18,25 @@ all of them at each scrape (:mod:`gatehouse.observability.multiprocess`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from gatehouse.core.errors import ErrorType
 from gatehouse.core.observation import RequestRecord
 from gatehouse.observability import multiprocess
+from gatehouse.observability.live_metrics import (
+    DeploymentCollector,
+    DeploymentState,
+    ReadCounter,
+    Readiness,
+)
 from gatehouse.observability.rag_metrics import RagMetrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNKNOWN_MODEL = "unknown"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-
-
-class DeploymentState:
-    """What the scrape-time collector reads for one deployment."""
-
-    def __init__(
-        self,
-        deployment: str,
-        group: str,
-        in_flight: int,
-        breaker: str,
-        admission_limit: int,
-        queued: int,
-        rejected: int,
-        latency_s: float | None,
-    ) -> None:
-        self.deployment = deployment
-        self.group = group
-        self.in_flight = in_flight
-        self.breaker = breaker
-        self.admission_limit = admission_limit
-        self.queued = queued
-        self.rejected = rejected
-        self.latency_s = latency_s
 
 
 class Metrics:
@@ -85,6 +65,8 @@ class Metrics:
         self._served: dict[tuple[str | None, str | None, str | None], _Served] = {}
         self._upstream_children: dict[tuple[str | None, str | None], Histogram] = {}
         self._models: Container[str] | None = None
+        self._readiness = Readiness()
+        self.registry.register(self._readiness)
 
     def _init_counters(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -258,13 +240,17 @@ class Metrics:
     def admission_wait(self, deployment: str, seconds: float) -> None:
         self.admission_waits.labels(deployment).observe(seconds)
 
+    def readiness(self, checks: Iterable[tuple[str, bool]]) -> None:
+        """Keep the outcome of the last ``/readyz`` (check name, ok) for the scrape."""
+        self._readiness.checks = list(checks)
+
     def watch_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
         """Export a count kept elsewhere (``name`` without ``_total``), read at scrape time."""
-        self.registry.register(_ReadCounter(name, documentation, read))
+        self.registry.register(ReadCounter(name, documentation, read))
 
     def watch_deployments(self, snapshot: Callable[[], Iterable[DeploymentState]]) -> None:
         """Export live deployment state, read from ``snapshot`` at scrape time."""
-        self.registry.register(_DeploymentCollector(snapshot))
+        self.registry.register(DeploymentCollector(snapshot))
 
     def render(self) -> bytes:
         if self._shared is None:
@@ -332,62 +318,3 @@ class _Served:
             self.reasoning.inc(record.reasoning_tokens)
         if record.cost_usd:
             self.cost.inc(record.cost_usd)
-
-
-class _ReadCounter(Collector):
-    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._read = read
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(self._name, self._documentation)
-        family.add_metric([], self._read())
-        yield family
-
-
-_BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
-
-
-class _DeploymentCollector(Collector):
-    def __init__(self, snapshot: Callable[[], Iterable[DeploymentState]]) -> None:
-        self._snapshot = snapshot
-
-    def collect(self) -> Iterator[Metric]:
-        labels = ["deployment", "group"]
-        in_flight = GaugeMetricFamily(
-            "gatehouse_deployment_in_flight", "Requests in flight to a deployment.", labels=labels
-        )
-        breaker = GaugeMetricFamily(
-            "gatehouse_deployment_breaker_state",
-            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
-            labels=labels,
-        )
-        limit = GaugeMetricFamily(
-            "gatehouse_admission_limit",
-            "In-flight limit from Little's law (target rate x latency x headroom).",
-            labels=labels,
-        )
-        queued = GaugeMetricFamily(
-            "gatehouse_admission_queue_length", "Requests waiting for admission.", labels=labels
-        )
-        rejected = GaugeMetricFamily(
-            "gatehouse_admission_rejected",
-            "Requests refused by admission control since start.",
-            labels=labels,
-        )
-        latency = GaugeMetricFamily(
-            "gatehouse_deployment_latency_seconds",
-            "Moving average of a deployment's latency.",
-            labels=labels,
-        )
-        for state in self._snapshot():
-            values = [state.deployment, state.group]
-            in_flight.add_metric(values, state.in_flight)
-            breaker.add_metric(values, _BREAKER_VALUES.get(state.breaker, 0.0))
-            limit.add_metric(values, state.admission_limit)
-            queued.add_metric(values, state.queued)
-            rejected.add_metric(values, state.rejected)
-            if state.latency_s is not None:
-                latency.add_metric(values, state.latency_s)
-        yield from (in_flight, breaker, limit, queued, rejected, latency)

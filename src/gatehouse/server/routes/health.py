@@ -50,6 +50,7 @@ async def readyz(request: Request) -> Response:
             )
         )
     checks = await run_checks(probes, within=READY_TIMEOUT)
+    request.app.state.metrics.readiness((c.name, c.ok) for c in checks)
     ready = all(check.ok for check in checks)
     body: dict[str, object] = {
         "status": "ready" if ready else "not_ready",
