@@ -29,11 +29,20 @@ async def gov(tmp_path: Path) -> AsyncIterator[Governed]:
 
 
 def _specs(gov: Governed) -> list[RouteSpec]:
-    from gatehouse.server.routes import admin, anthropic, deployments, health, observability, rag
+    from gatehouse.server.routes import (
+        admin,
+        anthropic,
+        deployments,
+        health,
+        observability,
+        rag,
+        responses,
+    )
     from gatehouse.server.routes import openai as openai_routes
 
     specs: list[RouteSpec] = []
-    for module in (openai_routes, anthropic, deployments, health, observability, admin, rag):
+    modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
+    for module in modules:
         specs.extend(module.ROUTES)
     return specs
 

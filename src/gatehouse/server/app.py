@@ -42,6 +42,7 @@ from gatehouse.server.routes import (
     observability,
     openai,
     rag,
+    responses,
 )
 from gatehouse.server.routes.table import RawEndpoint, RouteSpec
 
@@ -92,6 +93,7 @@ def create_app(
     specs = [
         *openai.ROUTES,
         *anthropic.ROUTES,
+        *responses.ROUTES,
         *deployments.ROUTES,
         *health.ROUTES,
         *observability.ROUTES,

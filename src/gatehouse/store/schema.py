@@ -160,3 +160,22 @@ retention = Table(
     Column("purged_at", Float, nullable=False),
     Column("deleted", BigInteger, nullable=False),
 )
+
+# Stored Responses API responses (migration 0005): ``owner`` is the creating
+# caller's team (or key, when it has none); only that owner reads, chains or
+# deletes one. ``input_items`` is the whole input that produced the response,
+# earlier turns of a ``previous_response_id`` chain included, so a chain is
+# followed in one read and outlives the deletion of its earlier responses.
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("previous_response_id", String(64)),
+    Column("response", JSON, nullable=False),
+    Column("input_items", JSON, nullable=False),
+)
+Index("ix_responses_owner_created", responses.c.owner, responses.c.created_at)
