@@ -5,6 +5,8 @@ anything but loopback for tests not marked ``integration``.
 
 No test may read files beside the repository (``repository_guard``): a fresh
 clone has nothing there, so what a test needs ships under ``tests/fixtures/``.
+
+No key may reach any log of the run (``log_leaks``): checked once, at the end.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from . import repository_guard
+from .log_leaks import LeakWatch
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,6 +32,18 @@ def _nothing_read_beside_the_repository() -> Iterator[None]:
     yield
     if refused := guard.refused[before:]:
         pytest.fail(f"the test touched paths outside the repository: {refused}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_key_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    watch = LeakWatch(tmp_path_factory.getbasetemp())
+    with pytest.MonkeyPatch.context() as patch:
+        watch.install(patch)
+        yield
+        watch.uninstall()
+    # Torn down last: every server has stopped and written its log by now.
+    if leaks := watch.leaks():
+        pytest.fail("keys reached the logs of this test run:\n" + "\n".join(leaks))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

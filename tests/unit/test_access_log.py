@@ -20,6 +20,7 @@ from gatehouse.core.errors import UpstreamTimeoutError
 from gatehouse.observability import AccessLog
 from gatehouse.server import create_app
 
+from ..log_leaks import LeakWatch
 from .governed import MASTER, Governed, governed_app
 from .test_metrics import record
 
@@ -278,3 +279,27 @@ async def test_bodies_are_off_by_default(logged: Logged) -> None:
     (line,) = logged.lines()
     assert "request_body" not in line
     assert "response_body" not in line
+
+
+async def test_the_run_wide_watch_records_keys_and_finds_them_in_logs(tmp_path: Path) -> None:
+    """The end-of-session check (tests/log_leaks.py) would see a leak. Its own
+    leaks use a made-up key and file names the session's check does not read."""
+    watch = LeakWatch(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        watch.install(patch)
+        async for gov in governed_app(tmp_path / "app"):
+            key = await gov.new_key()
+        watch.uninstall()
+    assert watch.keys == {key}  # every key the admin API makes is recorded
+    made_up = "gh-0123456789abcdef_" + "Zr4" * 11
+    watch.keys = {made_up}
+    watch.python_log.write_text(f"calling with {made_up.split('_', 1)[1]}\n")
+    (server_log := tmp_path / "other-server.txt").write_text(f"Bearer {made_up}\n")
+    (clean := tmp_path / "clean.txt").write_text("nothing here\n")
+    leaks = watch.leaks([watch.python_log, server_log, clean])
+    assert leaks == [
+        f"{server_log}: a key gh-0123456789abcdef...",
+        f"{server_log}: the key gh-0123456789abcdef...",
+        f"{server_log}: the secret of gh-0123456789abcdef...",
+        f"{watch.python_log}: the secret of gh-0123456789abcdef...",
+    ]
