@@ -23,7 +23,7 @@ from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import EventQuery, LedgerStore
 from gatehouse.store.retention import Retention
-from gatehouse.store.rollups import DAY, SPEND_GROUPS, Rollups, day_of
+from gatehouse.store.rollups import DAY, GROUP_COLUMNS, SPEND_GROUPS, Rollups, day_of
 
 # 2026-05-28T00:00:00Z, a UTC midnight.
 MIDNIGHT = 1_779_926_400.0
@@ -65,16 +65,6 @@ def random_events(seed: int, count: int, *, start: float, days: int) -> list[Usa
     return events
 
 
-GROUP_FIELD = {
-    "key": "key_id",
-    "team": "team",
-    "user": "user",
-    "org": "org",
-    "model": "model",
-    "deployment": "deployment",
-}
-
-
 def expected_spend(
     events: list[UsageEvent], group_by: str, since: float = 0.0
 ) -> dict[str, tuple[int, int, int, int, float]]:
@@ -86,7 +76,7 @@ def expected_spend(
         if group_by == "day":
             group = day_of(e.created_at)
         else:
-            group = getattr(e, GROUP_FIELD[group_by]) or "(none)"
+            group = getattr(e, GROUP_COLUMNS[group_by]) or "(none)"
         row = totals[group]
         row[0] += 1
         row[1] += e.status == "ok"

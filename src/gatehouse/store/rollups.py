@@ -58,7 +58,8 @@ NONE_GROUP = "(none)"  # how a report names the group of events without that dim
 
 SpendGroup = Literal["key", "team", "user", "org", "model", "deployment", "day"]
 SPEND_GROUPS: tuple[SpendGroup, ...] = ("key", "team", "user", "org", "model", "deployment", "day")
-_DIMENSION_OF = {
+# A report's grouping -> the ledger (and rollup) column it groups by.
+GROUP_COLUMNS = {
     "key": "key_id",
     "team": "team",
     "user": "user",
@@ -286,7 +287,7 @@ class Rollups:
         if group_by == "day":
             group: ColumnElement[Any] = self._day_expression()
         else:
-            group = func.coalesce(table.c[_DIMENSION_OF[group_by]], _NONE_SQL)
+            group = func.coalesce(table.c[GROUP_COLUMNS[group_by]], _NONE_SQL)
         query = select(
             group.label("grp"),
             func.count().label("requests"),
@@ -305,7 +306,7 @@ class Rollups:
 
     def _rolled(self, group_by: SpendGroup, only: str | None, start: float) -> Select[Any]:
         table = schema.rollups
-        group = table.c.day if group_by == "day" else table.c[_DIMENSION_OF[group_by]]
+        group = table.c.day if group_by == "day" else table.c[GROUP_COLUMNS[group_by]]
         query = select(
             group.label("grp"),
             func.sum(table.c.requests).label("requests"),

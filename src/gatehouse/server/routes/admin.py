@@ -20,21 +20,12 @@ from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.store.ledger import EventQuery
-from gatehouse.store.rollups import SPEND_GROUPS
+from gatehouse.store.rollups import GROUP_COLUMNS, SPEND_GROUPS
 
 MAX_LIMIT = 10_000
 REQUESTS_MAX_LIMIT = 1000
 # The request log's filters: query parameter -> EventQuery field.
-REQUEST_FILTERS = {
-    "key": "key_id",
-    "team": "team",
-    "user": "user",
-    "org": "org",
-    "model": "model",
-    "deployment": "deployment",
-    "status": "status",
-    "request_id": "request_id",
-}
+REQUEST_FILTERS = {**GROUP_COLUMNS, "status": "status", "request_id": "request_id"}
 
 
 async def _admin(request: Request) -> tuple[Admin, str]:
