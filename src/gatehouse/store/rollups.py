@@ -301,7 +301,10 @@ class Rollups:
         if pending:
             query = query.where(table.c.rolled_up_at.is_(None))
         if only is not None:
-            query = query.where(group == only)
+            # On the bare column where there is one (``only`` is never ''), so
+            # that the (column, created_at) indexes serve budget seeding.
+            column = group if group_by == "day" else table.c[GROUP_COLUMNS[group_by]]
+            query = query.where(column == only)
         return query.group_by(group)
 
     def _rolled(self, group_by: SpendGroup, only: str | None, start: float) -> Select[Any]:
