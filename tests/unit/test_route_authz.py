@@ -37,12 +37,13 @@ def _specs(gov: Governed) -> list[RouteSpec]:
         observability,
         rag,
         responses,
+        tokens,
     )
     from gatehouse.server.routes import openai as openai_routes
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in modules:
+    for module in (*modules, tokens):
         specs.extend(module.ROUTES)
     return specs
 
@@ -72,7 +73,7 @@ async def test_every_route_refuses_a_caller_without_credentials(gov: Governed) -
             assert response.status_code != 401, spec.path
             continue
         assert response.status_code == 401, (spec.method, spec.path, response.text)
-        if spec.path != "/v1/messages":  # answers in the Anthropic shape
+        if not spec.path.startswith("/v1/messages"):  # answers in the Anthropic shape
             assert response.json()["error"]["code"] == "invalid_api_key"
 
 

@@ -1,9 +1,11 @@
 """The provider contracts: one adapter call each.
 
 A provider serves one model. Chat providers complete and stream; embedding
-providers embed. Both describe themselves with :class:`ModelInfo` so the
-gateway can list, route and check context windows without loading anything,
-and both release what they hold (connection pools, threads) in ``aclose``,
+providers embed; rerank providers rerank. A chat provider that counts a
+request's tokens itself (with the model's tokenizer, or its upstream's count
+endpoint) is also a :class:`TokenCounter`. All describe themselves with
+:class:`ModelInfo` so the gateway can list, route and check context windows
+without loading anything, and all release what they hold (connection pools, threads) in ``aclose``,
 which the gateway calls once at shutdown.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from gatehouse.core.types import (
     ChatCompletion,
@@ -21,7 +23,10 @@ from gatehouse.core.types import (
     EmbeddingResponse,
 )
 
-ModelKind = Literal["chat", "embedding"]
+if TYPE_CHECKING:
+    from gatehouse.core.rerank import RerankRequest, RerankResponse
+
+ModelKind = Literal["chat", "embedding", "rerank"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +66,26 @@ class EmbeddingProvider(Protocol):
     def readiness(self) -> Readiness: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RerankProvider(Protocol):
+    info: ModelInfo
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse: ...
+
+    def readiness(self) -> Readiness: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A chat provider that counts a request's input tokens exactly: ``count_method``
+    is ``"tokenizer"`` (its own tokenizer, in process) or ``"provider"`` (its
+    upstream's count endpoint)."""
+
+    @property
+    def count_method(self) -> Literal["tokenizer", "provider"]: ...
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int: ...

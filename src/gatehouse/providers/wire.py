@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 
+from gatehouse.core.errors import UpstreamError
+
 
 def json_object(text: str) -> Any:
     """Tool-call arguments as a value; malformed JSON becomes an empty object, as
@@ -34,3 +36,12 @@ def add_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any])
         turns[-1][key].extend(items)
     else:
         turns.append({"role": role, key: items})
+
+
+def token_count(data: Any, field: str) -> int:
+    """The count in an upstream's token-count answer (``data[field]``), or an
+    :class:`UpstreamError` when it has none."""
+    value = data.get(field) if isinstance(data, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise UpstreamError(f"the upstream's token count has no '{field}' number")

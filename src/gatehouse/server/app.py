@@ -43,6 +43,7 @@ from gatehouse.server.routes import (
     openai,
     rag,
     responses,
+    tokens,
 )
 from gatehouse.server.routes.table import RawEndpoint, RouteSpec
 
@@ -93,6 +94,7 @@ def create_app(
     specs = [
         *openai.ROUTES,
         *anthropic.ROUTES,
+        *tokens.ROUTES,
         *responses.ROUTES,
         *deployments.ROUTES,
         *health.ROUTES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Final
 
 import orjson
 
@@ -15,11 +16,16 @@ from gatehouse.providers.anthropic import translate
 from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.transport import Transport
 from gatehouse.providers.upstream import Upstream
+from gatehouse.providers.wire import token_count
 
 API_VERSION = "2023-06-01"
+# What /v1/messages/count_tokens accepts of a Messages body (it refuses the rest).
+_COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
 
 
 class AnthropicProvider:
+    count_method: Final = "provider"
+
     def __init__(
         self,
         config: DeploymentConfig,
@@ -49,6 +55,13 @@ class AnthropicProvider:
         body = translate.request_to_wire(request.model_copy(update={"stream": False}), self._model)
         data, _ = await self._upstream.post_json(self._url, body)
         return translate.response_from_wire(data, int(time.time()))
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+        """The input tokens Anthropic counts for ``request`` (``/v1/messages/count_tokens``)."""
+        body = translate.request_to_wire(request.model_copy(update={"stream": False}), self._model)
+        counted = {key: body[key] for key in _COUNTED if key in body}
+        data, _ = await self._upstream.post_json(f"{self._url}/count_tokens", counted)
+        return token_count(data, "input_tokens")
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         body = translate.request_to_wire(request.model_copy(update={"stream": True}), self._model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Final
 
 import orjson
 
@@ -15,9 +16,12 @@ from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.gemini import translate
 from gatehouse.providers.transport import Transport
 from gatehouse.providers.upstream import Upstream
+from gatehouse.providers.wire import token_count
 
 
 class GeminiProvider:
+    count_method: Final = "provider"
+
     def __init__(
         self,
         config: DeploymentConfig,
@@ -50,6 +54,15 @@ class GeminiProvider:
             f"{self._base}:generateContent", translate.request_to_wire(request)
         )
         return translate.response_from_wire(data, self._model, int(time.time()))
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+        """The tokens Gemini counts for ``request`` (``models/...:countTokens``), system
+        instruction and tools included (so the whole generateContent request goes)."""
+        whole = {"model": f"models/{self._model}", **translate.request_to_wire(request)}
+        data, _ = await self._upstream.post_json(
+            f"{self._base}:countTokens", {"generateContentRequest": whole}
+        )
+        return token_count(data, "totalTokens")
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         translator = translate.StreamTranslator(self._model, int(time.time()))

@@ -21,7 +21,7 @@ import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gatehouse.core.config import LocalChatConfig
 from gatehouse.core.errors import (
@@ -65,7 +65,9 @@ def packaged_model_path() -> Path | None:
 
 
 class LlamaChatProvider:
-    """The ``local/smollm2`` chat model."""
+    """The ``local/smollm2`` chat model; it counts tokens with its own tokenizer."""
+
+    count_method: Final = "tokenizer"
 
     def __init__(self, config: LocalChatConfig) -> None:
         self._config = config
@@ -113,6 +115,11 @@ class LlamaChatProvider:
             ],
             usage=usage,
         )
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+        """The prompt tokens a chat call with ``request`` is charged: the same template
+        and tokenizer as :meth:`complete`, so the two agree exactly."""
+        return len(await asyncio.to_thread(self._prompt, request))
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         prepared, batcher = await asyncio.to_thread(self._ready, request)
@@ -214,12 +221,8 @@ class LlamaChatProvider:
         off the event loop (the first call loads the model)."""
         return self._prepare(request), self._batcher()
 
-    def _prepare(self, request: ChatCompletionRequest) -> Prepared:
-        if request.n != 1:
-            raise UnsupportedParameterError(
-                f"{MODEL_ID} generates one choice per request; n={request.n} is not supported",
-                param="n",
-            )
+    def _prompt(self, request: ChatCompletionRequest) -> list[int]:
+        """The prompt's token ids: the messages in the model's chat template, tokenised."""
         if any(message.has_images() for message in request.messages):
             raise UnsupportedParameterError(
                 f"{MODEL_ID} is a text-only model; image content is not supported",
@@ -230,15 +233,24 @@ class LlamaChatProvider:
                 f"{MODEL_ID} does not support tool calling", param="tools"
             )
         llama = self._load()
+        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+        formatted = self._formatter(messages=messages)
+        ids: list[int] = llama.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
+        return ids
+
+    def _prepare(self, request: ChatCompletionRequest) -> Prepared:
+        if request.n != 1:
+            raise UnsupportedParameterError(
+                f"{MODEL_ID} generates one choice per request; n={request.n} is not supported",
+                param="n",
+            )
+        prompt = self._prompt(request)
         assert self._grammars is not None
         # Each sequence samples with its own chain, so a grammar rides along
         # in the shared decode steps like any other sampling parameter.
         grammar = self._grammars.get(request.response_format)
-        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
-        formatted = self._formatter(messages=messages)
-        prompt = llama.tokenize(
-            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
-        )
         window = self._config.context_window
         limit = request.token_limit()
         if len(prompt) >= window or (limit is not None and len(prompt) + limit > window):

@@ -33,11 +33,11 @@ async def messages(request: Request) -> Response:
             raise TypeError("chat call produced an embedding response")
         first = await anext(result)
     except GatehouseError as exc:
-        return _error(exc)
+        return anthropic_error(exc)
     return sse_response(_events(body.model, first, result), headers=ctx.response_headers)
 
 
-def _error(exc: GatehouseError) -> Response:
+def anthropic_error(exc: GatehouseError) -> Response:
     return JSONResponse(
         face.error_body(exc), status_code=exc.http_status, headers=error_headers(exc)
     )
@@ -69,6 +69,6 @@ ROUTES = [
         request_model=face.MessagesRequest,
         tag="anthropic",
         scope="chat",
-        error_shape=_error,
+        error_shape=anthropic_error,
     ),
 ]

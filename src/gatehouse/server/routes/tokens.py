@@ -1,0 +1,84 @@
+"""The token-counting routes: Anthropic's ``/v1/messages/count_tokens`` and the
+Responses API's ``/v1/responses/input_tokens``.
+
+Each answers in its own API's shape, plus ``method``: how the count was made
+(see :mod:`gatehouse.gateway.counting`). The Anthropic route's errors are in
+Anthropic's shape, like ``/v1/messages``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gatehouse.catalog.tokens import CountMethod
+from gatehouse.core.errors import GatehouseError
+from gatehouse.faces import input_tokens as face
+from gatehouse.gateway import Gateway
+from gatehouse.gateway.counting import count_tokens
+from gatehouse.server.http import JSONResponse, parse_body
+from gatehouse.server.routes.anthropic import anthropic_error
+from gatehouse.server.routes.table import RouteSpec
+
+
+class MessageTokensCount(BaseModel):
+    input_tokens: int
+    method: CountMethod
+
+
+class InputTokenCount(BaseModel):
+    object: Literal["response.input_tokens"] = "response.input_tokens"
+    input_tokens: int
+    method: CountMethod
+
+
+async def messages_count_tokens(request: Request) -> Response:
+    try:
+        body = await parse_body(request, face.CountTokensRequest)
+        count = await count_tokens(
+            _gateway(request).registry, face.messages_to_openai(body), request.state.principal
+        )
+    except GatehouseError as exc:
+        return anthropic_error(exc)
+    return JSONResponse(MessageTokensCount(input_tokens=count.input_tokens, method=count.method))
+
+
+async def responses_input_tokens(request: Request) -> Response:
+    body = await parse_body(request, face.InputTokensRequest)
+    count = await count_tokens(
+        _gateway(request).registry, face.responses_to_openai(body), request.state.principal
+    )
+    return JSONResponse(InputTokenCount(input_tokens=count.input_tokens, method=count.method))
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+ROUTES = [
+    RouteSpec(
+        "POST",
+        "/v1/messages/count_tokens",
+        messages_count_tokens,
+        summary="Count a Messages API request's input tokens (Anthropic's shape)",
+        request_model=face.CountTokensRequest,
+        response_model=MessageTokensCount,
+        tag="anthropic",
+        scope="chat",
+        error_shape=anthropic_error,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/responses/input_tokens",
+        responses_input_tokens,
+        summary="Count a Responses API request's input tokens",
+        request_model=face.InputTokensRequest,
+        response_model=InputTokenCount,
+        tag="openai",
+        scope="chat",
+    ),
+]
