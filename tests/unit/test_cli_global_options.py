@@ -28,6 +28,7 @@ COMMANDS = [
     ["keys", "revoke", "id"],
     ["keys", "rotate", "id"],
     ["spend"],
+    ["purge"],
     ["eval", "retrieval", "--qrels", "q", "--run", "r"],
     ["eval", "rag", "-c", "c", "--queries", "q", "--qrels", "r"],
     ["version"],
