@@ -5,8 +5,10 @@ It speaks the OpenAI (``/v1/chat/completions``, ``/v1/embeddings``), Anthropic
 ``:streamGenerateContent``) shapes. It answers by echoing the last user
 message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
-reset, stalled before the first token, or have their stream cut midway; a
-failure rate applies a behaviour at random. Every request is recorded, and a
+reset, stalled before the first token, or have their stream cut midway, and an
+OpenAI chat request can be answered with a call of its first tool
+(``tool_call``, arguments ``{"text": <the last user message>}``); a failure
+rate applies a behaviour at random. Every request is recorded, and a
 stream whose client went away is counted as cancelled.
 
 Runs on its own event loop in a background thread, so tests in the same
@@ -27,7 +29,7 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-Kind = Literal["ok", "status", "reset", "stall", "cut", "delay"]
+Kind = Literal["ok", "status", "reset", "stall", "cut", "delay", "tool_call"]
 
 
 @dataclass
@@ -231,6 +233,8 @@ class FakeUpstream:
             "completion_tokens": len(words),
             "total_tokens": self.prompt_tokens + len(words),
         }
+        if behaviour.kind == "tool_call":
+            return await self._openai_tool_call(request, body, behaviour, usage)
         if not body.get("stream"):
             return web.json_response(
                 {
@@ -275,6 +279,63 @@ class FakeUpstream:
         events.append(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(chunk({}, use=usage))
+        events.append(b"data: [DONE]\n\n")
+        return await self._stream(request, behaviour, events)
+
+    async def _openai_tool_call(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        behaviour: Behaviour,
+        usage: dict[str, int],
+    ) -> web.StreamResponse:
+        """A call of the request's first tool, whole or streamed (arguments in two pieces)."""
+        name = body["tools"][0]["function"]["name"]
+        text = " ".join(_reply_words(body.get("messages", []))[1:])
+        arguments = orjson.dumps({"text": text}).decode()
+        call_id = f"call_fake_{len(self.requests)}"
+        model = body.get("model", "fake")
+        if not body.get("stream"):
+            call = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            return web.json_response(
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+                    "usage": usage,
+                }
+            )
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            payload = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+        half = len(arguments) // 2
+        first = {"index": 0, "id": call_id, "type": "function"}
+        events = [
+            chunk({"role": "assistant", "content": None}),
+            chunk({"tool_calls": [{**first, "function": {"name": name, "arguments": ""}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
+            chunk({}, "tool_calls"),
+        ]
+        if (body.get("stream_options") or {}).get("include_usage"):
+            payload = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0}
+            use = {**payload, "model": model, "choices": [], "usage": usage}
+            events.append(b"data: " + orjson.dumps(use) + b"\n\n")
         events.append(b"data: [DONE]\n\n")
         return await self._stream(request, behaviour, events)
 
