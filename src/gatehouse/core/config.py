@@ -539,6 +539,67 @@ class ObservabilityConfig(_Section):
     metrics: MetricsConfig = MetricsConfig()
 
 
+AlertKind = Literal["budget", "error_rate", "breaker_open", "outbox_backlog"]
+
+
+def _every_alert() -> list[AlertKind]:
+    return ["budget", "error_rate", "breaker_open", "outbox_backlog"]
+
+
+class WebhookConfig(_Section):
+    """One receiver of alerts. The URL is a secret: a Slack incoming-webhook URL
+    is the credential that lets anyone post to the channel."""
+
+    url: SecretStr
+    format: Literal["json", "slack"] = "json"
+    events: list[AlertKind] = Field(default_factory=_every_alert, min_length=1)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # e.g. authorization
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+class BudgetAlertConfig(_Section):
+    thresholds: list[float] = Field(default_factory=lambda: [50.0, 80.0, 100.0], min_length=1)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percentages(cls, value: list[float]) -> list[float]:
+        if any(not 0 < t <= 1000 for t in value):
+            raise ValueError("thresholds are percentages of a budget, above 0 and at most 1000")
+        return sorted(set(value))
+
+
+class ErrorRateAlertConfig(_Section):
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)  # failed share of a group's requests
+    window_seconds: float = Field(default=60.0, gt=0.0)
+    min_requests: int = Field(default=20, ge=1)  # fewer requests in the window never alert
+
+
+class BacklogAlertConfig(_Section):
+    threshold: int = Field(default=10_000, ge=1)  # usage events waiting in the outbox
+
+
+class AlertsConfig(_Section):
+    """Webhook alerts (docs/alerts.md). No webhooks: no alerts."""
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    instance: str | None = None  # names this gateway in payloads; default: the host name
+    dedupe_seconds: float = Field(default=300.0, gt=0.0)
+    max_per_minute: float = Field(default=20.0, gt=0.0)  # token bucket per webhook
+    queue_size: int = Field(default=1000, ge=1)  # alerts waiting per webhook; more are dropped
+    timeout_seconds: float = Field(default=5.0, gt=0.0)
+    max_retries: int = Field(default=3, ge=0)  # on 429, 5xx and connection errors
+    check_interval_seconds: float = Field(default=1.0, gt=0.0)  # breakers and outbox backlog
+    budget: BudgetAlertConfig = BudgetAlertConfig()
+    error_rate: ErrorRateAlertConfig = ErrorRateAlertConfig()
+    outbox_backlog: BacklogAlertConfig = BacklogAlertConfig()
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -554,6 +615,7 @@ class Settings(_Section):
     limits: LimitsConfig = LimitsConfig()
     guard: GuardConfig = GuardConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    alerts: AlertsConfig = AlertsConfig()
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.
     unsupported_keys: list[str] = Field(default_factory=list)

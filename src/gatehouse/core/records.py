@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,20 @@ class Budget(_Record):
     max_usd: float = Field(ge=0.0)
     period: Period = "month"
     hard: bool = True
+
+
+class BudgetSpend(NamedTuple):
+    """What a budget's subject has spent in the current period, after one call
+    settled: what budget alerts are decided on. Ids only, never a key's secret."""
+
+    kind: Literal["key", "user", "team", "org"]
+    subject: str  # the key's id, or the user, team or organisation name
+    period: Period
+    label: str  # the period's label: "2026-12", "2026-W49", "2026-12-01", "total"
+    ends_at: float  # epoch seconds; inf for "total"
+    max_usd: float
+    spent_usd: float
+    hard: bool
 
 
 def period_window(period: Period, now: float) -> tuple[str, float, float]:

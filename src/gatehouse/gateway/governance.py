@@ -23,7 +23,7 @@ from gatehouse.gateway.auth import Authenticator, AuthStage
 from gatehouse.gateway.keys import Directory
 from gatehouse.gateway.limits import LimitsStage
 from gatehouse.gateway.metering import MeteringStage
-from gatehouse.store.counters import Counters, MemoryCounters
+from gatehouse.store.counters import Claim, Counters, MemoryCounters
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import LedgerStore
@@ -79,7 +79,18 @@ class Governance:
         self.retention = Retention(
             self.database, settings.retention, clock=clock, rollups=self.ledger.rollups
         )
+        self._clock = clock
         self._started = False
+
+    async def claim_once(self, key: str, ttl: float) -> bool:
+        """True for the first caller to claim ``key`` within ``ttl`` seconds (0: for
+        ever), on any replica sharing the counter store: alert deduplication.
+
+        Raises :class:`~gatehouse.store.counters.CounterUnavailableError` when the
+        store cannot be reached."""
+        claim = Claim("quota", f"once:{key}", 1.0, 1.0, ttl)
+        decision = await self.counters.admit([claim], self._clock())
+        return decision.allowed
 
     def stats(self) -> dict[str, float]:
         """Failure and activity counts since start, for ``/metrics``."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -39,7 +39,7 @@ from gatehouse.core.errors import (
 )
 from gatehouse.core.ids import Clock
 from gatehouse.core.principal import Principal
-from gatehouse.core.records import Budget, period_window
+from gatehouse.core.records import Budget, BudgetSpend, period_window
 from gatehouse.core.types import ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.gateway.keys import Directory
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result
@@ -87,6 +87,7 @@ class _Template:
     soft: list[tuple[int, str, float]] = field(default_factory=list)  # claim, who, max_usd
     requests_at: list[int] = field(default_factory=list)  # claims behind x-ratelimit-*
     tokens_at: list[int] = field(default_factory=list)
+    budgets_at: list[int] = field(default_factory=list)  # claims of budgets
 
 
 @dataclass(slots=True)
@@ -94,6 +95,7 @@ class _Plan:
     template: _Template
     claims: list[Claim]
     max_cost: float
+    outcomes: tuple[Outcome, ...] = ()  # the admission's, once granted
 
 
 class LimitsStage:
@@ -120,6 +122,13 @@ class LimitsStage:
         self._windows: dict[str, tuple[str, float, float]] = {}
         self.counter_failures = 0
         self.soft_alerts = 0
+        self._budget_watch: Callable[[BudgetSpend], None] | None = None
+
+    def watch_budgets(self, watch: Callable[[BudgetSpend], None]) -> None:
+        """Call ``watch`` with each budget's spend after every call charged to it
+        settles (budget alerts). It runs on the request's path: it must be quick
+        and must not raise."""
+        self._budget_watch = watch
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
         principal = ctx.principal
@@ -190,6 +199,7 @@ class LimitsStage:
             if limits is not None:
                 _limit_rules(template, kind, name, limits)
             if budget is not None and kind != "model":
+                template.budgets_at.append(len(template.rules))
                 template.rules.append(
                     _Budgeted(kind, name, budget, f"spend:{kind}:{name}:{budget.period}:")
                 )
@@ -268,6 +278,7 @@ class LimitsStage:
         denied = decision.denied()
         if denied is None:
             ctx.response_headers.update(headers)
+            plan.outcomes = decision.outcomes
             return True
         outcome = decision.outcomes[denied]
         claim, role = plan.claims[denied], plan.template.roles[denied]
@@ -318,6 +329,36 @@ class LimitsStage:
         except CounterUnavailableError as exc:
             self.counter_failures += 1
             log.error("cannot settle counters for %s: %s", ctx.request_id, exc)
+            return
+        if self._budget_watch is not None and plan.outcomes:
+            self._report_budgets(plan, deltas)
+
+    def _report_budgets(self, plan: _Plan, deltas: list[float]) -> None:
+        """Each budget's spend now: the level the admission saw, corrected by what
+        the call really cost. Other calls' reservations in flight are in that
+        level, so under concurrency it can run ahead of the settled spend."""
+        assert self._budget_watch is not None
+        for index in plan.template.budgets_at:
+            rule = plan.template.rules[index]
+            assert isinstance(rule, _Budgeted)
+            budget = rule.budget
+            window = self._windows.get(budget.period)
+            if window is None:
+                continue
+            spend = BudgetSpend(
+                rule.kind,
+                rule.name,
+                budget.period,
+                plan.claims[index].key[len(rule.prefix) :],
+                window[2],
+                budget.max_usd,
+                plan.outcomes[index].level + deltas[index],
+                budget.hard,
+            )
+            try:
+                self._budget_watch(spend)
+            except Exception:
+                log.exception("the budget watcher failed")
 
     async def _settle_after(
         self, ctx: CallContext, plan: _Plan, chunks: AsyncIterator[ChatCompletionChunk]

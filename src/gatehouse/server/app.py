@@ -28,6 +28,8 @@ from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.gateway.observer import Observer, Observers
 from gatehouse.gateway.trace_context import ClientContext, Tracer
 from gatehouse.observability import AccessLog, DeploymentState, Metrics
+from gatehouse.observability.alert_rules import BreakerCount
+from gatehouse.observability.alerts import AlertNotifier
 from gatehouse.observability.governance_metrics import GovernanceCollector
 from gatehouse.observability.tracing import Tracing, start_tracing
 from gatehouse.server.authz import PUBLIC
@@ -68,12 +70,15 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = metrics or Metrics(per_key=settings.observability.metrics.per_key)
     access_log: AccessLog | None = None
+    alerts = AlertNotifier(settings.alerts) if settings.alerts.webhooks else None
     if gateway is None:
         observer: Observer = metrics
         access = settings.observability.access_log
         if access.enabled:
             access_log = AccessLog(format=access.format)
             observer = Observers([metrics, access_log])
+        if alerts is not None:
+            observer = Observers([observer, alerts])
         gateway = build_gateway(
             settings,
             started_at=int(time.time()),
@@ -91,6 +96,9 @@ def create_app(
         )
     if gateway.governance is not None:
         metrics.registry.register(GovernanceCollector(gateway.governance.stats))
+    if alerts is not None:
+        _feed_alerts(alerts, gateway, settings)
+        metrics.registry.register(alerts.collector())
     specs = [
         *openai.ROUTES,
         *anthropic.ROUTES,
@@ -118,10 +126,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        if alerts is not None:
+            await alerts.start()
         _settle_heap()
         try:
             yield
         finally:
+            if alerts is not None:
+                await alerts.stop()
             await gateway.stop()
             if access_log is not None:
                 await asyncio.to_thread(access_log.close)
@@ -202,6 +214,26 @@ def deployment_states(gateway: Gateway) -> Iterator[DeploymentState]:
                 rejected=d.capacity.rejected,
                 latency_s=d.stats.hold,
             )
+
+
+def _feed_alerts(alerts: AlertNotifier, gateway: Gateway, settings: Settings) -> None:
+    """Connect the alert sources a gateway has: budgets, breakers, the outbox.
+    (Error rates come as an observer, wired where the gateway is built.)"""
+    alerts.watch_breakers(lambda: breaker_counts(gateway))
+    governance = gateway.governance
+    if governance is None:
+        return
+    governance.limits.watch_budgets(alerts.budget_spent)
+    alerts.watch_backlog(lambda: governance.shipper.backlog)
+    if settings.store.redis_url is not None:
+        alerts.dedupe_with(governance.claim_once)
+
+
+def breaker_counts(gateway: Gateway) -> Iterator[BreakerCount]:
+    """How often each deployment's breaker has opened, for breaker alerts."""
+    for group in gateway.registry.groups():
+        for d in group.deployments:
+            yield BreakerCount(group.name, d.id, d.breaker.openings)
 
 
 async def _gatehouse_error(request: Request, exc: Exception) -> Response:

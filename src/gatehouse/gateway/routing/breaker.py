@@ -19,6 +19,7 @@ class CircuitBreaker:
         self._failures: deque[float] = deque()
         self._opened_at: float | None = None
         self._probing = False
+        self.openings = 0  # times it went from closed to open (alerts watch this)
 
     def state(self, now: float) -> BreakerState:
         if self._opened_at is None:
@@ -61,6 +62,7 @@ class CircuitBreaker:
         if len(self._failures) >= self._threshold:
             self._opened_at = now
             self._failures.clear()
+            self.openings += 1
 
     def recent_failures(self, now: float) -> int:
         return sum(1 for t in self._failures if t > now - self._window)
