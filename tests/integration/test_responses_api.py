@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import agents
 import openai
 import pytest
 from openai.types.responses import (
@@ -224,6 +225,45 @@ def test_teams_scopes_and_the_ledger(gatehouse: RunningServer, fresh: FakeUpstre
     assert len(mine) == 1
     assert (mine[0]["tag"], mine[0]["team"], mine[0]["status"]) == ("responses", "ledger-red", "ok")
     assert mine[0]["cost_usd"] == 3 * OUTPUT_PRICE  # "echo: count me": 3 completion tokens
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_openai_agents_sdk_agent_runs_a_function_tool(
+    gatehouse: RunningServer, fresh: FakeUpstream, streamed: bool
+) -> None:
+    agents.set_tracing_disabled(True)  # its traces would go to OpenAI's servers
+    calls: list[str] = []
+
+    @agents.function_tool
+    def shout(text: str) -> str:
+        """Shout the text back."""
+        calls.append(text)
+        return text.upper()
+
+    client = openai.AsyncOpenAI(
+        api_key=create_key(gatehouse, team="agents"),
+        base_url=f"{gatehouse.base_url}/v1",
+        max_retries=0,
+    )
+    model = agents.OpenAIResponsesModel(model="up", openai_client=client)
+    agent = agents.Agent(name="shouter", instructions="Shout.", tools=[shout], model=model)
+    fresh.then(Behaviour("tool_call"))
+    if streamed:
+        run = agents.Runner.run_streamed(agent, "hello agent")
+        async for _ in run.stream_events():
+            pass
+        final = run.final_output
+    else:
+        final = (await agents.Runner.run(agent, "hello agent")).final_output
+    await client.close()
+    assert calls == ["hello agent"]
+    assert final == "echo: hello agent"
+    messages = fresh.requests[-1].body["messages"]
+    assert messages[-1] == {
+        "role": "tool",
+        "tool_call_id": messages[-2]["tool_calls"][0]["id"],
+        "content": "HELLO AGENT",
+    }
 
 
 # -- the store on both SQL backends -------------------------------------------------
