@@ -281,19 +281,31 @@ async def test_bodies_are_off_by_default(logged: Logged) -> None:
     assert "response_body" not in line
 
 
-async def test_the_run_wide_watch_records_keys_and_finds_them_in_logs(tmp_path: Path) -> None:
+async def test_the_run_wide_watch_catches_keys_and_prompts_in_logs(
+    tmp_path: Path,
+) -> None:
     """The end-of-session check (tests/log_leaks.py) would see a leak. Its own
-    leaks use a made-up key and file names the session's check does not read."""
+    leaks use a made-up key and prompt, in files the session's check does not read."""
     watch = LeakWatch(tmp_path)
     with pytest.MonkeyPatch.context() as patch:
         watch.install(patch)
         async for gov in governed_app(tmp_path / "app"):
             key = await gov.new_key()
+            sdk = gov.sdk(key)
+            prompt = "what did the lighthouse keeper write"
+            await sdk.chat.completions.create(
+                model="default", messages=[{"role": "user", "content": prompt}]
+            )
+            await sdk.embeddings.create(model="test/embed", input=["short", prompt + " down"])
         watch.uninstall()
     assert watch.keys == {key}  # every key the admin API makes is recorded
+    assert watch.prompts == {prompt, prompt + " down"}  # and every prompt sent to a model
     made_up = "gh-0123456789abcdef_" + "Zr4" * 11
     watch.keys = {made_up}
-    watch.python_log.write_text(f"calling with {made_up.split('_', 1)[1]}\n")
+    watch.prompts = {"the made-up prompt of this test"}
+    watch.python_log.write_text(
+        f"calling with {made_up.split('_', 1)[1]}: the made-up prompt of this test\n"
+    )
     (server_log := tmp_path / "other-server.txt").write_text(f"Bearer {made_up}\n")
     (clean := tmp_path / "clean.txt").write_text("nothing here\n")
     leaks = watch.leaks([watch.python_log, server_log, clean])
@@ -301,5 +313,6 @@ async def test_the_run_wide_watch_records_keys_and_finds_them_in_logs(tmp_path: 
         f"{server_log}: a key gh-0123456789abcdef...",
         f"{server_log}: the key gh-0123456789abcdef...",
         f"{server_log}: the secret of gh-0123456789abcdef...",
+        f"{watch.python_log}: the prompt 'the made-up prompt of this test'",
         f"{watch.python_log}: the secret of gh-0123456789abcdef...",
     ]
