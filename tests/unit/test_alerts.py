@@ -4,7 +4,7 @@ delivery (through httpx's MockTransport) and the limits stage's budget hook."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ from gatehouse.observability.alert_rules import (
     json_payload,
     slack_payload,
 )
-from gatehouse.observability.alerts import AlertNotifier
+from gatehouse.observability.alerts import AlertNotifier, ClaimOnce
 
 from .governed import Governed, governed_app
+from .test_metrics import record as request_record
 
 NOW = 1_780_000_000.0  # 2026-05-28, inside May's month budget period
 HOOK = "https://hooks.example/services/T0/B0/secret-path"
@@ -44,33 +45,7 @@ def spend(spent: float, *, max_usd: float = 10.0, label: str = "2026-05") -> Bud
 
 def record(group: str | None, status: int = 200, **fields: Any) -> RequestRecord:
     error: ErrorType | None = fields.pop("error_type", None if status < 400 else "server")
-    values: dict[str, Any] = {
-        "request_id": "req-1",
-        "endpoint": "chat",
-        "model": group or "m",
-        "group": group,
-        "deployment": None if group is None else f"{group}#0",
-        "principal": "key:abc",
-        "team": "ops",
-        "status": status,
-        "error_type": error,
-        "error_code": None,
-        "refusal": None,
-        "seconds": 0.1,
-        "ttft": None,
-        "input_tokens": 1,
-        "cached_tokens": 0,
-        "output_tokens": 1,
-        "reasoning_tokens": 0,
-        "cost_usd": 0.0,
-        "cache": None,
-        "coalesced": False,
-        "retries": 0,
-        "fallbacks": 0,
-        "stream": False,
-    }
-    values.update(fields)
-    return RequestRecord(**values)
+    return request_record(group=group, status=status, error_type=error, **fields)
 
 
 def alert(key: str = "error_rate:g", *, hold: float | None = None, at: float = NOW) -> Alert:
@@ -352,22 +327,43 @@ def notifier(receiver: Receiver, clock: Clock | None = None, **config: Any) -> A
     )
 
 
+Start = Callable[..., Awaitable[AlertNotifier]]
+
+
 @pytest.fixture
-async def running() -> AsyncIterator[list[AlertNotifier]]:
+async def start() -> AsyncIterator[Start]:
+    """``await start(receiver, clock=None, claim_once=None, **alerts_config)``: a
+    started notifier posting to ``receiver``, stopped after the test."""
     started: list[AlertNotifier] = []
-    yield started
-    for one in started:
-        await one.stop()
+
+    async def starting(
+        receiver: Receiver,
+        clock: Clock | None = None,
+        claim_once: ClaimOnce | None = None,
+        **config: Any,
+    ) -> AlertNotifier:
+        alerts = notifier(receiver, clock, **config)
+        if claim_once is not None:
+            alerts.dedupe_with(claim_once)
+        started.append(alerts)
+        await alerts.start()
+        return alerts
+
+    yield starting
+    for alerts in started:
+        await alerts.stop()
 
 
-async def test_an_alert_is_delivered_once_despite_repeats(running: list[AlertNotifier]) -> None:
-    receiver = Receiver()
-    alerts = notifier(receiver, webhook={"headers": {"authorization": "Bearer t"}})
-    running.append(alerts)
-    await alerts.start()
-    for _ in range(3):
-        alerts.emit(alert())
+async def deliver(alerts: AlertNotifier, *sent: Alert) -> None:
+    for one in sent:
+        alerts.emit(one)
     await alerts.drain()
+
+
+async def test_an_alert_is_delivered_once_despite_repeats(start: Start) -> None:
+    receiver = Receiver()
+    alerts = await start(receiver, webhook={"headers": {"authorization": "Bearer t"}})
+    await deliver(alerts, alert(), alert(), alert())
     assert [b["event"] for b in receiver.bodies] == ["error_rate"]
     assert receiver.bodies[0]["instance"] == "gw-test"
     assert receiver.headers[0]["authorization"] == "Bearer t"
@@ -375,26 +371,18 @@ async def test_an_alert_is_delivered_once_despite_repeats(running: list[AlertNot
     assert alerts.counts["error_rate", "deduplicated"] == 2
 
 
-async def test_5xx_and_connection_errors_are_retried(running: list[AlertNotifier]) -> None:
+async def test_5xx_and_connection_errors_are_retried(start: Start) -> None:
     receiver = Receiver(503, httpx.ConnectError("refused"), 200)
-    alerts = notifier(receiver)
-    running.append(alerts)
-    await alerts.start()
-    alerts.emit(alert())
-    await alerts.drain()
+    alerts = await start(receiver)
+    await deliver(alerts, alert())
     assert len(receiver.bodies) == 3
     assert alerts.counts["error_rate", "sent"] == 1
 
 
-async def test_a_delivery_that_keeps_failing_is_counted_not_raised(
-    running: list[AlertNotifier],
-) -> None:
+async def test_a_delivery_that_keeps_failing_is_counted_not_raised(start: Start) -> None:
     receiver = Receiver(500, 502, 503, 504)
-    alerts = notifier(receiver)
-    running.append(alerts)
-    await alerts.start()
-    alerts.emit(alert())
-    await alerts.drain()
+    alerts = await start(receiver)
+    await deliver(alerts, alert())
     assert len(receiver.bodies) == 3  # max_retries 2: three attempts
     assert alerts.counts["error_rate", "failed"] == 1
     metric = next(iter(alerts.collector().collect()))
@@ -402,101 +390,74 @@ async def test_a_delivery_that_keeps_failing_is_counted_not_raised(
     assert failed[0].value == 1
 
 
-async def test_a_client_error_is_not_retried(running: list[AlertNotifier]) -> None:
+async def test_a_client_error_is_not_retried(start: Start) -> None:
     receiver = Receiver(404)
-    alerts = notifier(receiver)
-    running.append(alerts)
-    await alerts.start()
-    alerts.emit(alert())
-    await alerts.drain()
+    alerts = await start(receiver)
+    await deliver(alerts, alert())
     assert len(receiver.bodies) == 1
     assert alerts.counts["error_rate", "failed"] == 1
 
 
-async def test_each_webhook_is_rate_limited(running: list[AlertNotifier]) -> None:
+async def test_each_webhook_is_rate_limited(start: Start) -> None:
     receiver = Receiver()
     clock = Clock()
-    alerts = notifier(receiver, clock, max_per_minute=2)
-    running.append(alerts)
-    await alerts.start()
-    for i in range(5):
-        alerts.emit(alert(f"error_rate:g{i}"))
-    await alerts.drain()
+    alerts = await start(receiver, clock, max_per_minute=2)
+    await deliver(alerts, *(alert(f"error_rate:g{i}") for i in range(5)))
     assert len(receiver.bodies) == 2
     assert alerts.counts["error_rate", "rate_limited"] == 3
     clock.now += 30  # one token back
-    alerts.emit(alert("error_rate:later"))
-    await alerts.drain()
+    await deliver(alerts, alert("error_rate:later"))
     assert len(receiver.bodies) == 3
 
 
-async def test_a_webhook_gets_only_the_events_it_asked_for(running: list[AlertNotifier]) -> None:
+async def test_a_webhook_gets_only_the_events_it_asked_for(start: Start) -> None:
     receiver = Receiver()
-    alerts = notifier(receiver, webhook={"events": ["budget"], "format": "slack"})
-    running.append(alerts)
-    await alerts.start()
-    alerts.emit(alert())
+    alerts = await start(receiver, webhook={"events": ["budget"], "format": "slack"})
     alerts.budget_spent(spend(9.0))
-    await alerts.drain()
+    await deliver(alerts, alert())
     assert len(receiver.bodies) == 1
     assert set(receiver.bodies[0]) == {"text", "blocks"}
     assert "key-7f3a" in receiver.bodies[0]["text"]
 
 
-async def test_a_claim_won_elsewhere_suppresses_the_alert(running: list[AlertNotifier]) -> None:
+async def test_a_claim_won_elsewhere_suppresses_the_alert(start: Start) -> None:
     receiver = Receiver()
-    alerts = notifier(receiver)
-    running.append(alerts)
     claims: list[tuple[str, float]] = []
 
     async def claim_once(key: str, ttl: float) -> bool:
         claims.append((key, ttl))
         return key.endswith("mine")
 
-    alerts.dedupe_with(claim_once)
-    await alerts.start()
-    alerts.emit(alert("error_rate:mine"))
-    alerts.emit(alert("error_rate:theirs"))
-    await alerts.drain()
+    alerts = await start(receiver, claim_once=claim_once)
+    await deliver(alerts, alert("error_rate:mine"), alert("error_rate:theirs"))
     assert claims == [("alert:error_rate:mine", 300.0), ("alert:error_rate:theirs", 300.0)]
     assert len(receiver.bodies) == 1
     assert alerts.counts["error_rate", "deduplicated"] == 1
 
 
-async def test_an_unreachable_claim_store_sends_rather_than_loses(
-    running: list[AlertNotifier],
-) -> None:
-    receiver = Receiver()
-    alerts = notifier(receiver)
-    running.append(alerts)
-
+async def test_an_unreachable_claim_store_sends_rather_than_loses(start: Start) -> None:
     async def claim_once(key: str, ttl: float) -> bool:
         raise ConnectionError("redis is down")
 
-    alerts.dedupe_with(claim_once)
-    await alerts.start()
-    alerts.emit(alert())
-    await alerts.drain()
+    receiver = Receiver()
+    await deliver(await start(receiver, claim_once=claim_once), alert())
     assert len(receiver.bodies) == 1
 
 
-async def test_a_full_queue_drops_and_counts(running: list[AlertNotifier]) -> None:
+async def test_a_full_queue_drops_and_counts() -> None:
     receiver = Receiver()
     alerts = notifier(receiver, queue_size=2)
     for i in range(4):  # not started: nothing takes from the queue yet
         alerts.emit(alert(f"error_rate:g{i}"))
     assert alerts.counts["error_rate", "dropped"] == 2
-    running.append(alerts)
     await alerts.start()
-    await alerts.drain()
+    await alerts.stop()
     assert len(receiver.bodies) == 2
 
 
-async def test_request_records_feed_the_error_rate(running: list[AlertNotifier]) -> None:
+async def test_request_records_feed_the_error_rate(start: Start) -> None:
     receiver = Receiver()
-    alerts = notifier(receiver, error_rate={"threshold": 0.5, "min_requests": 4})
-    running.append(alerts)
-    await alerts.start()
+    alerts = await start(receiver, error_rate={"threshold": 0.5, "min_requests": 4})
     alerts.request_done(record(None, 429, refusal="rate_limit"))  # no group: not counted
     for status in (200, 502, 503, 502):
         alerts.request_done(record("up", status))
@@ -507,15 +468,13 @@ async def test_request_records_feed_the_error_rate(running: list[AlertNotifier])
     assert receiver.bodies[0]["values"]["failures"] == 3
 
 
-async def test_breakers_and_backlog_are_read_when_checked(running: list[AlertNotifier]) -> None:
+async def test_breakers_and_backlog_are_read_when_checked(start: Start) -> None:
     receiver = Receiver()
-    alerts = notifier(receiver, outbox_backlog={"threshold": 10})
-    running.append(alerts)
     openings = {"up#0": 0}
     backlog = [0]
+    alerts = await start(receiver, outbox_backlog={"threshold": 10})
     alerts.watch_breakers(lambda: [BreakerCount("up", d, n) for d, n in openings.items()])
     alerts.watch_backlog(lambda: backlog[0])
-    await alerts.start()
     alerts.check()
     openings["up#0"] = 1
     backlog[0] = 12
@@ -524,13 +483,20 @@ async def test_breakers_and_backlog_are_read_when_checked(running: list[AlertNot
     assert sorted(b["event"] for b in receiver.bodies) == ["breaker_open", "outbox_backlog"]
 
 
-async def test_stop_sends_what_is_queued(running: list[AlertNotifier]) -> None:
+async def test_stop_sends_what_is_queued() -> None:
     receiver = Receiver()
     alerts = notifier(receiver)
     await alerts.start()
     alerts.emit(alert())
     await alerts.stop()
     assert len(receiver.bodies) == 1
+
+
+async def test_a_burst_of_distinct_alerts_is_all_delivered(start: Start) -> None:
+    receiver = Receiver()
+    alerts = await start(receiver, max_per_minute=1000)
+    await deliver(alerts, *(alert(f"error_rate:g{i}") for i in range(50)))
+    assert len(receiver.bodies) == 50
 
 
 def test_the_webhook_url_is_a_secret() -> None:
@@ -598,14 +564,3 @@ async def test_the_shared_claim_is_won_once_per_key_and_hold(gov: Governed) -> N
     assert await claim("alert:budget:x:100", 3600)
     gov.clock.advance(3601)
     assert await claim("alert:budget:x:80", 3600)
-
-
-async def test_a_burst_of_distinct_alerts_is_all_delivered(running: list[AlertNotifier]) -> None:
-    receiver = Receiver()
-    alerts = notifier(receiver, max_per_minute=1000)
-    running.append(alerts)
-    await alerts.start()
-    for i in range(50):
-        alerts.emit(alert(f"error_rate:g{i}"))
-    await alerts.drain()
-    assert len(receiver.bodies) == 50
