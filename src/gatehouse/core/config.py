@@ -257,6 +257,21 @@ class StoreConfig(_Section):
     ship_batch_size: int = Field(default=1000, ge=1)
 
 
+class RetentionConfig(_Section):
+    """How long each class of data is kept; ``null`` keeps it forever.
+
+    Raw usage events are deleted only once the rollup job has counted them into
+    the daily rollups, which ``/admin/spend`` and budgets read, so purging them
+    never changes a spend figure.
+    """
+
+    request_events_days: int | None = Field(default=30, ge=1)  # the request log
+    rollups_days: int | None = Field(default=400, ge=1)  # daily spend totals
+    audit_days: int | None = Field(default=None, ge=1)  # admin actions
+    interval_seconds: float = Field(default=60.0, gt=0)  # roll up, then purge, this often
+    batch_size: int = Field(default=5000, ge=1)  # rows per transaction of either job
+
+
 class Price(_Section):
     """USD per token, named as LiteLLM names them so its values paste in."""
 
@@ -611,6 +626,7 @@ class Settings(_Section):
     aliases: dict[str, str] = Field(default_factory=lambda: {"default": "local/smollm2"})
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()
+    retention: RetentionConfig = RetentionConfig()
     pricing: PricingConfig = PricingConfig()
     limits: LimitsConfig = LimitsConfig()
     guard: GuardConfig = GuardConfig()
