@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ from gatehouse.faces.responses_items import FunctionCallItem, MessageItem, Respo
 from gatehouse.faces.responses_stream import StreamTranslator
 
 SDK_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+CODEX_REQUEST = Path(__file__).parents[1] / "fixtures" / "responses" / "codex_request.json"
 
 WEATHER_TOOL = {
     "type": "function",
@@ -274,6 +276,21 @@ def test_what_cannot_be_translated_is_refused_by_name(fields: dict[str, Any], pa
     assert caught.value.param == param
     assert caught.value.http_status == 400
     assert isinstance(caught.value, UnsupportedParameterError | ValidationFailedError)
+
+
+def test_a_request_recorded_from_codex_cli_translates() -> None:
+    body = face.ResponsesRequest.model_validate(orjson.loads(CODEX_REQUEST.read_bytes()))
+    items = input_items(body.input)
+    chat = face.to_openai(body, items).model_dump(exclude_unset=True, exclude_none=True)
+    assert [m["role"] for m in chat["messages"]] == ["system", "system", "user", "user"]
+    assert chat["messages"][-1]["content"] == "reply with the word ready"
+    assert [t["function"]["name"] for t in chat["tools"]] == ["exec_command", "view_image"]
+    assert chat["stream_options"] == {"include_usage": True}
+    assert chat["prompt_cache_key"] == body.prompt_cache_key
+    assert "client_metadata" not in chat
+    assert "reasoning_effort" not in chat
+    assert items[0].id == "msg_725301ec-3f59-5868-a03f-7f46643a4544"  # the client's ids kept
+    assert not body.stores
 
 
 def test_unknown_fields_are_refused_by_pydantic_not_dropped() -> None:

@@ -88,6 +88,8 @@ class ResponsesRequest(BaseModel):
     service_tier: str | None = None
     include: list[str] | None = None
     truncation: Literal["disabled", "auto"] | None = None
+    # What the client says about itself (Codex sends it): no meaning for the model.
+    client_metadata: dict[str, Any] | None = None
     # Accepted only while unset (or at their neutral value): each is refused by name.
     background: bool | None = None
     top_logprobs: int | None = None
