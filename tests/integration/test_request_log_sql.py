@@ -120,6 +120,17 @@ class RequestLogConformance:
         assert await ledger.rollups.pending() == 0
         for group in SPEND_GROUPS:
             assert await reported(ledger, group) == expected_spend(events, group) == before[group]
+        # Narrowed to one team, or one key and model: the same sums over those events.
+        red = [e for e in events if e.team == "red"]
+        rows = await ledger.spend("day", where={"team": "red"})
+        assert {r.group: r.cost_usd for r in rows} == {
+            day: totals[4] for day, totals in expected_spend(red, "day").items()
+        }
+        narrow = [e for e in events if e.key_id == "kb" and e.model == "m2"]
+        rows = await ledger.spend("deployment", where={"key": "kb", "model": "m2"})
+        assert {r.group: r.requests for r in rows} == {
+            group: totals[0] for group, totals in expected_spend(narrow, "deployment").items()
+        }
         # The rollup table's own sums are the raw ledger's, measure by measure.
         async with database.engine.connect() as conn:
             rollup_sums = (

@@ -132,6 +132,18 @@ async def test_bad_filters_are_a_400_naming_the_parameter(
     assert error["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [("colour=red", "colour"), ("team=", "team"), ("group_by=week", "group_by")],
+)
+async def test_bad_spend_filters_are_a_400_naming_the_parameter(
+    gov: Governed, query: str, param: str
+) -> None:
+    response = await gov.admin("GET", f"/admin/spend?{query}")
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
 async def test_only_admins_see_the_request_log(gov: Governed) -> None:
     sent = await traffic(gov)
     request_id = sent["ids"]["red"][0]
@@ -156,6 +168,10 @@ async def test_spend_is_unchanged_by_purging_the_raw_events(gov: Governed) -> No
         for group in ("team", "key", "model", "deployment", "day")
     }
     assert {row["group"] for row in spend["team"]} == {"red", "blue"}
+    red_by_day = await get(gov, "/admin/spend?group_by=day&team=red")
+    assert [(r["group"], r["requests"], r["refused"]) for r in red_by_day["rows"]] == [
+        ("2026-05-28", 3, 1)
+    ]
     assert [row["group"] for row in spend["day"]] == ["2026-05-28"]
     gov.clock.advance(45 * DAY)
     report = await gov.governance.retention.run_once()

@@ -7,6 +7,7 @@ same transaction as the change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from gatehouse.core.records import (
 from gatehouse.gateway.keys import Directory, new_key, new_secret
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import EventQuery, LedgerStore, decode_cursor, encode_cursor
-from gatehouse.store.rollups import EVENTS_CLASS, SpendGroup
+from gatehouse.store.rollups import EVENTS_CLASS, SpendFilter, SpendGroup
 
 DEFAULT_SCOPES = ["chat", "embeddings"]
 
@@ -220,8 +221,14 @@ class Admin:
 
     # -- reports --
 
-    async def spend(self, group_by: SpendGroup, *, since: float) -> list[SpendRow]:
-        return await self._ledger.spend(group_by, since=since)
+    async def spend(
+        self,
+        group_by: SpendGroup,
+        *,
+        since: float,
+        where: Mapping[SpendFilter, str] | None = None,
+    ) -> list[SpendRow]:
+        return await self._ledger.spend(group_by, since=since, where=where)
 
     async def ledger(self, *, since: float, limit: int) -> list[UsageEvent]:
         return await self._ledger.events(since=since, limit=limit)

@@ -16,7 +16,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from gatehouse.core.records import SpendRow, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database
-from gatehouse.store.rollups import OK_STATUS, Rollups, SpendGroup, purged_before
+from gatehouse.store.rollups import (
+    OK_STATUS,
+    Rollups,
+    SpendFilter,
+    SpendGroup,
+    purged_before,
+)
 
 # The columns of a usage event, as the outbox holds and ships them (the table
 # also has ``rolled_up_at``, which only the rollup job writes).
@@ -81,13 +87,19 @@ class LedgerStore:
         async with self._db.engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
 
-    async def spend(self, group_by: SpendGroup, *, since: float = 0.0) -> list[SpendRow]:
+    async def spend(
+        self,
+        group_by: SpendGroup,
+        *,
+        since: float = 0.0,
+        where: Mapping[SpendFilter, str] | None = None,
+    ) -> list[SpendRow]:
         """Totals per group since a time: requests accepted and refused apart
         (a refused request is any that did not end ``ok``: limits, budgets,
         policy and upstream errors), tokens and cost of all. Read from the
         daily rollups and the events not yet rolled up, so purged events still
         count (see :mod:`gatehouse.store.rollups`)."""
-        return await self.rollups.spend(group_by, since=since)
+        return await self.rollups.spend(group_by, since=since, where=where)
 
     async def spent(
         self, kind: Literal["key", "team", "user", "org"], subject: str, since: float

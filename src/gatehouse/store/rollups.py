@@ -57,9 +57,11 @@ NONE = ""
 NONE_GROUP = "(none)"  # how a report names the group of events without that dimension
 
 SpendGroup = Literal["key", "team", "user", "org", "model", "deployment", "day"]
+# What a spend report can be narrowed to: every grouping but the day.
+SpendFilter = Literal["key", "team", "user", "org", "model", "deployment"]
 SPEND_GROUPS: tuple[SpendGroup, ...] = ("key", "team", "user", "org", "model", "deployment", "day")
 # A report's grouping -> the ledger (and rollup) column it groups by.
-GROUP_COLUMNS = {
+GROUP_COLUMNS: dict[SpendFilter, str] = {
     "key": "key_id",
     "team": "team",
     "user": "user",
@@ -226,19 +228,25 @@ class Rollups:
             return int(await conn.scalar(query) or 0)
 
     async def spend(
-        self, group_by: SpendGroup, *, since: float = 0.0, only: str | None = None
+        self,
+        group_by: SpendGroup,
+        *,
+        since: float = 0.0,
+        where: Mapping[SpendFilter, str] | None = None,
     ) -> list[SpendRow]:
         """Totals per group since a time (see the module docstring for how),
-        costliest first; ``only`` keeps the one group of that name."""
+        costliest first; ``where`` keeps the events whose dimensions have these
+        values (``{"team": "red"}``: the red team's spend per ``group_by``)."""
+        where = where or {}
         async with self._db.engine.connect() as conn:
             window = spend_window(since, await purged_before(conn, EVENTS_CLASS))
             parts: list[Select[Any]] = []
             if window.partial_from is not None:
                 parts.append(
-                    self._raw(group_by, only, window.partial_from, window.boundary, pending=False)
+                    self._raw(group_by, where, window.partial_from, window.boundary, pending=False)
                 )
-            parts.append(self._rolled(group_by, only, window.boundary))
-            parts.append(self._raw(group_by, only, window.boundary, None, pending=True))
+            parts.append(self._rolled(group_by, where, window.boundary))
+            parts.append(self._raw(group_by, where, window.boundary, None, pending=True))
             union = union_all(*parts).subquery()
             cost = func.sum(union.c.cost_usd)
             query = (
@@ -271,13 +279,13 @@ class Rollups:
         self, kind: Literal["key", "team", "user", "org"], subject: str, since: float
     ) -> float:
         """What one key, team, user or organisation has spent since a time."""
-        rows = await self.spend(kind, since=since, only=subject)
+        rows = await self.spend(kind, since=since, where={kind: subject})
         return sum(row.cost_usd for row in rows)
 
     def _raw(
         self,
         group_by: SpendGroup,
-        only: str | None,
+        where: Mapping[SpendFilter, str],
         start: float,
         end: float | None,
         *,
@@ -300,14 +308,15 @@ class Rollups:
             query = query.where(table.c.created_at < end)
         if pending:
             query = query.where(table.c.rolled_up_at.is_(None))
-        if only is not None:
-            # On the bare column where there is one (``only`` is never ''), so
-            # that the (column, created_at) indexes serve budget seeding.
-            column = group if group_by == "day" else table.c[GROUP_COLUMNS[group_by]]
-            query = query.where(column == only)
+        for name, value in where.items():
+            # On the bare column (a filter value is never ''), so that the
+            # (column, created_at) indexes serve budget seeding.
+            query = query.where(table.c[GROUP_COLUMNS[name]] == value)
         return query.group_by(group)
 
-    def _rolled(self, group_by: SpendGroup, only: str | None, start: float) -> Select[Any]:
+    def _rolled(
+        self, group_by: SpendGroup, where: Mapping[SpendFilter, str], start: float
+    ) -> Select[Any]:
         table = schema.rollups
         group = table.c.day if group_by == "day" else table.c[GROUP_COLUMNS[group_by]]
         query = select(
@@ -320,8 +329,8 @@ class Rollups:
         )
         if start > 0:
             query = query.where(table.c.day >= day_of(start))
-        if only is not None:
-            query = query.where(group == only)
+        for name, value in where.items():
+            query = query.where(table.c[GROUP_COLUMNS[name]] == value)
         return query.group_by(group)
 
     def _day_expression(self) -> ColumnElement[Any]:

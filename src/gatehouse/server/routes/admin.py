@@ -7,7 +7,7 @@ JWT granted it), which the route table checks before the endpoint runs. The work
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,12 +20,16 @@ from gatehouse.gateway.governance import Governance
 from gatehouse.server.http import JSONResponse, parse_body
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.store.ledger import EventQuery
-from gatehouse.store.rollups import GROUP_COLUMNS, SPEND_GROUPS
+from gatehouse.store.rollups import GROUP_COLUMNS, SPEND_GROUPS, SpendFilter
 
 MAX_LIMIT = 10_000
 REQUESTS_MAX_LIMIT = 1000
 # The request log's filters: query parameter -> EventQuery field.
-REQUEST_FILTERS = {**GROUP_COLUMNS, "status": "status", "request_id": "request_id"}
+REQUEST_FILTERS: dict[str, str] = {
+    **cast(dict[str, str], GROUP_COLUMNS),
+    "status": "status",
+    "request_id": "request_id",
+}
 
 
 async def _admin(request: Request) -> tuple[Admin, str]:
@@ -141,30 +145,41 @@ def _subject_routes(kind: SubjectKind) -> list[RouteSpec]:
 
 async def spend(request: Request) -> Response:
     admin, _ = await _admin(request)
+    values = _filters(request, list(GROUP_COLUMNS), ("group_by", "since"))
     group_by = request.query_params.get("group_by", "key")
     if group_by not in SPEND_GROUPS:
         raise ValidationFailedError(
             f"group_by must be one of {list(SPEND_GROUPS)}.", param="group_by"
         )
-    rows = await admin.spend(group_by, since=_since(request))
+    where = cast(dict[SpendFilter, str], values)  # _filters kept only GROUP_COLUMNS' names
+    rows = await admin.spend(group_by, since=_since(request), where=where)
     return JSONResponse({"rows": [row.model_dump() for row in rows]})
 
 
-def _event_query(request: Request) -> EventQuery:
-    """The request log's filters from the query string; 400 naming a bad one
-    (an unknown parameter too: a misspelt filter must not silently match all)."""
+def _filters(request: Request, filters: list[str], others: tuple[str, ...]) -> dict[str, str]:
+    """The values of ``filters`` in the query string; 400 naming an empty or
+    overlong one, or a parameter that is neither a filter nor one of ``others``
+    (a misspelt filter must not silently match everything)."""
     params = request.query_params
     for name in params:
-        if name not in REQUEST_FILTERS and name not in ("since", "until", "limit", "cursor"):
-            known = sorted([*REQUEST_FILTERS, "since", "until", "limit", "cursor"])
+        if name not in filters and name not in others:
+            known = sorted([*filters, *others])
             raise ValidationFailedError(f"Unknown parameter '{name}'; known: {known}.", param=name)
-    fields: dict[str, Any] = {}
-    for name, field in REQUEST_FILTERS.items():
+    found: dict[str, str] = {}
+    for name in filters:
         value = params.get(name)
         if value is not None:
             if not value or len(value) > 200:
                 raise ValidationFailedError(f"{name} must be 1 to 200 characters.", param=name)
-            fields[field] = value
+            found[name] = value
+    return found
+
+
+def _event_query(request: Request) -> EventQuery:
+    """The request log's filters from the query string; 400 naming a bad one."""
+    values = _filters(request, list(REQUEST_FILTERS), ("since", "until", "limit", "cursor"))
+    fields: dict[str, Any] = {REQUEST_FILTERS[name]: value for name, value in values.items()}
+    params = request.query_params
     if params.get("since"):
         fields["since"] = _since(request)
     if params.get("until"):
