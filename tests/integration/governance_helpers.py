@@ -15,12 +15,19 @@ OUTPUT_PRICE = 0.0078125
 
 
 def write_config(
-    path: Path, upstream: FakeUpstream, extra: str = "", *, input_price: float = 0
+    path: Path,
+    upstream: FakeUpstream,
+    extra: str = "",
+    *,
+    input_price: float = 0,
+    local_chat: bool = False,
 ) -> Path:
+    """A config serving the model group ``up`` on ``upstream`` (and ``local/smollm2``
+    when ``local_chat``)."""
     path.write_text(
         f"""
 local:
-  chat: {{enabled: false}}
+  chat: {{enabled: {str(local_chat).lower()}}}
   embeddings: {{enabled: false}}
 aliases: {{}}
 models:

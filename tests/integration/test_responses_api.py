@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import agents
@@ -23,12 +22,13 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from gatehouse.store.database import Database, database_url
+from gatehouse.store.database import Database
 from gatehouse.store.responses import SQLResponseStore, StoredResponse
 
+from . import test_sql_conformance as sql_conformance
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import Behaviour, FakeUpstream
-from .governance_helpers import MASTER, OUTPUT_PRICE, admin, create_key
+from .governance_helpers import MASTER, OUTPUT_PRICE, admin, create_key, write_config
 from .test_local_response_format import ASK, PERSON, assert_person
 
 ECHO_TOOL: Any = {
@@ -48,23 +48,7 @@ def gatehouse(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("responses")
-    config = root / "gatehouse.yaml"
-    config.write_text(
-        f"""
-local:
-  chat: {{enabled: true}}
-  embeddings: {{enabled: false}}
-aliases: {{}}
-models:
-  - name: up
-    deployments:
-      - provider: openai_compat
-        model: up-model
-        base_url: '{upstream.base_url}/v1'
-        input_cost_per_token: 0
-        output_cost_per_token: {OUTPUT_PRICE}
-"""
-    )
+    config = write_config(root / "gatehouse.yaml", upstream, local_chat=True)
     server = start_server(root / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}, config=config)
     yield server
     stop_server(server)
@@ -304,18 +288,8 @@ class ResponseStoreConformance:
 
 
 class TestSQLiteStore(ResponseStoreConformance):
-    @pytest.fixture
-    async def database(self, tmp_path: Path) -> AsyncIterator[Database]:
-        database = Database(database_url(None, tmp_path))
-        await database.open()
-        yield database
-        await database.close()
+    database = sql_conformance.TestSQLite.database
 
 
 class TestPostgresStore(ResponseStoreConformance):
-    @pytest.fixture
-    async def database(self, postgres_url: str) -> AsyncIterator[Database]:
-        database = Database(database_url(postgres_url, Path(".")))
-        await database.open()
-        yield database
-        await database.close()
+    database = sql_conformance.TestPostgres.database
