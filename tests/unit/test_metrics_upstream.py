@@ -9,10 +9,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
-from gatehouse.observability import Metrics
+import httpx
 
+from gatehouse.core.config import Settings
+from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.gateway import Gateway, ModelRegistry
+from gatehouse.observability import Metrics
+from gatehouse.server import create_app
+
+from .fakes import EchoChat
 from .governed import governed_app
+from .rag_fakes import BagOfWords
 from .test_metrics import parse, record, total
 from .test_router import Clock, Scripted, ctx, group, request, router, server_error
 
@@ -110,11 +117,17 @@ def test_rag_counters_by_team_operation_and_mode() -> None:
 
 WORKER = """
 import sys
-from gatehouse.observability import Metrics
-from tests.unit.test_metrics import record
+from gatehouse.core.observation import RequestRecord
+from gatehouse.observability.metrics import Metrics
 metrics = Metrics()
-for _ in range(int(sys.argv[1])):
-    metrics.request_done(record(input_tokens=2, cost_usd=0.5, team="ops", upstream=0.1))
+for index in range(int(sys.argv[1])):
+    metrics.request_done(RequestRecord(
+        request_id=str(index), endpoint="chat", model="m", group="m", deployment="m",
+        principal=None, team="ops", status=200, error_type=None, error_code=None,
+        refusal=None, seconds=0.2, ttft=None, input_tokens=2, cached_tokens=0,
+        output_tokens=0, reasoning_tokens=0, cost_usd=0.5, cache=None, coalesced=False,
+        retries=0, fallbacks=0, stream=False, upstream=0.1,
+    ))
 metrics.watch_counter("gatehouse_live", "read from this process", lambda: 1.0)
 sys.stdout.buffer.write(metrics.render())
 """
@@ -155,3 +168,39 @@ async def test_readyz_leaves_its_verdict_in_the_metrics(tmp_path: Path) -> None:
     samples = parse(metrics.render().decode())
     assert total(samples, "gatehouse_ready") == 0
     assert total(samples, "gatehouse_readiness_check", check="redis") == 0
+
+
+async def test_the_rag_routes_report_to_the_metrics(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    registry = ModelRegistry([EchoChat(), BagOfWords()], {"default": "test/echo"})
+    app = create_app(settings, gateway=Gateway(registry, started_at=0))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    c = "/v1/rag/collections"
+    docs = {"documents": [{"id": "a", "text": "Cats purr."}, {"id": "b", "text": "Tax is due."}]}
+    async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse") as http:
+        await http.post(c, json={"name": "kb", "embedding_model": "test/bow"})
+        assert (await http.post(f"{c}/kb/documents", json=docs)).status_code == 200
+        assert (await http.post(f"{c}/kb/documents", json=docs)).status_code == 200
+        for mode in ("dense", "keyword", "keyword"):
+            body = {"query": "cats", "mode": mode}
+            assert (await http.post(f"{c}/kb/search", json=body)).status_code == 200
+        assert (await http.post(f"{c}/kb/answer", json={"query": "cats"})).status_code == 200
+        streamed = await http.post(f"{c}/kb/answer", json={"query": "cats", "stream": True})
+        assert streamed.status_code == 200
+        missing = await http.post(f"{c}/nope/search", json={"query": "cats"})
+        assert missing.status_code == 404
+        text = (await http.get("/metrics")).text
+    samples = parse(text)
+    assert total(samples, "gatehouse_rag_documents_total", result="added") == 2
+    assert total(samples, "gatehouse_rag_documents_total", result="unchanged") == 2
+    assert total(samples, "gatehouse_rag_chunks_total") == 2
+    assert total(samples, "gatehouse_rag_queries_total", operation="search", mode="keyword") == 2
+    assert total(samples, "gatehouse_rag_queries_total", operation="search") == 4
+    assert total(samples, "gatehouse_rag_queries_total", operation="answer", mode="hybrid") == 2
+    assert total(samples, "gatehouse_rag_errors_total", operation="search") == 1
+    assert total(samples, "gatehouse_rag_errors_total") == 1
+    assert total(samples, "gatehouse_rag_duration_seconds_count", operation="ingest") == 2
+    assert total(samples, "gatehouse_rag_duration_seconds_count", operation="answer") == 2
+    assert "kb" not in {
+        v for labels, _ in samples["gatehouse_rag_queries_total"] for v in labels.values()
+    }

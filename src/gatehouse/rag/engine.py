@@ -21,8 +21,9 @@ Ingests, searches and answers are reported to a
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 from gatehouse.core.errors import error_type
@@ -150,14 +151,8 @@ class RagEngine:
         Every document is validated before anything is written; the whole
         batch is then written in one transaction.
         """
-        started, error = time.monotonic(), None
-        try:
+        with self._observed(caller, "ingest"):
             result = await self.ingestion.add(name, documents, caller=caller)
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            self._finished(caller, "ingest", started, error)
         self.observer.ingested(
             caller.team, result.added, result.replaced, result.unchanged, result.chunks
         )
@@ -214,8 +209,7 @@ class RagEngine:
         ``rerank`` reorders the hits: ``llm`` by the chat model's grades,
         ``cross_encoder`` by the collection's cross-encoder."""
         self.observer.queried(caller.team, "search", mode)
-        started, error = time.monotonic(), None
-        try:
+        with self._observed(caller, "search"):
             return await self.searcher.search(
                 name,
                 query,
@@ -227,11 +221,6 @@ class RagEngine:
                 rerank=rerank,
                 caller=caller,
             )
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            self._finished(caller, "search", started, error)
 
     # -- answers --
 
@@ -240,32 +229,26 @@ class RagEngine:
     ) -> AnswerResponse:
         """A grounded answer with numbered citations (not streamed)."""
         self.observer.queried(caller.team, "answer", "hybrid")
-        started, error = time.monotonic(), None
-        try:
+        with self._observed(caller, "answer"):
             return await self.answerer.answer(name, request, caller=caller)
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            self._finished(caller, "answer", started, error)
 
     async def answer_stream(
         self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
     ) -> AsyncIterator[AnswerEvent]:
         """The answer as events: the results, then text deltas, then the citations."""
         self.observer.queried(caller.team, "answer", "hybrid")
-        started, error = time.monotonic(), None
-        try:
+        with self._observed(caller, "answer"):
             async for event in self.answerer.stream(name, request, caller=caller):
                 yield event
+
+    @contextlib.contextmanager
+    def _observed(self, caller: Principal, operation: Operation) -> Iterator[None]:
+        """Report how long ``operation`` took and, if it failed, how."""
+        started, error = time.monotonic(), None
+        try:
+            yield
         except Exception as exc:
-            error = exc
+            error = error_type(exc)
             raise
         finally:
-            self._finished(caller, "answer", started, error)
-
-    def _finished(
-        self, caller: Principal, operation: Operation, started: float, error: Exception | None
-    ) -> None:
-        kind = None if error is None else error_type(error)
-        self.observer.finished(caller.team, operation, time.monotonic() - started, kind)
+            self.observer.finished(caller.team, operation, time.monotonic() - started, error)
