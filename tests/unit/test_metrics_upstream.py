@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gatehouse.core.config import Settings
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.gateway import Gateway, ModelRegistry
-from gatehouse.observability import Metrics
-from gatehouse.server import create_app
+from gatehouse.observability import Metrics, multiprocess
+from gatehouse.server import create_app, runner
+from gatehouse.server.app import SETTINGS_ENV
 
 from .fakes import EchoChat
 from .governed import governed_app
@@ -204,3 +206,40 @@ async def test_the_rag_routes_report_to_the_metrics(tmp_path: Path) -> None:
     assert "kb" not in {
         v for labels, _ in samples["gatehouse_rag_queries_total"] for v in labels.values()
     }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_starts_from_an_empty_multiprocess_directory(
+    workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts of an earlier run must not add to this one's: with several workers
+    (default directory) or one and the operator's $PROMETHEUS_MULTIPROC_DIR."""
+    chosen = tmp_path / "chosen" if workers == 1 else tmp_path / "data" / "prometheus"
+    chosen.mkdir(parents=True)
+    (chosen / "counter_1.db").write_bytes(b"an earlier run")
+    monkeypatch.setenv(multiprocess.ENV, str(chosen) if workers == 1 else "")
+    monkeypatch.setenv(SETTINGS_ENV, "")
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(runner.uvicorn, "run", lambda app, **options: started.append(options))
+    settings = Settings.model_validate(
+        {
+            "data_dir": tmp_path / "data",
+            "local": {"chat": {"enabled": False}},
+            "server": {"workers": workers},
+        }
+    )
+    runner.serve(settings)
+    assert len(started) == 1
+    assert os.environ[multiprocess.ENV] == str(chosen)
+    assert list(chosen.iterdir()) == []
+
+
+def test_one_worker_without_the_variable_uses_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(multiprocess.ENV, raising=False)
+    monkeypatch.setattr(runner.uvicorn, "run", lambda app, **options: None)
+    data = tmp_path / "data"
+    runner.serve(Settings.model_validate({"data_dir": data, "local": {"chat": {"enabled": False}}}))
+    assert multiprocess.ENV not in os.environ
+    assert not (data / "prometheus").exists()

@@ -61,6 +61,10 @@ def serve(settings: Settings) -> None:
         "proxy_headers": False,
     }
     if server.workers == 1:
+        if multiprocess.ENV in os.environ:
+            # Set by the operator: this process counts into files there, so
+            # files of an earlier run must go first.
+            multiprocess.prepare(settings.data_dir / "prometheus")
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
     # Workers are separate processes: each rebuilds the app from the settings
