@@ -356,3 +356,37 @@ def test_import_gatehouse_loads_no_client_until_asked() -> None:
 
 def test_the_base_url_may_end_in_v1() -> None:
     assert Client("http://h:1/v1/").base_url == "http://h:1"
+
+
+def test_responses_sends_input_and_reads_output_text() -> None:
+    answer = {
+        "id": "resp_1",
+        "object": "response",
+        "status": "completed",
+        "model": "m",
+        "output": [
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [
+                    {"type": "output_text", "text": "Hel"},
+                    {"type": "output_text", "text": "lo"},
+                ],
+            },
+            {"type": "function_call", "name": "f", "arguments": "{}", "call_id": "c"},
+        ],
+        "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+    }
+    script = Script(httpx.Response(200, json=answer))
+    reply = client(script, []).responses("Hi", model="m", max_output_tokens=5)
+    assert reply.output_text == "Hello"
+    assert reply.usage is not None
+    assert reply.usage.total_tokens == 5
+    sent = script.requests[0]
+    assert sent.url.path == "/v1/responses"
+    assert json.loads(sent.content) == {
+        "max_output_tokens": 5,
+        "model": "m",
+        "input": "Hi",
+        "stream": False,
+    }

@@ -1,4 +1,4 @@
-"""A Python client for gatehouse: chat, streams, embeddings and RAG, typed.
+"""A Python client for gatehouse: chat, streams, embeddings, responses and RAG, typed.
 
 :class:`Client` (blocking) and :class:`AsyncClient` (asyncio) speak to a
 gatehouse server over HTTP, or to an app in the same process. Both build
@@ -30,6 +30,8 @@ from gatehouse.client._models import (
     Collection,
     Document,
     IngestResult,
+    Response,
+    ResponseUsage,
     SearchHit,
 )
 from gatehouse.client._retry import RetryPolicy, retry_after
@@ -57,7 +59,9 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "Response",
     "ResponseFormatError",
+    "ResponseUsage",
     "RetryPolicy",
     "SearchHit",
     "StreamError",

@@ -19,7 +19,14 @@ from gatehouse.client._base import (
     stream_request,
 )
 from gatehouse.client._errors import APIConnectionError
-from gatehouse.client._models import Answer, Collection, Document, IngestResult, SearchHit
+from gatehouse.client._models import (
+    Answer,
+    Collection,
+    Document,
+    IngestResult,
+    Response,
+    SearchHit,
+)
 from gatehouse.client._retry import RetryPolicy, Wait, attempts, connection_error
 from gatehouse.core.types import (
     ChatCompletion,
@@ -120,6 +127,16 @@ class AsyncClient:
 
     async def embed_request(self, request: EmbeddingRequest) -> EmbeddingResponse:
         return await self._call(P.embed(request))
+
+    async def responses(
+        self,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str = "default",
+        **params: Any,
+    ) -> Response:
+        """``POST /v1/responses`` (not streamed): ``input`` is a string or input items."""
+        return await self._call(P.responses(model, input, params))
 
     # -- RAG --
 

@@ -1,9 +1,10 @@
-"""Typed answers of the RAG routes, as the client sees them.
+"""Typed answers of the RAG and Responses routes, as the client sees them.
 
 The chat and embedding types are gatehouse's own wire models
-(:mod:`gatehouse.core.types`). The RAG answers are modelled here rather than
-imported from :mod:`gatehouse.rag`, which would load the whole engine into a
-client that only speaks HTTP; unknown fields are kept (``extra="allow"``) so
+(:mod:`gatehouse.core.types`). The RAG and Responses answers are modelled
+here rather than imported from :mod:`gatehouse.rag` or
+:mod:`gatehouse.faces`, which would load the engine or the translation layer
+into a client that only speaks HTTP; unknown fields are kept (``extra="allow"``) so
 a newer server's additions do not break an older client.
 """
 
@@ -66,6 +67,34 @@ class Answer(_Answer):
     answer: str
     citations: list[Citation]
     results: list[SearchHit]
+
+
+class ResponseUsage(_Answer):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Response(_Answer):
+    """A ``response`` object of ``POST /v1/responses`` (output items kept as sent)."""
+
+    id: str
+    object: Literal["response"] = "response"
+    status: str
+    model: str
+    output: list[dict[str, Any]] = Field(default_factory=list)
+    usage: ResponseUsage | None = None
+
+    @property
+    def output_text(self) -> str:
+        """The text of every ``output_text`` part of the message items, joined."""
+        return "".join(
+            part.get("text", "")
+            for item in self.output
+            if item.get("type") == "message"
+            for part in item.get("content") or []
+            if isinstance(part, dict) and part.get("type") == "output_text"
+        )
 
 
 SearchMode = Literal["hybrid", "dense", "keyword", "rrf"]

@@ -23,6 +23,7 @@ from gatehouse.client._models import (
     Collection,
     Document,
     IngestResult,
+    Response,
     SearchHit,
 )
 from gatehouse.core.types import (
@@ -120,6 +121,14 @@ def embed(request: EmbeddingRequest) -> Call[EmbeddingResponse]:
     body = _dump(request)
     body["encoding_format"] = "float"
     return Call("POST", "/v1/embeddings", _model(EmbeddingResponse), body)
+
+
+def responses(
+    model: str, input: str | Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> Call[Response]:
+    body = {**params, "model": model, "input": input if isinstance(input, str) else list(input)}
+    body["stream"] = False
+    return Call("POST", "/v1/responses", _model(Response), body)
 
 
 _RAG = "/v1/rag/collections"

@@ -18,7 +18,14 @@ from gatehouse.client._base import (
     stream_request,
 )
 from gatehouse.client._errors import APIConnectionError
-from gatehouse.client._models import Answer, Collection, Document, IngestResult, SearchHit
+from gatehouse.client._models import (
+    Answer,
+    Collection,
+    Document,
+    IngestResult,
+    Response,
+    SearchHit,
+)
 from gatehouse.client._retry import RetryPolicy, Wait, attempts, connection_error
 from gatehouse.core.types import (
     ChatCompletion,
@@ -118,6 +125,16 @@ class Client:
 
     def embed_request(self, request: EmbeddingRequest) -> EmbeddingResponse:
         return self._call(P.embed(request))
+
+    def responses(
+        self,
+        input: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str = "default",
+        **params: Any,
+    ) -> Response:
+        """``POST /v1/responses`` (not streamed): ``input`` is a string or input items."""
+        return self._call(P.responses(model, input, params))
 
     # -- RAG --
 
