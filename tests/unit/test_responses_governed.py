@@ -13,6 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from gatehouse.core.errors import UpstreamError
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 
 from .fakes import EchoChat
@@ -164,3 +165,28 @@ async def test_a_malformed_request_is_a_400_naming_the_field(gov: Governed) -> N
             input=[{"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}],
         )
     assert refused.value.param == "input[0].content[0].type"
+
+
+async def test_a_failure_mid_stream_is_response_failed_and_stored_as_failed(
+    gov: Governed, chat: RecordingChat
+) -> None:
+    sdk = gov.sdk(await gov.new_key(team="red"))
+    chat.fail_mid_stream = UpstreamError("the upstream went away")
+    async with sdk.responses.stream(model="test/rec-chat", input="doomed words") as stream:
+        events = [event async for event in stream]
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    failed = events[-1].response
+    assert failed.error is not None
+    assert failed.error.code == "server_error"
+    assert (await sdk.responses.retrieve(failed.id)).status == "failed"
+
+
+async def test_the_guard_applies(tmp_path: Path, chat: RecordingChat) -> None:
+    email = "ana.lopez@clinic.example"
+    guard = {"enabled": True, "entities": {"EMAIL": "block"}}
+    async for gov in governed_app(tmp_path, providers=[chat], guard=guard):
+        sdk = gov.sdk(await gov.new_key(team="red"))
+        with pytest.raises(openai.BadRequestError) as blocked:
+            await sdk.responses.create(model="test/rec-chat", input=f"write to {email}")
+        assert blocked.value.code == "content_policy_violation"
+        assert chat.seen == []
