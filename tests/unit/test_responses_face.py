@@ -448,6 +448,7 @@ def test_a_stream_of_text_then_interleaved_parallel_calls() -> None:
         usage_chunk(),
     ]
     raw = [data for c in chunks for data in translator.feed(c)] + translator.close()
+    raw.append(translator.complete())
     events = list(parse(raw))
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert [e.type for e in events] == [
@@ -490,12 +491,12 @@ def test_a_stream_of_text_then_interleaved_parallel_calls() -> None:
 def test_a_capped_stream_ends_incomplete_and_an_empty_one_with_an_empty_message() -> None:
     translator = StreamTranslator(shell(), ids())
     raw = translator.feed(chunk({"content": "Once"})) + translator.feed(chunk({}, "length"))
-    events = list(parse(raw + translator.close()))
+    events = list(parse([*raw, *translator.close(), translator.complete()]))
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
 
     empty = StreamTranslator(shell(), ids())
-    events = list(parse(empty.feed(chunk({}, "stop")) + empty.close()))
+    events = list(parse([*empty.feed(chunk({}, "stop")), *empty.close(), empty.complete()]))
     assert events[-1].type == "response.completed"
     assert events[-1].response.output[0].content[0].text == ""
 

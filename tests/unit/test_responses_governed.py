@@ -15,6 +15,8 @@ import pytest
 
 from gatehouse.core.errors import UpstreamError
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.store.database import Database, database_url
+from gatehouse.store.responses import SQLResponseStore
 
 from .fakes import EchoChat
 from .governed import Governed, governed_app
@@ -190,3 +192,32 @@ async def test_the_guard_applies(tmp_path: Path, chat: RecordingChat) -> None:
             await sdk.responses.create(model="test/rec-chat", input=f"write to {email}")
         assert blocked.value.code == "content_policy_violation"
         assert chat.seen == []
+
+
+async def test_a_store_that_cannot_be_reached_is_a_503_never_a_silent_loss(
+    gov: Governed, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    unmigrated = Database(database_url(None, tmp_path / "empty"))  # no responses table
+    app = gov.http._transport.app  # type: ignore[attr-defined]
+    app.state.response_store = SQLResponseStore(unmigrated)
+    sdk = gov.sdk(await gov.new_key(team="red"))
+    try:
+        with pytest.raises(openai.InternalServerError) as refused:
+            await sdk.responses.create(model="test/rec-chat", input="keep me")
+        assert refused.value.status_code == 503
+        assert refused.value.code == "service_unavailable"
+        async with sdk.responses.stream(model="test/rec-chat", input="keep me too") as stream:
+            kinds = [event.type async for event in stream]
+        # The answer streamed whole, then the failure to store it.
+        assert kinds[-4:] == [
+            "response.content_part.done",
+            "response.output_item.done",
+            "error",
+            "response.failed",
+        ]
+        # Not stored, so the same request with store=false succeeds.
+        kept = await sdk.responses.create(model="test/rec-chat", input="free", store=False)
+        assert kept.output_text == "free"
+    finally:
+        await unmigrated.close()

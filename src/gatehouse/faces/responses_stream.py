@@ -55,7 +55,8 @@ class _Open:
 
 
 class StreamTranslator:
-    """Feed chat chunks in order (:meth:`feed`), then :meth:`close` or :meth:`fail`.
+    """Feed chat chunks in order (:meth:`feed`), then :meth:`close` and :meth:`complete`,
+    or :meth:`fail` (after :meth:`close` too, when what follows it fails).
 
     ``shell`` is the response before its output (see
     :func:`gatehouse.faces.responses.shell`); :attr:`response` is the finished
@@ -89,19 +90,25 @@ class StreamTranslator:
         return out
 
     def close(self) -> list[bytes]:
-        """The events that finish the response: open items done, then its last state."""
+        """The events that finish the output (each open item done); :attr:`response`
+        is then final. :meth:`complete` (or :meth:`fail`) follows."""
         out = self._start()
         if not self._output:  # an empty answer is still one (empty) message
             out.extend(self._text(""))
         out.extend(self._close_items())
         done = finish(self._shell, self._finish_reason, self._usage)
         self.response = done.model_copy(update={"output": self._items()})
-        kind = "response.completed" if done.status == "completed" else "response.incomplete"
-        out.append(self._emit(kind, response=self._dump(self.response)))
         return out
 
+    def complete(self) -> bytes:
+        """The last event after :meth:`close`: ``response.completed`` (or ``.incomplete``)."""
+        assert self.response is not None, "complete() follows close()"
+        status = self.response.status
+        kind = "response.completed" if status == "completed" else "response.incomplete"
+        return self._emit(kind, response=self._dump(self.response))
+
     def fail(self, error: GatehouseError) -> list[bytes]:
-        """The events for an upstream failure mid-stream: ``error``, then ``response.failed``."""
+        """The events for a failure mid-stream: ``error``, then ``response.failed``."""
         out = self._start()
         out.append(
             self._emit("error", code=error.error_code, message=error.message, param=error.param)

@@ -7,18 +7,24 @@ keeps them in the configured SQL database (SQLite or PostgreSQL, table
 ``responses``, migration 0005); :class:`MemoryResponseStore` in the process,
 for a gateway built without a database.
 
-The store holds the response and its input as JSON documents: their shape is
+A database that cannot be reached is a 503 (``service_unavailable``), never
+a silent loss: a response that was asked to be stored and could not be is
+reported as such. The store holds the response and its input as JSON documents: their shape is
 the Responses API's (``gatehouse.faces.responses_items``), which the route
 validates on the way in and out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from gatehouse.core.errors import ServiceUnavailableError
 from gatehouse.store import schema
 from gatehouse.store.database import Database
 
@@ -49,6 +55,16 @@ class ResponseStore(Protocol):
         ...
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        raise ServiceUnavailableError(
+            f"The response store is unavailable: {type(exc).__name__}."
+        ) from exc
+
+
 class SQLResponseStore:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -64,21 +80,24 @@ class SQLResponseStore:
             "response": record.response,
             "input_items": record.input_items,
         }
-        async with self._db.engine.begin() as conn:
-            await conn.execute(insert(schema.responses).values(**values))
+        with _reachable():
+            async with self._db.engine.begin() as conn:
+                await conn.execute(insert(schema.responses).values(**values))
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         table = schema.responses
         query = select(table).where(table.c.id == response_id, table.c.owner == owner)
-        async with self._db.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        with _reachable():
+            async with self._db.engine.connect() as conn:
+                row = (await conn.execute(query)).first()
         return None if row is None else StoredResponse(**row._mapping)
 
     async def delete(self, response_id: str, owner: str) -> bool:
         table = schema.responses
         query = delete(table).where(table.c.id == response_id, table.c.owner == owner)
-        async with self._db.engine.begin() as conn:
-            result = await conn.execute(query)
+        with _reachable():
+            async with self._db.engine.begin() as conn:
+                result = await conn.execute(query)
         return bool(result.rowcount)
 
 

@@ -10,6 +10,7 @@ on it, as on a missing one, including as a ``previous_response_id``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Literal
@@ -134,23 +135,26 @@ async def _events(
     translator = StreamTranslator(shell)
     for data in translator.feed(first):
         yield data
+    closing: list[bytes] = []
     try:
         async for chunk in rest:
             for data in translator.feed(chunk):
                 yield data
+        closing = translator.close()
+        assert translator.response is not None
+        # Stored before the client hears it is done, so it can be chained at once.
+        await saver.save(translator.response)
     except GatehouseError as exc:
-        # Headers are gone: the failure travels as events, and is stored as one.
+        # Headers are gone: the failure (the upstream's, or the store's) travels
+        # as events, and is stored as one if the store can take it.
         failed = translator.fail(exc)
         assert translator.response is not None
-        await saver.save(translator.response)
-        for data in failed:
+        with contextlib.suppress(GatehouseError):
+            await saver.save(translator.response)
+        for data in [*closing, *failed]:
             yield data
         return
-    closing = translator.close()
-    assert translator.response is not None
-    # Stored before the client hears it is done, so it can be chained at once.
-    await saver.save(translator.response)
-    for data in closing:
+    for data in [*closing, translator.complete()]:
         yield data
 
 
