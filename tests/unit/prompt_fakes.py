@@ -16,7 +16,7 @@ from gatehouse.core.types import (
     Usage,
 )
 from gatehouse.prompts import Flow
-from gatehouse.prompts._flow import ModelAnswer, ModelCall
+from gatehouse.prompts._flow import ModelAnswer, ModelCall, Stepper
 
 T = TypeVar("T")
 
@@ -45,21 +45,14 @@ def drive(
     calls: list[ModelCall] | None = None,
 ) -> T:
     """Run ``flow``, answering each call with ``answer`` (an exception is thrown in)."""
-    sent: ModelAnswer | Exception | None = None
-    while True:
-        try:
-            if isinstance(sent, Exception):
-                call = flow.throw(sent)
-            elif sent is None:
-                call = next(flow)
-            else:
-                call = flow.send(sent)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+    stepper = Stepper(flow)
+    call = stepper.step()
+    while call is not None:
         if calls is not None:
             calls.append(call)
-        sent = answer(call)
+        reply = answer(call)
+        call = stepper.step(failure=reply) if isinstance(reply, Exception) else stepper.step(reply)
+    return stepper.result
 
 
 def chat_texts(calls: list[ModelCall]) -> list[ChatCompletionRequest]:

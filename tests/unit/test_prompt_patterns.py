@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
-from gatehouse.client import Client, RateLimitError, RetryPolicy
+from gatehouse.client import AsyncClient, Client, RateLimitError, RetryPolicy
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage, EmbeddingRequest
 from gatehouse.prompts import (
     DEBUGGING,
@@ -15,6 +17,7 @@ from gatehouse.prompts import (
     Example,
     FewShotSelector,
     TreeOfThought,
+    arun,
     count_tokens,
     extract_answer,
     parse_score,
@@ -310,3 +313,18 @@ def test_run_drives_a_flow_through_the_client_and_passes_errors_in() -> None:
         pytest.raises(RateLimitError),
     ):
         run(PROBLEM_SOLVING.flow("Is 2 even?"), gh)
+
+
+async def test_arun_drives_chat_and_embedding_calls_through_the_async_client() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/embeddings":
+            texts = json.loads(request.content)["input"]
+            return httpx.Response(200, json=embeddings([VECTORS[t] for t in texts]).model_dump())
+        return httpx.Response(200, json=completion("Final answer: 8").model_dump())
+
+    async with AsyncClient("http://gh.test", transport=httpx.MockTransport(handler)) as gh:
+        selector = FewShotSelector(EXAMPLES[:3], token_budget=1000)
+        chosen = await arun(selector.flow("7 + 1"), gh)
+        assert chosen[-1] == EXAMPLES[0]
+        result = await arun(PROBLEM_SOLVING.flow("7 + 1"), gh)
+        assert result.answer == "8"

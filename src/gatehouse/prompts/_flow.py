@@ -15,7 +15,7 @@ limits, budgets and the ledger apply as to any other call.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from gatehouse.core.types import (
     ChatCompletion,
@@ -60,55 +60,68 @@ def tokens_used(completion: ChatCompletion) -> int:
     return completion.usage.total_tokens
 
 
+class Stepper(Generic[T]):
+    """Steps a flow: hands it each answer (or failure) and returns its next call.
+
+    ``step`` returns ``None`` once the flow has finished; its value is then
+    ``result``. Both drivers (and tests' scripted ones) use it.
+    """
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self._flow = flow
+        self._started = False
+        self.result: T
+
+    def step(
+        self, answer: ModelAnswer | None = None, failure: BaseException | None = None
+    ) -> ModelCall | None:
+        try:
+            if failure is not None:
+                return self._flow.throw(failure)
+            if not self._started:
+                self._started = True
+                return next(self._flow)
+            if answer is None:
+                raise RuntimeError("a model call of the flow got no answer")
+            return self._flow.send(answer)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+
+
 def run(flow: Flow[T], client: Client) -> T:
     """Drive ``flow`` with a blocking client; its return value is returned."""
     from gatehouse.client import ClientError
 
-    answer: ModelAnswer | None = None
-    failure: ClientError | None = None
-    while True:
-        try:
-            if failure is not None:
-                call = flow.throw(failure)
-            elif answer is None:
-                call = next(flow)
-            else:
-                call = flow.send(answer)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        failure = None
+    stepper = Stepper(flow)
+    call = stepper.step()
+    while call is not None:
         try:
             if isinstance(call, ChatCompletionRequest):
-                answer = client.complete(call)
+                answer: ModelAnswer = client.complete(call)
             else:
                 answer = client.embed_request(call)
         except ClientError as exc:
-            failure = exc
+            call = stepper.step(failure=exc)
+        else:
+            call = stepper.step(answer)
+    return stepper.result
 
 
 async def arun(flow: Flow[T], client: AsyncClient) -> T:
     """Drive ``flow`` with an asyncio client."""
     from gatehouse.client import ClientError
 
-    answer: ModelAnswer | None = None
-    failure: ClientError | None = None
-    while True:
-        try:
-            if failure is not None:
-                call = flow.throw(failure)
-            elif answer is None:
-                call = next(flow)
-            else:
-                call = flow.send(answer)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        failure = None
+    stepper = Stepper(flow)
+    call = stepper.step()
+    while call is not None:
         try:
             if isinstance(call, ChatCompletionRequest):
-                answer = await client.complete(call)
+                answer: ModelAnswer = await client.complete(call)
             else:
                 answer = await client.embed_request(call)
         except ClientError as exc:
-            failure = exc
+            call = stepper.step(failure=exc)
+        else:
+            call = stepper.step(answer)
+    return stepper.result
