@@ -2,7 +2,8 @@
 
 It speaks the OpenAI (``/v1/chat/completions``, ``/v1/embeddings``), Anthropic
 (``/v1/messages``) and Gemini (``/v1beta/models/{model}:generateContent`` and
-``:streamGenerateContent``) shapes. It answers by echoing the last user
+``:streamGenerateContent``) shapes, and the rerank endpoints of Cohere
+(``/v2/rerank``), Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last user
 message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
 reset, stalled before the first token, or have their stream cut midway, and an
@@ -132,6 +133,9 @@ class FakeUpstream:
             app.router.add_post("/v1/embeddings", self._openai_embeddings)
             app.router.add_post("/v1/messages", self._anthropic)
             app.router.add_post("/v1beta/models/{call}", self._gemini)
+            app.router.add_post("/v2/rerank", self._rerank)  # Cohere
+            app.router.add_post("/v1/rerank", self._rerank)  # Jina
+            app.router.add_post("/rerank", self._rerank)  # vLLM
             self._runner = web.AppRunner(app, access_log=None)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port)
@@ -338,6 +342,36 @@ class FakeUpstream:
             events.append(b"data: " + orjson.dumps(use) + b"\n\n")
         events.append(b"data: [DONE]\n\n")
         return await self._stream(request, behaviour, events)
+
+    async def _rerank(self, request: web.Request) -> web.Response:
+        """Cohere (``/v2/rerank``), Jina (``/v1/rerank``) and vLLM (``/rerank``): each
+        document scored by the share of the query's words it contains."""
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "openai")
+        query = set(str(body["query"]).lower().split())
+        documents = [str(d) for d in body["documents"]]
+        scores = [len(query & set(d.lower().split())) / max(len(query), 1) for d in documents]
+        order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))
+        order = order[: body.get("top_n") or len(order)]
+        results: list[dict[str, Any]] = [{"index": i, "relevance_score": scores[i]} for i in order]
+        words = sum(len(d.split()) + len(query) for d in documents)
+        if request.path == "/v2/rerank":
+            answer: dict[str, Any] = {
+                "id": f"rr-{len(self.requests)}",
+                "results": results,
+                "meta": {"billed_units": {"search_units": 1}},
+            }
+        else:
+            for result in results:
+                result["document"] = {"text": documents[result["index"]]}
+            answer = {
+                "id": f"rr-{len(self.requests)}",
+                "model": body["model"],
+                "usage": {"total_tokens": words, "prompt_tokens": words},
+                "results": results,
+            }
+        return web.json_response(answer)
 
     async def _openai_embeddings(self, request: web.Request) -> web.StreamResponse:
         body, behaviour = await self._begin(request)

@@ -36,6 +36,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
         health,
         observability,
         rag,
+        rerank,
         responses,
         tokens,
     )
@@ -43,7 +44,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in (*modules, tokens):
+    for module in (*modules, tokens, rerank):
         specs.extend(module.ROUTES)
     return specs
 

@@ -8,6 +8,8 @@ model group without its own price costs what its dearest deployment costs.
 A deployment's price overrides its model's. Prices are USD per token (LiteLLM's
 unit, so its ``input_cost_per_token`` values paste in unchanged). Cached input
 tokens cost ``cache_read_input_token_cost`` when set, else the input price.
+A rerank call costs ``input_cost_per_query`` (LiteLLM's name: USD a search,
+Cohere's billed unit) on top of its tokens.
 
 Before routing has picked a deployment, :meth:`PricingTable.max_cost` bounds
 what a call can cost: the dearest price among every deployment it may reach
@@ -46,6 +48,7 @@ class TokenCounts:
     prompt: int
     completion: int
     cached: int = 0
+    queries: int = 0  # rerank searches (Cohere's search_units)
 
     @classmethod
     def of(cls, usage: Usage) -> TokenCounts:
@@ -60,7 +63,9 @@ class TokenCounts:
             cached = details.get("cached_tokens")
         else:
             cached = getattr(details, "cached_tokens", None)
-        return cls(usage.prompt_tokens, usage.completion_tokens, int(cached or 0))
+        searches = None if extra is None else extra.get("search_units")
+        queries = searches if isinstance(searches, int) else 0
+        return cls(usage.prompt_tokens, usage.completion_tokens, int(cached or 0), queries)
 
 
 class PricingTable:
@@ -89,12 +94,17 @@ class PricingTable:
         for group in settings.models:
             priced: list[Price] = []
             for index, config in enumerate(group.deployments):
-                if config.input_cost_per_token is None and config.output_cost_per_token is None:
+                if (
+                    config.input_cost_per_token is None
+                    and config.output_cost_per_token is None
+                    and config.input_cost_per_query is None
+                ):
                     continue
                 price = Price(
                     input_cost_per_token=config.input_cost_per_token or 0.0,
                     output_cost_per_token=config.output_cost_per_token or 0.0,
                     cache_read_input_token_cost=config.cached_input_cost_per_token,
+                    input_cost_per_query=config.input_cost_per_query or 0.0,
                 )
                 deployments.setdefault(config.id or f"{group.name}#{index}", price)
                 priced.append(price)
@@ -102,6 +112,7 @@ class PricingTable:
                 models[group.name] = Price(
                     input_cost_per_token=max(p.input_cost_per_token for p in priced),
                     output_cost_per_token=max(p.output_cost_per_token for p in priced),
+                    input_cost_per_query=max(p.input_cost_per_query for p in priced),
                 )
         table = cls(models, deployments, settings.aliases)
         windows = {LOCAL_CHAT_MODEL: settings.local.chat.context_window}
@@ -135,6 +146,7 @@ class PricingTable:
             (tokens.prompt - cached) * price.input_cost_per_token
             + cached * cached_price
             + tokens.completion * price.output_cost_per_token
+            + tokens.queries * price.input_cost_per_query
         )
 
     def max_cost(self, model: str, prompt_tokens: int, max_completion_tokens: int) -> float:
@@ -143,6 +155,8 @@ class PricingTable:
         return (
             prompt_tokens * price.input_cost_per_token
             + max_completion_tokens * price.output_cost_per_token
+            # A rerank call is one search (Cohere bills one per 100 documents).
+            + price.input_cost_per_query
         )
 
     def completion_limit(self, model: str) -> int:
@@ -195,8 +209,13 @@ class PricingTable:
 
 def _dearest(prices: Iterable[Price]) -> Price:
     """A price as high as each of ``prices`` on every side (cached input counts as input)."""
-    inputs, outputs = [0.0], [0.0]
+    inputs, outputs, queries = [0.0], [0.0], [0.0]
     for price in prices:
         inputs += [price.input_cost_per_token, price.cache_read_input_token_cost or 0.0]
         outputs.append(price.output_cost_per_token)
-    return Price(input_cost_per_token=max(inputs), output_cost_per_token=max(outputs))
+        queries.append(price.input_cost_per_query)
+    return Price(
+        input_cost_per_token=max(inputs),
+        output_cost_per_token=max(outputs),
+        input_cost_per_query=max(queries),
+    )

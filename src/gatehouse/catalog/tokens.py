@@ -36,6 +36,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from gatehouse.core.rerank import RerankRequest
 from gatehouse.core.types import ChatCompletionRequest, EmbeddingRequest, ImagePart
 
 if TYPE_CHECKING:
@@ -66,10 +67,18 @@ IMAGE_TOKENS = 4096
 INPUT_OVERHEAD = 2
 
 
-def prompt_tokens(request: ChatCompletionRequest | EmbeddingRequest, *, bound: bool = False) -> int:
+def prompt_tokens(
+    request: ChatCompletionRequest | EmbeddingRequest | RerankRequest, *, bound: bool = False
+) -> int:
     """The prompt tokens of ``request``: an estimate, or with ``bound`` an upper bound."""
     if isinstance(request, EmbeddingRequest):
         return _input_tokens(request, bound)
+    if isinstance(request, RerankRequest):
+        # A reranker reads the query beside each document.
+        texts = [request.query + text for text in request.texts()]
+        if bound:
+            return sum(_bytes(t) + INPUT_OVERHEAD for t in texts)
+        return sum(len(t) for t in texts) // 4 + 1
     if not bound:
         return sum(len(m.text()) for m in request.messages) // 4 + 4 * len(request.messages)
     total = PROMPT_OVERHEAD

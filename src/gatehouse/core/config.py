@@ -102,9 +102,19 @@ class LocalEmbeddingConfig(_Section):
     batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
 
 
+class LocalRerankConfig(_Section):
+    """``local/rerank``: a local cross-encoder when one is named, else the cosine
+    of ``local/minilm`` embeddings."""
+
+    enabled: bool = True
+    # A sentence-transformers CrossEncoder folder (no cross-encoder ships with gatehouse).
+    cross_encoder: Path | None = None
+
+
 class LocalConfig(_Section):
     chat: LocalChatConfig = LocalChatConfig()
     embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
+    rerank: LocalRerankConfig = LocalRerankConfig()
 
 
 Strategy = Literal[
@@ -139,6 +149,7 @@ class DeploymentConfig(_Section):
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     cached_input_cost_per_token: float | None = Field(default=None, ge=0)
+    input_cost_per_query: float | None = Field(default=None, ge=0)  # rerank: USD a call
     max_connections: int = Field(default=256, ge=1)
     timeout: TimeoutConfig = TimeoutConfig()
     # Admission control: the request rate this deployment should serve. With it,
@@ -148,7 +159,7 @@ class DeploymentConfig(_Section):
 
     @model_validator(mode="after")
     def _needs_base_url(self) -> DeploymentConfig:
-        if self.provider in {"openai_compat", "azure"} and not self.base_url:
+        if self.provider in {"openai_compat", "azure", "vllm"} and not self.base_url:
             raise ValueError(f"base_url is required for provider {self.provider}")
         return self
 
@@ -157,7 +168,7 @@ class ModelGroupConfig(_Section):
     """A public model name answered by one or more deployments."""
 
     name: str = Field(min_length=1)
-    mode: Literal["chat", "embedding"] = "chat"
+    mode: Literal["chat", "embedding", "rerank"] = "chat"
     deployments: list[DeploymentConfig] = Field(min_length=1)
     strategy: Strategy | None = None  # default: router.strategy
     num_retries: int | None = Field(default=None, ge=0)
@@ -278,6 +289,7 @@ class Price(_Section):
     input_cost_per_token: float = Field(default=0.0, ge=0.0)
     output_cost_per_token: float = Field(default=0.0, ge=0.0)
     cache_read_input_token_cost: float | None = Field(default=None, ge=0.0)
+    input_cost_per_query: float = Field(default=0.0, ge=0.0)  # rerank: USD a call
 
 
 class PricingConfig(_Section):

@@ -86,7 +86,8 @@ def bearer(headers: Mapping[str, str]) -> str | None:
     return api_key.strip() or None if api_key is not None else None
 
 
-_ENDPOINT_SCOPES = {"chat": "chat", "embeddings": "embeddings"}
+# Rerank needs the embeddings scope, as peer gateways treat it (a retrieval call).
+_ENDPOINT_SCOPES = {"chat": "chat", "embeddings": "embeddings", "rerank": "embeddings"}
 
 
 class AuthStage:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from gatehouse.core.rerank import RerankRequest
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -45,7 +46,9 @@ def body(text: str, limit: int) -> str:
     return clean if len(clean) <= limit else clean[: limit - len(CUT)] + CUT
 
 
-def request_body(request: ChatCompletionRequest | EmbeddingRequest, limit: int) -> str:
+def request_body(
+    request: ChatCompletionRequest | EmbeddingRequest | RerankRequest, limit: int
+) -> str:
     return body(request.model_dump_json(exclude_none=True), limit)
 
 

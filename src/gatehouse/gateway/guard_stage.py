@@ -26,6 +26,7 @@ import orjson
 
 from gatehouse.core.config import GuardConfig
 from gatehouse.core.errors import GuardrailViolationError
+from gatehouse.core.rerank import RerankRequest, RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -73,7 +74,11 @@ class GuardStage:
         if flags := guard.flags():
             ctx.response_headers[FLAGS_HEADER] = ",".join(flags)
         result = await call_next(ctx)
-        if isinstance(result, EmbeddingResponse) or not (guard.masked or guard.filters_output):
+        # Masks in embeddings and reranked documents are never restored: the
+        # rerank route gives documents back from the caller's own request.
+        if isinstance(result, EmbeddingResponse | RerankResponse) or not (
+            guard.masked or guard.filters_output
+        ):
             return result
         if isinstance(result, ChatCompletion):
             completion = _restore_completion(result, guard)
@@ -86,8 +91,13 @@ class GuardStage:
 
 
 def _protect_request(
-    request: ChatCompletionRequest | EmbeddingRequest, guard: RequestGuard
-) -> ChatCompletionRequest | EmbeddingRequest:
+    request: ChatCompletionRequest | EmbeddingRequest | RerankRequest, guard: RequestGuard
+) -> ChatCompletionRequest | EmbeddingRequest | RerankRequest:
+    if isinstance(request, RerankRequest):
+        documents = [guard.protect(text) for text in request.texts()]
+        return request.model_copy(
+            update={"query": guard.protect(request.query), "documents": documents}
+        )
     if isinstance(request, EmbeddingRequest):
         if isinstance(request.input, str):
             return request.model_copy(update={"input": guard.protect(request.input)})

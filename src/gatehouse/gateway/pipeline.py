@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from gatehouse.catalog.pricing import PricingTable, TokenCounts
 from gatehouse.core.observation import Refusal
 from gatehouse.core.principal import Principal
+from gatehouse.core.rerank import RerankRequest, RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -34,9 +35,9 @@ from gatehouse.core.types import (
 if TYPE_CHECKING:
     from gatehouse.gateway.trace_context import Tracer
 
-Endpoint = Literal["chat", "embeddings"]
+Endpoint = Literal["chat", "embeddings", "rerank"]
 ChatStream = AsyncIterator[ChatCompletionChunk]
-Result = ChatCompletion | EmbeddingResponse | ChatStream
+Result = ChatCompletion | EmbeddingResponse | RerankResponse | ChatStream
 Next = Callable[["CallContext"], Awaitable[Result]]
 CacheStatus = Literal["hit", "miss", "bypass"]
 NO_TOKENS = TokenCounts(0, 0)
@@ -60,7 +61,7 @@ class CallContext:
 
     request_id: str
     endpoint: Endpoint
-    request: ChatCompletionRequest | EmbeddingRequest
+    request: ChatCompletionRequest | EmbeddingRequest | RerankRequest
     headers: Mapping[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     principal: Principal | None = None

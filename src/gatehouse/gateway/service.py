@@ -13,6 +13,7 @@ from gatehouse.core.errors import MissingExtraError
 from gatehouse.core.extras import has_extra
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.core.principal import LOCAL, Principal
+from gatehouse.core.rerank import RerankRequest, RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -35,7 +36,7 @@ from gatehouse.gateway.routing.registry import (
     single_deployment_group,
 )
 from gatehouse.gateway.routing.router import Router
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, Readiness
+from gatehouse.providers.base import AnyProvider, ModelInfo, Readiness
 from gatehouse.providers.factory import ProviderFactory
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class Gateway:
     ) -> ChatStream:
         ctx = _context("chat", request.model_copy(update={"stream": True}), principal, tag)
         result = await self.handle(ctx)
-        assert not isinstance(result, ChatCompletion | EmbeddingResponse)
+        assert not isinstance(result, ChatCompletion | EmbeddingResponse | RerankResponse)
         return result
 
     async def embed(
@@ -121,6 +122,12 @@ class Gateway:
     ) -> EmbeddingResponse:
         result = await self.handle(_context("embeddings", request, principal, tag))
         assert isinstance(result, EmbeddingResponse)
+        return result
+
+    async def rerank(self, ctx: CallContext) -> RerankResponse:
+        """Run a rerank call (``ctx.request`` a :class:`RerankRequest`) through the pipeline."""
+        result = await self.handle(ctx)
+        assert isinstance(result, RerankResponse)
         return result
 
     # -- models and health --
@@ -155,8 +162,8 @@ class Gateway:
             checks.append(Check(f"route:{group.name}", usable > 0, detail))
         return checks
 
-    def _providers(self) -> list[ChatProvider | EmbeddingProvider]:
-        unique: dict[int, ChatProvider | EmbeddingProvider] = {}
+    def _providers(self) -> list[AnyProvider]:
+        unique: dict[int, AnyProvider] = {}
         for group in self.registry.groups():
             for deployment in group.deployments:
                 unique.setdefault(id(deployment.provider), deployment.provider)
@@ -173,6 +180,10 @@ class Gateway:
             embedded = await self.router.embed(ctx, request)
             ctx.usage = embedded.usage
             return embedded
+        if isinstance(request, RerankRequest):
+            reranked = await self.router.rerank(ctx, request)
+            ctx.usage = reranked.usage.as_usage()
+            return reranked
         if not request.stream:
             completion = await self.router.complete(ctx, request)
             ctx.usage = completion.usage
@@ -272,11 +283,19 @@ def build_gateway(
     for model, enabled in (
         ("local/smollm2", settings.local.chat.enabled),
         ("local/minilm", settings.local.embeddings.enabled),
+        # local/rerank ranks with its cross-encoder, else with local/minilm.
+        (
+            "local/rerank",
+            settings.local.rerank.enabled
+            and (
+                settings.local.rerank.cross_encoder is not None or settings.local.embeddings.enabled
+            ),
+        ),
     ):
         if not enabled:
             continue
         if has_extra("local"):
-            local: ChatProvider | EmbeddingProvider = factory.local(model)
+            local: AnyProvider = factory.local(model)
             if tracer is not None:
                 local = tracer.provider(local, deployment=model, group=model, config=None)
             groups.append(single_deployment_group(local, settings.router))

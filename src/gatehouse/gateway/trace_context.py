@@ -26,7 +26,7 @@ from gatehouse.providers.upstream import TRACE_CONTEXT
 if TYPE_CHECKING:
     from gatehouse.core.config import DeploymentConfig
     from gatehouse.gateway.pipeline import CallContext, Next, Result
-    from gatehouse.providers.base import ChatProvider, EmbeddingProvider
+    from gatehouse.providers.base import AnyProvider
 
 # version "00" exactly; a later version may append fields (W3C Trace Context, 3.2).
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -50,12 +50,12 @@ class Tracer(Protocol):
 
     def provider(
         self,
-        provider: ChatProvider | EmbeddingProvider,
+        provider: AnyProvider,
         *,
         deployment: str,
         group: str,
         config: DeploymentConfig | None,
-    ) -> ChatProvider | EmbeddingProvider:
+    ) -> AnyProvider:
         """A deployment's provider (``config`` is ``None`` for an in-process model):
         each call of the result is one upstream call attempt."""
         ...
@@ -84,12 +84,12 @@ class ClientContext:
 
     def provider(
         self,
-        provider: ChatProvider | EmbeddingProvider,
+        provider: AnyProvider,
         *,
         deployment: str,
         group: str,
         config: DeploymentConfig | None,
-    ) -> ChatProvider | EmbeddingProvider:
+    ) -> AnyProvider:
         return provider
 
 

@@ -40,6 +40,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from gatehouse.core.config import DeploymentConfig
 from gatehouse.core.errors import GatehouseError, error_type
+from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -49,7 +50,7 @@ from gatehouse.core.types import (
     Usage,
 )
 from gatehouse.gateway.pipeline import CallContext, Next, Result
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, Readiness
+from gatehouse.providers.base import AnyProvider, ChatProvider, EmbeddingProvider, Readiness
 from gatehouse.providers.upstream import TRACE_CONTEXT
 
 Attributes = dict[str, Any]
@@ -101,7 +102,7 @@ class SpanTracer:
                 raise
             finally:
                 otel_context.detach(token)
-            if isinstance(result, ChatCompletion | EmbeddingResponse):
+            if isinstance(result, ChatCompletion | EmbeddingResponse | RerankResponse):
                 self._end_request(span, ctx, result, None)
                 return result
             return self._watch_request(span, ctx, result)
@@ -129,7 +130,7 @@ class SpanTracer:
         self,
         span: Span,
         ctx: CallContext,
-        result: ChatCompletion | EmbeddingResponse | None,
+        result: ChatCompletion | EmbeddingResponse | RerankResponse | None,
         error: BaseException | None,
     ) -> None:
         if span.is_recording():
@@ -176,12 +177,12 @@ class SpanTracer:
 
     def provider(
         self,
-        provider: ChatProvider | EmbeddingProvider,
+        provider: AnyProvider,
         *,
         deployment: str,
         group: str,
         config: DeploymentConfig | None,
-    ) -> ChatProvider | EmbeddingProvider:
+    ) -> AnyProvider:
         name = PROVIDER_NAMES.get(config.provider, config.provider) if config else "gatehouse.local"
         self._provider_names[deployment] = name
         attributes: Attributes = {
@@ -197,6 +198,8 @@ class SpanTracer:
         # The registry checked each group's providers against its kind.
         if provider.info.kind == "chat":
             return TracedChat(cast(ChatProvider, provider), calls)
+        if provider.info.kind == "rerank":
+            return provider  # not traced yet: the request span covers the call
         return TracedEmbeddings(cast(EmbeddingProvider, provider), calls)
 
 
@@ -364,7 +367,7 @@ def _request_attributes(ctx: CallContext) -> Attributes:
     }
     if isinstance(request, ChatCompletionRequest):
         found.update(_chat_request_attributes(request))
-    else:
+    elif isinstance(request, EmbeddingRequest):
         found.update(_embedding_request_attributes(request))
     return found
 
@@ -392,14 +395,15 @@ def _embedding_request_attributes(request: EmbeddingRequest) -> Attributes:
     return found
 
 
-def _response_attributes(result: ChatCompletion | EmbeddingResponse) -> Attributes:
+def _response_attributes(result: ChatCompletion | EmbeddingResponse | RerankResponse) -> Attributes:
     found: Attributes = {"gen_ai.response.model": result.model}
     if isinstance(result, ChatCompletion):
         found["gen_ai.response.id"] = result.id
         reasons = [c.finish_reason for c in result.choices if c.finish_reason]
         if reasons:
             found["gen_ai.response.finish_reasons"] = reasons
-    found.update(_usage_attributes(result.usage))
+    usage = result.usage.as_usage() if isinstance(result, RerankResponse) else result.usage
+    found.update(_usage_attributes(usage))
     return found
 
 

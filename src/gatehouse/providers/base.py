@@ -79,6 +79,9 @@ class RerankProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
+AnyProvider = ChatProvider | EmbeddingProvider | RerankProvider
+
+
 @runtime_checkable
 class TokenCounter(Protocol):
     """A chat provider that counts a request's input tokens exactly: ``count_method``

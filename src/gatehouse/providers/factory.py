@@ -8,7 +8,7 @@ import os
 from gatehouse.core.config import DeploymentConfig, Settings
 from gatehouse.core.errors import ConfigError, MissingExtraError
 from gatehouse.core.extras import has_extra
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo, ModelKind
+from gatehouse.providers.base import AnyProvider, EmbeddingProvider, ModelInfo, ModelKind
 from gatehouse.providers.registry import ProviderRegistry
 
 
@@ -18,25 +18,41 @@ class ProviderFactory:
     def __init__(self, settings: Settings, registry: ProviderRegistry | None = None) -> None:
         self._settings = settings
         self._registry = registry or ProviderRegistry()
-        self._local: dict[str, ChatProvider | EmbeddingProvider] = {}
+        self._local: dict[str, AnyProvider] = {}
 
-    def local(self, model: str) -> ChatProvider | EmbeddingProvider:
+    def local(self, model: str) -> AnyProvider:
         if model not in self._local:
             if not has_extra("local"):
                 raise ConfigError(MissingExtraError(model, "local").message)
-            from gatehouse.providers.local import LlamaChatProvider, MiniLMEmbeddingProvider
+            from gatehouse.providers.local import (
+                LlamaChatProvider,
+                LocalReranker,
+                MiniLMEmbeddingProvider,
+            )
 
             if model == "local/smollm2":
                 self._local[model] = LlamaChatProvider(self._settings.local.chat)
             elif model == "local/minilm":
                 self._local[model] = MiniLMEmbeddingProvider(self._settings.local.embeddings)
+            elif model == "local/rerank":
+                self._local[model] = LocalReranker(self._settings.local.rerank, self._embedder())
             else:
-                raise ConfigError(f"unknown local model {model!r} (local/smollm2, local/minilm)")
+                raise ConfigError(
+                    f"unknown local model {model!r} (local/smollm2, local/minilm, local/rerank)"
+                )
         return self._local[model]
+
+    def _embedder(self) -> EmbeddingProvider | None:
+        """``local/minilm``, shared, for local/rerank's cosine; ``None`` when it is off."""
+        if not self._settings.local.embeddings.enabled:
+            return None
+        embedder = self.local("local/minilm")
+        assert isinstance(embedder, EmbeddingProvider)
+        return embedder
 
     def build(
         self, config: DeploymentConfig, *, deployment_id: str, kind: ModelKind, where: str
-    ) -> ChatProvider | EmbeddingProvider:
+    ) -> AnyProvider:
         if config.provider == "local":
             return self.local(config.model)
         builder = self._registry.builder(config.provider, where=where)

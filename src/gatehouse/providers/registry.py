@@ -22,10 +22,11 @@ from typing import Protocol
 
 from gatehouse.core.config import DeploymentConfig
 from gatehouse.core.errors import ConfigError
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo
+from gatehouse.providers.base import AnyProvider, ModelInfo
+from gatehouse.providers.rerank.translate import RerankApi
 
 ENTRY_POINT_GROUP = "gatehouse.providers"
-Provider = ChatProvider | EmbeddingProvider
+Provider = AnyProvider
 
 
 class ProviderBuilder(Protocol):
@@ -52,12 +53,31 @@ def _gemini(config: DeploymentConfig, *, info: ModelInfo, api_key: str | None) -
     return GeminiProvider(config, info=info, api_key=api_key)
 
 
+def _reranker(api: RerankApi) -> ProviderBuilder:
+    """Cohere, Jina and vLLM rerank endpoints, for groups of ``mode: rerank``; vLLM
+    also serves chat and embeddings, through the OpenAI-compatible adapter."""
+
+    def build(config: DeploymentConfig, *, info: ModelInfo, api_key: str | None) -> Provider:
+        if info.kind != "rerank":
+            if api == "vllm":
+                return _openai_compat(config, info=info, api_key=api_key)
+            raise ConfigError(f"provider {api} serves model groups of mode: rerank only")
+        from gatehouse.providers.rerank import RerankUpstreamProvider
+
+        return RerankUpstreamProvider(config, info=info, api_key=api_key, api=api)
+
+    return build
+
+
 # The in-process models ("local") are built by the factory, which shares them.
 BUILTIN: Mapping[str, ProviderBuilder] = {
     "openai_compat": _openai_compat,
     "azure": _openai_compat,
     "anthropic": _anthropic,
     "gemini": _gemini,
+    "cohere": _reranker("cohere"),
+    "jina": _reranker("jina"),
+    "vllm": _reranker("vllm"),
 }
 
 

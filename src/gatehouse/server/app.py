@@ -44,6 +44,7 @@ from gatehouse.server.routes import (
     observability,
     openai,
     rag,
+    rerank,
     responses,
     tokens,
 )
@@ -103,6 +104,7 @@ def create_app(
         *openai.ROUTES,
         *anthropic.ROUTES,
         *tokens.ROUTES,
+        *rerank.ROUTES,
         *responses.ROUTES,
         *deployments.ROUTES,
         *health.ROUTES,

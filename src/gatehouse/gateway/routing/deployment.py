@@ -10,7 +10,7 @@ from gatehouse.core.config import DeploymentConfig
 from gatehouse.core.errors import GatehouseError
 from gatehouse.gateway.routing.breaker import CircuitBreaker
 from gatehouse.gateway.routing.capacity import Capacity
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider
+from gatehouse.providers.base import AnyProvider
 
 
 @dataclass(slots=True)
@@ -75,7 +75,7 @@ def _ewma(previous: float, sample: float, alpha: float) -> float:
 class Deployment:
     id: str
     group: str
-    provider: ChatProvider | EmbeddingProvider
+    provider: AnyProvider
     config: DeploymentConfig | None  # None for the built-in local models
     breaker: CircuitBreaker
     stats: DeploymentStats

@@ -11,7 +11,13 @@ from gatehouse.gateway.routing.breaker import CircuitBreaker
 from gatehouse.gateway.routing.capacity import Capacity
 from gatehouse.gateway.routing.deployment import Deployment, DeploymentStats
 from gatehouse.gateway.routing.hashring import HashRing
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, ModelInfo
+from gatehouse.providers.base import (
+    AnyProvider,
+    ChatProvider,
+    EmbeddingProvider,
+    ModelInfo,
+    RerankProvider,
+)
 
 
 @dataclass(eq=False)
@@ -30,7 +36,7 @@ class ModelGroup:
     # What the deployments serve, found once: isinstance against a runtime
     # Protocol costs microseconds and this is asked on every request. The
     # deployments of a group are fixed when it is built.
-    _kinds: tuple[bool, bool] | None = field(default=None, init=False, repr=False)
+    _kinds: tuple[bool, bool, bool] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.strategy == "prefix_affinity":
@@ -47,13 +53,18 @@ class ModelGroup:
     def serves_embeddings(self) -> bool:
         return self._served()[1]
 
-    def _served(self) -> tuple[bool, bool]:
+    def serves_rerank(self) -> bool:
+        return self._served()[2]
+
+    def _served(self) -> tuple[bool, bool, bool]:
         if self._kinds is None:
             providers = [d.provider for d in self.deployments]
             self._kinds = (
                 self.info.kind == "chat" and all(isinstance(p, ChatProvider) for p in providers),
                 self.info.kind == "embedding"
                 and all(isinstance(p, EmbeddingProvider) for p in providers),
+                self.info.kind == "rerank"
+                and all(isinstance(p, RerankProvider) for p in providers),
             )
         return self._kinds
 
@@ -68,7 +79,7 @@ class ModelEntry:
 
 
 def single_deployment_group(
-    provider: ChatProvider | EmbeddingProvider, config: RouterConfig | None = None
+    provider: AnyProvider, config: RouterConfig | None = None
 ) -> ModelGroup:
     """A group of one, for a model that has exactly one way to be served (the local ones)."""
     config = config or RouterConfig()
@@ -110,7 +121,7 @@ def new_breaker(config: BreakerConfig) -> CircuitBreaker:
 class ModelRegistry:
     def __init__(
         self,
-        providers: Iterable[ChatProvider | EmbeddingProvider] = (),
+        providers: Iterable[AnyProvider] = (),
         aliases: Mapping[str, str] | None = None,
         *,
         groups: Sequence[ModelGroup] = (),
@@ -169,7 +180,16 @@ class ModelRegistry:
         group = self.group(name)
         if not group.serves_embeddings():
             raise InvalidRequestError(
-                f"The model '{name}' is a chat model and cannot create embeddings.",
+                f"The model '{name}' is a {group.info.kind} model and cannot create embeddings.",
+                param="model",
+            )
+        return group
+
+    def rerank(self, name: str) -> ModelGroup:
+        group = self.group(name)
+        if not group.serves_rerank():
+            raise InvalidRequestError(
+                f"The model '{name}' is a {group.info.kind} model and cannot rerank.",
                 param="model",
             )
         return group

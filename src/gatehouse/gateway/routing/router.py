@@ -29,6 +29,7 @@ from gatehouse.core.errors import (
     ServiceUnavailableError,
     error_type,
 )
+from gatehouse.core.rerank import RerankRequest, RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -42,14 +43,14 @@ from gatehouse.gateway.routing.deployment import Deployment, Lease
 from gatehouse.gateway.routing.hashring import prefix_key
 from gatehouse.gateway.routing.registry import ModelGroup, ModelRegistry
 from gatehouse.gateway.routing.strategies import choose
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider
+from gatehouse.providers.base import ChatProvider, EmbeddingProvider, RerankProvider
 
 # How often to look again while the only way back is a breaker's probe in flight,
 # which ends when its call does.
 PROBE_POLL = 0.05
 
 T = TypeVar("T")
-Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
+Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse, RerankResponse)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 # An opened stream: where it runs, its first chunk, the rest, and its slot there.
@@ -89,6 +90,13 @@ class Router:
             return await self._measured(deployment, provider.embed(request))
 
         return await self._with_fallbacks(ctx, self.registry.embedding(request.model), call)
+
+    async def rerank(self, ctx: CallContext, request: RerankRequest) -> RerankResponse:
+        async def call(deployment: Deployment, lease: Lease) -> RerankResponse:
+            provider = cast(RerankProvider, deployment.provider)
+            return await self._measured(deployment, provider.rerank(request))
+
+        return await self._with_fallbacks(ctx, self.registry.rerank(request.model), call)
 
     async def _measured(self, deployment: Deployment, call: Awaitable[Answer]) -> Answer:
         """Await a whole (non-streamed) call, recording its latency and tokens."""

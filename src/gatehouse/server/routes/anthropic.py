@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.errors import GatehouseError
+from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse
 from gatehouse.faces import anthropic as face
 from gatehouse.gateway import CallContext, Gateway
@@ -29,7 +30,7 @@ async def messages(request: Request) -> Response:
         result = await gateway.handle(ctx)
         if isinstance(result, ChatCompletion):
             return JSONResponse(face.from_openai(result, body.model), headers=ctx.response_headers)
-        if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
+        if isinstance(result, EmbeddingResponse | RerankResponse):  # pragma: no cover - a bug
             raise TypeError("chat call produced an embedding response")
         first = await anext(result)
     except GatehouseError as exc:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gatehouse.core.errors import GatehouseError
+from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -60,7 +61,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     if isinstance(result, ChatCompletion):
         await send_json(send, to_json(result), ctx.response_headers)
         return
-    if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
+    if isinstance(result, EmbeddingResponse | RerankResponse):  # pragma: no cover - a bug
         raise TypeError("chat call produced an embedding response")
     # Pull the first chunk before answering, so that errors found while
     # preparing (bad parameters, context too long) get a real HTTP status.

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from gatehouse.core.errors import GatehouseError, NotFoundError
 from gatehouse.core.principal import Principal
+from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse
 from gatehouse.faces import responses as face
 from gatehouse.faces.responses_input import input_item_page, input_items, invalid, unsupported
@@ -93,7 +94,7 @@ async def create_response(request: Request) -> Response:
         response = face.from_openai(result, shell)
         await saver.save(response)
         return JSONResponse(response, headers=ctx.response_headers)
-    if isinstance(result, EmbeddingResponse):  # pragma: no cover - a pipeline bug
+    if isinstance(result, EmbeddingResponse | RerankResponse):  # pragma: no cover - a bug
         raise TypeError("chat call produced an embedding response")
     # The first chunk before answering, so that errors found while preparing
     # (a refused parameter, a context too long) get a real HTTP status.
