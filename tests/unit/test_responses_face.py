@@ -309,6 +309,60 @@ def test_neutral_values_of_unsupported_fields_pass() -> None:
     assert chat["messages"] == [{"role": "user", "content": "Hi"}]
 
 
+AGENTS_NAMESPACE = {
+    "type": "namespace",
+    "name": "agents",
+    "description": "Sub-agents.",
+    "tools": [
+        {"type": "function", "name": "spawn", "description": "Start one.", "parameters": {}},
+        {"type": "function", "name": "wait", "parameters": {}},
+    ],
+}
+
+
+def test_a_namespace_tool_is_one_chat_function_per_function() -> None:
+    chat = to_chat(
+        input=[
+            {"role": "user", "content": "Go"},
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "spawn",
+                "namespace": "agents",
+                "arguments": "{}",
+            },
+            {"type": "function_call_output", "call_id": "c1", "output": "started"},
+        ],
+        tools=[WEATHER_TOOL, AGENTS_NAMESPACE],
+        tool_choice={"type": "function", "name": "wait", "namespace": "agents"},
+    )
+    functions = [tool["function"] for tool in chat["tools"]]
+    assert [(f["name"], f.get("description")) for f in functions] == [
+        ("get_weather", "The weather in a city"),
+        ("agents__spawn", "Sub-agents. Start one."),
+        ("agents__wait", "Sub-agents."),
+    ]
+    assert chat["messages"][1]["tool_calls"][0]["function"]["name"] == "agents__spawn"
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "agents__wait"}}
+
+
+@pytest.mark.parametrize(
+    ("tools", "param"),
+    [
+        (
+            [{**AGENTS_NAMESPACE, "tools": [{"type": "custom", "name": "x"}]}],
+            "tools[0].tools[0].type",
+        ),
+        ([{**AGENTS_NAMESPACE, "tools": []}], "tools[0].tools"),
+        ([AGENTS_NAMESPACE, {**WEATHER_TOOL, "name": "agents__spawn"}], "tools"),
+    ],
+)
+def test_namespace_tools_that_cannot_be_translated(tools: list[Any], param: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        to_chat(input="Hi", tools=tools)
+    assert caught.value.param == param
+
+
 # -- chat answer -> response --------------------------------------------------------
 
 
@@ -376,6 +430,28 @@ def test_a_tool_calling_answer_becomes_text_then_function_call_items() -> None:
     assert parsed.usage.output_tokens == 40
     assert parsed.usage.output_tokens_details.reasoning_tokens == 12
     assert parsed.usage.total_tokens == 140
+
+
+def test_a_call_of_a_namespaced_function_names_its_namespace() -> None:
+    call = {"id": "call_n", "type": "function", "function": {"name": "agents__spawn"}}
+    answer = completion(
+        {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", USAGE
+    )
+    response = face.from_openai(answer, shell(tools=[AGENTS_NAMESPACE]), ids())
+    parsed = SDKResponse.model_validate(response.model_dump(mode="json"))
+    [item] = parsed.output
+    assert item.type == "function_call"
+    assert (item.namespace, item.name, item.call_id) == ("agents", "spawn", "call_n")
+
+    translator = StreamTranslator(shell(tools=[AGENTS_NAMESPACE]), ids())
+    raw = translator.feed(chunk(call_delta(0, "{}", call_id="call_m", name="agents__wait")))
+    events = list(parse([*raw, *translator.close(), translator.complete()]))
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert (added.item.namespace, added.item.name) == ("agents", "wait")
+    assert (events[-1].response.output[0].namespace, events[-1].response.output[0].name) == (
+        "agents",
+        "wait",
+    )
 
 
 def test_a_length_capped_answer_is_incomplete() -> None:

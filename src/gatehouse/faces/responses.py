@@ -53,6 +53,8 @@ from gatehouse.faces.responses_items import (
     ResponseObject,
     ResponseStatus,
     ResponseUsage,
+    chat_name,
+    namespaced,
     new_item_id,
 )
 
@@ -156,7 +158,7 @@ def to_openai(request: ResponsesRequest, items: Sequence[Item]) -> ChatCompletio
     if user:
         body["user"] = user
     if request.tools:
-        body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
+        body["tools"] = _tools(request.tools)
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice(request.tool_choice)
     body.update(_text(request.text))
@@ -175,7 +177,7 @@ def _messages(items: Sequence[Item]) -> list[dict[str, Any]]:
             call = {
                 "id": item.call_id,
                 "type": "function",
-                "function": {"name": item.name, "arguments": item.arguments},
+                "function": {"name": item.chat_name, "arguments": item.arguments},
             }
             last = messages[-1] if messages else None
             # Parallel calls (and the text before them) are one assistant turn in chat.
@@ -202,10 +204,57 @@ def _chat_message(item: MessageItem) -> dict[str, Any]:
     return {"role": role, "content": parts}
 
 
-def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
-    kind = tool.get("type")
-    if kind != "function":
-        raise unsupported(f"{where}.type", f"The tool type {kind!r}", "; only function tools are")
+def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Function tools as chat functions; a ``namespace`` tool as one per function."""
+    out: list[dict[str, Any]] = []
+    for index, tool in enumerate(tools):
+        where = f"tools[{index}]"
+        kind = tool.get("type")
+        if kind == "function":
+            out.append(_function(tool, where))
+        elif kind == "namespace":
+            out.extend(_namespace(tool, where))
+        else:
+            raise unsupported(
+                f"{where}.type",
+                f"The tool type {kind!r}",
+                "; only function and namespace tools are",
+            )
+    names = [tool["function"]["name"] for tool in out]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise invalid("tools", f"two functions are named {name!r} (namespaces included).")
+    return out
+
+
+def _namespace(tool: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    namespace = tool.get("name")
+    if not isinstance(namespace, str) or not namespace:
+        raise invalid(f"{where}.name", "expected the namespace's name.")
+    unknown = set(tool) - {"type", "name", "description", "tools"}
+    if unknown:
+        raise unsupported(f"{where}.{sorted(unknown)[0]}", "This namespace tool field")
+    inner = tool.get("tools")
+    if not isinstance(inner, list) or not inner:
+        raise invalid(f"{where}.tools", "expected the namespace's function tools.")
+    functions = []
+    for index, function in enumerate(inner):
+        here = f"{where}.tools[{index}]"
+        if not isinstance(function, dict) or function.get("type") != "function":
+            kind = function.get("type") if isinstance(function, dict) else None
+            raise unsupported(f"{here}.type", f"The tool type {kind!r} in a namespace")
+        chat = _function(function, here)
+        # The namespace's description says what its functions are for: kept in each.
+        described = [tool.get("description"), function.get("description")]
+        description = " ".join(d for d in described if isinstance(d, str) and d)
+        chat["function"]["name"] = chat_name(chat["function"]["name"], namespace)
+        if description:
+            chat["function"]["description"] = description
+        functions.append(chat)
+    return functions
+
+
+def _function(tool: dict[str, Any], where: str) -> dict[str, Any]:
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise invalid(f"{where}.name", "expected the function's name.")
@@ -225,7 +274,9 @@ def _tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
             raise invalid("tool_choice", "expected 'auto', 'none', 'required' or a function.")
         return choice
     if choice.get("type") == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
+        namespace = choice.get("namespace")
+        name = chat_name(choice["name"], namespace if isinstance(namespace, str) else None)
+        return {"type": "function", "function": {"name": name}}
     raise unsupported("tool_choice.type", f"tool_choice of type {choice.get('type')!r}")
 
 
@@ -367,18 +418,22 @@ def from_openai(
             content.append(Refusal(refusal=refusal))
         output.append(MessageItem(id=ids("msg"), role="assistant", content=content))
     seen: set[str] = set()
+    names = namespaced(shell.tools)
     for call in message.tool_calls or []:
         function = call.get("function") or {}
         call_id = str(call.get("id") or "")
         if not call_id or call_id in seen:  # ids must be unique within a response
             call_id = ids("call")
         seen.add(call_id)
+        name = str(function.get("name", ""))
+        namespace, name = names.get(name, (None, name))
         output.append(
             FunctionCallItem(
                 id=ids("fc"),
                 call_id=call_id,
-                name=str(function.get("name", "")),
+                name=name,
                 arguments=str(function.get("arguments") or ""),
+                namespace=namespace,
             )
         )
     done = finish(shell, choice.finish_reason, completion.usage)

@@ -55,11 +55,15 @@ def _item(raw: dict[str, Any], where: str, ids: IdFactory) -> Item:
         arguments = raw.get("arguments") or "{}"
         if not isinstance(arguments, str):
             raise invalid(f"{where}.arguments", "expected a JSON string.")
+        namespace = raw.get("namespace")
+        if namespace is not None and not isinstance(namespace, str):
+            raise invalid(f"{where}.namespace", "expected a string.")
         return FunctionCallItem(
             id=_given_id(raw) or ids("fc"),
             call_id=_required(raw, "call_id", where),
             name=_required(raw, "name", where),
             arguments=arguments,
+            namespace=namespace or None,
         )
     if kind == "function_call_output":
         return FunctionCallOutputItem(

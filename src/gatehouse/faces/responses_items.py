@@ -20,6 +20,28 @@ ResponseStatus = Literal["completed", "failed", "in_progress", "incomplete"]
 IdFactory = Callable[[str], str]
 
 
+# A function of a ``namespace`` tool is one chat function named ``<namespace>__<name>``
+# (chat function names allow letters, digits, ``_`` and ``-`` only).
+NAMESPACE_SEPARATOR = "__"
+
+
+def chat_name(name: str, namespace: str | None) -> str:
+    """The chat function name of a (possibly namespaced) Responses function."""
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}" if namespace else name
+
+
+def namespaced(tools: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Chat function name -> (namespace, name), for the functions of ``namespace`` tools."""
+    names: dict[str, tuple[str, str]] = {}
+    for tool in tools:
+        if tool.get("type") == "namespace":
+            namespace = str(tool.get("name", ""))
+            for inner in tool.get("tools") or []:
+                name = str(inner.get("name", ""))
+                names[chat_name(name, namespace)] = (namespace, name)
+    return names
+
+
 def new_item_id(prefix: str) -> str:
     """An id in OpenAI's form (``resp_``, ``msg_``, ``fc_``, ``fco_`` then hex)."""
     return f"{prefix}_{secrets.token_hex(24)}"
@@ -80,6 +102,11 @@ class FunctionCallItem(_Model):
     name: str
     arguments: str
     status: ItemStatus = "completed"
+    namespace: str | None = None  # the ``namespace`` tool that holds the function, if any
+
+    @property
+    def chat_name(self) -> str:
+        return chat_name(self.name, self.namespace)
 
 
 class FunctionCallOutputItem(_Model):

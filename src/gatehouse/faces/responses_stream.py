@@ -33,6 +33,7 @@ from gatehouse.faces.responses_items import (
     OutputText,
     ResponseError,
     ResponseObject,
+    namespaced,
     new_item_id,
 )
 
@@ -66,6 +67,7 @@ class StreamTranslator:
     def __init__(self, shell: ResponseObject, ids: IdFactory = new_item_id) -> None:
         self._shell = shell
         self._ids = ids
+        self._names = namespaced(shell.tools)
         self._sequence = 0
         self._started = False
         self._output: list[OutputItem | None] = []  # by output index; None while open
@@ -254,13 +256,15 @@ class StreamTranslator:
         return out
 
     def _function_call(self, open_call: _Open, *, status: str) -> FunctionCallItem:
+        namespace, name = self._names.get(open_call.name, (None, open_call.name))
         return FunctionCallItem.model_validate(
             {
                 "id": open_call.item_id,
                 "call_id": open_call.call_id,
-                "name": open_call.name,
+                "name": name,
                 "arguments": "".join(open_call.text),
                 "status": status,
+                "namespace": namespace,
             }
         )
 
