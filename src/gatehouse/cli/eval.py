@@ -1,10 +1,13 @@
-"""``gatehouse eval retrieval | rag``: retrieval metrics from qrels (docs/evals.md).
+"""``gatehouse eval retrieval | rag | answers | capabilities | compare`` (docs/evals.md).
 
 ``retrieval`` scores a TREC run file; ``rag`` makes the run itself, by
 searching a collection in-process with every judged query. Both print the
 metrics as a table, or with ``--json`` as one JSON object of metric name to
 value. A malformed input line is a one-line error naming the file and line
 (exit 1), raised as a GatehouseError for the main command to print.
+
+``answers`` and ``capabilities`` write a JSON run and an HTML report (see
+:mod:`gatehouse.cli.eval_runs`); ``compare`` reads two such runs.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import orjson
 
+import gatehouse.cli.eval_runs as eval_runs
 from gatehouse.core.config import Settings
 from gatehouse.evals import (
     DEFAULT_METRICS,
@@ -39,7 +43,9 @@ MODES = ["hybrid", "dense", "keyword", "rrf"]
 
 def add_parsers(commands: Any) -> None:
     """Register ``eval`` and its subcommands on the main parser's subparsers."""
-    evals = commands.add_parser("eval", help="evaluate retrieval against relevance judgments")
+    evals = commands.add_parser(
+        "eval", help="evaluate retrieval, RAG answers and model capabilities"
+    )
     kinds = evals.add_subparsers(dest="eval_command", required=True)
 
     retrieval = kinds.add_parser("retrieval", help="score a TREC run file against qrels")
@@ -55,6 +61,7 @@ def add_parsers(commands: Any) -> None:
     rag.add_argument("--top-k", type=_positive, default=100, help="chunks per query (default 100)")
     rag.add_argument("--save-run", type=Path, help="also write the run as a TREC run file")
     _add_output_options(rag)
+    eval_runs.add_parsers(kinds)
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +78,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Run one ``eval`` subcommand; errors propagate as GatehouseError to the caller."""
+    if args.eval_command in eval_runs.COMMANDS:
+        return eval_runs.run(settings, args)
     if args.eval_command == "retrieval":
         qrels = read_qrels(args.qrels)
         ranking = rank(read_run(args.run))

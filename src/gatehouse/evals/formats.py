@@ -12,7 +12,9 @@
   rank columns are read but not used, as trec_eval does. A document listed
   twice for a query is an error (trec_eval refuses it too).
 - queries in BEIR ``queries.jsonl``: one JSON object a line with ``_id`` and
-  ``text``.
+  ``text``;
+- answer sets (``eval answers``): one JSON object a line with ``id``,
+  ``question`` and optionally ``reference``.
 
 Blank lines are skipped. Anything else that does not fit is a
 :class:`~gatehouse.core.errors.ValidationFailedError` whose one-line message
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -159,3 +162,50 @@ def _int(path: Path, number: int, value: str, what: str) -> int:
 
 def _fail(path: Path, number: int, problem: str) -> NoReturn:
     raise ValidationFailedError(f"{path}:{number}: {problem}")
+
+
+def read_answer_set(path: Path) -> list[LabelledQuestion]:
+    """Labelled questions from JSONL: ``{"id", "question", "reference"}`` a line.
+
+    ``reference`` (the expected answer) is a string or a list of acceptable
+    strings, and may be left out: the metrics that need it are then skipped
+    for that question. ``id`` is a string (a number is read as its text).
+    """
+    questions: list[LabelledQuestion] = []
+    seen: set[str] = set()
+    for number, line in _lines(path):
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            _fail(path, number, "not a JSON object")
+        if not isinstance(row, dict):
+            _fail(path, number, "not a JSON object")
+        ident, question = row.get("id"), row.get("question")
+        if not isinstance(ident, str | int) or isinstance(ident, bool) or not str(ident).strip():
+            _fail(path, number, "each line needs an 'id' (a string)")
+        if not isinstance(question, str) or not question.strip():
+            _fail(path, number, "each line needs a non-empty string 'question'")
+        reference = row.get("reference")
+        references = [reference] if isinstance(reference, str) else reference
+        if references is None:
+            references = []
+        if not isinstance(references, list) or not all(
+            isinstance(r, str) and r.strip() for r in references
+        ):
+            _fail(path, number, "'reference' must be a non-empty string or a list of them")
+        if str(ident) in seen:
+            _fail(path, number, f"question {ident} appears twice")
+        seen.add(str(ident))
+        questions.append(LabelledQuestion(str(ident), question, list(references)))
+    if not questions:
+        raise ValidationFailedError(f"{path}: no questions")
+    return questions
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledQuestion:
+    """A question of an answer set, with its acceptable answers (maybe none)."""
+
+    id: str
+    question: str
+    references: list[str]
