@@ -18,8 +18,9 @@ Faces:
 
 - ``gatehouse.faces.anthropic``: the Anthropic Messages API (``POST /v1/messages``).
 - ``gatehouse.faces.responses``: the OpenAI Responses API (``POST /v1/responses``),
-  with its input items (``responses_input``), objects (``responses_items``) and
-  stream (``responses_stream``, which also builds the finished response to store).
+  with its input items (``responses_input``), tools (``responses_tools``), objects
+  (``responses_items``) and stream (``responses_stream``, which also builds the
+  finished response to store).
 
 Outbound translation (gatehouse calling a vendor) is not here: it belongs to
 the vendor's adapter under ``gatehouse.providers``.
