@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from gatehouse.providers.local import embedding_backends
+from gatehouse.providers.local.cpu import has_vnni
 from gatehouse.providers.local.embedding_backends import (
     default_backend,
-    has_vnni,
     resolve_backend,
     u8s8_may_saturate,
 )

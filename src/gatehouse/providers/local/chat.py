@@ -44,6 +44,7 @@ from gatehouse.core.types import (
 from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.local.grammar import GrammarCache
 from gatehouse.providers.local.sequences import Outcome, Prepared, SequenceBatcher
+from gatehouse.providers.local.weights import load_weights
 
 MODEL_ID = "local/smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -187,9 +188,12 @@ class LlamaChatProvider:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        # Generation runs on the SequenceBatcher's own context; this object only
-        # loads the weights and tokenises (model-level, any length), so its own
-        # context is kept tiny: a full window here held about 40 MiB of unused KV.
+        # Generation runs on the SequenceBatcher's own context over weights loaded
+        # apart (providers/local/weights.py: llama_cpp.Llama cannot turn off the
+        # AMX kernels); this object only tokenises, so its own context is kept
+        # tiny. Both map the same file: on most CPUs they share its pages. A
+        # vocabulary-only Llama would save the second load but prints an error
+        # line about its zero training context on every start.
         llama = Llama(
             model_path=str(self._path),
             n_ctx=_OWN_CONTEXT,
@@ -277,16 +281,18 @@ class LlamaChatProvider:
     def _batcher(self) -> SequenceBatcher:
         """The generation thread, started with the model: concurrent requests share
         its decode steps (see :mod:`gatehouse.providers.local.sequences`)."""
-        llama = self._load()
+        llama = self._load()  # refuses a missing model file
         with self._load_lock:
-            if self._sequences is None:
+            if self._sequences is None and self._path is not None:
                 self._sequences = SequenceBatcher(
                     llama,
+                    load_weights(self._path),
                     slots=self._config.max_sequences,
                     context_window=self._config.context_window,
                     threads=self._threads,
                     eog=self._eog,
                 )
+        assert self._sequences is not None
         return self._sequences
 
     async def aclose(self) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from gatehouse.providers.local.cpu import CPUINFO, has_vnni
 from gatehouse.providers.local.onnx_export import OnnxVariant, onnx_model_file
 from gatehouse.providers.local.pooling import (
     FloatArray,
@@ -45,8 +46,6 @@ log = logging.getLogger("gatehouse.providers.local")
 BackendName = Literal["onnx-int8", "onnx", "torch"]
 BackendChoice = Literal["auto", "onnx-int8", "onnx", "torch"]  # what the config accepts
 DIMENSIONS = 384
-CPUINFO = Path("/proc/cpuinfo")
-VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,16 +146,6 @@ def onnx_session(
     return onnxruntime.InferenceSession(
         str(model_file), options, providers=["CPUExecutionProvider"]
     )
-
-
-def has_vnni(cpuinfo: str) -> bool:
-    """Whether the text of ``/proc/cpuinfo`` lists VNNI (AVX-512 VNNI or AVX-VNNI).
-
-    Text without a flags line (an unreadable file, another OS, ARM) is no.
-    """
-    lines = cpuinfo.splitlines()
-    flags = next((line.partition(":")[2].split() for line in lines if line.startswith("flags")), [])
-    return not VNNI_FLAGS.isdisjoint(flags)
 
 
 def default_backend(cpuinfo: str) -> BackendName:

@@ -82,11 +82,17 @@ class _Sequence:
 
 
 class SequenceBatcher:
-    """Generates for up to ``slots`` requests at once on one llama.cpp context."""
+    """Generates for up to ``slots`` requests at once on one llama.cpp context.
+
+    ``llama`` (a ``llama_cpp.Llama``) tokenises and detokenises; ``weights`` (a
+    llama.cpp model object: :func:`gatehouse.providers.local.weights.load_weights`)
+    is what the context runs.
+    """
 
     def __init__(
         self,
         llama: Any,
+        weights: Any,
         *,
         slots: int,
         context_window: int,
@@ -110,7 +116,8 @@ class SequenceBatcher:
         params.n_threads = threads
         params.n_threads_batch = threads
         params.kv_unified = False
-        self._ctx = _internals.LlamaContext(model=llama._model, params=params, verbose=False)
+        self._weights = weights  # outlives the context built on it
+        self._ctx = _internals.LlamaContext(model=weights, params=params, verbose=False)
         self._memory = llama_cpp.llama_get_memory(self._ctx.ctx)
         self._batch = _internals.LlamaBatch(
             n_tokens=n_batch, embd=0, n_seq_max=slots, verbose=False
