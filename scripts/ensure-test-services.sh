@@ -1,7 +1,8 @@
 #!/bin/sh
-# Install the servers the integration tests start (redis-server, PostgreSQL)
-# and promtool (Debian's prometheus package), which checks deploy/prometheus,
-# when they are missing. Idempotent: does nothing on a machine that has them.
+# Install the servers the integration tests start (redis-server, PostgreSQL),
+# chromium (headless, for screenshots of the eval report) and promtool
+# (Debian's prometheus package), which checks deploy/prometheus, when they
+# are missing. Idempotent: does nothing on a machine that has them.
 # The prometheus package's own server is not started (there is no init system
 # in a container; on a host, the script stops and disables it).
 set -eu
@@ -10,6 +11,8 @@ need=""
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need="$need postgresql"
 command -v promtool >/dev/null 2>&1 || need="$need prometheus"
+# Headless Chromium renders the eval HTML report in tests/integration/test_evals.py.
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 [ -z "$need" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
