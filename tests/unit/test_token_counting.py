@@ -246,7 +246,7 @@ async def test_a_failing_count_endpoint_falls_back_to_the_estimate() -> None:
     assert (counted.method, counted.input_tokens) == ("estimate", prompt_tokens(request))
 
 
-# -- the Responses input, as a chat request --
+# -- the Responses input, as a chat request (the Responses face's translation) --
 
 
 def test_responses_input_maps_to_chat_messages() -> None:
@@ -278,8 +278,9 @@ def test_responses_input_maps_to_chat_messages() -> None:
     [
         ({"input": "hi"}, "model"),
         ({"model": "m", "input": "hi", "previous_response_id": "resp_1"}, "previous_response_id"),
-        ({"model": "m", "input": [{"type": "file_search_call"}]}, "input[0]"),
-        ({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0]"),
+        ({"model": "m", "input": [{"type": "file_search_call"}]}, "input[0].type"),
+        ({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"model": "m", "input": "hi", "conversation": "conv_1"}, "conversation"),
     ],
 )
 def test_what_cannot_be_counted_is_a_400_naming_the_field(body: dict[str, Any], param: str) -> None:
