@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +32,7 @@ from gatehouse.core.config import Settings
 from gatehouse.observability.tracing import start_tracing
 from gatehouse.server import create_app
 
-from .conftest import free_port, start_server, stop_server
+from .conftest import RunningServer, free_port, start_server, stop_server
 from .fake_upstream import FakeUpstream
 
 COLLECTOR_KEY = "collector-secret-9f8e7d"
@@ -56,6 +57,24 @@ def models(upstream: FakeUpstream) -> list[dict[str, Any]]:
             "deployments": [{"provider": "openai_compat", "model": "up-embed", "base_url": base}],
         },
     ]
+
+
+def config(upstream: FakeUpstream, **observability: Any) -> dict[str, Any]:
+    """Settings: the local models off, ``echo`` and ``embed`` at the fake upstream."""
+    off = {"enabled": False}
+    return {
+        "local": {"chat": off, "embeddings": off},
+        "models": models(upstream),
+        "observability": observability,
+    }
+
+
+def serve(upstream: FakeUpstream, tmp_path: Path, **observability: Any) -> RunningServer:
+    """``gatehouse serve`` in a process of its own, configured by :func:`config`."""
+    upstream.reset()
+    path = tmp_path / "gatehouse.json"  # JSON is YAML
+    path.write_text(json.dumps(config(upstream, **observability)))
+    return start_server(tmp_path / "data", config=path)
 
 
 @contextlib.asynccontextmanager
@@ -102,9 +121,7 @@ async def served(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[Served
     settings = Settings.model_validate(
         {
             "data_dir": tmp_path / "data",
-            "local": {"chat": {"enabled": False}, "embeddings": {"enabled": False}},
-            "models": models(upstream),
-            "observability": {"access_log": {"enabled": False}, "tracing": {"enabled": True}},
+            **config(upstream, access_log={"enabled": False}, tracing={"enabled": True}),
         }
     )
     exporter = InMemorySpanExporter()
@@ -271,25 +288,14 @@ def collector() -> Iterator[FakeCollector]:
 def test_a_served_process_exports_over_otlp_http(
     upstream: FakeUpstream, collector: FakeCollector, tmp_path: Path
 ) -> None:
-    upstream.reset()
-    config = tmp_path / "gatehouse.yaml"
-    config.write_text(
-        f"""
-local: {{chat: {{enabled: false}}, embeddings: {{enabled: false}}}}
-models:
-  - name: echo
-    deployments:
-      - {{provider: openai_compat, model: up-echo, base_url: '{upstream.base_url}/v1'}}
-observability:
-  tracing:
-    enabled: true
-    exporter: otlp-http
-    endpoint: http://127.0.0.1:{collector.port}
-    service_name: gatehouse-test
-    headers: {{x-collector-key: {COLLECTOR_KEY}}}
-"""
-    )
-    server = start_server(tmp_path / "data", config=config)
+    tracing = {
+        "enabled": True,
+        "exporter": "otlp-http",
+        "endpoint": f"http://127.0.0.1:{collector.port}",
+        "service_name": "gatehouse-test",
+        "headers": {"x-collector-key": COLLECTOR_KEY},
+    }
+    server = serve(upstream, tmp_path, tracing=tracing)
     header, trace_id, span_id = traceparent(5)
     try:
         server.openai().chat.completions.create(
@@ -314,18 +320,7 @@ observability:
 def test_with_tracing_off_the_clients_traceparent_goes_on_unchanged(
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    upstream.reset()
-    config = tmp_path / "gatehouse.yaml"
-    config.write_text(
-        f"""
-local: {{chat: {{enabled: false}}, embeddings: {{enabled: false}}}}
-models:
-  - name: echo
-    deployments:
-      - {{provider: openai_compat, model: up-echo, base_url: '{upstream.base_url}/v1'}}
-"""
-    )
-    server = start_server(tmp_path / "data", config=config)
+    server = serve(upstream, tmp_path)
     header, _, _ = traceparent(6)
     try:
         client = server.openai()

@@ -29,8 +29,8 @@ never its message (an upstream's message may quote the prompt).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
@@ -54,6 +54,8 @@ from gatehouse.providers.base import AnyProvider, ChatProvider, EmbeddingProvide
 from gatehouse.providers.upstream import TRACE_CONTEXT
 
 Attributes = dict[str, Any]
+Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
+P = TypeVar("P", bound=ChatProvider | EmbeddingProvider)
 
 # gen_ai.provider.name of each built-in provider (the convention's well-known
 # values); a plugin's is its registered name.
@@ -234,20 +236,15 @@ class _Calls:
         self._propagator.inject(carrier, context=trace.set_span_in_context(span))
         return span, carrier
 
-
-class TracedChat:
-    """A chat provider whose every call is a CLIENT span (a :class:`ChatProvider`)."""
-
-    def __init__(self, inner: ChatProvider, calls: _Calls) -> None:
-        self.info = inner.info
-        self._inner = inner
-        self._calls = calls
-
-    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        span, carrier = self._calls.start("chat", _chat_request_attributes(request))
+    async def whole(
+        self, operation: str, attributes: Attributes, call: Awaitable[Answer]
+    ) -> Answer:
+        """Await ``call``, a whole (not streamed) answer, as one upstream call attempt."""
+        span, carrier = self.start(operation, attributes)
+        # ``call`` is a coroutine: its request goes out when awaited, here.
         token = TRACE_CONTEXT.set(carrier)
         try:
-            completion = await self._inner.complete(request)
+            answer = await call
         except BaseException as exc:
             _record_failure(span, exc)
             span.end()
@@ -255,9 +252,32 @@ class TracedChat:
         finally:
             TRACE_CONTEXT.reset(token)
         if span.is_recording():
-            span.set_attributes(_response_attributes(completion))
+            span.set_attributes(_response_attributes(answer))
         span.end()
-        return completion
+        return answer
+
+
+class _Traced(Generic[P]):
+    """A provider whose every call is a CLIENT span."""
+
+    def __init__(self, inner: P, calls: _Calls) -> None:
+        self.info = inner.info
+        self._inner = inner
+        self._calls = calls
+
+    def readiness(self) -> Readiness:
+        return self._inner.readiness()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class TracedChat(_Traced[ChatProvider]):
+    """A traced :class:`ChatProvider`."""
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        attributes = _chat_request_attributes(request)
+        return await self._calls.whole("chat", attributes, self._inner.complete(request))
 
     async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         span, carrier = self._calls.start("chat", _chat_request_attributes(request))
@@ -288,42 +308,13 @@ class TracedChat:
                 span.set_attributes(seen.attributes())
             span.end()
 
-    def readiness(self) -> Readiness:
-        return self._inner.readiness()
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class TracedEmbeddings:
-    """An embedding provider whose every call is a CLIENT span (an :class:`EmbeddingProvider`)."""
-
-    def __init__(self, inner: EmbeddingProvider, calls: _Calls) -> None:
-        self.info = inner.info
-        self._inner = inner
-        self._calls = calls
+class TracedEmbeddings(_Traced[EmbeddingProvider]):
+    """A traced :class:`EmbeddingProvider`."""
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        span, carrier = self._calls.start("embeddings", _embedding_request_attributes(request))
-        token = TRACE_CONTEXT.set(carrier)
-        try:
-            response = await self._inner.embed(request)
-        except BaseException as exc:
-            _record_failure(span, exc)
-            span.end()
-            raise
-        finally:
-            TRACE_CONTEXT.reset(token)
-        if span.is_recording():
-            span.set_attributes(_response_attributes(response))
-        span.end()
-        return response
-
-    def readiness(self) -> Readiness:
-        return self._inner.readiness()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        attributes = _embedding_request_attributes(request)
+        return await self._calls.whole("embeddings", attributes, self._inner.embed(request))
 
 
 class _StreamFacts:
