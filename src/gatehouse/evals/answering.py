@@ -19,13 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from gatehouse.core.errors import (
-    AuthenticationError,
-    BudgetExceededError,
-    GatehouseError,
-    NotFoundError,
-    PermissionDeniedError,
-)
+from gatehouse.core.errors import GatehouseError
 from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.evals.answers import (
     CitedChunk,
@@ -35,7 +29,7 @@ from gatehouse.evals.answers import (
     token_f1,
 )
 from gatehouse.evals.formats import LabelledQuestion
-from gatehouse.evals.judge import Judge, Judged
+from gatehouse.evals.judge import FATAL_ERRORS, Judge, Judged
 from gatehouse.evals.rag_metrics import (
     JUDGE_METRICS,
     average_precision,
@@ -147,9 +141,6 @@ async def evaluate_answers(
     return run.summarise()
 
 
-_FATAL = (AuthenticationError, PermissionDeniedError, BudgetExceededError, NotFoundError)
-
-
 async def _evaluate_one(
     question: LabelledQuestion,
     source: AnswerSource,
@@ -171,7 +162,7 @@ async def _evaluate_one(
     started = time.perf_counter()
     try:
         response = await source.answer(settings.collection, request)
-    except _FATAL:
+    except FATAL_ERRORS:
         raise
     except GatehouseError as exc:
         reason = f"answering failed: {exc.message}"

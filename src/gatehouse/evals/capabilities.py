@@ -22,13 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gatehouse.core.errors import (
-    AuthenticationError,
-    BudgetExceededError,
-    GatehouseError,
-    NotFoundError,
-    PermissionDeniedError,
-)
+from gatehouse.core.errors import GatehouseError
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.evals.checks import (
     Check,
@@ -40,7 +34,7 @@ from gatehouse.evals.checks import (
     Verdict,
     WordAnswer,
 )
-from gatehouse.evals.judge import ChatClient
+from gatehouse.evals.judge import FATAL_ERRORS, ChatClient
 from gatehouse.evals.results import EvalRun, ItemResult, Score
 from gatehouse.evals.sandbox import network_isolation
 
@@ -239,9 +233,6 @@ def consistency(extracted: Sequence[str]) -> float | None:
     return most / len(extracted)
 
 
-_FATAL = (AuthenticationError, PermissionDeniedError, BudgetExceededError, NotFoundError)
-
-
 async def run_capabilities(
     client: ChatClient,
     model: str,
@@ -297,7 +288,7 @@ async def _run_item(
         started = time.perf_counter()
         try:
             completion = await client.chat(request)
-        except _FATAL:
+        except FATAL_ERRORS:
             raise
         except GatehouseError as exc:
             errors.append(exc.message)

@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import orjson
 
@@ -99,13 +99,7 @@ def read_run(path: Path) -> dict[str, dict[str, float]]:
 def read_queries(path: Path) -> dict[str, str]:
     """Query id -> text from a BEIR ``queries.jsonl``."""
     queries: dict[str, str] = {}
-    for number, line in _lines(path):
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            _fail(path, number, "not a JSON object")
-        if not isinstance(row, dict):
-            _fail(path, number, "not a JSON object")
+    for number, row in _json_lines(path):
         query, text = row.get("_id"), row.get("text")
         if not isinstance(query, str | int) or isinstance(query, bool):
             _fail(path, number, "each line needs an '_id' (a string)")
@@ -148,6 +142,18 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Numbered JSON objects of a JSONL file; anything else on a line is an error."""
+    for number, line in _lines(path):
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            _fail(path, number, "not a JSON object")
+        if not isinstance(row, dict):
+            _fail(path, number, "not a JSON object")
+        yield number, row
+
+
 def _chain(first: tuple[int, str], rest: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
     yield first
     yield from rest
@@ -173,13 +179,7 @@ def read_answer_set(path: Path) -> list[LabelledQuestion]:
     """
     questions: list[LabelledQuestion] = []
     seen: set[str] = set()
-    for number, line in _lines(path):
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            _fail(path, number, "not a JSON object")
-        if not isinstance(row, dict):
-            _fail(path, number, "not a JSON object")
+    for number, row in _json_lines(path):
         ident, question = row.get("id"), row.get("question")
         if not isinstance(ident, str | int) or isinstance(ident, bool) or not str(ident).strip():
             _fail(path, number, "each line needs an 'id' (a string)")

@@ -35,6 +35,8 @@ from gatehouse.evals.rag_metrics import SYSTEM
 
 T = TypeVar("T")
 MAX_RATE_LIMIT_WAIT = 30.0
+# Refusals that no retry can change: they stop an evaluation instead of failing one score.
+FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, BudgetExceededError, NotFoundError)
 
 
 class ChatClient(Protocol):
@@ -86,10 +88,8 @@ class Judge:
         for attempt in range(1, self.retries + 2):
             try:
                 text = await self._call(messages)
-            except (AuthenticationError, PermissionDeniedError, BudgetExceededError) as exc:
+            except FATAL_ERRORS as exc:
                 raise JudgeUnavailable(f"the judge {self.model} refused: {exc.message}") from exc
-            except NotFoundError as exc:
-                raise JudgeUnavailable(f"the judge {self.model}: {exc.message}") from exc
             except GatehouseError as exc:
                 self.usage.failed_calls += 1
                 reason = f"judge call failed: {exc.message}"

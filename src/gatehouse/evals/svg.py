@@ -51,7 +51,14 @@ def histogram(title: str, values: Sequence[float], *, bins: int = 10, failed: in
     columns = [(f"{i / bins:.1f}", c, BAR) for i, c in enumerate(counts)]
     if failed:
         columns.append(("failed", failed, FAILED))
-    return _columns(title, columns, {i: name for i, (name, _, _) in enumerate(columns)})
+    chart = _columns(title, columns, {i: name for i, (name, _, _) in enumerate(columns)})
+    if not values and not failed:
+        note = (
+            f'<text x="{WIDTH / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle" '
+            f'font-size="12" fill="{AXIS}">nothing scored</text>'
+        )
+        chart = chart.replace("</svg>", note + "</svg>")
+    return chart
 
 
 def bars(title: str, labels: Sequence[str], values: Sequence[float], *, unit: str = "") -> str:
