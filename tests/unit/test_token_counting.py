@@ -363,3 +363,23 @@ async def test_a_key_without_the_chat_scope_is_refused(gov: Governed) -> None:
         response = await gov.http.post(path, json=body, headers={"x-api-key": key})
         assert response.status_code == 403, path
         assert "chat" in response.text
+
+
+async def test_a_traced_provider_counts_as_the_one_it_traces(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from gatehouse.gateway.tracing import SpanTracer
+
+    seen: list[UpstreamRequest] = []
+    config = DeploymentConfig(provider="anthropic", model="claude-x", base_url="http://up")
+    provider = AnthropicProvider(
+        config, info=_info("claude"), api_key="k", transport=_mock(200, {"input_tokens": 9}, seen)
+    )
+    tracer = SpanTracer(TracerProvider().get_tracer("test"))
+    traced = tracer.provider(provider, deployment="claude#0", group="claude", config=config)
+    assert traced is not provider
+    registry = ModelRegistry(groups=[_group("claude", traced, config)])
+    counted = await count_tokens(
+        registry, chat("claude", [{"role": "user", "content": "hi"}]), Principal(id="u", kind="key")
+    )
+    assert (counted.input_tokens, counted.method) == (9, "provider")

@@ -59,7 +59,8 @@ async def count_tokens(
             f"This key may not use the model '{request.model}'.", param="model"
         )
     deployment = registry.chat(request.model).deployments[0]
-    provider = deployment.provider
+    # A traced provider counts as the one it traces (a count is no upstream call).
+    provider = getattr(deployment.provider, "wrapped", deployment.provider)
     if isinstance(provider, TokenCounter):
         try:
             return TokenCount(await provider.count_tokens(request), provider.count_method)

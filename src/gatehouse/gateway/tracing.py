@@ -263,6 +263,8 @@ class _Traced(Generic[P]):
     def __init__(self, inner: P, calls: _Calls) -> None:
         self.info = inner.info
         self._inner = inner
+        # What it traces, for what a span adds nothing to (token counting).
+        self.wrapped = inner
         self._calls = calls
 
     def readiness(self) -> Readiness:
