@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -108,9 +107,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the run's name in the report (default: the prefix)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--url", help="a gatehouse server to call instead of in-process models")
-    parser.add_argument(
-        "--api-key", help="the caller's key for --url (default: $GATEHOUSE_API_KEY)"
-    )
+    parser.add_argument("--api-key", help="the caller's key for --url")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -220,7 +217,7 @@ async def _capabilities(
 def _remote(args: argparse.Namespace) -> RemoteGateway | None:
     if not args.url:
         return None
-    return RemoteGateway(args.url, args.api_key or os.environ.get("GATEHOUSE_API_KEY"))
+    return RemoteGateway(args.url, args.api_key)
 
 
 def _prefix(args: argparse.Namespace, kind: str) -> Path:

@@ -112,7 +112,15 @@ async def evaluate_answers(
         async with gate:
             return await _evaluate_one(question, source, settings, list(metrics), judge)
 
-    items = await asyncio.gather(*(one(q) for q in questions))
+    tasks = [asyncio.create_task(one(q)) for q in questions]
+    try:
+        items = await asyncio.gather(*tasks)
+    except BaseException:
+        # A refusal that stops the run: let the questions still in flight end first.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     usage = {}
     if judge is not None:
         u = judge.usage
