@@ -157,6 +157,10 @@ class SpanTracer:
         attributes = {"gatehouse.stage": name}
 
         async def traced(ctx: CallContext) -> Result:
+            if not trace.get_current_span().is_recording():
+                # A trace sampled out: its stage spans would be dropped too (the
+                # sampler follows the parent), so none is made.
+                return await call(ctx)
             span = tracer.start_span(
                 span_name,
                 attributes=attributes,
