@@ -1,10 +1,11 @@
 """A fake upstream provider: a real HTTP server that can be told to misbehave.
 
 It speaks the OpenAI (``/v1/chat/completions``, ``/v1/embeddings``), Anthropic
-(``/v1/messages``) and Gemini (``/v1beta/models/{model}:generateContent`` and
-``:streamGenerateContent``) shapes, and the rerank endpoints of Cohere
-(``/v2/rerank``), Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last user
-message word by word, and follows a script of behaviours: the next N requests
+(``/v1/messages``, ``/v1/messages/count_tokens``) and Gemini
+(``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent`` and
+``:countTokens``) shapes, and the rerank endpoints of Cohere (``/v2/rerank``),
+Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last
+user message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
 reset, stalled before the first token, or have their stream cut midway, and an
 OpenAI chat request can be answered with a call of its first tool
@@ -132,6 +133,7 @@ class FakeUpstream:
             app.router.add_post("/v1/chat/completions", self._openai_chat)
             app.router.add_post("/v1/embeddings", self._openai_embeddings)
             app.router.add_post("/v1/messages", self._anthropic)
+            app.router.add_post("/v1/messages/count_tokens", self._anthropic_count)
             app.router.add_post("/v1beta/models/{call}", self._gemini)
             app.router.add_post("/v2/rerank", self._rerank)  # Cohere
             app.router.add_post("/v1/rerank", self._rerank)  # Jina
@@ -476,10 +478,37 @@ class FakeUpstream:
 
     # -- Gemini ------------------------------------------------------------------------
 
+    async def _anthropic_count(self, request: web.Request) -> web.Response:
+        """A word a token; like Anthropic's, it refuses what a count does not take."""
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "anthropic")
+        extra = set(body) - {"model", "messages", "system", "tools", "tool_choice", "thinking"}
+        if extra:
+            behaviour = Behaviour("status", status=400)
+            behaviour.error_body = {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": f"{sorted(extra)}"},
+            }
+            return self._status(behaviour, "anthropic")
+        texts = [str(body.get("system", ""))]
+        for message in body.get("messages", []):
+            content = message.get("content", "")
+            blocks = content if isinstance(content, list) else [{"text": content}]
+            texts.extend(str(block.get("text", "")) for block in blocks)
+        return web.json_response({"input_tokens": sum(len(t.split()) for t in texts)})
+
     async def _gemini(self, request: web.Request) -> web.StreamResponse:
         body, behaviour = await self._begin(request)
         if behaviour.kind == "status":
             return self._status(behaviour, "gemini")
+        if request.match_info["call"].endswith(":countTokens"):
+            whole = body.get("generateContentRequest", body)
+            instruction = whole.get("systemInstruction", {"parts": []})
+            parts = [p for c in whole.get("contents", []) for p in c.get("parts", [])]
+            parts += instruction["parts"]
+            words = sum(len(str(p.get("text", "")).split()) for p in parts)
+            return web.json_response({"totalTokens": words})
         contents = body.get("contents", [])
         last = contents[-1]["parts"][0].get("text", "") if contents else ""
         words = _echo(last)
