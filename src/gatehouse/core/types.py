@@ -52,6 +52,12 @@ class ChatMessage(_Wire):
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+    # Reasoning state of an assistant turn, sent back on the next turn (see
+    # docs/translation.md): the thinking text, and the signed blocks
+    # (``{"type": "thinking", "thinking", "signature"}`` or
+    # ``{"type": "redacted_thinking", "data"}``) that providers verify.
+    reasoning_content: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None
 
     def text(self) -> str:
         """The message's text, with the text parts of a multi-part content joined."""
@@ -97,6 +103,11 @@ class ChatCompletionRequest(_Wire):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    # ``none`` .. ``xhigh``; each adapter maps it to its provider's setting.
+    reasoning_effort: str | None = None
+    # Anthropic's ``{"type": "enabled", "budget_tokens": N}``, kept exact for the
+    # adapters that take a budget (Anthropic, Gemini); others get ``reasoning_effort``.
+    thinking: dict[str, Any] | None = None
     logprobs: bool | None = None
     # The upstream enforces its own maximum (OpenAI's is 20).
     top_logprobs: int | None = Field(default=None, ge=0)
@@ -137,19 +148,50 @@ class _OmitNone(BaseModel):
         return {k: v for k, v in data.items() if v is not None or k not in omit}
 
 
-class Usage(_Wire):
+class PromptTokensDetails(_OmitNone):
+    """What ``prompt_tokens`` include: tokens read from and written to the provider's
+    prompt cache (the convention is :mod:`gatehouse.core.usage`'s)."""
+
+    model_config = ConfigDict(extra="allow")
+    _omit_when_none = frozenset({"cached_tokens", "cache_write_tokens"})
+
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class CompletionTokensDetails(_OmitNone):
+    """What ``completion_tokens`` include: the model's reasoning."""
+
+    model_config = ConfigDict(extra="allow")
+    _omit_when_none = frozenset({"reasoning_tokens"})
+
+    reasoning_tokens: int | None = None
+
+
+class Usage(_OmitNone):
+    """Token usage in OpenAI's shape: ``prompt_tokens`` include cached and
+    cache-written tokens, ``completion_tokens`` include reasoning tokens. Every
+    provider's usage is brought to this convention (see :mod:`gatehouse.core.usage`)."""
+
+    model_config = ConfigDict(extra="allow")
+    _omit_when_none = frozenset({"prompt_tokens_details", "completion_tokens_details"})
+
     prompt_tokens: int
     completion_tokens: int = 0
     total_tokens: int
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
 
 
 class AssistantMessage(_OmitNone):
     model_config = ConfigDict(extra="allow")
-    _omit_when_none = frozenset({"tool_calls"})
+    _omit_when_none = frozenset({"tool_calls", "reasoning_content", "thinking_blocks"})
 
     role: Literal["assistant"] = "assistant"
     content: str | None
     tool_calls: list[dict[str, Any]] | None = None
+    reasoning_content: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None
 
 
 class TopLogprob(_Wire):
@@ -196,11 +238,16 @@ class ChatCompletion(_Wire):
 
 class Delta(_OmitNone):
     model_config = ConfigDict(extra="allow")
-    _omit_when_none = frozenset({"role", "content", "tool_calls"})
+    _omit_when_none = frozenset(
+        {"role", "content", "tool_calls", "reasoning_content", "thinking_blocks"}
+    )
 
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    # Streamed thinking text; a signed block arrives whole, once its signature is known.
+    reasoning_content: str | None = None
+    thinking_blocks: list[dict[str, Any]] | None = None
 
 
 class ChunkChoice(_Wire):

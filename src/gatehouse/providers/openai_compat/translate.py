@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from gatehouse.core.errors import UpstreamError
+from gatehouse.core.reasoning import effort_for_budget, thinking_budget
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -29,6 +30,12 @@ def chat_to_wire(request: ChatCompletionRequest, upstream_model: str) -> dict[st
     """The request body for ``POST /chat/completions``: what the client set, re-targeted."""
     body = request.model_dump(exclude_unset=True, exclude_none=True, exclude=set(GATEHOUSE_FIELDS))
     body["model"] = upstream_model
+    # Anthropic's thinking budget is not an OpenAI parameter: an upstream that
+    # speaks OpenAI gets it as the effort of docs/translation.md's table (and a
+    # disabled one as no effort at all: not every upstream knows "none").
+    budget = thinking_budget(body.pop("thinking", None))
+    if budget and "reasoning_effort" not in body:
+        body["reasoning_effort"] = effort_for_budget(budget)
     if request.stream:
         # Always ask for usage: metering needs it even when the client did not.
         body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
