@@ -19,6 +19,8 @@ from gatehouse.providers.base import (
     RerankProvider,
 )
 
+_KINDS = {"chat": "a chat model", "embedding": "an embedding model", "rerank": "a rerank model"}
+
 
 @dataclass(eq=False)
 class ModelGroup:
@@ -171,7 +173,7 @@ class ModelRegistry:
         group = self.group(name)
         if not group.serves_chat():
             raise InvalidRequestError(
-                f"The model '{name}' is an embedding model and cannot be used for chat.",
+                f"The model '{name}' is {_KINDS[group.info.kind]} and cannot be used for chat.",
                 param="model",
             )
         return group
@@ -180,7 +182,7 @@ class ModelRegistry:
         group = self.group(name)
         if not group.serves_embeddings():
             raise InvalidRequestError(
-                f"The model '{name}' is a {group.info.kind} model and cannot create embeddings.",
+                f"The model '{name}' is {_KINDS[group.info.kind]} and cannot create embeddings.",
                 param="model",
             )
         return group
@@ -189,7 +191,7 @@ class ModelRegistry:
         group = self.group(name)
         if not group.serves_rerank():
             raise InvalidRequestError(
-                f"The model '{name}' is a {group.info.kind} model and cannot rerank.",
+                f"The model '{name}' is {_KINDS[group.info.kind]} and cannot rerank.",
                 param="model",
             )
         return group
