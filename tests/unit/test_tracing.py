@@ -209,6 +209,17 @@ async def test_without_a_client_traceparent_the_request_starts_a_trace(traced: T
     assert parent.split("-")[1] == hex_id(root.context.trace_id, 32)
 
 
+async def test_a_clients_long_model_name_is_cut_in_the_span(traced: Traced) -> None:
+    ctx = chat_call()
+    ctx.request = ctx.request.model_copy(update={"model": "x" * 5000})
+    with pytest.raises(GatehouseError):  # no such model
+        await run(traced.gateway, ctx)
+    (root,) = [s for s in traced.spans() if s.kind is SpanKind.SERVER]
+    assert root.name == "chat " + "x" * 128
+    assert dict(root.attributes or {})["gen_ai.request.model"] == "x" * 1024
+    assert dict(root.attributes or {})["error.type"] == "bad_request"
+
+
 async def test_each_attempt_is_a_span_and_a_failure_carries_the_closed_error_type(
     tmp_path: Path,
 ) -> None:

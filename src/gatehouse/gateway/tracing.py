@@ -54,6 +54,9 @@ from gatehouse.providers.base import AnyProvider, ChatProvider, EmbeddingProvide
 from gatehouse.providers.upstream import TRACE_CONTEXT
 
 Attributes = dict[str, Any]
+# A model name is the client's to choose: a span name keeps this much of it
+# (attribute values are cut by the provider's limits, gatehouse.observability.tracing).
+MAX_NAME = 128
 Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
 P = TypeVar("P", bound=ChatProvider | EmbeddingProvider)
 
@@ -89,7 +92,7 @@ class SpanTracer:
             else:  # in process (the CLI, RAG): inside whatever span is current
                 parent, kind = None, SpanKind.INTERNAL
             span = tracer.start_span(
-                f"{ctx.endpoint} {ctx.model}",
+                f"{ctx.endpoint} {ctx.model[:MAX_NAME]}",
                 context=parent,
                 kind=kind,
                 attributes=_request_attributes(ctx),

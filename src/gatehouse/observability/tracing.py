@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 FEATURE = "Tracing (observability.tracing)"
+MAX_ATTRIBUTE_LENGTH = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def start_tracing(config: TracingConfig, *, exporter: SpanExporter | None = None
     """
     with needs_extra("otel", FEATURE):
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
@@ -67,6 +68,8 @@ def start_tracing(config: TracingConfig, *, exporter: SpanExporter | None = None
             {"service.name": config.service_name, "service.version": __version__}
         ),
         sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+        # Values a client chooses (a model name) are cut, not exported whole.
+        span_limits=SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_LENGTH),
     )
     if exporter is None:
         provider.add_span_processor(BatchSpanProcessor(configured_exporter(config)))
