@@ -267,3 +267,47 @@ async def test_a_chat_model_cannot_rerank(gov: Governed) -> None:
     )
     assert response.status_code == 400
     assert "cannot rerank" in response.json()["error"]["message"]
+
+
+# -- configuration --
+
+
+def test_a_litellm_rerank_model_list_becomes_rerank_groups() -> None:
+    from gatehouse.core.litellm_config import translate
+
+    config = translate(
+        {
+            "model_list": [
+                {
+                    "model_name": "rerank-english",
+                    "litellm_params": {
+                        "model": "cohere/rerank-v3.5",
+                        "input_cost_per_query": 0.002,
+                    },
+                    "model_info": {"mode": "rerank"},
+                },
+                {
+                    "model_name": "bge-rerank",
+                    "litellm_params": {"model": "hosted_vllm/bge", "api_base": "http://gpu:8000"},
+                    "model_info": {"mode": "rerank"},
+                },
+            ]
+        }
+    )
+    cohere, vllm = config["models"]
+    assert cohere["mode"] == vllm["mode"] == "rerank"
+    assert cohere["deployments"][0]["provider"] == "cohere"
+    assert cohere["deployments"][0]["input_cost_per_query"] == 0.002
+    assert vllm["deployments"][0]["provider"] == "vllm"
+
+
+def test_a_rerank_group_of_chat_upstreams_is_refused_at_start(tmp_path: Path) -> None:
+    from gatehouse.core.config import Settings
+    from gatehouse.providers.factory import ProviderFactory
+
+    settings = Settings.model_validate({"data_dir": tmp_path})
+    config = DeploymentConfig(provider="openai_compat", model="gpt-4o", base_url="http://up/v1")
+    with pytest.raises(ConfigError, match="cannot serve a group of mode: rerank"):
+        ProviderFactory(settings).build(
+            config, deployment_id="r#0", kind="rerank", where="models[0].deployments[0]"
+        )

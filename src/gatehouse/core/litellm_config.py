@@ -37,6 +37,9 @@ _PROVIDERS: dict[str, tuple[str, str | None]] = {
     "openrouter": ("openai_compat", "https://openrouter.ai/api/v1"),
     "perplexity": ("openai_compat", "https://api.perplexity.ai"),
     "xai": ("openai_compat", "https://api.x.ai/v1"),
+    # Rerank APIs (model_info.mode: rerank).
+    "cohere": ("cohere", "https://api.cohere.com"),
+    "jina_ai": ("jina", "https://api.jina.ai"),
 }
 
 _STRATEGIES = {
@@ -61,6 +64,7 @@ _PARAMS_HANDLED = {
     "input_cost_per_token",
     "output_cost_per_token",
     "cache_read_input_token_cost",
+    "input_cost_per_query",
     "extra_headers",
 }
 
@@ -80,9 +84,12 @@ def translate(config: Mapping[str, Any]) -> dict[str, Any]:
         params = entry.get("litellm_params") or {}
         info = entry.get("model_info") or {}
         group = groups.setdefault(name, {"name": name, "deployments": []})
-        if info.get("mode") == "embedding":
-            group["mode"] = "embedding"
+        if info.get("mode") in {"embedding", "rerank"}:
+            group["mode"] = info["mode"]
         deployment = _deployment(params, info, where, unsupported)
+        if group.get("mode") == "rerank" and deployment["provider"] == "openai_compat":
+            # vLLM and other OpenAI-compatible servers rerank at /rerank.
+            deployment["provider"] = "vllm"
         if info.get("id"):
             deployment["id"] = str(info["id"])
         group["deployments"].append(deployment)
@@ -139,7 +146,14 @@ def _deployment(
         deployment["api_version"] = _env_or_literal(
             params["api_version"], f"{where}.litellm_params", "api_version"
         )
-    for key in ("rpm", "tpm", "weight", "input_cost_per_token", "output_cost_per_token"):
+    for key in (
+        "rpm",
+        "tpm",
+        "weight",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "input_cost_per_query",
+    ):
         if params.get(key) is not None:
             deployment[key] = params[key]
     if params.get("cache_read_input_token_cost") is not None:

@@ -8,7 +8,13 @@ import os
 from gatehouse.core.config import DeploymentConfig, Settings
 from gatehouse.core.errors import ConfigError, MissingExtraError
 from gatehouse.core.extras import has_extra
-from gatehouse.providers.base import AnyProvider, EmbeddingProvider, ModelInfo, ModelKind
+from gatehouse.providers.base import (
+    AnyProvider,
+    EmbeddingProvider,
+    ModelInfo,
+    ModelKind,
+    RerankProvider,
+)
 from gatehouse.providers.registry import ProviderRegistry
 
 
@@ -54,15 +60,23 @@ class ProviderFactory:
         self, config: DeploymentConfig, *, deployment_id: str, kind: ModelKind, where: str
     ) -> AnyProvider:
         if config.provider == "local":
-            return self.local(config.model)
-        builder = self._registry.builder(config.provider, where=where)
-        info = ModelInfo(
-            id=deployment_id,
-            kind=kind,
-            owned_by=config.provider,
-            context_window=config.context_window or 0,
-        )
-        return builder(config, info=info, api_key=_api_key(config, where))
+            provider = self.local(config.model)
+        else:
+            builder = self._registry.builder(config.provider, where=where)
+            info = ModelInfo(
+                id=deployment_id,
+                kind=kind,
+                owned_by=config.provider,
+                context_window=config.context_window or 0,
+            )
+            provider = builder(config, info=info, api_key=_api_key(config, where))
+        # Said at start-up, not on the first call: a rerank group needs rerankers.
+        if kind == "rerank" and not isinstance(provider, RerankProvider):
+            raise ConfigError(
+                f"{where}.provider: {config.provider} ({config.model}) cannot serve a group of "
+                "mode: rerank (cohere, jina, vllm, local with local/rerank, or a plugin's)"
+            )
+        return provider
 
 
 def _api_key(config: DeploymentConfig, where: str) -> str | None:
