@@ -14,21 +14,27 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anthropic
+import grpc  # type: ignore[import-untyped]
 import openai
 import pytest
 import uvicorn
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gatehouse.core.config import Settings
+from gatehouse.core.config import Settings, TracingConfig
 from gatehouse.observability.tracing import start_tracing
 from gatehouse.server import create_app
 
@@ -340,3 +346,35 @@ def test_with_tracing_off_the_clients_traceparent_goes_on_unchanged(
         stop_server(server)
     sent = [(r.headers.get("traceparent"), r.headers.get("tracestate")) for r in upstream.requests]
     assert sent == [(header, "acme=1"), (header, "acme=1"), (None, None)]
+
+
+def test_otlp_grpc_export_reaches_a_collector() -> None:
+    """The gRPC exporter as configured: plaintext to a local collector, with headers."""
+    received: list[tuple[dict[str, str], ExportTraceServiceRequest]] = []
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
+            received.append((dict(context.invocation_metadata()), request))
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        config = TracingConfig(
+            enabled=True,
+            exporter="otlp-grpc",
+            endpoint=f"127.0.0.1:{port}",
+            insecure=True,
+            headers={"x-collector-key": COLLECTOR_KEY},
+        )
+        tracing = start_tracing(config)
+        tracing.tracer.start_span("chat probe").end()
+        tracing.shutdown()  # flushes the batch
+    finally:
+        server.stop(grace=None)
+    ((metadata, export),) = received
+    assert metadata["x-collector-key"] == COLLECTOR_KEY
+    names = [s.name for rs in export.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert names == ["chat probe"]
