@@ -36,7 +36,7 @@ def messages_to_openai(request: CountTokensRequest) -> ChatCompletionRequest:
 class InputTokensRequest(BaseModel):
     """The body of ``POST /v1/responses/input_tokens`` (OpenAI's Responses shape)."""
 
-    # What a count does not read (reasoning, text.format, truncation, ...) is let by.
+    # What reaches no model (personality, a client's metadata, ...) is let by.
     model_config = ConfigDict(extra="allow")
 
     model: str | None = None
