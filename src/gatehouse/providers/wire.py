@@ -26,6 +26,19 @@ def split_data_url(url: str) -> tuple[str, str] | None:
     return None
 
 
+# A Gemini thought signature kept in a canonical thinking block is marked, so
+# that an Anthropic upstream is never sent a signature it cannot verify (and
+# the other way round): see docs/translation.md.
+GEMINI_SIGNATURE_PREFIX = "gemini:"
+
+
+def gemini_signature(signature: str) -> str | None:
+    """The Gemini ``thoughtSignature`` a canonical block's signature holds, if it holds one."""
+    if signature.startswith(GEMINI_SIGNATURE_PREFIX):
+        return signature[len(GEMINI_SIGNATURE_PREFIX) :]
+    return None
+
+
 def add_turn(turns: list[dict[str, Any]], role: str, key: str, items: list[Any]) -> None:
     """Append a turn, merging it into the previous one when the role repeats.
 

@@ -11,23 +11,22 @@ from typing import Any
 
 import orjson
 
-from gatehouse.core.errors import UnsupportedParameterError, UpstreamError
+from gatehouse.core.errors import UnsupportedParameterError, UpstreamError, ValidationFailedError
+from gatehouse.core.reasoning import EFFORT_BUDGETS, check_effort, thinking_budget
 from gatehouse.core.types import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
-    ChatMessage,
     Choice,
     ChunkChoice,
     Delta,
-    ImagePart,
-    TextPart,
     Usage,
 )
-from gatehouse.providers.wire import add_turn, json_object, split_data_url
+from gatehouse.providers.anthropic import blocks
 
 DEFAULT_MAX_TOKENS = 4096
+MIN_THINKING_BUDGET = 1024
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -49,108 +48,68 @@ def request_to_wire(request: ChatCompletionRequest, upstream_model: str) -> dict
         raise UnsupportedParameterError(
             "Anthropic deployments do not support response_format", param="response_format"
         )
-    system = [m.text() for m in request.messages if m.role in {"system", "developer"}]
     body: dict[str, Any] = {
         "model": upstream_model,
-        "messages": _messages(request.messages),
+        "messages": blocks.turns(request.messages),
         "max_tokens": request.token_limit() or DEFAULT_MAX_TOKENS,
     }
+    system = blocks.system_blocks(request.messages)
     if system:
-        body["system"] = "\n\n".join(system)
+        body["system"] = system
     if request.temperature is not None:
         # Anthropic accepts 0..1 where OpenAI accepts 0..2: values pass through,
         # clipped to Anthropic's maximum.
         body["temperature"] = min(request.temperature, 1.0)
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    top_k = (request.model_extra or {}).get("top_k")
+    if top_k is not None:
+        body["top_k"] = top_k
     stops = request.stop_sequences()
     if stops:
         body["stop_sequences"] = stops
     if request.stream:
         body["stream"] = True
     if request.tools:
-        body["tools"] = [_tool(tool) for tool in request.tools]
-    if request.tool_choice is not None and request.tools:
-        body["tool_choice"] = _tool_choice(request.tool_choice)
-        if (request.model_extra or {}).get("parallel_tool_calls") is False:
-            body["tool_choice"]["disable_parallel_tool_use"] = True
+        body["tools"] = [blocks.tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
+    parallel = (request.model_extra or {}).get("parallel_tool_calls")
+    if request.tools and (request.tool_choice is not None or parallel is False):
+        body["tool_choice"] = blocks.tool_choice(request.tool_choice or "auto", parallel)
     if request.user:
         body["metadata"] = {"user_id": request.user}
+    _thinking(request, body)
     return body
 
 
-def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role in {"system", "developer"}:
-            continue
-        if message.role in {"tool", "function"}:
-            role = "user"
-            blocks: list[dict[str, Any]] = [
-                {
-                    "type": "tool_result",
-                    "tool_use_id": message.tool_call_id or message.name or "",
-                    "content": message.text(),
-                }
-            ]
-        elif message.role == "assistant":
-            role = "assistant"
-            blocks = [{"type": "text", "text": message.text()}] if message.text() else []
-            for call in message.tool_calls or []:
-                function = call.get("function", {})
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": call.get("id", ""),
-                        "name": function.get("name", ""),
-                        "input": json_object(function.get("arguments") or "{}"),
-                    }
-                )
-        else:
-            role = "user"
-            blocks = _content_blocks(message)
-        add_turn(out, role, "content", blocks)
-    return out
-
-
-def _content_blocks(message: ChatMessage) -> list[dict[str, Any]]:
-    if message.content is None or isinstance(message.content, str):
-        return [{"type": "text", "text": message.content or ""}]
-    blocks: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            blocks.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart):
-            blocks.append({"type": "image", "source": image_source(part.image_url.url)})
-    return blocks
-
-
-def image_source(url: str) -> dict[str, str]:
-    """An Anthropic image source from an OpenAI image URL (``data:`` URLs become base64)."""
-    inline = split_data_url(url)
-    if inline is not None:
-        return {"type": "base64", "media_type": inline[0], "data": inline[1]}
-    return {"type": "url", "url": url}
-
-
-def _tool(tool: dict[str, Any]) -> dict[str, Any]:
-    function = tool.get("function", tool)
-    out: dict[str, Any] = {
-        "name": function.get("name", ""),
-        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
-    }
-    if function.get("description"):
-        out["description"] = function["description"]
-    return out
-
-
-def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        return {"type": "tool", "name": name} if name else {"type": "auto"}
-    return {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}.get(
-        choice, {"type": "auto"}
-    )
+def _thinking(request: ChatCompletionRequest, body: dict[str, Any]) -> None:
+    """``thinking`` from the exact budget, else from ``reasoning_effort`` by the table
+    of docs/translation.md; ``max_tokens`` made room for it when the client set none."""
+    if request.thinking is not None:
+        budget = thinking_budget(request.thinking)
+        if request.thinking.get("type") != "enabled":
+            body["thinking"] = dict(request.thinking)
+            return
+    elif request.reasoning_effort is not None:
+        budget = EFFORT_BUDGETS[check_effort(request.reasoning_effort)]
+        if not budget:
+            body["thinking"] = {"type": "disabled"}
+            return
+    else:
+        return
+    assert budget is not None
+    if request.token_limit() is None:
+        body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
+    elif budget >= body["max_tokens"]:
+        # Anthropic wants the budget below max_tokens; an effort's budget shrinks
+        # to fit, an exact budget the client chose is its own to fix.
+        if request.thinking is not None or body["max_tokens"] <= MIN_THINKING_BUDGET:
+            raise ValidationFailedError(
+                f"Anthropic needs max_tokens above the thinking budget ({budget}) and above "
+                f"{MIN_THINKING_BUDGET}",
+                param="max_tokens",
+            )
+        budget = body["max_tokens"] - 1
+    body["thinking"] = {"type": "enabled", "budget_tokens": max(budget, MIN_THINKING_BUDGET)}
 
 
 def usage_from_wire(usage: dict[str, Any]) -> Usage:
@@ -182,13 +141,21 @@ def response_from_wire(data: dict[str, Any], created: int) -> ChatCompletion:
             for b in data["content"]
             if b.get("type") == "tool_use"
         ]
+        thinking = [thinking_block(b) for b in data["content"] if b.get("type") in _THINKING]
+        reasoning = "".join(b.get("thinking", "") for b in thinking)
+        message = AssistantMessage(
+            content=text or None,
+            tool_calls=calls or None,
+            reasoning_content=reasoning or None,
+            thinking_blocks=thinking or None,
+        )
         return ChatCompletion(
             id=data.get("id", "msg"),
             created=created,
             model=data.get("model", ""),
             choices=[
                 Choice(
-                    message=AssistantMessage(content=text or None, tool_calls=calls or None),
+                    message=message,
                     finish_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
                 )
             ],
@@ -196,6 +163,16 @@ def response_from_wire(data: dict[str, Any], created: int) -> ChatCompletion:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"Anthropic answered with a malformed message: {exc}") from None
+
+
+_THINKING = frozenset({"thinking", "redacted_thinking"})
+
+
+def thinking_block(block: dict[str, Any]) -> dict[str, Any]:
+    """A thinking (or redacted_thinking) content block as a canonical thinking block."""
+    if block["type"] == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block["data"]}
+    return {"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]}
 
 
 class StreamTranslator:
@@ -207,6 +184,7 @@ class StreamTranslator:
         self._model = ""
         self._usage: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}  # content block index -> tool call index
+        self._thinking: dict[int, dict[str, Any]] = {}  # open thinking blocks, by block index
         self.finished = False
 
     def feed(self, event: dict[str, Any]) -> list[ChatCompletionChunk]:
@@ -219,6 +197,15 @@ class StreamTranslator:
             return [self._chunk(Delta(role="assistant", content=""))]
         if kind == "content_block_start":
             block = event.get("content_block", {})
+            if block.get("type") == "redacted_thinking":
+                return [self._chunk(Delta(thinking_blocks=[thinking_block(block)]))]
+            if block.get("type") == "thinking":
+                self._thinking[event.get("index", 0)] = {
+                    "type": "thinking",
+                    "thinking": block.get("thinking", ""),
+                    "signature": block.get("signature", ""),
+                }
+                return []
             if block.get("type") != "tool_use":
                 return []
             position = len(self._tool_index)
@@ -234,11 +221,21 @@ class StreamTranslator:
             delta = event.get("delta", {})
             if delta.get("type") == "text_delta":
                 return [self._chunk(Delta(content=delta.get("text", "")))]
+            if delta.get("type") == "thinking_delta":
+                self._open_thinking(event)["thinking"] += delta.get("thinking", "")
+                return [self._chunk(Delta(reasoning_content=delta.get("thinking", "")))]
+            if delta.get("type") == "signature_delta":
+                self._open_thinking(event)["signature"] += delta.get("signature", "")
+                return []
             if delta.get("type") == "input_json_delta":
                 position = self._tool_index.get(event.get("index", 0), 0)
                 call = {"index": position, "function": {"arguments": delta.get("partial_json", "")}}
                 return [self._chunk(Delta(tool_calls=[call]))]
             return []
+        if kind == "content_block_stop" and event.get("index", 0) in self._thinking:
+            # A signed block goes out whole, once its signature is known.
+            done = self._thinking.pop(event.get("index", 0))
+            return [self._chunk(Delta(thinking_blocks=[done]))]
         if kind == "message_delta":
             self._usage.update(event.get("usage") or {})
             reason = (event.get("delta") or {}).get("stop_reason")
@@ -259,6 +256,12 @@ class StreamTranslator:
             error = event.get("error") or {}
             raise UpstreamError(f"Anthropic failed mid-stream: {error.get('message', 'error')}")
         return []  # ping, content_block_stop, unknown future events
+
+    def _open_thinking(self, event: dict[str, Any]) -> dict[str, Any]:
+        block = self._thinking.get(event.get("index", 0))
+        if block is None:
+            raise UpstreamError("Anthropic streamed thinking outside a thinking block")
+        return block
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
         return ChatCompletionChunk(

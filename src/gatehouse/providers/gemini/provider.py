@@ -51,14 +51,17 @@ class GeminiProvider:
 
     async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
         data, _ = await self._upstream.post_json(
-            f"{self._base}:generateContent", translate.request_to_wire(request)
+            f"{self._base}:generateContent", translate.request_to_wire(request, self._model)
         )
         return translate.response_from_wire(data, self._model, int(time.time()))
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int:
         """The tokens Gemini counts for ``request`` (``models/...:countTokens``), system
         instruction and tools included (so the whole generateContent request goes)."""
-        whole = {"model": f"models/{self._model}", **translate.request_to_wire(request)}
+        whole = {
+            "model": f"models/{self._model}",
+            **translate.request_to_wire(request, self._model),
+        }
         data, _ = await self._upstream.post_json(
             f"{self._base}:countTokens", {"generateContentRequest": whole}
         )
@@ -68,7 +71,7 @@ class GeminiProvider:
         translator = translate.StreamTranslator(self._model, int(time.time()))
         url = f"{self._base}:streamGenerateContent?alt=sse"
         async with aclosing(
-            self._upstream.stream_events(url, translate.request_to_wire(request))
+            self._upstream.stream_events(url, translate.request_to_wire(request, self._model))
         ) as events:
             async for data in events:
                 try:

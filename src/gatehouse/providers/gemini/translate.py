@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gatehouse.core.errors import ContentPolicyError, UnsupportedParameterError, UpstreamError
+from gatehouse.core.reasoning import (
+    EFFORT_BUDGETS,
+    check_effort,
+    effort_for_budget,
+    thinking_budget,
+)
 from gatehouse.core.types import (
     AssistantMessage,
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
-    ChatMessage,
     Choice,
     ChunkChoice,
     Delta,
-    ImagePart,
-    TextPart,
     Usage,
 )
-from gatehouse.providers.wire import add_turn, json_object, split_data_url
+from gatehouse.providers.gemini import contents
+from gatehouse.providers.gemini.calls import canonical_call
+from gatehouse.providers.wire import GEMINI_SIGNATURE_PREFIX
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -34,9 +37,13 @@ FINISH_REASONS = {
 }
 
 
-def request_to_wire(request: ChatCompletionRequest) -> dict[str, Any]:
-    """The generateContent body (the model goes in the URL)."""
-    body: dict[str, Any] = {"contents": _contents(request.messages)}
+def request_to_wire(request: ChatCompletionRequest, model: str = "") -> dict[str, Any]:
+    """The generateContent body (the model goes in the URL). ``model`` is the upstream
+    model: Gemini 3 takes a thinking level where 2.5 takes a budget."""
+    generation3 = _generation3(model)
+    body: dict[str, Any] = {
+        "contents": contents.contents(request.messages, needs_signatures=generation3)
+    }
     system = [m.text() for m in request.messages if m.role in {"system", "developer"}]
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
@@ -53,6 +60,12 @@ def request_to_wire(request: ChatCompletionRequest) -> dict[str, Any]:
         config["candidateCount"] = request.n
     if request.seed is not None:
         config["seed"] = request.seed
+    top_k = (request.model_extra or {}).get("top_k")
+    if top_k is not None:
+        config["topK"] = top_k
+    thinking = _thinking_config(request, generation3)
+    if thinking:
+        config["thinkingConfig"] = thinking
     fmt = request.response_format or {}
     if fmt.get("type") == "json_object":
         config["responseMimeType"] = "application/json"
@@ -75,7 +88,50 @@ def request_to_wire(request: ChatCompletionRequest) -> dict[str, Any]:
         ]
         if request.tool_choice is not None:
             body["toolConfig"] = {"functionCallingConfig": _tool_choice(request.tool_choice)}
+        if (request.model_extra or {}).get("parallel_tool_calls") is False:
+            raise UnsupportedParameterError(
+                "Gemini cannot be told to make one function call at a time",
+                param="parallel_tool_calls",
+            )
     return body
+
+
+def _generation3(model: str) -> bool:
+    return model.removeprefix("models/").startswith("gemini-3")
+
+
+# reasoning_effort -> Gemini 3 thinkingLevel (docs/translation.md).
+THINKING_LEVELS = {
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+}
+
+
+def _thinking_config(request: ChatCompletionRequest, generation3: bool) -> dict[str, Any]:
+    """Anthropic's exact budget, else ``reasoning_effort`` by the table: a budget for
+    Gemini 2.5, a level for Gemini 3 (which cannot stop thinking)."""
+    budget = thinking_budget(request.thinking)
+    effort = request.reasoning_effort
+    if budget is None and effort is None:
+        return {}
+    if effort is None or request.thinking is not None:
+        param = "thinking"
+        effort = effort_for_budget(budget or 0)
+    else:
+        param = "reasoning_effort"
+        budget = EFFORT_BUDGETS[check_effort(effort)]
+    if not generation3:
+        return (
+            {"thinkingBudget": budget, "includeThoughts": True} if budget else {"thinkingBudget": 0}
+        )
+    if effort == "none":
+        raise UnsupportedParameterError(
+            "Gemini 3 models always think; the least they take is 'minimal'", param=param
+        )
+    return {"thinkingLevel": THINKING_LEVELS[effort], "includeThoughts": True}
 
 
 def _declaration(function: dict[str, Any]) -> dict[str, Any]:
@@ -90,56 +146,18 @@ def _declaration(function: dict[str, Any]) -> dict[str, Any]:
 def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(choice, dict):
         name = (choice.get("function") or {}).get("name")
-        return {"mode": "ANY", "allowedFunctionNames": [name]} if name else {"mode": "AUTO"}
-    return {"mode": {"required": "ANY", "none": "NONE"}.get(choice, "AUTO")}
-
-
-def _contents(messages: list[ChatMessage]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    names: dict[str, str] = {}  # tool call id -> function name, for function responses
-    for message in messages:
-        if message.role in {"system", "developer"}:
-            continue
-        parts: list[dict[str, Any]]
-        if message.role == "assistant":
-            role = "model"
-            parts = [{"text": message.text()}] if message.text() else []
-            for call in message.tool_calls or []:
-                function = call.get("function", {})
-                names[call.get("id", "")] = function.get("name", "")
-                parts.append(
-                    {
-                        "functionCall": {
-                            "name": function.get("name", ""),
-                            "args": json_object(function.get("arguments") or "{}"),
-                        }
-                    }
-                )
-        elif message.role in {"tool", "function"}:
-            role = "user"
-            name = names.get(message.tool_call_id or "", message.name or "")
-            parts = [{"functionResponse": {"name": name, "response": {"content": message.text()}}}]
-        else:
-            role = "user"
-            parts = _parts(message)
-        add_turn(out, role, "parts", parts)
-    return out
-
-
-def _parts(message: ChatMessage) -> list[dict[str, Any]]:
-    if message.content is None or isinstance(message.content, str):
-        return [{"text": message.content or ""}]
-    parts: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            parts.append({"text": part.text})
-        elif isinstance(part, ImagePart):
-            inline = split_data_url(part.image_url.url)
-            if inline is not None:
-                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
-            else:
-                parts.append({"fileData": {"fileUri": part.image_url.url}})
-    return parts
+        if choice.get("type") != "function" or not isinstance(name, str) or not name:
+            raise UnsupportedParameterError(
+                f"tool_choice of type {choice.get('type')!r} cannot be sent to Gemini",
+                param="tool_choice",
+            )
+        return {"mode": "ANY", "allowedFunctionNames": [name]}
+    modes = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
+    if choice not in modes:
+        raise UnsupportedParameterError(
+            f"tool_choice {choice!r} is not one of auto, none, required", param="tool_choice"
+        )
+    return {"mode": modes[choice]}
 
 
 def usage_from_wire(meta: dict[str, Any]) -> Usage:
@@ -159,24 +177,34 @@ def usage_from_wire(meta: dict[str, Any]) -> Usage:
     )
 
 
-def _candidate_parts(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    text, calls = "", list[dict[str, Any]]()
-    for part in (candidate.get("content") or {}).get("parts") or []:
-        if "text" in part and not part.get("thought"):
-            text += part["text"]
-        elif "functionCall" in part:
-            call = part["functionCall"]
-            calls.append(
-                {
-                    "id": call.get("id") or f"call_{len(calls)}",
-                    "type": "function",
-                    "function": {
-                        "name": call.get("name", ""),
-                        "arguments": orjson.dumps(call.get("args") or {}).decode(),
-                    },
-                }
-            )
-    return text, calls
+class _Parts:
+    """What one candidate (or one streamed piece of it) says, in canonical pieces."""
+
+    def __init__(
+        self, candidate: dict[str, Any], response_id: str, index: int, first_call: int = 0
+    ) -> None:
+        self.text = ""
+        self.reasoning = ""
+        self.calls: list[dict[str, Any]] = []
+        self.signatures: list[dict[str, Any]] = []
+        for part in (candidate.get("content") or {}).get("parts") or []:
+            if "functionCall" in part:
+                position = first_call + len(self.calls)
+                self.calls.append(canonical_call(part, response_id, index, position))
+                continue
+            if part.get("thought"):
+                self.reasoning += str(part.get("text") or "")
+            elif "text" in part:
+                self.text += part["text"]
+            signature = part.get("thoughtSignature")
+            if isinstance(signature, str) and signature:
+                self.signatures.append(
+                    {
+                        "type": "thinking",
+                        "thinking": "",
+                        "signature": GEMINI_SIGNATURE_PREFIX + signature,
+                    }
+                )
 
 
 def _finish(candidate: dict[str, Any], has_calls: bool) -> str | None:
@@ -202,13 +230,20 @@ def response_from_wire(data: dict[str, Any], model: str, created: int) -> ChatCo
     if not isinstance(candidates, list) or not candidates:
         raise UpstreamError("Gemini answered without candidates")
     choices = []
+    response_id = data.get("responseId") or ""
     for index, candidate in zip(_indices(candidates), candidates, strict=True):
-        text, calls = _candidate_parts(candidate)
+        parts = _Parts(candidate, response_id, index)
+        message = AssistantMessage(
+            content=parts.text or None,
+            tool_calls=parts.calls or None,
+            reasoning_content=parts.reasoning or None,
+            thinking_blocks=parts.signatures or None,
+        )
         choices.append(
             Choice(
                 index=index,
-                message=AssistantMessage(content=text or None, tool_calls=calls or None),
-                finish_reason=_finish(candidate, bool(calls)) or "stop",
+                message=message,
+                finish_reason=_finish(candidate, bool(parts.calls)) or "stop",
             )
         )
     return ChatCompletion(
@@ -265,13 +300,17 @@ class StreamTranslator:
                 self._calls[index] = 0
                 self._open.add(index)
                 out.append(self._chunk(index, Delta(role="assistant", content="")))
-            text, calls = _candidate_parts(candidate)
-            if text:
-                out.append(self._chunk(index, Delta(content=text)))
-            if calls:
-                first = self._calls[index]
-                indexed = [{"index": first + n, **call} for n, call in enumerate(calls)]
-                self._calls[index] += len(calls)
+            first = self._calls[index]
+            parts = _Parts(candidate, data.get("responseId") or "", index, first)
+            if parts.reasoning:
+                out.append(self._chunk(index, Delta(reasoning_content=parts.reasoning)))
+            if parts.text:
+                out.append(self._chunk(index, Delta(content=parts.text)))
+            if parts.signatures:
+                out.append(self._chunk(index, Delta(thinking_blocks=parts.signatures)))
+            if parts.calls:
+                indexed = [{"index": first + n, **call} for n, call in enumerate(parts.calls)]
+                self._calls[index] += len(parts.calls)
                 out.append(self._chunk(index, Delta(tool_calls=indexed)))
             finish = _finish(candidate, self._calls[index] > 0)
             if finish and index in self._open:
