@@ -45,6 +45,7 @@ FIELDS = {
     "stream",
     "input_tokens",
     "cached_tokens",
+    "cache_write_tokens",
     "output_tokens",
     "reasoning_tokens",
     "cost_usd",

@@ -129,7 +129,10 @@ def test_messages_response_to_openai() -> None:
     ]
     assert completion.usage.prompt_tokens == 130
     assert completion.usage.completion_tokens == 5
-    assert completion.usage.model_dump()["prompt_tokens_details"] == {"cached_tokens": 100}
+    assert completion.usage.model_dump()["prompt_tokens_details"] == {
+        "cached_tokens": 100,
+        "cache_write_tokens": 20,
+    }
 
 
 STREAM = [

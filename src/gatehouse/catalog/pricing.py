@@ -2,12 +2,19 @@
 
 Prices come from ``pricing.models`` / ``pricing.deployments`` in config and
 from each routed deployment's ``input_cost_per_token`` /
-``output_cost_per_token`` / ``cached_input_cost_per_token`` (LiteLLM's
-``litellm_params`` names, carried over by the LiteLLM config loader). A
+``output_cost_per_token`` / ``cache_read_input_token_cost`` /
+``cache_creation_input_token_cost`` / ``output_cost_per_reasoning_token``
+(LiteLLM's ``litellm_params`` names, carried over by the LiteLLM config loader). A
 model group without its own price costs what its dearest deployment costs.
 A deployment's price overrides its model's. Prices are USD per token (LiteLLM's
-unit, so its ``input_cost_per_token`` values paste in unchanged). Cached input
-tokens cost ``cache_read_input_token_cost`` when set, else the input price.
+unit, so its ``input_cost_per_token`` values paste in unchanged).
+
+Each usage bucket (:class:`gatehouse.core.usage.TokenCounts`) has its price:
+uncached input ``input_cost_per_token``; cache reads
+``cache_read_input_token_cost`` and cache writes
+``cache_creation_input_token_cost``, each the input price when unset; visible
+output ``output_cost_per_token``; reasoning ``output_cost_per_reasoning_token``,
+the output price when unset.
 A rerank call costs ``input_cost_per_query`` (LiteLLM's name: USD a search,
 Cohere's billed unit) on top of its tokens.
 
@@ -22,10 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from gatehouse.core.config import ModelGroupConfig, Price, Settings
-from gatehouse.core.types import Usage
+from gatehouse.core.config import DeploymentConfig, ModelGroupConfig, Price, Settings
+from gatehouse.core.usage import TokenCounts
+
+__all__ = ["FREE", "Ceiling", "PricingTable", "TokenCounts"]
 
 FREE = Price()
 # The longest completion any current hosted model writes (GPT-5 and Claude with
@@ -41,31 +49,6 @@ class Ceiling:
 
     price: Price  # the dearest input and output prices among the deployments it may reach
     window: int | None  # their largest context window; None when any is unknown
-
-
-@dataclass(frozen=True, slots=True)
-class TokenCounts:
-    prompt: int
-    completion: int
-    cached: int = 0
-    queries: int = 0  # rerank searches (Cohere's search_units)
-
-    @classmethod
-    def of(cls, usage: Usage) -> TokenCounts:
-        """Counts from a provider's usage; cached prompt tokens come from OpenAI's
-        ``prompt_tokens_details.cached_tokens`` (which the Anthropic and Gemini
-        adapters fill too)."""
-        # An extra field: read it from pydantic's extras directly, since a missing
-        # attribute costs a slow ``__getattr__`` on every request.
-        extra = usage.__pydantic_extra__
-        details: Any = None if extra is None else extra.get("prompt_tokens_details")
-        if isinstance(details, dict):
-            cached = details.get("cached_tokens")
-        else:
-            cached = getattr(details, "cached_tokens", None)
-        searches = None if extra is None else extra.get("search_units")
-        queries = searches if isinstance(searches, int) else 0
-        return cls(usage.prompt_tokens, usage.completion_tokens, int(cached or 0), queries)
 
 
 class PricingTable:
@@ -94,26 +77,13 @@ class PricingTable:
         for group in settings.models:
             priced: list[Price] = []
             for index, config in enumerate(group.deployments):
-                if (
-                    config.input_cost_per_token is None
-                    and config.output_cost_per_token is None
-                    and config.input_cost_per_query is None
-                ):
+                price = _deployment_price(config)
+                if price is None:
                     continue
-                price = Price(
-                    input_cost_per_token=config.input_cost_per_token or 0.0,
-                    output_cost_per_token=config.output_cost_per_token or 0.0,
-                    cache_read_input_token_cost=config.cached_input_cost_per_token,
-                    input_cost_per_query=config.input_cost_per_query or 0.0,
-                )
                 deployments.setdefault(config.id or f"{group.name}#{index}", price)
                 priced.append(price)
             if priced and group.name not in models:
-                models[group.name] = Price(
-                    input_cost_per_token=max(p.input_cost_per_token for p in priced),
-                    output_cost_per_token=max(p.output_cost_per_token for p in priced),
-                    input_cost_per_query=max(p.input_cost_per_query for p in priced),
-                )
+                models[group.name] = _group_price(priced)
         table = cls(models, deployments, settings.aliases)
         windows = {LOCAL_CHAT_MODEL: settings.local.chat.context_window}
         # The local model is free unless priced; but whatever it is named to the
@@ -136,16 +106,20 @@ class PricingTable:
         return FREE
 
     def cost(self, model: str, deployment: str | None, tokens: TokenCounts) -> float:
-        """The USD cost of a finished call."""
+        """The USD cost of a finished call: each bucket at its own price (cache
+        reads and writes at the input price, reasoning at the output price,
+        where the price names none of its own)."""
         price = self.price(model, deployment)
-        cached = min(tokens.cached, tokens.prompt)
-        cached_price = price.cache_read_input_token_cost
-        if cached_price is None:
-            cached_price = price.input_cost_per_token
+        input_price, output_price = price.input_cost_per_token, price.output_cost_per_token
+        cache_read = _or(price.cache_read_input_token_cost, input_price)
+        cache_write = _or(price.cache_creation_input_token_cost, input_price)
+        reasoning = _or(price.output_cost_per_reasoning_token, output_price)
         return (
-            (tokens.prompt - cached) * price.input_cost_per_token
-            + cached * cached_price
-            + tokens.completion * price.output_cost_per_token
+            tokens.uncached_input * input_price
+            + min(tokens.cached, tokens.prompt) * cache_read
+            + min(tokens.cache_write, tokens.prompt) * cache_write
+            + tokens.visible_output * output_price
+            + min(tokens.reasoning, tokens.completion) * reasoning
             + tokens.queries * price.input_cost_per_query
         )
 
@@ -207,12 +181,69 @@ class PricingTable:
         return Ceiling(self._models.get(model, self._ceiling), None)
 
 
+def _or(price: float | None, otherwise: float) -> float:
+    return otherwise if price is None else price
+
+
+def _deployment_price(config: DeploymentConfig) -> Price | None:
+    """The price a deployment's own config sets, or None when it sets none."""
+    prices = (
+        config.input_cost_per_token,
+        config.output_cost_per_token,
+        config.cached_input_cost_per_token,
+        config.cache_creation_input_token_cost,
+        config.output_cost_per_reasoning_token,
+        config.input_cost_per_query,
+    )
+    if all(price is None for price in prices):
+        return None
+    return Price(
+        input_cost_per_token=config.input_cost_per_token or 0.0,
+        output_cost_per_token=config.output_cost_per_token or 0.0,
+        cache_read_input_token_cost=config.cached_input_cost_per_token,
+        cache_creation_input_token_cost=config.cache_creation_input_token_cost,
+        output_cost_per_reasoning_token=config.output_cost_per_reasoning_token,
+        input_cost_per_query=config.input_cost_per_query or 0.0,
+    )
+
+
+def _group_price(prices: list[Price]) -> Price:
+    """What a group without its own price costs: each bucket at its dearest
+    deployment's price for it."""
+
+    def dearest(name: str, otherwise: str) -> float | None:
+        # Unset everywhere stays unset (the fallback price applies); else a
+        # deployment that leaves it unset charges its fallback price for it.
+        if all(getattr(p, name) is None for p in prices):
+            return None
+        return max(_or(getattr(p, name), getattr(p, otherwise)) for p in prices)
+
+    return Price(
+        input_cost_per_token=max(p.input_cost_per_token for p in prices),
+        output_cost_per_token=max(p.output_cost_per_token for p in prices),
+        cache_read_input_token_cost=dearest("cache_read_input_token_cost", "input_cost_per_token"),
+        cache_creation_input_token_cost=dearest(
+            "cache_creation_input_token_cost", "input_cost_per_token"
+        ),
+        output_cost_per_reasoning_token=dearest(
+            "output_cost_per_reasoning_token", "output_cost_per_token"
+        ),
+        input_cost_per_query=max(p.input_cost_per_query for p in prices),
+    )
+
+
 def _dearest(prices: Iterable[Price]) -> Price:
-    """A price as high as each of ``prices`` on every side (cached input counts as input)."""
+    """A price as high as each of ``prices`` on every side: any input token
+    (cache read and write included) at the dearest input price, any output
+    token (reasoning included) at the dearest output price."""
     inputs, outputs, queries = [0.0], [0.0], [0.0]
     for price in prices:
-        inputs += [price.input_cost_per_token, price.cache_read_input_token_cost or 0.0]
-        outputs.append(price.output_cost_per_token)
+        inputs += [
+            price.input_cost_per_token,
+            price.cache_read_input_token_cost or 0.0,
+            price.cache_creation_input_token_cost or 0.0,
+        ]
+        outputs += [price.output_cost_per_token, price.output_cost_per_reasoning_token or 0.0]
         queries.append(price.input_cost_per_query)
     return Price(
         input_cost_per_token=max(inputs),

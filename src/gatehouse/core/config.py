@@ -19,6 +19,7 @@ from typing import Any, Literal
 import orjson
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -148,7 +149,14 @@ class DeploymentConfig(_Section):
     context_window: int | None = Field(default=None, ge=1)
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
-    cached_input_cost_per_token: float | None = Field(default=None, ge=0)
+    # Cache reads; LiteLLM's name, cache_read_input_token_cost, is accepted too.
+    cached_input_cost_per_token: float | None = Field(
+        default=None,
+        ge=0,
+        validation_alias=AliasChoices("cached_input_cost_per_token", "cache_read_input_token_cost"),
+    )
+    cache_creation_input_token_cost: float | None = Field(default=None, ge=0)  # cache writes
+    output_cost_per_reasoning_token: float | None = Field(default=None, ge=0)
     input_cost_per_query: float | None = Field(default=None, ge=0)  # rerank: USD a call
     max_connections: int = Field(default=256, ge=1)
     timeout: TimeoutConfig = TimeoutConfig()
@@ -281,6 +289,14 @@ class RetentionConfig(_Section):
     audit_days: int | None = Field(default=None, ge=1)  # admin actions
     interval_seconds: float = Field(default=60.0, gt=0)  # roll up, then purge, this often
     batch_size: int = Field(default=5000, ge=1)  # rows per transaction of either job
+
+
+class PrivacyConfig(_Section):
+    """User identifiers in the ledger, reports and access log as keyed HMAC
+    pseudonyms when ``pseudonym_secret`` is set (``GATEHOUSE_PRIVACY__PSEUDONYM_SECRET``).
+    Changing it splits every user's history in two: see docs/privacy.md."""
+
+    pseudonym_secret: SecretStr | None = None
 
 
 class Price(_Section):

@@ -64,9 +64,22 @@ _PARAMS_HANDLED = {
     "input_cost_per_token",
     "output_cost_per_token",
     "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token",
     "input_cost_per_query",
     "extra_headers",
 }
+
+
+# LiteLLM's per-bucket prices, which a deployment accepts under the same names.
+_PRICES = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token",
+    "input_cost_per_query",
+)
 
 
 def translate(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,18 +159,9 @@ def _deployment(
         deployment["api_version"] = _env_or_literal(
             params["api_version"], f"{where}.litellm_params", "api_version"
         )
-    for key in (
-        "rpm",
-        "tpm",
-        "weight",
-        "input_cost_per_token",
-        "output_cost_per_token",
-        "input_cost_per_query",
-    ):
+    for key in ("rpm", "tpm", "weight", *_PRICES):
         if params.get(key) is not None:
             deployment[key] = params[key]
-    if params.get("cache_read_input_token_cost") is not None:
-        deployment["cached_input_cost_per_token"] = params["cache_read_input_token_cost"]
     if isinstance(params.get("extra_headers"), Mapping):
         deployment["headers"] = dict(params["extra_headers"])
     timeout: dict[str, float] = {}

@@ -25,8 +25,9 @@ class RequestRecord:
 
     ``model`` is the name the client asked for; ``group`` and ``deployment``
     what served it (``None`` when nothing did: a cache hit, a refusal).
-    ``input_tokens`` include ``cached_tokens``, and ``output_tokens`` include
-    ``reasoning_tokens``, as the OpenAI usage object counts them.
+    ``input_tokens`` include ``cached_tokens`` (cache reads) and
+    ``cache_write_tokens``, and ``output_tokens`` include ``reasoning_tokens``,
+    as the OpenAI usage object counts them (see :mod:`gatehouse.core.usage`).
     ``refusal`` is set when the gateway's own limits or budgets turned the
     request away; ``error_type`` is the failure's class in the closed
     vocabulary of :func:`gatehouse.core.errors.error_type`. ``guard`` lists
@@ -69,3 +70,4 @@ class RequestRecord:
     key_id: str | None = None
     request_body: str | None = None
     response_body: str | None = None
+    cache_write_tokens: int = 0

@@ -138,7 +138,11 @@ class UsageEvent(_Record):
     http_status: int
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # prompt_tokens include cached_tokens (cache reads) and cache_write_tokens;
+    # completion_tokens include reasoning_tokens (see gatehouse.core.usage).
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float
     ttft_ms: float | None = None
@@ -177,6 +181,10 @@ class SpendRow(_Record):
     refused: int
     prompt_tokens: int
     completion_tokens: int
+    # Parts of prompt_tokens (cache reads and writes) and of completion_tokens.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     cost_usd: float
 
 

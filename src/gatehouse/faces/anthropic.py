@@ -14,7 +14,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatehouse.core.errors import GatehouseError
-from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.core.reasoning import thinking_budget
+from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
+from gatehouse.core.usage import TokenCounts
+from gatehouse.faces import anthropic_blocks as blocks
 
 _STOP_REASONS = {
     "stop": "end_turn",
@@ -59,17 +62,24 @@ class MessagesRequest(_Wire):
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    top_k: int | None = Field(default=None, ge=0)
+
+
+# Messages API fields that have no meaning behind another provider's chat API.
+_REFUSED = ("mcp_servers", "container", "context_management")
 
 
 def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
     """The canonical chat-completion request for a Messages API request."""
+    for field in _REFUSED:
+        if (request.model_extra or {}).get(field) is not None:
+            raise blocks.refuse(field, f"The {field!r} field")
     messages: list[dict[str, Any]] = []
     if request.system:
-        system = request.system
-        text = system if isinstance(system, str) else _join_text(system)
-        messages.append({"role": "system", "content": text})
-    for message in request.messages:
-        messages.extend(_message(message))
+        messages.append(blocks.system_message(request.system))
+    for index, message in enumerate(request.messages):
+        messages.extend(_message(message, f"messages[{index}]"))
     body: dict[str, Any] = {
         "model": request.model,
         "messages": messages,
@@ -80,108 +90,81 @@ def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
         # The closing message_delta event carries usage, so always ask for it.
         body["stream_options"] = {"include_usage": True}
     if request.stop_sequences:
-        body["stop"] = request.stop_sequences[:4]
+        if len(request.stop_sequences) > 4:
+            raise blocks.refuse("stop_sequences", "More than 4 stop sequences")
+        body["stop"] = request.stop_sequences
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
     if request.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.get("name", ""),
-                    "description": tool.get("description", ""),
-                    "parameters": tool.get("input_schema") or {"type": "object"},
-                },
-            }
-            for tool in request.tools
-        ]
+        body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
     if request.tool_choice:
         body["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.tool_choice.get("disable_parallel_tool_use"):
+            body["parallel_tool_calls"] = False
+    if request.thinking is not None:
+        thinking_budget(request.thinking)  # a malformed setting is the client's 400
+        body["thinking"] = request.thinking
     user = (request.metadata or {}).get("user_id")
     if user:
         body["user"] = str(user)
     return ChatCompletionRequest.model_validate(body)
 
 
-def _join_text(blocks: list[dict[str, Any]]) -> str:
-    return "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-
-
-def _message(message: InboundMessage) -> list[dict[str, Any]]:
+def _message(message: InboundMessage, where: str) -> list[dict[str, Any]]:
     if isinstance(message.content, str):
         return [{"role": message.role, "content": message.content}]
     if message.role == "assistant":
-        calls = [
-            {
-                "id": block.get("id", ""),
-                "type": "function",
-                "function": {
-                    "name": block.get("name", ""),
-                    "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                },
-            }
-            for block in message.content
-            if block.get("type") == "tool_use"
-        ]
-        out: dict[str, Any] = {"role": "assistant", "content": _join_text(message.content)}
-        if calls:
-            out["tool_calls"] = calls
-        return [out]
-    results: list[dict[str, Any]] = []
-    parts: list[dict[str, Any]] = []
-    for block in message.content:
-        kind = block.get("type")
-        if kind == "tool_result":
-            content = block.get("content")
-            text = content if isinstance(content, str) else _join_text(content or [])
-            results.append(
-                {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text}
-            )
-        elif kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
-        elif kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
-    if parts:
-        results.append({"role": "user", "content": parts})
-    return results
+        return [blocks.assistant_message(message.content, where)]
+    return blocks.user_messages(message.content, where)
 
 
-def _image_url(block: dict[str, Any]) -> str:
-    source = block.get("source") or {}
-    if source.get("type") == "base64":
-        return f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
-    return str(source.get("url", ""))
+def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    # A tool with a versioned type (web_search_..., bash_..., ...) runs on
+    # Anthropic's servers: no other upstream can run it.
+    if tool.get("type") not in (None, "custom"):
+        raise blocks.refuse(f"{where}.type", f"The server tool {tool.get('type')!r}")
+    function: dict[str, Any] = {
+        "name": tool.get("name", ""),
+        "parameters": tool.get("input_schema") or {"type": "object"},
+    }
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    out: dict[str, Any] = {"type": "function", "function": function}
+    if tool.get("cache_control") is not None:
+        out["cache_control"] = tool["cache_control"]
+    return out
 
 
 def _tool_choice(choice: dict[str, Any]) -> str | dict[str, Any]:
     kind = choice.get("type")
     if kind == "tool":
         return {"type": "function", "function": {"name": choice.get("name", "")}}
-    return {"any": "required", "none": "none"}.get(str(kind), "auto")
+    kinds = {"auto": "auto", "any": "required", "none": "none"}
+    if kind not in kinds:
+        raise blocks.refuse("tool_choice.type", f"tool_choice of type {kind!r}")
+    return kinds[str(kind)]
 
 
-def _usage(prompt: int, completion: int, cached: int) -> dict[str, int]:
+def _usage(usage: Usage | None) -> dict[str, int]:
+    """Anthropic's usage: ``input_tokens`` exclude cache reads and writes, which it
+    reports apart; ``output_tokens`` include thinking."""
+    tokens = TokenCounts(0, 0) if usage is None else TokenCounts.of(usage)
     return {
-        "input_tokens": max(0, prompt - cached),
-        "output_tokens": completion,
-        "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": tokens.uncached_input,
+        "output_tokens": tokens.completion,
+        "cache_read_input_tokens": tokens.cached,
+        "cache_creation_input_tokens": tokens.cache_write,
     }
-
-
-def _cached(usage: Any) -> int:
-    details = getattr(usage, "prompt_tokens_details", None)
-    if isinstance(details, dict):
-        return int(details.get("cached_tokens") or 0)
-    return int(getattr(details, "cached_tokens", 0) or 0)
 
 
 def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
     """The Messages API ``message`` object for a chat completion, named ``model``."""
     choice = completion.choices[0]
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = blocks.thinking_content(choice.message)
     if choice.message.content:
         content.append({"type": "text", "text": choice.message.content})
     for call in choice.message.tool_calls or []:
@@ -207,7 +190,7 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
         "content": content,
         "stop_reason": _STOP_REASONS.get(choice.finish_reason or "stop", "end_turn"),
         "stop_sequence": None,
-        "usage": _usage(usage.prompt_tokens, usage.completion_tokens, _cached(usage)),
+        "usage": _usage(usage),
     }
 
 
@@ -236,7 +219,7 @@ class StreamTranslator:
         self._block_kind: str | None = None
         self._tool_blocks: dict[int, int] = {}  # tool call index -> content block index
         self._stop_reason = "end_turn"
-        self._usage = _usage(0, 0, 0)
+        self._usage = _usage(None)
 
     def feed(self, chunk: ChatCompletionChunk) -> list[bytes]:
         out: list[bytes] = []
@@ -261,9 +244,7 @@ class StreamTranslator:
                 )
             )
         if chunk.usage is not None:
-            self._usage = _usage(
-                chunk.usage.prompt_tokens, chunk.usage.completion_tokens, _cached(chunk.usage)
-            )
+            self._usage = _usage(chunk.usage)
         for choice in chunk.choices:
             if choice.delta.content:
                 out.extend(self._open("text", {"type": "text", "text": ""}))

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatehouse.core.types import ChatCompletion, ChatCompletionRequest, Usage
+from gatehouse.core.usage import TokenCounts
 from gatehouse.faces.responses_input import invalid, unsupported
 from gatehouse.faces.responses_items import (
     FunctionCallItem,
@@ -295,35 +296,19 @@ def finish(
 
 
 def response_usage(usage: Usage | None) -> ResponseUsage | None:
-    """Chat usage in the Responses shape; cached and reasoning tokens kept."""
+    """Chat usage in the Responses shape; cache reads, cache writes and reasoning kept."""
     if usage is None:
         return None
+    tokens = TokenCounts.of(usage)
     return ResponseUsage(
         input_tokens=usage.prompt_tokens,
         input_tokens_details=InputTokensDetails(
-            cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
-            cache_write_tokens=_cache_writes(usage),
+            cached_tokens=tokens.cached, cache_write_tokens=tokens.cache_write
         ),
         output_tokens=usage.completion_tokens,
-        output_tokens_details=OutputTokensDetails(
-            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens")
-        ),
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=tokens.reasoning),
         total_tokens=usage.total_tokens,
     )
-
-
-def _cache_writes(usage: Usage) -> int:
-    """OpenAI's ``prompt_tokens_details.cache_write_tokens``, or what the Anthropic
-    adapter reports as ``cache_creation_input_tokens``."""
-    written = _detail(usage, "prompt_tokens_details", "cache_write_tokens")
-    return written or int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
-
-
-def _detail(usage: Usage, group: str, name: str) -> int:
-    details = getattr(usage, group, None)
-    if isinstance(details, dict):
-        return int(details.get(name) or 0)
-    return int(getattr(details, name, 0) or 0)
 
 
 def from_openai(

@@ -29,10 +29,19 @@ OK = "ok"
 
 
 class MeteringStage:
-    def __init__(self, outbox: Outbox, pricing: PricingTable, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        pricing: PricingTable,
+        *,
+        clock: Clock,
+        pseudonyms: Pseudonyms | None = None,
+    ) -> None:
         self._outbox = outbox
         self._pricing = pricing
         self._clock = clock
+        # User ids are written as pseudonyms when privacy.pseudonym_secret is set.
+        self._pseudonyms = pseudonyms or Pseudonyms(None)
         self._ids = IdSequence("evt")
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:

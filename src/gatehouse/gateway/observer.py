@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from gatehouse.catalog import PricingTable
 from gatehouse.core.errors import ErrorType, GatehouseError, error_type
 from gatehouse.core.observation import RequestRecord
-from gatehouse.core.types import ChatCompletionChunk, Usage
+from gatehouse.core.types import ChatCompletionChunk
 from gatehouse.gateway import body_log
 from gatehouse.gateway.pipeline import CallContext, Next, Result
 
@@ -171,8 +171,9 @@ class ObserveStage:
                 ttft=None if ctx.first_token_at is None else ctx.first_token_at - started,
                 input_tokens=tokens.prompt,
                 cached_tokens=tokens.cached,
+                cache_write_tokens=tokens.cache_write,
                 output_tokens=tokens.completion,
-                reasoning_tokens=_reasoning_tokens(ctx.usage),
+                reasoning_tokens=tokens.reasoning,
                 cost_usd=cost,
                 cache=ctx.cache,
                 coalesced=ctx.coalesced,
@@ -188,18 +189,3 @@ class ObserveStage:
                 response_body=answer,
             )
         )
-
-
-def _reasoning_tokens(usage: Usage | None) -> int:
-    """OpenAI's ``completion_tokens_details.reasoning_tokens``, when the usage has it."""
-    # An extra field: read pydantic's extras directly (a missing attribute
-    # costs a slow ``__getattr__``).
-    extra = None if usage is None else usage.__pydantic_extra__
-    if not extra:
-        return 0
-    details: Any = extra.get("completion_tokens_details")
-    if isinstance(details, dict):
-        value = details.get("reasoning_tokens")
-    else:
-        value = getattr(details, "reasoning_tokens", None)
-    return int(value or 0)

@@ -33,6 +33,7 @@ import orjson
 import structlog
 
 from gatehouse.core.errors import ErrorType
+from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.core.observation import RequestRecord
 
 Format = Literal["auto", "json", "pretty"]
@@ -68,6 +69,7 @@ def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
         "stream": record.stream,
         "input_tokens": record.input_tokens,
         "cached_tokens": record.cached_tokens,
+        "cache_write_tokens": record.cache_write_tokens,
         "output_tokens": record.output_tokens,
         "reasoning_tokens": record.reasoning_tokens,
         "cost_usd": record.cost_usd,
@@ -90,8 +92,16 @@ class AccessLog:
     and stops the thread; the thread starts with the first record.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, format: Format = "auto") -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        format: Format = "auto",
+        pseudonyms: Pseudonyms | None = None,
+    ) -> None:
         self._stream = stream or sys.stdout
+        # A JWT caller's principal names its user: logged as a pseudonym when on.
+        self._pseudonyms = pseudonyms or Pseudonyms(None)
         pretty = format == "pretty" or (format == "auto" and _is_terminal(self._stream))
         # structlog's renderers, called directly: a bound logger's proxy and
         # processor chain doubled the cost of a line, for nothing used here.
@@ -174,6 +184,7 @@ class AccessLog:
                     return
                 at, record = item
                 fields = access_fields(record, at)
+                fields["principal"] = self._pseudonyms.principal(record.principal)
                 fields["event"] = "request"
                 line = render(None, "info", fields) + "\n"
                 # Whole lines, at most PIPE_BUF bytes a write: a write that

@@ -105,8 +105,8 @@ class Metrics:
         served = ["group", "deployment", "team"]
         self.tokens = Counter(
             "gatehouse_tokens_total",
-            "Tokens by type: input (cached included), cached, output (reasoning included), "
-            "reasoning.",
+            "Tokens by type: input (cache reads and writes included), cached (cache reads), "
+            "cache_write, output (reasoning included), reasoning.",
             [*served, "type"],
             registry=registry,
         )
@@ -215,6 +215,7 @@ class Metrics:
         return _Served(
             self.tokens.labels(*values, "input"),
             self.tokens.labels(*values, "cached"),
+            self.tokens.labels(*values, "cache_write"),
             self.tokens.labels(*values, "output"),
             self.tokens.labels(*values, "reasoning"),
             self.cost.labels(*values),
@@ -296,13 +297,20 @@ class _PerKey:
 class _Served:
     """The token and cost counters of one (group, deployment, team), bound once."""
 
-    __slots__ = ("cached", "cost", "input", "output", "reasoning")
+    __slots__ = ("cache_write", "cached", "cost", "input", "output", "reasoning")
 
     def __init__(
-        self, input: Counter, cached: Counter, output: Counter, reasoning: Counter, cost: Counter
+        self,
+        input: Counter,
+        cached: Counter,
+        cache_write: Counter,
+        output: Counter,
+        reasoning: Counter,
+        cost: Counter,
     ) -> None:
         self.input = input
         self.cached = cached
+        self.cache_write = cache_write
         self.output = output
         self.reasoning = reasoning
         self.cost = cost
@@ -312,6 +320,8 @@ class _Served:
             self.input.inc(record.input_tokens)
         if record.cached_tokens:
             self.cached.inc(record.cached_tokens)
+        if record.cache_write_tokens:
+            self.cache_write.inc(record.cache_write_tokens)
         if record.output_tokens:
             self.output.inc(record.output_tokens)
         if record.reasoning_tokens:

@@ -169,16 +169,25 @@ class Outbox:
         """Forget events the ledger now holds."""
         await self._forget(_delete, list(sequences))
 
-    async def ship_to_sqlite(self, ledger: Path, columns: Sequence[str], limit: int) -> int:
+    async def ship_to_sqlite(
+        self,
+        ledger: Path,
+        columns: Sequence[str],
+        limit: int,
+        *,
+        defaults: Mapping[str, int] | None = None,
+    ) -> int:
         """Copy up to ``limit`` pending events into the ``ledger_events`` table of
-        the SQLite file ``ledger`` and forget them; returns how many.
+        the SQLite file ``ledger`` and forget them; returns how many. A column
+        an event lacks is NULL, or its value in ``defaults`` (an event written
+        by an older release).
 
         The copy is one ``INSERT ... SELECT`` inside SQLite, each column pulled
         out of the stored JSON with ``json_extract``: no row passes through
         Python, so shipping costs the event loop nothing per event. Ids the
         ledger already holds are skipped, which makes a repeat harmless.
         """
-        last = await self._read(_copy_into, ledger, tuple(columns), limit)
+        last = await self._read(_copy_into, ledger, tuple(columns), limit, dict(defaults or {}))
         if last is None:
             return 0
         shipped: int = await self._forget(_delete_through, last)
@@ -364,7 +373,11 @@ def _delete(conn: sqlite3.Connection, sequences: list[int]) -> None:
 
 
 def _copy_into(
-    conn: sqlite3.Connection, ledger: Path, columns: tuple[str, ...], limit: int
+    conn: sqlite3.Connection,
+    ledger: Path,
+    columns: tuple[str, ...],
+    limit: int,
+    defaults: dict[str, int],
 ) -> int | None:
     """Insert the oldest ``limit`` events into the attached ledger; returns the
     last sequence number copied. Rows up to it are all committed: sequence
@@ -379,7 +392,12 @@ def _copy_into(
         return None
     last = int(row[0])
     names = ", ".join(f'"{c}"' for c in columns)
-    values = ", ".join(f"json_extract(body, '$.{c}')" for c in columns)
+    values = ", ".join(
+        f"ifnull(json_extract(body, '$.{c}'), {int(defaults[c])})"
+        if c in defaults
+        else f"json_extract(body, '$.{c}')"
+        for c in columns
+    )
     # One statement in autocommit mode: atomic, and it only reads the outbox
     # (a WAL snapshot), so appends go on while it runs. The WHERE clause is
     # what lets SQLite parse the upsert after a SELECT.

@@ -93,6 +93,8 @@ class Totals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
 
@@ -103,11 +105,22 @@ class Totals:
         self.prompt_tokens += event["prompt_tokens"]
         self.completion_tokens += event["completion_tokens"]
         self.cached_tokens += event["cached_tokens"]
+        self.cache_write_tokens += event["cache_write_tokens"]
+        self.reasoning_tokens += event["reasoning_tokens"]
         self.cost_usd += event["cost_usd"]
         self.latency_ms += event["latency_ms"]
 
 
 MEASURES = tuple(f.name for f in fields(Totals))
+# The token counts of an event, each summed by the rollups and reported by spend:
+# the totals, then their parts (see gatehouse.core.usage).
+TOKEN_BUCKETS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 # (day, team, key_id, user, org, model, deployment)
 RollupKey = tuple[str, str, str, str, str, str, str]
 
@@ -181,9 +194,7 @@ class Rollups:
                 *(table.c[name] for name in DIMENSIONS),
                 table.c.status,
                 table.c.cache_hit,
-                table.c.prompt_tokens,
-                table.c.completion_tokens,
-                table.c.cached_tokens,
+                *(table.c[name] for name in TOKEN_BUCKETS),
                 table.c.cost_usd,
                 table.c.latency_ms,
             )
@@ -254,8 +265,7 @@ class Rollups:
                     union.c.grp,
                     func.sum(union.c.requests).label("requests"),
                     func.sum(union.c.accepted).label("accepted"),
-                    func.sum(union.c.prompt_tokens).label("prompt_tokens"),
-                    func.sum(union.c.completion_tokens).label("completion_tokens"),
+                    *(func.sum(union.c[name]).label(name) for name in TOKEN_BUCKETS),
                     cost.label("cost_usd"),
                 )
                 .group_by(union.c.grp)
@@ -268,8 +278,7 @@ class Rollups:
                 requests=int(row.requests),
                 accepted=int(row.accepted),
                 refused=int(row.requests) - int(row.accepted),
-                prompt_tokens=int(row.prompt_tokens),
-                completion_tokens=int(row.completion_tokens),
+                **{name: int(row._mapping[name]) for name in TOKEN_BUCKETS},
                 cost_usd=float(row.cost_usd),
             )
             for row in rows
@@ -300,8 +309,7 @@ class Rollups:
             group.label("grp"),
             func.count().label("requests"),
             func.sum(case((table.c.status == OK_STATUS, 1), else_=0)).label("accepted"),
-            func.sum(table.c.prompt_tokens).label("prompt_tokens"),
-            func.sum(table.c.completion_tokens).label("completion_tokens"),
+            *(func.sum(table.c[name]).label(name) for name in TOKEN_BUCKETS),
             func.sum(table.c.cost_usd).label("cost_usd"),
         ).where(table.c.created_at >= start)
         if end is not None:
@@ -323,8 +331,7 @@ class Rollups:
             group.label("grp"),
             func.sum(table.c.requests).label("requests"),
             func.sum(table.c.requests - table.c.errors).label("accepted"),
-            func.sum(table.c.prompt_tokens).label("prompt_tokens"),
-            func.sum(table.c.completion_tokens).label("completion_tokens"),
+            *(func.sum(table.c[name]).label(name) for name in TOKEN_BUCKETS),
             func.sum(table.c.cost_usd).label("cost_usd"),
         )
         if start > 0:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -99,6 +100,9 @@ ledger = Table(
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
     Column("cached_tokens", Integer, nullable=False),
+    # Migration 0006: part of prompt_tokens, and of completion_tokens (core.usage).
+    Column("cache_write_tokens", Integer, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", Integer, nullable=False, server_default=text("0")),
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float),
@@ -144,6 +148,8 @@ rollups = Table(
     Column("prompt_tokens", BigInteger, nullable=False),
     Column("completion_tokens", BigInteger, nullable=False),
     Column("cached_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default=text("0")),  # 0006
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),  # 0006
     Column("cost_usd", Float, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("updated_at", Float, nullable=False),

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 
-from gatehouse.store.ledger import COLUMNS, LedgerStore
+from gatehouse.store.ledger import COLUMNS, DEFAULTS, LedgerStore
 from gatehouse.store.outbox import Outbox
 
 log = logging.getLogger("gatehouse.shipper")
@@ -53,7 +53,7 @@ class Shipper:
         """Ship one batch; returns how many events it held."""
         if self._ledger.sqlite_file is not None:
             sent = await self._outbox.ship_to_sqlite(
-                self._ledger.sqlite_file, COLUMNS, self._batch_size
+                self._ledger.sqlite_file, COLUMNS, self._batch_size, defaults=DEFAULTS
             )
             self.shipped += sent
             return sent

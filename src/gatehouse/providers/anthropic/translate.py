@@ -23,6 +23,7 @@ from gatehouse.core.types import (
     Delta,
     Usage,
 )
+from gatehouse.core.usage import billed_usage
 from gatehouse.providers.anthropic import blocks
 
 DEFAULT_MAX_TOKENS = 4096
@@ -113,19 +114,15 @@ def _thinking(request: ChatCompletionRequest, body: dict[str, Any]) -> None:
 
 
 def usage_from_wire(usage: dict[str, Any]) -> Usage:
-    """OpenAI usage from Anthropic's: cache reads and writes count as prompt tokens."""
+    """Canonical usage from Anthropic's, whose ``input_tokens`` exclude cache reads
+    and writes and whose ``output_tokens`` include thinking (not reported apart)."""
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     cache_write = int(usage.get("cache_creation_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cache_read + cache_write
-    completion = int(usage.get("output_tokens") or 0)
-    return Usage.model_validate(
-        {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cache_read},
-            "cache_creation_input_tokens": cache_write,
-        }
+    return billed_usage(
+        input=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
+        cache_read=cache_read,
+        cache_write=cache_write,
+        output=int(usage.get("output_tokens") or 0),
     )
 
 

@@ -21,6 +21,7 @@ from gatehouse.core.types import (
     Delta,
     Usage,
 )
+from gatehouse.core.usage import billed_usage
 from gatehouse.providers.gemini import contents
 from gatehouse.providers.gemini.calls import canonical_call
 from gatehouse.providers.wire import GEMINI_SIGNATURE_PREFIX
@@ -161,19 +162,16 @@ def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def usage_from_wire(meta: dict[str, Any]) -> Usage:
-    prompt = int(meta.get("promptTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(
-        meta.get("thoughtsTokenCount") or 0
-    )
-    return Usage.model_validate(
-        {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {
-                "cached_tokens": int(meta.get("cachedContentTokenCount") or 0)
-            },
-        }
+    """Canonical usage from Gemini's ``usageMetadata``: ``promptTokenCount`` includes
+    ``cachedContentTokenCount``; tool-use prompt tokens and thoughts are counted
+    on top of the prompt and the candidates."""
+    thoughts = int(meta.get("thoughtsTokenCount") or 0)
+    return billed_usage(
+        input=int(meta.get("promptTokenCount") or 0)
+        + int(meta.get("toolUsePromptTokenCount") or 0),
+        cache_read=int(meta.get("cachedContentTokenCount") or 0),
+        output=int(meta.get("candidatesTokenCount") or 0) + thoughts,
+        reasoning=thoughts,
     )
 
 
