@@ -8,6 +8,7 @@ each streamed chunk) is translated back into Messages API objects and events.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
 import orjson
@@ -167,6 +168,7 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = blocks.thinking_content(choice.message)
     if choice.message.content:
         content.append({"type": "text", "text": choice.message.content})
+    ids = _CallIds()
     for call in choice.message.tool_calls or []:
         function = call.get("function", {})
         try:
@@ -176,7 +178,7 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id", ""),
+                "id": ids.unique(call.get("id")),
                 "name": function.get("name", ""),
                 "input": arguments,
             }
@@ -192,6 +194,21 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": _usage(usage),
     }
+
+
+class _CallIds:
+    """Tool-use ids unique within one answer: an upstream's missing or repeated id
+    is replaced (the client sends the new one back, and the upstream sees it next turn)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def unique(self, given: Any) -> str:
+        call_id = given if isinstance(given, str) and given else ""
+        if not call_id or call_id in self._seen:
+            call_id = f"toolu_{secrets.token_hex(12)}"
+        self._seen.add(call_id)
+        return call_id
 
 
 def _message_id(completion_id: str) -> str:
@@ -218,6 +235,8 @@ class StreamTranslator:
         self._block: int = -1  # index of the open content block, -1 when none
         self._block_kind: str | None = None
         self._tool_blocks: dict[int, int] = {}  # tool call index -> content block index
+        self._ids = _CallIds()
+        self._thinking_text = False  # the open thinking block has streamed text
         self._stop_reason = "end_turn"
         self._usage = _usage(None)
 
@@ -245,7 +264,17 @@ class StreamTranslator:
             )
         if chunk.usage is not None:
             self._usage = _usage(chunk.usage)
-        for choice in chunk.choices:
+        for choice in chunk.choices[:1]:
+            if choice.delta.reasoning_content:
+                out.extend(self._open("thinking", _EMPTY_THINKING))
+                self._thinking_text = True
+                out.append(
+                    self._delta(
+                        {"type": "thinking_delta", "thinking": choice.delta.reasoning_content}
+                    )
+                )
+            for block in choice.delta.thinking_blocks or []:
+                out.extend(self._signed(block))
             if choice.delta.content:
                 out.extend(self._open("text", {"type": "text", "text": ""}))
                 out.append(self._delta({"type": "text_delta", "text": choice.delta.content}))
@@ -275,13 +304,34 @@ class StreamTranslator:
         index = int(call.get("index", 0))
         function = call.get("function") or {}
         if index not in self._tool_blocks:
-            block = {"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", "")}
+            call_id = self._ids.unique(call.get("id"))
+            block = {"type": "tool_use", "id": call_id, "name": function.get("name", "")}
             out.extend(self._open(f"tool{index}", {**block, "input": {}}))
             self._tool_blocks[index] = self._block
         if function.get("arguments"):
-            out.append(
-                self._delta({"type": "input_json_delta", "partial_json": function["arguments"]})
-            )
+            # An upstream that interleaves parallel calls' arguments: each delta
+            # still names its own call's block.
+            delta = {"type": "input_json_delta", "partial_json": function["arguments"]}
+            out.append(self._delta(delta, self._tool_blocks[index]))
+        return out
+
+    def _signed(self, block: dict[str, Any]) -> list[bytes]:
+        """A whole thinking block (its signature known): the open thinking block's
+        signature, else a block of its own; ``redacted_thinking`` always its own."""
+        if block.get("type") == "redacted_thinking":
+            out = self._close_block()
+            out.extend(self._open("redacted", {"type": "redacted_thinking", "data": block["data"]}))
+            out.extend(self._close_block())
+            return out
+        out = []
+        if self._block_kind != "thinking":
+            out.extend(self._open("thinking", _EMPTY_THINKING))
+            self._thinking_text = False
+        if block.get("thinking") and not self._thinking_text:
+            out.append(self._delta({"type": "thinking_delta", "thinking": block["thinking"]}))
+        if block.get("signature"):
+            out.append(self._delta({"type": "signature_delta", "signature": block["signature"]}))
+        out.extend(self._close_block())
         return out
 
     def _open(self, kind: str, block: dict[str, Any]) -> list[bytes]:
@@ -304,8 +354,11 @@ class StreamTranslator:
         self._block_kind = None
         return [event("content_block_stop", {"type": "content_block_stop", "index": self._block})]
 
-    def _delta(self, delta: dict[str, Any]) -> bytes:
+    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
+        where = self._block if index is None else index
         return event(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": self._block, "delta": delta},
+            "content_block_delta", {"type": "content_block_delta", "index": where, "delta": delta}
         )
+
+
+_EMPTY_THINKING = {"type": "thinking", "thinking": "", "signature": ""}
