@@ -33,8 +33,8 @@ import orjson
 import structlog
 
 from gatehouse.core.errors import ErrorType
-from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.core.observation import RequestRecord
+from gatehouse.core.pseudonyms import Pseudonyms
 
 Format = Literal["auto", "json", "pretty"]
 MAX_QUEUED = 10_000
