@@ -291,20 +291,15 @@ class RetentionConfig(_Section):
     batch_size: int = Field(default=5000, ge=1)  # rows per transaction of either job
 
 
-class PrivacyConfig(_Section):
-    """User identifiers in the ledger, reports and access log as keyed HMAC
-    pseudonyms when ``pseudonym_secret`` is set (``GATEHOUSE_PRIVACY__PSEUDONYM_SECRET``).
-    Changing it splits every user's history in two: see docs/privacy.md."""
-
-    pseudonym_secret: SecretStr | None = None
-
-
 class Price(_Section):
     """USD per token, named as LiteLLM names them so its values paste in."""
 
     input_cost_per_token: float = Field(default=0.0, ge=0.0)
     output_cost_per_token: float = Field(default=0.0, ge=0.0)
+    # Unset: cache reads and writes cost the input price, reasoning the output price.
     cache_read_input_token_cost: float | None = Field(default=None, ge=0.0)
+    cache_creation_input_token_cost: float | None = Field(default=None, ge=0.0)
+    output_cost_per_reasoning_token: float | None = Field(default=None, ge=0.0)
     input_cost_per_query: float = Field(default=0.0, ge=0.0)  # rerank: USD a call
 
 

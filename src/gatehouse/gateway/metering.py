@@ -29,19 +29,10 @@ OK = "ok"
 
 
 class MeteringStage:
-    def __init__(
-        self,
-        outbox: Outbox,
-        pricing: PricingTable,
-        *,
-        clock: Clock,
-        pseudonyms: Pseudonyms | None = None,
-    ) -> None:
+    def __init__(self, outbox: Outbox, pricing: PricingTable, *, clock: Clock) -> None:
         self._outbox = outbox
         self._pricing = pricing
         self._clock = clock
-        # User ids are written as pseudonyms when privacy.pseudonym_secret is set.
-        self._pseudonyms = pseudonyms or Pseudonyms(None)
         self._ids = IdSequence("evt")
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
@@ -91,7 +82,7 @@ class MeteringStage:
         """The call's :class:`UsageEvent`, as the plain row the outbox stores.
 
         Built directly rather than through the model: this runs once per
-        request, and a pydantic model of 22 fields costs more to build and
+        request, and a pydantic model of 24 fields costs more to build and
         serialise than everything else metering does."""
         principal = ctx.principal
         assert principal is not None
@@ -118,6 +109,8 @@ class MeteringStage:
             "prompt_tokens": tokens.prompt,
             "completion_tokens": tokens.completion,
             "cached_tokens": tokens.cached,
+            "cache_write_tokens": tokens.cache_write,
+            "reasoning_tokens": tokens.reasoning,
             "cost_usd": cost,
             "latency_ms": (time.monotonic() - started) * 1000.0,
             "ttft_ms": None
