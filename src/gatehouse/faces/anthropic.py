@@ -8,14 +8,17 @@ each streamed chunk) is translated back into Messages API objects and events.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from gatehouse.core.errors import GatehouseError
+from gatehouse.core.reasoning import thinking_budget
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
 from gatehouse.core.usage import TokenCounts
+from gatehouse.faces import anthropic_blocks as blocks
 
 _STOP_REASONS = {
     "stop": "end_turn",
@@ -60,17 +63,24 @@ class MessagesRequest(_Wire):
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    top_k: int | None = Field(default=None, ge=0)
+
+
+# Messages API fields that have no meaning behind another provider's chat API.
+_REFUSED = ("mcp_servers", "container", "context_management")
 
 
 def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
     """The canonical chat-completion request for a Messages API request."""
+    for field in _REFUSED:
+        if (request.model_extra or {}).get(field) is not None:
+            raise blocks.refuse(field, f"The {field!r} field")
     messages: list[dict[str, Any]] = []
     if request.system:
-        system = request.system
-        text = system if isinstance(system, str) else _join_text(system)
-        messages.append({"role": "system", "content": text})
-    for message in request.messages:
-        messages.extend(_message(message))
+        messages.append(blocks.system_message(request.system))
+    for index, message in enumerate(request.messages):
+        messages.extend(_message(message, f"messages[{index}]"))
     body: dict[str, Any] = {
         "model": request.model,
         "messages": messages,
@@ -81,86 +91,63 @@ def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
         # The closing message_delta event carries usage, so always ask for it.
         body["stream_options"] = {"include_usage": True}
     if request.stop_sequences:
-        body["stop"] = request.stop_sequences[:4]
+        if len(request.stop_sequences) > 4:
+            raise blocks.refuse("stop_sequences", "More than 4 stop sequences")
+        body["stop"] = request.stop_sequences
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
     if request.tools:
-        body["tools"] = [
-            {
-                "type": "function",
-                "function": {
-                    "name": tool.get("name", ""),
-                    "description": tool.get("description", ""),
-                    "parameters": tool.get("input_schema") or {"type": "object"},
-                },
-            }
-            for tool in request.tools
-        ]
+        body["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(request.tools)]
     if request.tool_choice:
         body["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.tool_choice.get("disable_parallel_tool_use"):
+            body["parallel_tool_calls"] = False
+    if request.thinking is not None:
+        thinking_budget(request.thinking)  # a malformed setting is the client's 400
+        body["thinking"] = request.thinking
     user = (request.metadata or {}).get("user_id")
     if user:
         body["user"] = str(user)
     return ChatCompletionRequest.model_validate(body)
 
 
-def _join_text(blocks: list[dict[str, Any]]) -> str:
-    return "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-
-
-def _message(message: InboundMessage) -> list[dict[str, Any]]:
+def _message(message: InboundMessage, where: str) -> list[dict[str, Any]]:
     if isinstance(message.content, str):
         return [{"role": message.role, "content": message.content}]
     if message.role == "assistant":
-        calls = [
-            {
-                "id": block.get("id", ""),
-                "type": "function",
-                "function": {
-                    "name": block.get("name", ""),
-                    "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                },
-            }
-            for block in message.content
-            if block.get("type") == "tool_use"
-        ]
-        out: dict[str, Any] = {"role": "assistant", "content": _join_text(message.content)}
-        if calls:
-            out["tool_calls"] = calls
-        return [out]
-    results: list[dict[str, Any]] = []
-    parts: list[dict[str, Any]] = []
-    for block in message.content:
-        kind = block.get("type")
-        if kind == "tool_result":
-            content = block.get("content")
-            text = content if isinstance(content, str) else _join_text(content or [])
-            results.append(
-                {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text}
-            )
-        elif kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
-        elif kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
-    if parts:
-        results.append({"role": "user", "content": parts})
-    return results
+        return [blocks.assistant_message(message.content, where)]
+    return blocks.user_messages(message.content, where)
 
 
-def _image_url(block: dict[str, Any]) -> str:
-    source = block.get("source") or {}
-    if source.get("type") == "base64":
-        return f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
-    return str(source.get("url", ""))
+def _tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    # A tool with a versioned type (web_search_..., bash_..., ...) runs on
+    # Anthropic's servers: no other upstream can run it.
+    if tool.get("type") not in (None, "custom"):
+        raise blocks.refuse(f"{where}.type", f"The server tool {tool.get('type')!r}")
+    function: dict[str, Any] = {
+        "name": tool.get("name", ""),
+        "parameters": tool.get("input_schema") or {"type": "object"},
+    }
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    out: dict[str, Any] = {"type": "function", "function": function}
+    if tool.get("cache_control") is not None:
+        out["cache_control"] = tool["cache_control"]
+    return out
 
 
 def _tool_choice(choice: dict[str, Any]) -> str | dict[str, Any]:
     kind = choice.get("type")
     if kind == "tool":
         return {"type": "function", "function": {"name": choice.get("name", "")}}
-    return {"any": "required", "none": "none"}.get(str(kind), "auto")
+    kinds = {"auto": "auto", "any": "required", "none": "none"}
+    if kind not in kinds:
+        raise blocks.refuse("tool_choice.type", f"tool_choice of type {kind!r}")
+    return kinds[str(kind)]
 
 
 def _usage(usage: Usage | None) -> dict[str, int]:
@@ -178,9 +165,10 @@ def _usage(usage: Usage | None) -> dict[str, int]:
 def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
     """The Messages API ``message`` object for a chat completion, named ``model``."""
     choice = completion.choices[0]
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = blocks.thinking_content(choice.message)
     if choice.message.content:
         content.append({"type": "text", "text": choice.message.content})
+    ids = _CallIds()
     for call in choice.message.tool_calls or []:
         function = call.get("function", {})
         try:
@@ -190,7 +178,7 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id", ""),
+                "id": ids.unique(call.get("id")),
                 "name": function.get("name", ""),
                 "input": arguments,
             }
@@ -206,6 +194,21 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": _usage(usage),
     }
+
+
+class _CallIds:
+    """Tool-use ids unique within one answer: an upstream's missing or repeated id
+    is replaced (the client sends the new one back, and the upstream sees it next turn)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def unique(self, given: Any) -> str:
+        call_id = given if isinstance(given, str) and given else ""
+        if not call_id or call_id in self._seen:
+            call_id = f"toolu_{secrets.token_hex(12)}"
+        self._seen.add(call_id)
+        return call_id
 
 
 def _message_id(completion_id: str) -> str:
@@ -232,6 +235,8 @@ class StreamTranslator:
         self._block: int = -1  # index of the open content block, -1 when none
         self._block_kind: str | None = None
         self._tool_blocks: dict[int, int] = {}  # tool call index -> content block index
+        self._ids = _CallIds()
+        self._thinking_text = False  # the open thinking block has streamed text
         self._stop_reason = "end_turn"
         self._usage = _usage(None)
 
@@ -259,7 +264,17 @@ class StreamTranslator:
             )
         if chunk.usage is not None:
             self._usage = _usage(chunk.usage)
-        for choice in chunk.choices:
+        for choice in chunk.choices[:1]:
+            if choice.delta.reasoning_content:
+                out.extend(self._open("thinking", _EMPTY_THINKING))
+                self._thinking_text = True
+                out.append(
+                    self._delta(
+                        {"type": "thinking_delta", "thinking": choice.delta.reasoning_content}
+                    )
+                )
+            for block in choice.delta.thinking_blocks or []:
+                out.extend(self._signed(block))
             if choice.delta.content:
                 out.extend(self._open("text", {"type": "text", "text": ""}))
                 out.append(self._delta({"type": "text_delta", "text": choice.delta.content}))
@@ -289,13 +304,34 @@ class StreamTranslator:
         index = int(call.get("index", 0))
         function = call.get("function") or {}
         if index not in self._tool_blocks:
-            block = {"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", "")}
+            call_id = self._ids.unique(call.get("id"))
+            block = {"type": "tool_use", "id": call_id, "name": function.get("name", "")}
             out.extend(self._open(f"tool{index}", {**block, "input": {}}))
             self._tool_blocks[index] = self._block
         if function.get("arguments"):
-            out.append(
-                self._delta({"type": "input_json_delta", "partial_json": function["arguments"]})
-            )
+            # An upstream that interleaves parallel calls' arguments: each delta
+            # still names its own call's block.
+            delta = {"type": "input_json_delta", "partial_json": function["arguments"]}
+            out.append(self._delta(delta, self._tool_blocks[index]))
+        return out
+
+    def _signed(self, block: dict[str, Any]) -> list[bytes]:
+        """A whole thinking block (its signature known): the open thinking block's
+        signature, else a block of its own; ``redacted_thinking`` always its own."""
+        if block.get("type") == "redacted_thinking":
+            out = self._close_block()
+            out.extend(self._open("redacted", {"type": "redacted_thinking", "data": block["data"]}))
+            out.extend(self._close_block())
+            return out
+        out = []
+        if self._block_kind != "thinking":
+            out.extend(self._open("thinking", _EMPTY_THINKING))
+            self._thinking_text = False
+        if block.get("thinking") and not self._thinking_text:
+            out.append(self._delta({"type": "thinking_delta", "thinking": block["thinking"]}))
+        if block.get("signature"):
+            out.append(self._delta({"type": "signature_delta", "signature": block["signature"]}))
+        out.extend(self._close_block())
         return out
 
     def _open(self, kind: str, block: dict[str, Any]) -> list[bytes]:
@@ -318,8 +354,11 @@ class StreamTranslator:
         self._block_kind = None
         return [event("content_block_stop", {"type": "content_block_stop", "index": self._block})]
 
-    def _delta(self, delta: dict[str, Any]) -> bytes:
+    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
+        where = self._block if index is None else index
         return event(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": self._block, "delta": delta},
+            "content_block_delta", {"type": "content_block_delta", "index": where, "delta": delta}
         )
+
+
+_EMPTY_THINKING = {"type": "thinking", "thinking": "", "signature": ""}
