@@ -99,7 +99,7 @@ async def governed_app(
     stages = pipeline_stages(
         governance,
         observer=observer,
-        guard=guard_stages(config.guard, config.aliases),
+        guard=guard_stages(config.guard, config.aliases, stored=governance.guard_policies),
         caches=caches,
         bodies=access_log_bodies(config),
     )

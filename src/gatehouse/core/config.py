@@ -291,6 +291,14 @@ class RetentionConfig(_Section):
     batch_size: int = Field(default=5000, ge=1)  # rows per transaction of either job
 
 
+class PrivacyConfig(_Section):
+    """User identifiers in the ledger, reports and access log as keyed HMAC
+    pseudonyms when ``pseudonym_secret`` is set (``GATEHOUSE_PRIVACY__PSEUDONYM_SECRET``).
+    Changing it splits every user's history in two: see docs/privacy.md."""
+
+    pseudonym_secret: SecretStr | None = None
+
+
 class Price(_Section):
     """USD per token, named as LiteLLM names them so its values paste in."""
 
@@ -650,6 +658,7 @@ class Settings(_Section):
     auth: AuthConfig = AuthConfig()
     store: StoreConfig = StoreConfig()
     retention: RetentionConfig = RetentionConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     pricing: PricingConfig = PricingConfig()
     limits: LimitsConfig = LimitsConfig()
     guard: GuardConfig = GuardConfig()

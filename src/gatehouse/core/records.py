@@ -7,6 +7,7 @@ live in core and carry no behaviour beyond small predicates.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
@@ -149,11 +150,40 @@ class UsageEvent(_Record):
     cache_hit: bool = False
     stream: bool = False
     error: str | None = None
+    # Each guard rule that acted, with its action: ``entities.EMAIL:mask,
+    # injection.role_play:flag`` (see :func:`guard_text`); rule names, never text.
+    guard: str | None = None
+
+    def guard_decisions(self) -> list[tuple[str, str]]:
+        """The guard decisions as ``(rule, action)`` pairs, in the order they were made."""
+        return parse_guard_text(self.guard)
 
     def public(self) -> dict[str, Any]:
         data = self.model_dump()
         data["created_at"] = iso(self.created_at)
+        data["guard"] = [
+            {"rule": rule, "action": action} for rule, action in self.guard_decisions()
+        ]
         return data
+
+
+def guard_text(decisions: Sequence[tuple[str, str]]) -> str | None:
+    """Guard decisions as the ledger's compact text: ``rule:action`` pairs joined
+    by commas (rule names hold neither), ``None`` when no rule acted."""
+    if not decisions:
+        return None
+    return ",".join(f"{rule}:{action}" for rule, action in decisions)
+
+
+def parse_guard_text(text: str | None) -> list[tuple[str, str]]:
+    """The ``(rule, action)`` pairs of :func:`guard_text`'s output."""
+    if not text:
+        return []
+    pairs = []
+    for item in text.split(","):
+        rule, _, action = item.rpartition(":")
+        pairs.append((rule, action))
+    return pairs
 
 
 class AuditEntry(_Record):

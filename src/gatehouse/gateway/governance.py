@@ -18,14 +18,17 @@ from collections.abc import Awaitable, Callable
 from gatehouse.catalog import PricingTable
 from gatehouse.core.config import Settings
 from gatehouse.core.ids import Clock, system_clock
+from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.gateway.admin import Admin
 from gatehouse.gateway.auth import Authenticator, AuthStage
+from gatehouse.gateway.guard_policies import GuardPolicies
 from gatehouse.gateway.keys import Directory
 from gatehouse.gateway.limits import LimitsStage
 from gatehouse.gateway.metering import MeteringStage
 from gatehouse.store.counters import Claim, Counters, MemoryCounters
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
+from gatehouse.store.guard_policies import GuardPolicyStore
 from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.outbox import Outbox
 from gatehouse.store.retention import Retention
@@ -42,7 +45,8 @@ class Governance:
         url = store.database_url.get_secret_value() if store.database_url else None
         self.database = Database(database_url(url, settings.data_dir))
         self.directory_store = DirectoryStore(self.database)
-        self.ledger = LedgerStore(self.database)
+        self.pseudonyms = Pseudonyms(settings.privacy.pseudonym_secret)
+        self.ledger = LedgerStore(self.database, pseudonyms=self.pseudonyms)
         self.outbox = Outbox(settings.data_dir / "outbox.db")
         self.shipper = Shipper(
             self.outbox,
@@ -74,8 +78,13 @@ class Governance:
             clock=clock,
             fail_open=store.redis_failure == "fail_open",
         )
-        self.metering = MeteringStage(self.outbox, self.pricing, clock=clock)
+        self.metering = MeteringStage(
+            self.outbox, self.pricing, clock=clock, pseudonyms=self.pseudonyms
+        )
         self.admin = Admin(self.directory_store, self.ledger, self.directory, clock=clock)
+        self.guard_policies = GuardPolicies(
+            GuardPolicyStore(self.database), self.directory, self.directory_store, clock=clock
+        )
         self.retention = Retention(
             self.database, settings.retention, clock=clock, rollups=self.ledger.rollups
         )

@@ -13,14 +13,17 @@ signals first: ``flag`` names them in the ``x-gatehouse-guard-flags``
 response header, ``block`` refuses the request.
 
 The policy is the caller team's, key's and the model's (``guard.teams``,
-``guard.keys``, ``guard.models``) over the default. The stage exists only when some policy
-acts on something, so a gateway without a guard policy pays nothing.
+``guard.keys``, ``guard.models``, and the teams' and keys' policies set through
+the admin API, which take the place of the config's) over the default. The
+stage exists only when some policy acts on something (or, with policies set
+through the admin API, whenever the guard is enabled), so a gateway without
+a guard policy pays nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -39,28 +42,79 @@ from gatehouse.core.types import (
     TextPart,
 )
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result, Stage
-from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard, StreamRestorer
+from gatehouse.guard import (
+    Action,
+    Policy,
+    PolicySet,
+    PolicyViolation,
+    RequestGuard,
+    StreamRestorer,
+)
 
 # Rules whose action is ``flag`` (prompt-injection signals), comma-separated.
 FLAGS_HEADER = "x-gatehouse-guard-flags"
 
 
-def guard_stages(config: GuardConfig, aliases: Mapping[str, str] | None = None) -> list[Stage]:
-    """The guard stage for ``config``, or none when no policy acts on anything."""
+class StoredOverrides(Protocol):
+    """Entity overrides per team and key set outside the config (the admin API)."""
+
+    @property
+    def generation(self) -> int:
+        """Moves whenever :meth:`overrides` may answer differently."""
+        ...
+
+    async def overrides(
+        self,
+    ) -> tuple[Mapping[str, Mapping[str, Action]], Mapping[str, Mapping[str, Action]]]:
+        """``(teams, keys)``: each one's entity actions."""
+        ...
+
+
+def guard_stages(
+    config: GuardConfig,
+    aliases: Mapping[str, str] | None = None,
+    *,
+    stored: StoredOverrides | None = None,
+) -> list[Stage]:
+    """The guard stage for ``config``, or none when no policy acts on anything.
+
+    With ``stored`` (policies set through the admin API), the stage exists
+    whenever the guard is enabled, since a policy may be set at any time."""
     policies = PolicySet.from_config(config, aliases)
+    if stored is not None and config.enabled:
+        return [GuardStage(policies, stored=stored)]
     return [GuardStage(policies)] if policies.active() else []
 
 
 class GuardStage:
-    def __init__(self, policies: Policy | PolicySet) -> None:
+    def __init__(
+        self, policies: Policy | PolicySet, *, stored: StoredOverrides | None = None
+    ) -> None:
         self.policies = policies if isinstance(policies, PolicySet) else PolicySet(policies)
+        self._stored = stored
+        self._current = self.policies
+        self._generation: int | None = None
+
+    async def _policy_set(self) -> PolicySet:
+        """The config's policies with the stored ones over them, rebuilt only when
+        the stored ones may have changed."""
+        stored = self._stored
+        if stored is None:
+            return self.policies
+        generation = stored.generation
+        if generation != self._generation:
+            teams, keys = await stored.overrides()
+            self._current = self.policies.with_overrides(teams=teams, keys=keys)
+            self._generation = generation
+        return self._current
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
         principal = ctx.principal
+        policies = await self._policy_set()
         if principal is None:
-            policy = self.policies.policy_for(None, ctx.model)
+            policy = policies.policy_for(None, ctx.model)
         else:
-            policy = self.policies.policy_for(principal.team, ctx.model, principal.key_id)
+            policy = policies.policy_for(principal.team, ctx.model, principal.key_id)
         if not policy.active():
             return await call_next(ctx)
         guard = RequestGuard(policy)

@@ -19,6 +19,8 @@ from typing import Any
 from gatehouse.catalog import PricingTable
 from gatehouse.core.errors import AuthenticationError, GatehouseError
 from gatehouse.core.ids import Clock, IdSequence
+from gatehouse.core.pseudonyms import Pseudonyms
+from gatehouse.core.records import guard_text
 from gatehouse.core.types import ChatCompletionChunk
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result
 from gatehouse.store.outbox import Outbox
@@ -29,10 +31,19 @@ OK = "ok"
 
 
 class MeteringStage:
-    def __init__(self, outbox: Outbox, pricing: PricingTable, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        pricing: PricingTable,
+        *,
+        clock: Clock,
+        pseudonyms: Pseudonyms | None = None,
+    ) -> None:
         self._outbox = outbox
         self._pricing = pricing
         self._clock = clock
+        # User ids are written as pseudonyms when privacy.pseudonym_secret is set.
+        self._pseudonyms = pseudonyms or Pseudonyms(None)
         self._ids = IdSequence("evt")
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Result:
@@ -95,9 +106,9 @@ class MeteringStage:
             "id": self._ids.next(),
             "request_id": ctx.request_id,
             "created_at": self._clock(),
-            "principal": principal.id,
+            "principal": self._pseudonyms.principal(principal.id),
             "key_id": principal.key_id,
-            "user": principal.user,
+            "user": self._pseudonyms.user(principal.user),
             "team": principal.team,
             "org": principal.org,
             "endpoint": ctx.endpoint,
@@ -119,4 +130,5 @@ class MeteringStage:
             "cache_hit": ctx.cache == "hit",
             "stream": ctx.stream,
             "error": message[:500] if message else None,
+            "guard": guard_text(ctx.guard),
         }

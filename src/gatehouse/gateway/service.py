@@ -318,7 +318,7 @@ def build_gateway(
     stages = pipeline_stages(
         governance,
         observer=observer,
-        guard=guard_stages(settings.guard, settings.aliases),
+        guard=guard_stages(settings.guard, settings.aliases, stored=governance.guard_policies),
         caches=build_caches(settings.cache, embed_call),
         bodies=access_log_bodies(settings),
     )

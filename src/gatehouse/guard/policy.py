@@ -166,6 +166,22 @@ class PolicySet:
             aliases=aliases,
         )
 
+    def with_overrides(
+        self,
+        *,
+        teams: Mapping[str, Mapping[str, Action]],
+        keys: Mapping[str, Mapping[str, Action]],
+    ) -> PolicySet:
+        """This set with ``teams``' and ``keys``' overrides (set through the admin
+        API) in place of the config's for the same team or key."""
+        return PolicySet(
+            self.default,
+            teams={**self._teams, **teams},
+            keys={**self._keys, **keys},
+            models=self._models,
+            aliases=self._aliases,
+        )
+
     def active(self) -> bool:
         """Whether any call can meet a rule that acts."""
         overrides = [*self._teams.values(), *self._keys.values(), *self._models.values()]

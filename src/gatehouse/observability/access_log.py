@@ -34,6 +34,7 @@ import structlog
 
 from gatehouse.core.errors import ErrorType
 from gatehouse.core.observation import RequestRecord
+from gatehouse.core.pseudonyms import Pseudonyms
 
 Format = Literal["auto", "json", "pretty"]
 MAX_QUEUED = 10_000
@@ -91,8 +92,16 @@ class AccessLog:
     and stops the thread; the thread starts with the first record.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, format: Format = "auto") -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        format: Format = "auto",
+        pseudonyms: Pseudonyms | None = None,
+    ) -> None:
         self._stream = stream or sys.stdout
+        # A JWT caller's principal names its user: logged as a pseudonym when on.
+        self._pseudonyms = pseudonyms or Pseudonyms(None)
         pretty = format == "pretty" or (format == "auto" and _is_terminal(self._stream))
         # structlog's renderers, called directly: a bound logger's proxy and
         # processor chain doubled the cost of a line, for nothing used here.
@@ -175,6 +184,7 @@ class AccessLog:
                     return
                 at, record = item
                 fields = access_fields(record, at)
+                fields["principal"] = self._pseudonyms.principal(record.principal)
                 fields["event"] = "request"
                 line = render(None, "info", fields) + "\n"
                 # Whole lines, at most PIPE_BUF bytes a write: a write that

@@ -24,6 +24,7 @@ from gatehouse.core.errors import (
     MethodNotAllowedError,
     NotFoundError,
 )
+from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.gateway import Gateway, build_gateway
 from gatehouse.gateway.observer import Observer, Observers
 from gatehouse.gateway.trace_context import ClientContext, Tracer
@@ -76,7 +77,10 @@ def create_app(
         observer: Observer = metrics
         access = settings.observability.access_log
         if access.enabled:
-            access_log = AccessLog(format=access.format)
+            access_log = AccessLog(
+                format=access.format,
+                pseudonyms=Pseudonyms(settings.privacy.pseudonym_secret),
+            )
             observer = Observers([metrics, access_log])
         if alerts is not None:
             observer = Observers([observer, alerts])

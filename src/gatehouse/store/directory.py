@@ -138,14 +138,23 @@ async def _audit(
     before: KeyRecord | SubjectRecord | None,
     after: KeyRecord | SubjectRecord | None,
 ) -> None:
+    await record_change(conn, at, actor, action, target, _safe(before), _safe(after))
+
+
+async def record_change(
+    conn: AsyncConnection,
+    at: float,
+    actor: str,
+    action: str,
+    target: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Audit a change and bump the revision replicas poll, in ``conn``'s
+    transaction: every change to what replicas cache goes through here."""
     await conn.execute(
         insert(schema.audit_log).values(
-            at=at,
-            actor=actor,
-            action=action,
-            target=target,
-            before=_safe(before),
-            after=_safe(after),
+            at=at, actor=actor, action=action, target=target, before=before, after=after
         )
     )
     bumped = await conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import ColumnElement, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.core.records import SpendRow, UsageEvent
 from gatehouse.store import schema
 from gatehouse.store.database import Database
@@ -34,8 +36,11 @@ DEFAULTS: dict[str, int] = {"cache_write_tokens": 0, "reasoning_tokens": 0}
 
 
 class LedgerStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, pseudonyms: Pseudonyms | None = None) -> None:
         self._db = database
+        # Events hold user ids as pseudonyms when they are on: a filter by user
+        # is translated, so callers ask about "alice" either way.
+        self.pseudonyms = pseudonyms or Pseudonyms(None)
         self.rollups = Rollups(database)
         self._compiled: tuple[str, tuple[str, ...]] | None = None
 
@@ -104,12 +109,16 @@ class LedgerStore:
         policy and upstream errors), tokens and cost of all. Read from the
         daily rollups and the events not yet rolled up, so purged events still
         count (see :mod:`gatehouse.store.rollups`)."""
+        if where and "user" in where:
+            where = {**where, "user": str(self.pseudonyms.user(where["user"]))}
         return await self.rollups.spend(group_by, since=since, where=where)
 
     async def spent(
         self, kind: Literal["key", "team", "user", "org"], subject: str, since: float
     ) -> float:
         """What one key, team or user has spent since a time (budget seeding)."""
+        if kind == "user":
+            subject = str(self.pseudonyms.user(subject))
         return await self.rollups.spent(kind, subject, since)
 
     async def purged_before(self, data_class: str) -> float:
@@ -126,6 +135,8 @@ class LedgerStore:
         ``(created_at, id)``, so events recorded meanwhile never shift a page);
         returns the page and the cursor of the next one (None: no more)."""
         table = schema.ledger
+        if query.user is not None:
+            query = dataclasses.replace(query, user=self.pseudonyms.user(query.user))
         statement = select(*EVENT_COLUMNS).where(*_conditions(query))
         if after is not None:
             position = tuple_(literal(after[0]), literal(after[1]))

@@ -39,6 +39,10 @@ class StoredResponse:
     previous_response_id: str | None
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
+    # Whose data it is (per-user export and deletion): the creating key's
+    # user, and the end user the request named in ``user``.
+    user: str | None = None
+    end_user: str | None = None
 
 
 class ResponseStore(Protocol):
@@ -79,6 +83,8 @@ class SQLResponseStore:
             "previous_response_id": record.previous_response_id,
             "response": record.response,
             "input_items": record.input_items,
+            "user": record.user,
+            "end_user": record.end_user,
         }
         with _reachable():
             async with self._db.engine.begin() as conn:

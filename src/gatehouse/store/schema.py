@@ -109,6 +109,7 @@ ledger = Table(
     Column("cache_hit", Boolean, nullable=False),
     Column("stream", Boolean, nullable=False),
     Column("error", Text),
+    Column("guard", Text),  # migration 0007: rule:action pairs, see core.records.guard_text
     # When the rollup job counted this event into ``ledger_rollups`` (migration
     # 0004); NULL while pending. Purge deletes only events that have a time here.
     Column("rolled_up_at", Float),
@@ -183,5 +184,23 @@ responses = Table(
     Column("previous_response_id", String(64)),
     Column("response", JSON, nullable=False),
     Column("input_items", JSON, nullable=False),
+    # Migration 0007: whose data it is, for per-user export and deletion: the
+    # creating key's user, and the end user the request named (``user``).
+    Column("user", String(200)),
+    Column("end_user", String(200)),
 )
 Index("ix_responses_owner_created", responses.c.owner, responses.c.created_at)
+Index("ix_responses_user", responses.c.user)
+Index("ix_responses_end_user", responses.c.end_user)
+
+# Guard policies set through the admin API (migration 0007): a key's or a
+# team's entity actions, over the config's default (see gatehouse.guard.policy).
+guard_policies = Table(
+    "guard_policies",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # key | team
+    Column("id", String(200), primary_key=True),
+    Column("entities", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

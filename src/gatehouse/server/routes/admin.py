@@ -17,8 +17,10 @@ from gatehouse.core.principal import Principal
 from gatehouse.core.records import SubjectKind
 from gatehouse.gateway.admin import Admin, KeyCreate, KeyUpdate, SubjectPut, parse_since
 from gatehouse.gateway.governance import Governance
+from gatehouse.gateway.guard_policies import GuardPolicies, GuardPolicyPut, public
 from gatehouse.server.http import JSONResponse, parse_body
 from gatehouse.server.routes.table import RouteSpec
+from gatehouse.store.guard_policies import PolicyKind
 from gatehouse.store.ledger import EventQuery
 from gatehouse.store.rollups import GROUP_COLUMNS, SPEND_GROUPS, SpendFilter
 
@@ -140,6 +142,49 @@ def _subject_routes(kind: SubjectKind) -> list[RouteSpec]:
     ]
 
 
+# -- guard policies of keys and teams --
+
+
+def _guard_routes(kind: PolicyKind) -> list[RouteSpec]:
+    path = f"/admin/{kind}s/{{id}}/guard"
+
+    async def get(request: Request) -> Response:
+        policies = await _guard_policies(request)
+        return JSONResponse(public(await policies.get(kind, request.path_params["id"])))
+
+    async def put(request: Request) -> Response:
+        policies = await _guard_policies(request)
+        body = await parse_body(request, GuardPolicyPut)
+        _, actor = await _admin(request)
+        policy, created = await policies.put(kind, request.path_params["id"], body, actor=actor)
+        return JSONResponse(public(policy), status_code=201 if created else 200)
+
+    async def delete(request: Request) -> Response:
+        policies = await _guard_policies(request)
+        _, actor = await _admin(request)
+        await policies.delete(kind, request.path_params["id"], actor=actor)
+        return JSONResponse({"kind": kind, "id": request.path_params["id"], "deleted": True})
+
+    return [
+        _spec("GET", path, get, f"A {kind}'s guard policy (set through this API)"),
+        _spec(
+            "PUT",
+            path,
+            put,
+            f"Set a {kind}'s guard policy: entity actions over the default's",
+            request_model=GuardPolicyPut,
+        ),
+        _spec("DELETE", path, delete, f"Remove a {kind}'s guard policy"),
+    ]
+
+
+async def _guard_policies(request: Request) -> GuardPolicies:
+    governance: Governance | None = request.app.state.gateway.governance
+    if governance is None:
+        raise NotFoundError("Administration is not enabled on this server.")
+    return governance.guard_policies
+
+
 # -- reports --
 
 
@@ -230,6 +275,8 @@ ROUTES = [
     *_subject_routes("org"),
     *_subject_routes("team"),
     *_subject_routes("user"),
+    *_guard_routes("key"),
+    *_guard_routes("team"),
     _spec(
         "GET",
         "/admin/spend",

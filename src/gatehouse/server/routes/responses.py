@@ -87,7 +87,13 @@ async def create_response(request: Request) -> Response:
         tag=LEDGER_TAG,
     )
     shell = face.shell(body, response_id=new_item_id("resp"), created_at=int(time.time()))
-    saver = _Saver(store if body.stores else None, owner, items)
+    saver = _Saver(
+        store if body.stores else None,
+        owner,
+        items,
+        user=principal.user,
+        end_user=body.user or body.safety_identifier,
+    )
     gateway: Gateway = request.app.state.gateway
     result = await gateway.handle(ctx)
     if isinstance(result, ChatCompletion):
@@ -105,10 +111,21 @@ async def create_response(request: Request) -> Response:
 class _Saver:
     """Stores a finished response with the input that produced it, if asked to."""
 
-    def __init__(self, store: ResponseStore | None, owner: str, items: list[Item]) -> None:
+    def __init__(
+        self,
+        store: ResponseStore | None,
+        owner: str,
+        items: list[Item],
+        *,
+        user: str | None,
+        end_user: str | None,
+    ) -> None:
         self._store = store
         self._owner = owner
         self._items = items
+        # Whose data it is, so that per-user export and deletion find it.
+        self._user = user
+        self._end_user = end_user
 
     async def save(self, response: ResponseObject) -> None:
         if self._store is None:
@@ -123,6 +140,8 @@ class _Saver:
                 previous_response_id=response.previous_response_id,
                 response=response.model_dump(mode="json"),
                 input_items=_ITEMS.dump_python(self._items, mode="json"),
+                user=self._user,
+                end_user=self._end_user,
             )
         )
 
