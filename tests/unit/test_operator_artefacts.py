@@ -78,6 +78,16 @@ def alert_queries() -> Iterator[tuple[str, str]]:
             yield rule.get("alert") or rule["record"], rule["expr"]
 
 
+def documented_names(text: str) -> set[str]:
+    """Each family as docs/observability.md names it (counters with ``_total``;
+    not the ``_created`` timestamps prometheus_client adds to each)."""
+    return {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in text_string_to_metric_families(text)
+        if not family.name.endswith("_created")
+    }
+
+
 def exported(text: str) -> set[str]:
     """Every series name a scrape offers, including the ones a family has no
     sample of yet (a histogram's _bucket, _sum and _count)."""
@@ -94,13 +104,13 @@ def exported(text: str) -> set[str]:
     return names
 
 
-async def scrape_after_traffic(tmp_path: Path) -> set[str]:
-    """Names on /metrics of a governed app after chat (streamed and not),
-    embeddings, a cache hit, a refusal and a readiness check; and of the app as
-    ``gatehouse serve`` builds it (which also wires its own access log)."""
-    names = set()
+async def scrape_after_traffic(tmp_path: Path) -> list[str]:
+    """/metrics of a governed app (per-key series on) after chat (streamed and
+    not), embeddings, a cache hit, a refusal and a readiness check; and of the
+    app as ``gatehouse serve`` builds it (which also wires its own access log)."""
+    scrapes = []
     async for gov in governed_app(
-        tmp_path / "governed", metrics=Metrics(), cache={"enabled": True}
+        tmp_path / "governed", metrics=Metrics(per_key=True), cache={"enabled": True}
     ):
         sdk = gov.sdk(await gov.new_key(team="ops", limits={"rpm": 5}))
         await sdk.chat.completions.create(model="default", messages=HELLO)
@@ -113,7 +123,7 @@ async def scrape_after_traffic(tmp_path: Path) -> set[str]:
         with pytest.raises(openai.RateLimitError):
             await sdk.chat.completions.create(model="default", messages=HELLO)
         await gov.http.get("/readyz")
-        names |= exported((await gov.http.get("/metrics")).text)
+        scrapes.append((await gov.http.get("/metrics")).text)
     served = create_app(
         Settings.model_validate(
             {"data_dir": tmp_path / "served", "local": {"chat": {"enabled": False}}}
@@ -122,12 +132,12 @@ async def scrape_after_traffic(tmp_path: Path) -> set[str]:
     transport = httpx.ASGITransport(app=served)
     async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse") as http:
         await http.get("/readyz")
-        names |= exported((await http.get("/metrics")).text)
-    return names
+        scrapes.append((await http.get("/metrics")).text)
+    return scrapes
 
 
 async def test_every_dashboard_and_alert_query_names_an_exported_metric(tmp_path: Path) -> None:
-    names = await scrape_after_traffic(tmp_path)
+    names = {name for text in await scrape_after_traffic(tmp_path) for name in exported(text)}
     queries = [*dashboard_queries(), *alert_queries()]
     assert len(queries) > 40
     unknown = {
@@ -137,6 +147,15 @@ async def test_every_dashboard_and_alert_query_names_an_exported_metric(tmp_path
         if not (name in PROMETHEUS_OWN and (where, expr) in set(alert_queries()))
     }
     assert not unknown, f"queries name metrics the server does not export: {sorted(unknown)}"
+
+
+async def test_every_exported_metric_is_documented(tmp_path: Path) -> None:
+    docs = (DEPLOY.parent / "docs" / "observability.md").read_text()
+    scrapes = await scrape_after_traffic(tmp_path)
+    names = {name for text in scrapes for name in documented_names(text)}
+    assert "gatehouse_key_requests_total" in names  # the opt-in ones too
+    missing = sorted(name for name in names if f"`{name}`" not in docs)
+    assert not missing, f"docs/observability.md does not list {missing}"
 
 
 def test_the_dashboard_covers_what_operators_watch() -> None:
