@@ -177,6 +177,24 @@ def test_the_dashboard_covers_what_operators_watch() -> None:
     assert any("p50, p95, p99" in title for title in titles)
 
 
+def test_the_dashboard_is_importable_as_grafana_reads_it() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    for panel in panels:
+        assert set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs
+        assert len(set(refs)) == len(refs)
+
+
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
