@@ -8,9 +8,10 @@ Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last
 user message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
 reset, stalled before the first token, or have their stream cut midway, and an
-OpenAI chat request can be answered with a call of its first tool
-(``tool_call``, arguments ``{"text": <the last user message>}``); a failure
-rate applies a behaviour at random. Every request is recorded, and a
+OpenAI chat or Gemini request can be answered with a call of its first tool
+(``tool_call``, arguments ``{"text": <the last user message>}``), with
+reasoning and a signature first (``thinking``); a failure rate applies a
+behaviour at random. Every request is recorded, and a
 stream whose client went away is counted as cancelled.
 
 Runs on its own event loop in a background thread, so tests in the same
@@ -45,6 +46,10 @@ class Behaviour:
     probability: float = 1.0  # chance that this behaviour applies; otherwise a plain answer
     error_body: dict[str, Any] | None = None
     piece_chars: int = 0  # OpenAI streams: pieces of this many characters, not a word a chunk
+    # OpenAI chat and Gemini answers reason first: reasoning_content and a signed
+    # thinking block (OpenAI chat, as LiteLLM sends them), or a thought part and a
+    # thoughtSignature (Gemini); signatures are ``sig-<dialect>-<request number>``.
+    thinking: bool = False
 
 
 @dataclass
@@ -71,6 +76,9 @@ class FakeUpstream:
     by_model: dict[str, Behaviour] = field(default_factory=dict)
     # What an OpenAI-style chat answer reports as its prompt tokens, whatever the prompt.
     prompt_tokens: int = 5
+    # Fields merged over each dialect's usage ("openai", "anthropic", "gemini"),
+    # such as cache and reasoning counts in that dialect's own names.
+    usage_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     cancelled: int = 0
     completed_streams: int = 0
@@ -98,6 +106,7 @@ class FakeUpstream:
         self.default = Behaviour()
         self.by_model.clear()
         self.prompt_tokens = 5
+        self.usage_overrides.clear()
         self.cancelled = 0
         self.completed_streams = 0
 
@@ -238,6 +247,7 @@ class FakeUpstream:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": len(words),
             "total_tokens": self.prompt_tokens + len(words),
+            **self.usage_overrides.get("openai", {}),
         }
         if behaviour.kind == "tool_call":
             return await self._openai_tool_call(request, body, behaviour, usage)
@@ -252,7 +262,11 @@ class FakeUpstream:
                         {
                             "index": 0,
                             "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "message": {
+                                "role": "assistant",
+                                "content": " ".join(words),
+                                **self._reasoning(behaviour, "openai"),
+                            },
                         }
                     ],
                     "usage": usage,
@@ -261,7 +275,7 @@ class FakeUpstream:
             )
 
         def chunk(
-            delta: dict[str, Any], finish: str | None = None, use: dict[str, int] | None = None
+            delta: dict[str, Any], finish: str | None = None, use: dict[str, Any] | None = None
         ) -> bytes:
             choices = [] if use else [{"index": 0, "delta": delta, "finish_reason": finish}]
             payload = {
@@ -276,6 +290,7 @@ class FakeUpstream:
             return b"data: " + orjson.dumps(payload) + b"\n\n"
 
         events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({k: v}) for k, v in self._reasoning(behaviour, "openai").items()]
         if behaviour.piece_chars:
             text, size = " ".join(words), behaviour.piece_chars
             pieces = [text[i : i + size] for i in range(0, len(text), size)]
@@ -293,7 +308,7 @@ class FakeUpstream:
         request: web.Request,
         body: dict[str, Any],
         behaviour: Behaviour,
-        usage: dict[str, int],
+        usage: dict[str, Any],
     ) -> web.StreamResponse:
         """A call of the request's first tool, whole or streamed (arguments in two pieces)."""
         name = body["tools"][0]["function"]["name"]
@@ -307,7 +322,12 @@ class FakeUpstream:
                 "type": "function",
                 "function": {"name": name, "arguments": arguments},
             }
-            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [call],
+                **self._reasoning(behaviour, "openai"),
+            }
             return web.json_response(
                 {
                     "id": "chatcmpl-fake",
@@ -333,6 +353,7 @@ class FakeUpstream:
         first = {"index": 0, "id": call_id, "type": "function"}
         events = [
             chunk({"role": "assistant", "content": None}),
+            *[chunk({k: v}) for k, v in self._reasoning(behaviour, "openai").items()],
             chunk({"tool_calls": [{**first, "function": {"name": name, "arguments": ""}}]}),
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[:half]}}]}),
             chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]}),
@@ -344,6 +365,17 @@ class FakeUpstream:
             events.append(b"data: " + orjson.dumps(use) + b"\n\n")
         events.append(b"data: [DONE]\n\n")
         return await self._stream(request, behaviour, events)
+
+    def _reasoning(self, behaviour: Behaviour, dialect: str) -> dict[str, Any]:
+        if not behaviour.thinking:
+            return {}
+        text = f"Thinking it over ({len(self.requests)})."
+        block = {"type": "thinking", "thinking": text, "signature": self.signature(dialect)}
+        return {"reasoning_content": text, "thinking_blocks": [block]}
+
+    def signature(self, dialect: str, request: int | None = None) -> str:
+        """The signature a ``thinking`` answer to request number ``request`` carries."""
+        return f"sig-{dialect}-{len(self.requests) if request is None else request}"
 
     async def _rerank(self, request: web.Request) -> web.Response:
         """Cohere (``/v2/rerank``), Jina (``/v1/rerank``) and vLLM (``/rerank``): each
@@ -406,6 +438,7 @@ class FakeUpstream:
             "output_tokens": len(words),
             "cache_read_input_tokens": 2,
             "cache_creation_input_tokens": 0,
+            **self.usage_overrides.get("anthropic", {}),
         }
         if not body.get("stream"):
             return web.json_response(
@@ -516,26 +549,34 @@ class FakeUpstream:
             "promptTokenCount": 6,
             "candidatesTokenCount": len(words),
             "totalTokenCount": 6 + len(words),
+            **self.usage_overrides.get("gemini", {}),
         }
 
-        def response(text: str, finish: str | None) -> dict[str, Any]:
-            candidate: dict[str, Any] = {
-                "content": {"role": "model", "parts": [{"text": text}]},
-                "index": 0,
-            }
+        thought = {"text": f"Thinking it over ({len(self.requests)}).", "thought": True}
+        signed = {"thoughtSignature": self.signature("gemini")} if behaviour.thinking else {}
+
+        def response(text: str, finish: str | None, first: bool = True) -> dict[str, Any]:
+            parts: list[dict[str, Any]] = [thought] if behaviour.thinking and first else []
+            parts.append({"text": text, **(signed if finish else {})})
+            if behaviour.kind == "tool_call":
+                declaration = body["tools"][0]["functionDeclarations"][0]
+                call = {"name": declaration["name"], "args": {"text": " ".join(words[1:])}}
+                parts[-1:] = [{"functionCall": call, **signed}]
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
             if finish:
                 candidate["finishReason"] = finish
             return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "fake"}
 
         if request.match_info["call"].endswith(":generateContent"):
             return web.json_response(response(" ".join(words), "STOP"))
+        pieces = [(" " if i else "") + w for i, w in enumerate(words)]
+        if behaviour.kind == "tool_call":
+            pieces = [""]  # Gemini streams a function call whole, in one event
         events = [
             b"data: "
-            + orjson.dumps(
-                response((" " if i else "") + w, "STOP" if i == len(words) - 1 else None)
-            )
+            + orjson.dumps(response(piece, "STOP" if i == len(pieces) - 1 else None, i == 0))
             + b"\r\n\r\n"
-            for i, w in enumerate(words)
+            for i, piece in enumerate(pieces)
         ]
         return await self._stream(request, behaviour, events)
 

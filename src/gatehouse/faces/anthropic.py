@@ -218,7 +218,11 @@ def _message_id(completion_id: str) -> str:
 def error_body(error: GatehouseError) -> dict[str, Any]:
     """The Messages API error object, its ``type`` chosen by the HTTP status."""
     kind = _ERROR_TYPES.get(error.http_status, "api_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message}}
+    message = error.message
+    if error.param and error.param not in message:
+        # Anthropic's errors have no param field: they name it first, as here.
+        message = f"{error.param}: {message}"
+    return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
