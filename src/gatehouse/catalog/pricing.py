@@ -89,7 +89,7 @@ class PricingTable:
         # The local model is free unless priced; but whatever it is named to the
         # router, nothing here proves that, so it is bounded like an unknown model.
         table._ceilings[LOCAL_CHAT_MODEL] = Ceiling(
-            models.get(LOCAL_CHAT_MODEL, table._ceiling), windows[LOCAL_CHAT_MODEL]
+            _dearest([models.get(LOCAL_CHAT_MODEL, table._ceiling)]), windows[LOCAL_CHAT_MODEL]
         )
         for group in settings.models:
             table._ceilings[group.name] = table._reachable(group.name, settings.models, windows)
@@ -176,9 +176,15 @@ class PricingTable:
         ceiling = self._ceilings.get(model)
         if ceiling is not None:
             return ceiling
-        # A priced model outside the configured groups costs its price; an
-        # unknown one might be routed anywhere.
-        return Ceiling(self._models.get(model, self._ceiling), None)
+        # A priced model outside the configured groups costs its price (every
+        # input token at its dearest input price, cache writes included, and
+        # every output token at its dearest output price); an unknown one might
+        # be routed anywhere.
+        price = self._models.get(model)
+        if price is None:
+            return Ceiling(self._ceiling, None)
+        ceiling = self._ceilings[model] = Ceiling(_dearest([price]), None)
+        return ceiling
 
 
 def _or(price: float | None, otherwise: float) -> float:
