@@ -74,6 +74,9 @@ async def test_code_tests_pass_fail_and_name_the_failure() -> None:
     assert not wrong.passed
     assert "AssertionError" in wrong.detail
     assert (await check("print('no function')")).detail == "no function named add"
+    # a longer name that starts with the wanted one is another function
+    misnamed = await check("def addition(a, b):\n    return a + b")
+    assert misnamed.detail == "no function named add"
 
 
 async def test_the_sandbox_stops_endless_loops_at_the_timeout() -> None:

@@ -48,10 +48,10 @@ class CapabilityItem:
     suite: str
     prompt: str
     check: Check
-    max_tokens: int = 96
+    max_tokens: int = 48
 
 
-def _item(suite: str, n: int, prompt: str, check: Check, max_tokens: int = 96) -> CapabilityItem:
+def _item(suite: str, n: int, prompt: str, check: Check, max_tokens: int = 48) -> CapabilityItem:
     return CapabilityItem(f"{suite}-{n}", suite, prompt, check, max_tokens)
 
 
@@ -301,7 +301,7 @@ async def _run_item(
         if result.output is None:
             result.output = reply
         outcome = "pass" if verdict.passed else "fail"
-        detail = f" ({verdict.detail})" if verdict.detail else ""
+        detail = f" ({verdict.detail})" if verdict.detail not in ("", verdict.extracted) else ""
         result.notes.append(f"run {attempt}: {outcome}, answer {verdict.extracted[:60]!r}{detail}")
     if verdicts:
         result.scores["pass_rate"] = Score.of(sum(v.passed for v in verdicts) / len(verdicts))

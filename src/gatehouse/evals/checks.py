@@ -193,7 +193,7 @@ class CodeTests:
 
     async def __call__(self, reply: str) -> Verdict:
         code = extract_code(reply)
-        if f"def {self.function}" not in code:
+        if not re.search(rf"^\s*def\s+{re.escape(self.function)}\s*\(", code, re.MULTILINE):
             problem = f"no function named {self.function}"
             return Verdict(False, problem, problem)
         result = await run_python(f"{code}\n\n# -- tests --\n{self.tests}\n", self.limits)
