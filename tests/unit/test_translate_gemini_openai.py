@@ -235,7 +235,7 @@ def test_openai_request_to_generate_content() -> None:
     assert body["tools"] == [
         {
             "functionDeclarations": [
-                {"name": "f", "description": "d", "parameters": {"type": "object"}}
+                {"name": "f", "description": "d", "parametersJsonSchema": {"type": "object"}}
             ]
         }
     ]

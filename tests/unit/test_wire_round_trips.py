@@ -422,6 +422,12 @@ def test_untranslatable_requests_are_refused_by_name(call: Any, param: str) -> N
         ({"tool_choice": {"type": "bogus"}}, "tool_choice.type"),
         ({"stop_sequences": ["a", "b", "c", "d", "e"]}, "stop_sequences"),
         ({"thinking": {"type": "enabled"}}, "thinking"),
+        ({"output_config": {"format": {"type": "json_schema"}}}, "output_config.format"),
+        ({"output_config": {"effort": "huge"}}, "output_config.effort"),
+        (
+            {"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}},
+            "context_management.edits[0]",
+        ),
         (
             {
                 "messages": [
@@ -505,3 +511,30 @@ def test_the_messages_face_makes_repeated_or_missing_tool_ids_unique() -> None:
     assert streamed[0] == "call_0"
     assert len(set(streamed)) == 3
     assert all(streamed)
+
+
+def test_what_claude_code_sends_beyond_the_messages_basics_translates() -> None:
+    body = face.MessagesRequest.model_validate(
+        {
+            "model": "m",
+            "max_tokens": 32000,
+            "thinking": {"type": "adaptive"},
+            "output_config": {"effort": "max"},
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": "Agents you may call: ..."},
+            ],
+        }
+    )
+    chat = face.to_openai(body)
+    assert chat.reasoning_effort == "xhigh"
+    assert [m.role for m in chat.messages] == ["user", "system"]
+    claude = anthropic.request_to_wire(chat, "claude")
+    assert claude["thinking"] == {"type": "adaptive"}
+    assert claude["output_config"] == {"effort": "max"}
+    assert claude["system"] == "Agents you may call: ..."
+    assert "context_management" not in claude
+    assert openai_compat.chat_to_wire(chat, "o")["reasoning_effort"] == "xhigh"
+    config = gemini.request_to_wire(chat, "gemini-3-pro-preview")["generationConfig"]
+    assert config["thinkingConfig"]["thinkingLevel"] == "high"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatehouse.core.errors import GatehouseError
+from gatehouse.core.errors import GatehouseError, ValidationFailedError
 from gatehouse.core.reasoning import thinking_budget
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
 from gatehouse.core.usage import TokenCounts
@@ -45,7 +45,8 @@ class _Wire(BaseModel):
 
 
 class InboundMessage(_Wire):
-    role: Literal["user", "assistant"]
+    # ``system`` mid-conversation, as Claude Code sends it (a beta of Anthropic's).
+    role: Literal["user", "assistant", "system"]
     content: str | list[dict[str, Any]]
 
 
@@ -65,10 +66,14 @@ class MessagesRequest(_Wire):
     metadata: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
     top_k: int | None = Field(default=None, ge=0)
+    output_config: dict[str, Any] | None = None
+    context_management: dict[str, Any] | None = None
 
 
 # Messages API fields that have no meaning behind another provider's chat API.
-_REFUSED = ("mcp_servers", "container", "context_management")
+_REFUSED = ("mcp_servers", "container")
+# Anthropic's output effort -> reasoning_effort.
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh"}
 
 
 def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
@@ -76,6 +81,7 @@ def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
     for field in _REFUSED:
         if (request.model_extra or {}).get(field) is not None:
             raise blocks.refuse(field, f"The {field!r} field")
+    _check_context_management(request.context_management)
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append(blocks.system_message(request.system))
@@ -109,15 +115,49 @@ def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
     if request.thinking is not None:
         thinking_budget(request.thinking)  # a malformed setting is the client's 400
         body["thinking"] = request.thinking
+    body.update(_output_config(request.output_config))
     user = (request.metadata or {}).get("user_id")
     if user:
         body["user"] = str(user)
     return ChatCompletionRequest.model_validate(body)
 
 
+def _output_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """``output_config.effort`` as ``reasoning_effort``; nothing else of it translates."""
+    if not config:
+        return {}
+    for key in config:
+        if key != "effort":
+            raise blocks.refuse(f"output_config.{key}", f"output_config.{key}")
+    effort = config.get("effort")
+    if effort not in _EFFORTS:
+        raise ValidationFailedError(
+            f"Invalid value for 'output_config.effort': expected one of {', '.join(_EFFORTS)}.",
+            param="output_config.effort",
+        )
+    return {"reasoning_effort": _EFFORTS[effort]}
+
+
+def _check_context_management(config: dict[str, Any] | None) -> None:
+    """Claude Code asks to keep every thinking block (``clear_thinking`` with ``keep:
+    all``), which every upstream does anyway; any edit that would change the context
+    is refused by name."""
+    for index, edit in enumerate((config or {}).get("edits") or []):
+        if not (
+            isinstance(edit, dict)
+            and str(edit.get("type", "")).startswith("clear_thinking_")
+            and edit.get("keep") == "all"
+        ):
+            raise blocks.refuse(
+                f"context_management.edits[{index}]", "A context edit other than keeping all"
+            )
+
+
 def _message(message: InboundMessage, where: str) -> list[dict[str, Any]]:
     if isinstance(message.content, str):
         return [{"role": message.role, "content": message.content}]
+    if message.role == "system":
+        return [blocks.system_message(message.content)]
     if message.role == "assistant":
         return [blocks.assistant_message(message.content, where)]
     return blocks.user_messages(message.content, where)

@@ -28,6 +28,15 @@ from gatehouse.providers.anthropic import blocks
 
 DEFAULT_MAX_TOKENS = 4096
 MIN_THINKING_BUDGET = 1024
+# reasoning_effort -> Anthropic's output_config.effort (with adaptive thinking).
+OUTPUT_EFFORTS = {
+    "none": "low",
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "max",
+}
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -88,7 +97,11 @@ def _thinking(request: ChatCompletionRequest, body: dict[str, Any]) -> None:
     if request.thinking is not None:
         budget = thinking_budget(request.thinking)
         if request.thinking.get("type") != "enabled":
+            # Adaptive thinking takes its depth from the output effort.
             body["thinking"] = dict(request.thinking)
+            effort = request.reasoning_effort
+            if effort is not None and request.thinking.get("type") == "adaptive":
+                body["output_config"] = {"effort": OUTPUT_EFFORTS[check_effort(effort)]}
             return
     elif request.reasoning_effort is not None:
         budget = EFFORT_BUDGETS[check_effort(request.reasoning_effort)]

@@ -118,7 +118,8 @@ def _thinking_config(request: ChatCompletionRequest, generation3: bool) -> dict[
     effort = request.reasoning_effort
     if budget is None and effort is None:
         return {}
-    if effort is None or request.thinking is not None:
+    adaptive = (request.thinking or {}).get("type") == "adaptive"
+    if effort is None or (request.thinking is not None and not adaptive):
         param = "thinking"
         effort = effort_for_budget(budget or 0)
     else:
@@ -140,7 +141,9 @@ def _declaration(function: dict[str, Any]) -> dict[str, Any]:
     if function.get("description"):
         out["description"] = function["description"]
     if function.get("parameters"):
-        out["parameters"] = function["parameters"]
+        # The whole JSON Schema ($defs, anyOf, additionalProperties, ...), which
+        # ``parameters`` (an OpenAPI subset) would refuse or lose.
+        out["parametersJsonSchema"] = function["parameters"]
     return out
 
 
