@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -77,3 +78,51 @@ def test_bad_input_is_one_line_and_an_exit_code(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+def test_spend_lists_every_token_bucket(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gatehouse.core.records import UsageEvent
+    from gatehouse.store.database import Database, database_url
+    from gatehouse.store.ledger import LedgerStore
+
+    async def record() -> None:
+        database = Database(database_url(None, tmp_path))
+        await database.open()
+        event = UsageEvent(
+            id="e1",
+            request_id="r1",
+            created_at=1_779_926_400.0,
+            principal="master",
+            team="red",
+            endpoint="chat",
+            model="m",
+            status="ok",
+            http_status=200,
+            prompt_tokens=40,
+            completion_tokens=20,
+            cached_tokens=16,
+            cache_write_tokens=8,
+            reasoning_tokens=12,
+            cost_usd=0.5,
+            latency_ms=1.0,
+        )
+        await LedgerStore(database).insert([event])
+        await database.close()
+
+    asyncio.run(record())
+    assert run(tmp_path, "spend", "--by", "team") == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        [
+            "team",
+            "accepted",
+            "refused",
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+        ],
+        ["red", "1", "0", "40", "20", "16", "8", "12", "0.500000"],
+    ]

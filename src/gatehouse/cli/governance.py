@@ -27,7 +27,7 @@ from gatehouse.store.database import Database, database_url
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.retention import Retention
-from gatehouse.store.rollups import SPEND_GROUPS
+from gatehouse.store.rollups import SPEND_GROUPS, TOKEN_BUCKETS
 
 
 class UsageError(Exception):
@@ -168,10 +168,8 @@ async def _spend(admin: Admin, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"rows": [row.model_dump() for row in rows]}, indent=2))
         return 0
-    print(f"{args.by}\taccepted\trefused\tprompt_tokens\tcompletion_tokens\tcost_usd")
+    print(f"{args.by}\taccepted\trefused\t" + "\t".join(TOKEN_BUCKETS) + "\tcost_usd")
     for row in rows:
-        print(
-            f"{row.group}\t{row.accepted}\t{row.refused}\t{row.prompt_tokens}\t"
-            f"{row.completion_tokens}\t{row.cost_usd:.6f}"
-        )
+        tokens = "\t".join(str(getattr(row, name)) for name in TOKEN_BUCKETS)
+        print(f"{row.group}\t{row.accepted}\t{row.refused}\t{tokens}\t{row.cost_usd:.6f}")
     return 0
