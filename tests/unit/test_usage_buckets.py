@@ -7,15 +7,26 @@ to is :mod:`gatehouse.core.usage`'s.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 
-from gatehouse.core.types import ChatCompletion, Usage
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatMessage,
+    ChunkChoice,
+    Delta,
+    Usage,
+)
 from gatehouse.core.usage import TokenCounts, billed_usage
 from gatehouse.faces import anthropic as anthropic_face
 from gatehouse.faces.responses import response_usage
+from gatehouse.gateway import service
+from gatehouse.gateway.pipeline import CallContext
 from gatehouse.providers.anthropic import translate as anthropic
 from gatehouse.providers.gemini import translate as gemini
 from gatehouse.providers.openai_compat import translate as openai
@@ -270,3 +281,36 @@ def test_the_responses_face_keeps_every_bucket(cached_completion: ChatCompletion
         "output_tokens_details": {"reasoning_tokens": 12},
         "total_tokens": 130,
     }
+
+
+async def _streamed(*, forward_usage: bool) -> tuple[list[ChatCompletionChunk], CallContext]:
+    """An upstream that puts its usage on the last chunk with choices (as some
+    OpenAI-compatible servers do), through the gateway's stream observer."""
+    usage = billed_usage(input=9, output=2, cache_read=4, reasoning=1)
+
+    async def upstream() -> AsyncIterator[ChatCompletionChunk]:
+        for text, use in (("Hi", None), (" there", usage)):
+            yield ChatCompletionChunk(
+                id="c",
+                created=1,
+                model="m",
+                choices=[ChunkChoice(delta=Delta(content=text))],
+                usage=use,
+            )
+
+    request = ChatCompletionRequest(
+        model="m", messages=[ChatMessage(role="user", content="hi")], stream=True
+    )
+    ctx = CallContext(request_id="r", endpoint="chat", request=request)
+    chunks = [c async for c in service._observe(ctx, upstream(), forward_usage=forward_usage)]
+    return chunks, ctx
+
+
+async def test_usage_riding_on_a_chunk_with_choices_is_charged_and_kept_from_the_client() -> None:
+    chunks, ctx = await _streamed(forward_usage=False)
+    assert [c.choices[0].delta.content for c in chunks] == ["Hi", " there"]
+    assert all(c.usage is None for c in chunks)
+    assert ctx.usage is not None
+    assert TokenCounts.of(ctx.usage) == TokenCounts(prompt=9, completion=2, cached=4, reasoning=1)
+    asked, _ = await _streamed(forward_usage=True)
+    assert asked[-1].usage == ctx.usage

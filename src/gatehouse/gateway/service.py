@@ -203,9 +203,13 @@ async def _observe(
     async for chunk in chunks:
         if chunk.usage is not None:
             ctx.usage = chunk.usage
-            if not chunk.choices and not forward_usage:
-                continue
-        elif ctx.first_token_at is None and any(c.delta.content for c in chunk.choices):
+            if not forward_usage:
+                if not chunk.choices:
+                    continue
+                # Some upstreams put usage on the last chunk with choices: the
+                # client that did not ask for usage gets the choices alone.
+                chunk = chunk.model_copy(update={"usage": None})
+        if ctx.first_token_at is None and any(c.delta.content for c in chunk.choices):
             ctx.first_token_at = time.monotonic()
         yield chunk
 
