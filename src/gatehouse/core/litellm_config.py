@@ -50,6 +50,16 @@ _STRATEGIES = {
     "usage-based-routing-v2": "lowest_usage",
 }
 
+# LiteLLM's per-bucket prices, which a deployment accepts under the same names.
+_PRICES = (
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token",
+    "input_cost_per_query",
+)
+
 _PARAMS_HANDLED = {
     "model",
     "api_base",
@@ -61,25 +71,9 @@ _PARAMS_HANDLED = {
     "weight",
     "timeout",
     "stream_timeout",
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "cache_read_input_token_cost",
-    "cache_creation_input_token_cost",
-    "output_cost_per_reasoning_token",
-    "input_cost_per_query",
+    *_PRICES,
     "extra_headers",
 }
-
-
-# LiteLLM's per-bucket prices, which a deployment accepts under the same names.
-_PRICES = (
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "cache_read_input_token_cost",
-    "cache_creation_input_token_cost",
-    "output_cost_per_reasoning_token",
-    "input_cost_per_query",
-)
 
 
 def translate(config: Mapping[str, Any]) -> dict[str, Any]:
