@@ -44,6 +44,7 @@ class Governed:
     governance: Governance
     clock: FakeClock
     chat: EchoChat
+    gateway: Gateway | None = None
 
     def sdk(self, key: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
@@ -109,7 +110,7 @@ async def governed_app(
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse") as http:
-            yield Governed(http, governance, clock, chat)
+            yield Governed(http, governance, clock, chat, gateway)
     finally:
         await gateway.stop()
 

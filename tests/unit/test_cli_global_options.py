@@ -29,6 +29,8 @@ COMMANDS = [
     ["keys", "rotate", "id"],
     ["spend"],
     ["purge"],
+    ["privacy", "export", "--user", "u"],
+    ["privacy", "delete", "--user", "u"],
     ["eval", "retrieval", "--qrels", "q", "--run", "r"],
     ["eval", "rag", "-c", "c", "--queries", "q", "--qrels", "r"],
     ["version"],

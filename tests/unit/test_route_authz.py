@@ -35,6 +35,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
         deployments,
         health,
         observability,
+        privacy,
         rag,
         rerank,
         responses,
@@ -44,7 +45,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in (*modules, tokens, rerank):
+    for module in (*modules, tokens, rerank, privacy):
         specs.extend(module.ROUTES)
     return specs
 

@@ -22,6 +22,7 @@ from gatehouse import __version__
 from gatehouse.cli import capacity
 from gatehouse.cli import eval as eval_cli
 from gatehouse.cli import guard as guard_cli
+from gatehouse.cli import privacy as privacy_cli
 from gatehouse.cli import rag as rag_cli
 from gatehouse.core.config import Settings, load_settings
 from gatehouse.core.errors import ConfigError, GatehouseError
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     capacity.add_parser(commands)
     guard_cli.add_parser(commands)
+    privacy_cli.add_parser(commands)
     rag_cli.add_parsers(commands)
     eval_cli.add_parsers(commands)
     commands.add_parser("models", help="list the configured models")
@@ -128,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return governance.run(settings, args)
             except governance.UsageError as exc:
                 return _fail(str(exc), EXIT_USAGE)
+        if args.command == "privacy":
+            return privacy_cli.run(settings, args)
         if args.command in ("ingest", "search", "ask", "collections"):
             return rag_cli.run(settings, args)
         if args.command == "eval":

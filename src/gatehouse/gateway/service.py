@@ -72,6 +72,7 @@ class Gateway:
         self.registry = registry
         self.router = router or Router(registry)
         self.governance = governance
+        self.stages = tuple(stages)  # what admin work reaches into (privacy: the caches)
         self._started_at = started_at
         self._handle = chain(stages, self._dispatch, tracer=tracer)
 

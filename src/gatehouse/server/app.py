@@ -44,6 +44,7 @@ from gatehouse.server.routes import (
     health,
     observability,
     openai,
+    privacy,
     rag,
     rerank,
     responses,
@@ -114,6 +115,7 @@ def create_app(
         *health.ROUTES,
         *observability.ROUTES,
         *admin.ROUTES,
+        *privacy.ROUTES,
         *rag.ROUTES,
     ]
     document: dict[str, Any] = {}

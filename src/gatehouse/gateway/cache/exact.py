@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from gatehouse.core.pseudonyms import subject_tag
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.gateway.cache.entries import (
     decode_completion,
@@ -14,7 +15,7 @@ from gatehouse.gateway.cache.entries import (
     is_usage_only,
     replay,
 )
-from gatehouse.gateway.cache.keys import Scope, cache_key, fingerprint, scope_id
+from gatehouse.gateway.cache.keys import Scope, cache_key, fingerprint, owner_tags, scope_id
 from gatehouse.gateway.cache.policy import decide, mark
 from gatehouse.gateway.cache.store import CacheStore, CacheUnavailable
 from gatehouse.gateway.pipeline import CallContext, Next, Result
@@ -67,15 +68,21 @@ class ExactCache:
         result = await call_next(ctx)
         if not decision.store:
             return result
+        owners = owner_tags(ctx.principal, request)
         if isinstance(result, ChatCompletion):
-            await self._set(key, encode_completion(result), decision.ttl)
+            await self._set(key, encode_completion(result), decision.ttl, owners)
             return result
         if isinstance(result, AsyncIterator):
-            return self._record(ctx, result, key, decision.ttl)
+            return self._record(ctx, result, key, decision.ttl, owners)
         return result
 
     async def _record(
-        self, ctx: CallContext, chunks: AsyncIterator[ChatCompletionChunk], key: str, ttl: float
+        self,
+        ctx: CallContext,
+        chunks: AsyncIterator[ChatCompletionChunk],
+        key: str,
+        ttl: float,
+        owners: list[str],
     ) -> AsyncIterator[ChatCompletionChunk]:
         seen: list[ChatCompletionChunk] = []
         async for chunk in chunks:
@@ -84,7 +91,7 @@ class ExactCache:
             yield chunk
         # Reached only when the upstream stream ended cleanly.
         if seen:
-            await self._set(key, encode_stream(seen, ctx.usage), ttl)
+            await self._set(key, encode_stream(seen, ctx.usage), ttl, owners)
 
     async def _get(self, key: str) -> bytes | None:
         try:
@@ -93,11 +100,18 @@ class ExactCache:
             log.warning("%s; answering as a miss", exc)
             return None
 
-    async def _set(self, key: str, value: bytes, ttl: float) -> None:
+    async def _set(self, key: str, value: bytes, ttl: float, owners: list[str]) -> None:
         try:
             await self.store.set(key, value, ttl)
+            for owner in owners:
+                await self.store.tag(owner, key, ttl)
         except CacheUnavailable as exc:
             log.warning("%s; the answer was not cached", exc)
+
+    async def purge_subject(self, user: str) -> int:
+        """Delete the entries holding ``user``'s data (per-user deletion); how many.
+        Raises :class:`CacheUnavailable` when the store cannot be reached."""
+        return len(await self.store.purge(subject_tag(user)))
 
 
 def answer_from_entry(ctx: CallContext, request: ChatCompletionRequest, raw: bytes) -> Result:

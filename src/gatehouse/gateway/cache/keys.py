@@ -16,6 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from gatehouse.core.principal import Principal
+from gatehouse.core.pseudonyms import subject_tag
 from gatehouse.core.types import ChatCompletionRequest
 
 Scope = Literal["principal", "team", "org", "global"]
@@ -65,3 +66,11 @@ def cache_key(
 def is_deterministic(request: ChatCompletionRequest) -> bool:
     """Temperature 0 or a fixed seed: the caller asked for a repeatable answer."""
     return request.temperature == 0 or request.seed is not None
+
+
+def owner_tags(principal: Principal | None, request: ChatCompletionRequest) -> list[str]:
+    """Whose data an entry made for this call holds, as subject tags: the
+    caller's user and the end user the request names (``user``), so that a
+    per-user deletion finds it (:meth:`CacheStore.purge`)."""
+    users = {principal.user if principal is not None else None, request.user}
+    return sorted(subject_tag(user) for user in users if user)

@@ -10,6 +10,16 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 PREFIX = "gatehouse:cache:"
+# A set per owner tag (never a user id): the entry keys holding that subject's data.
+OWNER_PREFIX = "gatehouse:cache-owner:"
+# Add the entry to the set and keep the set for as long as its longest-lived entry.
+_TAG = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
 
 
 class RedisStore:
@@ -41,6 +51,25 @@ class RedisStore:
             await self._client.set(PREFIX + key, value, px=max(1, int(ttl * 1000)))
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(f"redis cache set failed: {exc}") from exc
+
+    async def tag(self, owner: str, key: str, ttl: float) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            await self._client.eval(_TAG, 1, OWNER_PREFIX + owner, key, max(1, int(ttl * 1000)))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(f"redis cache tag failed: {exc}") from exc
+
+    async def purge(self, owner: str) -> list[str]:
+        from redis.exceptions import RedisError
+
+        try:
+            members = await self._client.smembers(OWNER_PREFIX + owner)
+            keys = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+            await self._client.delete(OWNER_PREFIX + owner, *(PREFIX + key for key in keys))
+        except (RedisError, OSError) as exc:
+            raise CacheUnavailable(f"redis cache purge failed: {exc}") from exc
+        return keys
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -15,15 +15,23 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
 from gatehouse.core.errors import GatehouseError
+from gatehouse.core.pseudonyms import subject_tag
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.gateway.cache.entries import encode_completion, encode_stream, is_usage_only
 from gatehouse.gateway.cache.exact import answer_from_entry
-from gatehouse.gateway.cache.keys import Scope, cache_key, canonical_fields, scope_id
+from gatehouse.gateway.cache.keys import (
+    Scope,
+    cache_key,
+    canonical_fields,
+    owner_tags,
+    scope_id,
+)
 from gatehouse.gateway.cache.policy import decide, mark
 from gatehouse.gateway.cache.store import CacheStore, CacheUnavailable
 from gatehouse.gateway.pipeline import CallContext, Next, Result
@@ -146,21 +154,21 @@ class SemanticCache:
         if not decision.store:
             return result
         entry_key = cache_key(ctx.model, context + question.encode(), scope, partition, "sem-e")
+        entry = _Entry(
+            partition, entry_key, vector, decision.ttl, owner_tags(ctx.principal, request)
+        )
         if isinstance(result, ChatCompletion):
-            await self._set(partition, entry_key, vector, encode_completion(result), decision.ttl)
+            await self._set(entry, encode_completion(result))
             return result
         if isinstance(result, AsyncIterator):
-            return self._record(ctx, result, partition, entry_key, vector, decision.ttl)
+            return self._record(ctx, result, entry)
         return result
 
     async def _record(
         self,
         ctx: CallContext,
         chunks: AsyncIterator[ChatCompletionChunk],
-        partition: str,
-        entry_key: str,
-        vector: Vector,
-        ttl: float,
+        entry: _Entry,
     ) -> AsyncIterator[ChatCompletionChunk]:
         seen: list[ChatCompletionChunk] = []
         async for chunk in chunks:
@@ -168,7 +176,7 @@ class SemanticCache:
                 seen.append(chunk)
             yield chunk
         if seen:
-            await self._set(partition, entry_key, vector, encode_stream(seen, ctx.usage), ttl)
+            await self._set(entry, encode_stream(seen, ctx.usage))
 
     async def _embed(self, text: str) -> Vector | None:
         try:
@@ -184,12 +192,33 @@ class SemanticCache:
             log.warning("%s; answering as a miss", exc)
             return None
 
-    async def _set(
-        self, partition: str, entry_key: str, vector: Vector, value: bytes, ttl: float
-    ) -> None:
+    async def _set(self, entry: _Entry, value: bytes) -> None:
         try:
-            await self.store.set(entry_key, value, ttl)
+            await self.store.set(entry.key, value, entry.ttl)
+            for owner in entry.owners:
+                await self.store.tag(owner, entry.key, entry.ttl)
         except CacheUnavailable as exc:
             log.warning("%s; the answer was not cached", exc)
             return
-        self.index.add(partition, entry_key, vector)
+        self.index.add(entry.partition, entry.key, entry.vector)
+
+    async def purge_subject(self, user: str) -> int:
+        """Delete the entries holding ``user``'s data, their vectors included
+        (per-user deletion); how many. Raises :class:`CacheUnavailable` when
+        the store cannot be reached."""
+        keys = await self.store.purge(subject_tag(user))
+        for key in keys:
+            self.index.remove(key)
+        return len(keys)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """Where a new answer goes: its partition, key and vector, for how long, and
+    whose data it holds (subject tags)."""
+
+    partition: str
+    key: str
+    vector: Vector
+    ttl: float
+    owners: list[str]

@@ -23,6 +23,15 @@ class CacheStore(Protocol):
 
     async def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
+    async def tag(self, owner: str, key: str, ttl: float) -> None:
+        """Note that entry ``key`` holds data of ``owner`` (a subject tag, see
+        :func:`gatehouse.core.pseudonyms.subject_tag`), for :meth:`purge`."""
+        ...
+
+    async def purge(self, owner: str) -> list[str]:
+        """Delete every entry tagged with ``owner``; the keys it deleted."""
+        ...
+
 
 class MemoryStore:
     """An LRU bounded by entry count and total bytes, with per-entry expiry.
@@ -42,6 +51,8 @@ class MemoryStore:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
+        self._owned: dict[str, set[str]] = {}  # owner tag -> entry keys
+        self._owners: dict[str, set[str]] = {}  # entry key -> owner tags
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,6 +83,22 @@ class MemoryStore:
             oldest = next(iter(self._entries))
             self._drop(oldest)
 
+    async def tag(self, owner: str, key: str, ttl: float) -> None:
+        if key in self._entries:
+            self._owned.setdefault(owner, set()).add(key)
+            self._owners.setdefault(key, set()).add(owner)
+
+    async def purge(self, owner: str) -> list[str]:
+        keys = sorted(self._owned.get(owner, ()))
+        for key in keys:
+            self._drop(key)
+        return keys
+
     def _drop(self, key: str) -> None:
         _, value = self._entries.pop(key)
         self._bytes -= len(value)
+        for owner in self._owners.pop(key, ()):
+            owned = self._owned[owner]
+            owned.discard(key)
+            if not owned:
+                del self._owned[owner]
