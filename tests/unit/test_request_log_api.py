@@ -239,6 +239,8 @@ def test_aggregate_sums_per_day_and_dimensions() -> None:
         "prompt_tokens": 2,
         "completion_tokens": 3,
         "cached_tokens": 1,
+        "cache_write_tokens": 1,
+        "reasoning_tokens": 2,
         "cost_usd": 0.5,
         "latency_ms": 10.0,
     }
@@ -251,6 +253,7 @@ def test_aggregate_sums_per_day_and_dimensions() -> None:
     totals = aggregate(rows)
     first = totals[(day_of(midnight), "red", "", "", "", "m", "m#0")]
     assert (first.requests, first.errors, first.cache_hits, first.prompt_tokens) == (2, 1, 1, 4)
+    assert (first.cached_tokens, first.cache_write_tokens, first.reasoning_tokens) == (2, 2, 4)
     assert (first.cost_usd, first.latency_ms) == (1.0, 20.0)
     assert totals[("2026-05-29", "red", "", "", "", "m", "m#0")].requests == 1
 
