@@ -62,6 +62,7 @@ def test_purge_rolls_up_then_deletes_old_events_and_spend_is_unchanged(
         "events_deleted": 5,
         "rollups_deleted": 0,
         "audit_deleted": 0,
+        "responses_deleted": 0,
     }
     assert main([*argv, "spend", "--by", "team", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == before

@@ -103,7 +103,8 @@ async def _purge(database: Database, settings: Settings, args: argparse.Namespac
         return 0
     print(
         f"rolled up {report.rolled_up} events; deleted {report.events_deleted} events, "
-        f"{report.rollups_deleted} rollup rows, {report.audit_deleted} audit entries"
+        f"{report.rollups_deleted} rollup rows, {report.audit_deleted} audit entries, "
+        f"{report.responses_deleted} stored responses"
     )
     return 0
 

@@ -287,6 +287,10 @@ class RetentionConfig(_Section):
     request_events_days: int | None = Field(default=30, ge=1)  # the request log
     rollups_days: int | None = Field(default=400, ge=1)  # daily spend totals
     audit_days: int | None = Field(default=None, ge=1)  # admin actions
+    responses_days: int | None = Field(default=None, ge=1)  # stored Responses API responses
+    # No response cache entry (exact or semantic, memory or Redis) outlives this,
+    # whatever TTL cache.ttl_seconds or a request asks for.
+    cache_entries_seconds: float | None = Field(default=None, gt=0)
     interval_seconds: float = Field(default=60.0, gt=0)  # roll up, then purge, this often
     batch_size: int = Field(default=5000, ge=1)  # rows per transaction of either job
 

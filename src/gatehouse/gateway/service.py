@@ -324,7 +324,9 @@ def build_gateway(
         governance,
         observer=observer,
         guard=guard_stages(settings.guard, settings.aliases, stored=governance.guard_policies),
-        caches=build_caches(settings.cache, embed_call),
+        caches=build_caches(
+            settings.cache, embed_call, max_ttl=settings.retention.cache_entries_seconds
+        ),
         bodies=access_log_bodies(settings),
     )
     return Gateway(

@@ -1,8 +1,8 @@
 """Retention: roll the ledger up, then delete each class of data past its age.
 
 :class:`Retention` runs one round (:meth:`Retention.run_once`): count pending
-usage events into the daily rollups, then purge raw usage events, rollups and
-audit entries older than ``retention.*_days``. Raw events are deleted only
+usage events into the daily rollups, then purge raw usage events, rollups,
+audit entries and stored responses older than ``retention.*_days``. Raw events are deleted only
 once a rollup counts them (``rolled_up_at`` set), so a purge never changes a
 spend figure; an event still pending past its age waits for the next round.
 
@@ -35,6 +35,7 @@ log = logging.getLogger("gatehouse.retention")
 
 ROLLUPS_CLASS = "rollups"
 AUDIT_CLASS = "audit"
+RESPONSES_CLASS = "responses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class RetentionReport:
     events_deleted: int
     rollups_deleted: int
     audit_deleted: int
+    responses_deleted: int = 0
 
 
 def cutoff(now: float, days: int | None) -> float | None:
@@ -83,8 +85,12 @@ class Retention:
         before = cutoff(now, config.audit_days)
         if before is not None:
             audit = await self.purge_audit(before)
+        responses = 0
+        before = cutoff(now, config.responses_days)
+        if before is not None:
+            responses = await self.purge_responses(before)
         self.rounds += 1
-        return RetentionReport(rolled, events, rollups, audit)
+        return RetentionReport(rolled, events, rollups, audit, responses)
 
     async def purge_events(self, before: float) -> int:
         """Delete raw usage events older than ``before`` that a rollup counts."""
@@ -101,6 +107,14 @@ class Retention:
         table = schema.audit_log
         deleted = await self._batches(table, table.c.at < before)
         await self._record(AUDIT_CLASS, before, deleted)
+        return deleted
+
+    async def purge_responses(self, before: float) -> int:
+        """Delete stored Responses API responses created before ``before``: a chain
+        that continues from one gets a 404 for it, as after a client's delete."""
+        table = schema.responses
+        deleted = await self._batches(table, table.c.created_at < before)
+        await self._record(RESPONSES_CLASS, before, deleted)
         return deleted
 
     async def purge_rollups(self, before: float) -> int:
@@ -179,7 +193,12 @@ class Retention:
                 self.failures += 1
                 log.warning("retention round failed (next in %.0fs): %s", self._interval, exc)
             else:
-                if report.events_deleted or report.rollups_deleted or report.audit_deleted:
+                if (
+                    report.events_deleted
+                    or report.rollups_deleted
+                    or report.audit_deleted
+                    or report.responses_deleted
+                ):
                     log.info("retention round: %s", report)
 
     @property

@@ -59,11 +59,14 @@ class CacheStages:
     coalescer: Coalescer | None = None
 
 
-def build_caches(config: CacheConfig, embed_call: EmbedCall) -> CacheStages:
+def build_caches(
+    config: CacheConfig, embed_call: EmbedCall, *, max_ttl: float | None = None
+) -> CacheStages:
     """The caching stages the settings turn on, sharing one store.
 
     ``embed_call`` reaches the embedding model for the semantic cache (through
-    the router, outside the pipeline, so the lookup is not itself cached).
+    the router, outside the pipeline, so the lookup is not itself cached);
+    ``max_ttl`` (``retention.cache_entries_seconds``) caps every entry's TTL.
     """
     needs_store = config.enabled or bool(config.semantic.groups)
     store = build_store(config) if needs_store else None
@@ -74,6 +77,7 @@ def build_caches(config: CacheConfig, embed_call: EmbedCall) -> CacheStages:
             ttl=config.ttl_seconds,
             scope=config.scope,
             only_deterministic=config.only_deterministic,
+            max_ttl=max_ttl,
         )
     if config.semantic.groups and store is not None:
         model = config.semantic.embedding_model
@@ -93,6 +97,7 @@ def build_caches(config: CacheConfig, embed_call: EmbedCall) -> CacheStages:
             ttl=config.ttl_seconds,
             scope=config.scope,
             only_deterministic=config.only_deterministic,
+            max_ttl=max_ttl,
         )
     if config.coalesce:
         coalescer = Coalescer(scope=config.scope, only_deterministic=config.only_deterministic)

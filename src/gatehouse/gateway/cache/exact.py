@@ -37,9 +37,12 @@ class ExactCache:
         ttl: float,
         scope: Scope = "principal",
         only_deterministic: bool = True,
+        max_ttl: float | None = None,
     ) -> None:
         self.store = store
         self.ttl = ttl
+        # retention.cache_entries_seconds: no entry lives longer, whatever is asked.
+        self.max_ttl = max_ttl
         self.scope: Scope = scope
         self.only_deterministic = only_deterministic
 
@@ -101,6 +104,8 @@ class ExactCache:
             return None
 
     async def _set(self, key: str, value: bytes, ttl: float, owners: list[str]) -> None:
+        if self.max_ttl is not None:
+            ttl = min(ttl, self.max_ttl)
         try:
             await self.store.set(key, value, ttl)
             for owner in owners:

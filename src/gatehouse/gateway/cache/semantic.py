@@ -112,8 +112,10 @@ class SemanticCache:
         ttl: float,
         scope: Scope = "principal",
         only_deterministic: bool = True,
+        max_ttl: float | None = None,
     ) -> None:
         self.store = store
+        self.max_ttl = max_ttl  # retention.cache_entries_seconds
         self.embed = embed
         self.groups = frozenset(groups)
         self.threshold = threshold
@@ -193,10 +195,11 @@ class SemanticCache:
             return None
 
     async def _set(self, entry: _Entry, value: bytes) -> None:
+        ttl = entry.ttl if self.max_ttl is None else min(entry.ttl, self.max_ttl)
         try:
-            await self.store.set(entry.key, value, entry.ttl)
+            await self.store.set(entry.key, value, ttl)
             for owner in entry.owners:
-                await self.store.tag(owner, entry.key, entry.ttl)
+                await self.store.tag(owner, entry.key, ttl)
         except CacheUnavailable as exc:
             log.warning("%s; the answer was not cached", exc)
             return
