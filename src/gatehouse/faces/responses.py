@@ -19,6 +19,8 @@ message item, ``input_text``/``output_text``  a message with text parts
 ``input_image`` (a URL or a data URL)      an ``image_url`` part
 ``function_call`` item                     an assistant message's ``tool_calls``
 ``function_call_output`` item              a ``tool`` message
+``reasoning`` item (summary,               the assistant turn's ``reasoning_content``
+``encrypted_content``)                     and ``thinking_blocks``
 function ``tools``, ``tool_choice``        ``tools``, ``tool_choice``
 ``max_output_tokens``                      ``max_completion_tokens``
 ``text.format`` json_schema / json_object  ``response_format``
@@ -50,6 +52,7 @@ from gatehouse.faces.responses_items import (
     OutputItem,
     OutputText,
     OutputTokensDetails,
+    ReasoningItem,
     Refusal,
     ResponseObject,
     ResponseStatus,
@@ -57,10 +60,12 @@ from gatehouse.faces.responses_items import (
     namespaced,
     new_item_id,
 )
+from gatehouse.faces.responses_reasoning import join_turn
+from gatehouse.faces.responses_reasoning import output_item as reasoning_output
 from gatehouse.faces.responses_tools import chat_tool_choice, chat_tools
 
-# ``include`` values that need nothing from a chat-translated upstream: no
-# reasoning items are produced, so there is no encrypted reasoning to include.
+# ``include`` values that need nothing from a chat-translated upstream: every
+# reasoning item carries its ``encrypted_content`` whether asked or not.
 _VACUOUS_INCLUDES = frozenset({"reasoning.encrypted_content"})
 
 
@@ -173,7 +178,15 @@ def _messages(items: Sequence[Item]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for item in items:
         if isinstance(item, MessageItem):
-            messages.append(_chat_message(item))
+            chat = _chat_message(item)
+            last = messages[-1] if messages else None
+            if chat["role"] == "assistant" and _reasoning_only(last):
+                assert last is not None
+                last["content"] = chat["content"]  # the text after its reasoning: one turn
+            else:
+                messages.append(chat)
+        elif isinstance(item, ReasoningItem):
+            join_turn(messages, item, "input")
         elif isinstance(item, FunctionCallItem):
             call = {
                 "id": item.call_id,
@@ -189,6 +202,16 @@ def _messages(items: Sequence[Item]) -> list[dict[str, Any]]:
         else:
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.output})
     return messages
+
+
+def _reasoning_only(message: dict[str, Any] | None) -> bool:
+    """An assistant turn that so far holds only reasoning."""
+    return (
+        message is not None
+        and message["role"] == "assistant"
+        and message.get("content") is None
+        and not message.get("tool_calls")
+    )
 
 
 def _chat_message(item: MessageItem) -> dict[str, Any]:
@@ -318,6 +341,9 @@ def from_openai(
     choice = completion.choices[0]
     message = choice.message
     output: list[OutputItem] = []
+    reasoning = reasoning_output(message, ids)
+    if reasoning is not None:
+        output.append(reasoning)
     refusal = getattr(message, "refusal", None)
     if message.content or refusal or not message.tool_calls:
         content: list[InputText | OutputText | Refusal | InputImage] = []

@@ -1,8 +1,8 @@
 """The ``input`` of a Responses request as typed items, and stored input page by page.
 
 A string is one user message; a list holds message items (``input_text``,
-``output_text``, ``refusal`` and ``input_image`` parts), ``function_call`` and
-``function_call_output`` items. Anything else is refused with a 400 naming
+``output_text``, ``refusal`` and ``input_image`` parts), ``function_call``,
+``function_call_output`` and ``reasoning`` items. Anything else is refused with a 400 naming
 the item or part (``input[2].content[0].type``), never dropped.
 """
 
@@ -26,6 +26,7 @@ from gatehouse.faces.responses_items import (
     ResponseObject,
     new_item_id,
 )
+from gatehouse.faces.responses_reasoning import input_item as reasoning_input
 
 
 def unsupported(param: str, what: str, hint: str = "") -> UnsupportedParameterError:
@@ -65,6 +66,8 @@ def _item(raw: dict[str, Any], where: str, ids: IdFactory) -> Item:
             arguments=arguments,
             namespace=namespace or None,
         )
+    if kind == "reasoning":
+        return reasoning_input(raw, where, ids)
     if kind == "function_call_output":
         return FunctionCallOutputItem(
             id=_given_id(raw) or ids("fco"),

@@ -117,10 +117,29 @@ class FunctionCallOutputItem(_Model):
     status: ItemStatus = "completed"
 
 
+class SummaryText(_Model):
+    type: Literal["summary_text"] = "summary_text"
+    text: str
+
+
+class ReasoningItem(_Model):
+    """The reasoning that came with an answer: its text as the summary, and the
+    signed reasoning state (thinking blocks, thought signatures) as
+    ``encrypted_content``, which goes back upstream on the next turn
+    (:mod:`gatehouse.faces.responses_reasoning`)."""
+
+    type: Literal["reasoning"] = "reasoning"
+    id: str
+    summary: list[SummaryText] = Field(default_factory=list)
+    encrypted_content: str | None = None
+    status: ItemStatus = "completed"
+
+
 Item = Annotated[
-    MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(discriminator="type")
+    MessageItem | FunctionCallItem | FunctionCallOutputItem | ReasoningItem,
+    Field(discriminator="type"),
 ]
-OutputItem = Annotated[MessageItem | FunctionCallItem, Field(discriminator="type")]
+OutputItem = Annotated[MessageItem | FunctionCallItem | ReasoningItem, Field(discriminator="type")]
 
 
 class InputTokensDetails(_Model):

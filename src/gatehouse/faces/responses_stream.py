@@ -6,7 +6,10 @@ from 0: ``response.created``, ``response.in_progress``; per output item
 ``response.output_text.delta``..., ``response.output_text.done``,
 ``response.content_part.done``, and for a function call
 ``response.function_call_arguments.delta``..., ``response.function_call_arguments.done``;
-then ``response.output_item.done``; last ``response.completed`` (or
+then ``response.output_item.done``. Reasoning comes first as a ``reasoning`` item
+(``response.reasoning_summary_part.added``, ``response.reasoning_summary_text.delta``...,
+their ``.done``), its signed state in the ``encrypted_content`` of its
+``response.output_item.done``. Last ``response.completed`` (or
 ``response.incomplete`` when the answer was cut by ``max_output_tokens``), or
 ``error`` and ``response.failed`` when the upstream fails mid-stream.
 
@@ -31,11 +34,14 @@ from gatehouse.faces.responses_items import (
     MessageItem,
     OutputItem,
     OutputText,
+    ReasoningItem,
     ResponseError,
     ResponseObject,
+    SummaryText,
     namespaced,
     new_item_id,
 )
+from gatehouse.faces.responses_reasoning import encode_state
 
 
 def event(data: dict[str, Any]) -> bytes:
@@ -72,6 +78,7 @@ class StreamTranslator:
         self._started = False
         self._output: list[OutputItem | None] = []  # by output index; None while open
         self._message: _Open | None = None
+        self._reasoning: _Open | None = None  # its text is the summary being streamed
         self._calls: dict[int, _Open] = {}  # chat tool-call index -> open item
         self._call_ids: set[str] = set()
         self._finish_reason: str | None = None
@@ -83,6 +90,10 @@ class StreamTranslator:
         if chunk.usage is not None:
             self._usage = chunk.usage
         for choice in chunk.choices[:1]:
+            if choice.delta.reasoning_content:
+                out.extend(self._reasoning_text(choice.delta.reasoning_content))
+            if choice.delta.thinking_blocks:
+                out.extend(self._reasoning_state(choice.delta.thinking_blocks))
             if choice.delta.content:
                 out.extend(self._text(choice.delta.content))
             for call in choice.delta.tool_calls or []:
@@ -138,8 +149,89 @@ class StreamTranslator:
             self._emit("response.in_progress", response=shell),
         ]
 
-    def _text(self, delta: str) -> list[bytes]:
+    def _reasoning_text(self, delta: str) -> list[bytes]:
         out: list[bytes] = []
+        reasoning = self._reasoning
+        if reasoning is None:
+            out.extend(self._open_reasoning())
+            reasoning = self._reasoning
+            assert reasoning is not None
+            part = {"type": "summary_text", "text": ""}
+            out.append(
+                self._emit(
+                    "response.reasoning_summary_part.added",
+                    item_id=reasoning.item_id,
+                    output_index=reasoning.index,
+                    summary_index=0,
+                    part=part,
+                )
+            )
+        reasoning.text.append(delta)
+        out.append(
+            self._emit(
+                "response.reasoning_summary_text.delta",
+                item_id=reasoning.item_id,
+                output_index=reasoning.index,
+                summary_index=0,
+                delta=delta,
+            )
+        )
+        return out
+
+    def _reasoning_state(self, blocks: list[dict[str, Any]]) -> list[bytes]:
+        """Signed blocks end the reasoning item they belong to (one of their own when
+        no reasoning text is streaming)."""
+        out = self._open_reasoning() if self._reasoning is None else []
+        out.extend(self._close_reasoning(blocks))
+        return out
+
+    def _open_reasoning(self) -> list[bytes]:
+        reasoning = self._reasoning = self._add("rs")
+        item = ReasoningItem(id=reasoning.item_id, summary=[], status="in_progress")
+        return [
+            self._emit(
+                "response.output_item.added",
+                output_index=reasoning.index,
+                item=item.model_dump(exclude_none=True),
+            )
+        ]
+
+    def _close_reasoning(self, blocks: list[dict[str, Any]] | None = None) -> list[bytes]:
+        reasoning = self._reasoning
+        if reasoning is None:
+            return []
+        self._reasoning = None
+        text = "".join(reasoning.text)
+        summary = [SummaryText(text=text)] if reasoning.text else []
+        item = ReasoningItem(
+            id=reasoning.item_id,
+            summary=summary,
+            encrypted_content=encode_state(blocks) if blocks else None,
+        )
+        self._output[reasoning.index] = item
+        where = {"item_id": reasoning.item_id, "output_index": reasoning.index}
+        out = []
+        if summary:
+            part = summary[0].model_dump()
+            out += [
+                self._emit(
+                    "response.reasoning_summary_text.done", **where, summary_index=0, text=text
+                ),
+                self._emit(
+                    "response.reasoning_summary_part.done", **where, summary_index=0, part=part
+                ),
+            ]
+        out.append(
+            self._emit(
+                "response.output_item.done",
+                output_index=reasoning.index,
+                item=item.model_dump(exclude_none=True),
+            )
+        )
+        return out
+
+    def _text(self, delta: str) -> list[bytes]:
+        out: list[bytes] = self._close_reasoning()
         if self._message is None:
             message = self._message = self._add("msg")
             item = {
@@ -182,6 +274,7 @@ class StreamTranslator:
         function = call.get("function") or {}
         open_call = self._calls.get(index)
         if open_call is None:
+            out.extend(self._close_reasoning())
             out.extend(self._close_message())
             open_call = self._calls[index] = self._add("fc")
             call_id = str(call.get("id") or "")
@@ -232,7 +325,8 @@ class StreamTranslator:
         ]
 
     def _close_items(self) -> list[bytes]:
-        out = self._close_message()
+        out = self._close_reasoning()
+        out.extend(self._close_message())
         for open_call in self._calls.values():
             item = self._function_call(open_call, status="completed")
             self._output[open_call.index] = item
