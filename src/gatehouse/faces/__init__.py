@@ -16,10 +16,11 @@ Each face is one module offering the same parts:
 
 Faces:
 
-- ``gatehouse.faces.anthropic``: the Anthropic Messages API (``POST /v1/messages``).
+- ``gatehouse.faces.anthropic``: the Anthropic Messages API (``POST /v1/messages``),
+  its content blocks in ``anthropic_blocks``.
 - ``gatehouse.faces.responses``: the OpenAI Responses API (``POST /v1/responses``),
   with its input items (``responses_input``), tools (``responses_tools``), objects
-  (``responses_items``) and stream (``responses_stream``, which also builds the
+  (``responses_items``), reasoning items (``responses_reasoning``) and stream (``responses_stream``, which also builds the
   finished response to store).
 
 Outbound translation (gatehouse calling a vendor) is not here: it belongs to
