@@ -13,11 +13,15 @@ from typing import Any
 import orjson
 import pytest
 
+from gatehouse.core.config import DeploymentConfig
 from gatehouse.core.errors import InvalidRequestError
 from gatehouse.core.reasoning import EFFORT_BUDGETS, effort_for_budget
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
 from gatehouse.faces import anthropic as face
+from gatehouse.providers import MockTransport, UpstreamRequest, UpstreamResponse
+from gatehouse.providers.anthropic import AnthropicProvider
 from gatehouse.providers.anthropic import translate as anthropic
+from gatehouse.providers.base import ModelInfo
 from gatehouse.providers.gemini import translate as gemini
 from gatehouse.providers.gemini.calls import split_call_id
 from gatehouse.providers.openai_compat import translate as openai_compat
@@ -538,3 +542,27 @@ def test_what_claude_code_sends_beyond_the_messages_basics_translates() -> None:
     assert openai_compat.chat_to_wire(chat, "o")["reasoning_effort"] == "xhigh"
     config = gemini.request_to_wire(chat, "gemini-3-pro-preview")["generationConfig"]
     assert config["thinkingConfig"]["thinkingLevel"] == "high"
+
+
+async def test_a_count_with_a_thinking_budget_needs_no_max_tokens() -> None:
+    seen: list[UpstreamRequest] = []
+
+    def handler(request: UpstreamRequest) -> UpstreamResponse:
+        seen.append(request)
+        return UpstreamResponse(200, {}, b'{"input_tokens": 9}')
+
+    config = DeploymentConfig(provider="anthropic", model="claude-x", base_url="http://up")
+    info = ModelInfo(id="claude", kind="chat", owned_by="x", context_window=0)
+    provider = AnthropicProvider(config, info=info, api_key="k", transport=MockTransport(handler))
+    body = face.MessagesRequest.model_validate(
+        {
+            "model": "claude",
+            "max_tokens": 1,  # what a count_tokens body gets when it names none
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    assert await provider.count_tokens(face.to_openai(body)) == 9
+    sent = orjson.loads(seen[0].body)
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert "max_tokens" not in sent

@@ -58,7 +58,9 @@ class AnthropicProvider:
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int:
         """The input tokens Anthropic counts for ``request`` (``/v1/messages/count_tokens``)."""
-        body = translate.request_to_wire(request.model_copy(update={"stream": False}), self._model)
+        # A count takes no max_tokens, so none may refuse the thinking budget.
+        uncapped = {"stream": False, "max_tokens": None, "max_completion_tokens": None}
+        body = translate.request_to_wire(request.model_copy(update=uncapped), self._model)
         counted = {key: body[key] for key in _COUNTED if key in body}
         data, _ = await self._upstream.post_json(f"{self._url}/count_tokens", counted)
         return token_count(data, "input_tokens")
