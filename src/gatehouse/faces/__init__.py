@@ -20,8 +20,8 @@ Faces:
   its content blocks in ``anthropic_blocks``.
 - ``gatehouse.faces.responses``: the OpenAI Responses API (``POST /v1/responses``),
   with its input items (``responses_input``), tools (``responses_tools``), objects
-  (``responses_items``), reasoning items (``responses_reasoning``) and stream (``responses_stream``, which also builds the
-  finished response to store).
+  (``responses_items``), reasoning items (``responses_reasoning``) and stream
+  (``responses_stream``, which also builds the finished response to store).
 
 Outbound translation (gatehouse calling a vendor) is not here: it belongs to
 the vendor's adapter under ``gatehouse.providers``.

@@ -318,7 +318,7 @@ class StreamTranslator:
                     )
                 )
             for block in choice.delta.thinking_blocks or []:
-                out.extend(self._signed(block))
+                out.extend(self._signed(block, bool(choice.delta.reasoning_content)))
             if choice.delta.content:
                 out.extend(self._open("text", {"type": "text", "text": ""}))
                 out.append(self._delta({"type": "text_delta", "text": choice.delta.content}))
@@ -359,9 +359,11 @@ class StreamTranslator:
             out.append(self._delta(delta, self._tool_blocks[index]))
         return out
 
-    def _signed(self, block: dict[str, Any]) -> list[bytes]:
-        """A whole thinking block (its signature known): the open thinking block's
-        signature, else a block of its own; ``redacted_thinking`` always its own."""
+    def _signed(self, block: dict[str, Any], text_streamed: bool) -> list[bytes]:
+        """A thinking block: its signature ends the open thinking block (or one of its
+        own); ``redacted_thinking`` is always its own. A block without a signature is
+        a piece of one (as LiteLLM streams them): its text, unless the same delta's
+        ``reasoning_content`` (``text_streamed``) carried it already."""
         if block.get("type") == "redacted_thinking":
             out = self._close_block()
             out.extend(self._open("redacted", {"type": "redacted_thinking", "data": block["data"]}))
@@ -371,10 +373,15 @@ class StreamTranslator:
         if self._block_kind != "thinking":
             out.extend(self._open("thinking", _EMPTY_THINKING))
             self._thinking_text = False
-        if block.get("thinking") and not self._thinking_text:
+        signature = block.get("signature")
+        # A whole block repeats the text streamed before it; a piece carries its own.
+        repeated = self._thinking_text if signature else text_streamed
+        if block.get("thinking") and not repeated:
             out.append(self._delta({"type": "thinking_delta", "thinking": block["thinking"]}))
-        if block.get("signature"):
-            out.append(self._delta({"type": "signature_delta", "signature": block["signature"]}))
+            self._thinking_text = True
+        if not signature:
+            return out
+        out.append(self._delta({"type": "signature_delta", "signature": signature}))
         out.extend(self._close_block())
         return out
 

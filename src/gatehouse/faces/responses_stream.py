@@ -93,7 +93,8 @@ class StreamTranslator:
             if choice.delta.reasoning_content:
                 out.extend(self._reasoning_text(choice.delta.reasoning_content))
             if choice.delta.thinking_blocks:
-                out.extend(self._reasoning_state(choice.delta.thinking_blocks))
+                streamed = bool(choice.delta.reasoning_content)
+                out.extend(self._reasoning_state(choice.delta.thinking_blocks, streamed))
             if choice.delta.content:
                 out.extend(self._text(choice.delta.content))
             for call in choice.delta.tool_calls or []:
@@ -178,11 +179,25 @@ class StreamTranslator:
         )
         return out
 
-    def _reasoning_state(self, blocks: list[dict[str, Any]]) -> list[bytes]:
-        """Signed blocks end the reasoning item they belong to (one of their own when
-        no reasoning text is streaming)."""
-        out = self._open_reasoning() if self._reasoning is None else []
-        out.extend(self._close_reasoning(blocks))
+    def _reasoning_state(self, blocks: list[dict[str, Any]], streamed: bool) -> list[bytes]:
+        """A signed (or redacted) block ends the reasoning item it belongs to, one of
+        its own when none is open; it holds the text streamed before it when it
+        repeats none. A block without a signature is a piece of one (as LiteLLM
+        streams them): its text, unless the same delta's ``reasoning_content``
+        (``streamed``) carried it already."""
+        out: list[bytes] = []
+        for block in blocks:
+            if not block.get("signature") and block.get("type") != "redacted_thinking":
+                if block.get("thinking") and not streamed:
+                    out.extend(self._reasoning_text(str(block["thinking"])))
+                continue
+            if self._reasoning is None:
+                out.extend(self._open_reasoning())
+            reasoning = self._reasoning
+            assert reasoning is not None
+            if block.get("type") == "thinking" and not block.get("thinking") and reasoning.text:
+                block = {**block, "thinking": "".join(reasoning.text)}
+            out.extend(self._close_reasoning([block]))
         return out
 
     def _open_reasoning(self) -> list[bytes]:
