@@ -113,7 +113,7 @@ def test_histograms_bin_values_and_show_failures() -> None:
     chart = svg.histogram("t", [0.0, 0.05, 0.95, 1.0], failed=2)
     bars = re.findall(r"<title>([^<]+)</title>", chart)
     assert bars[0] == "0.0: 2"
-    assert bars[9] == "0.9: 2"
+    assert bars[9] == "0.9-1: 2"
     assert bars[10] == "failed: 2"
     assert svg.bars("lat", ["a"], [12.5], unit=" ms").count("<rect") == 2
 

@@ -41,7 +41,7 @@ from gatehouse.evals.judge import ChatClient, Judge
 from gatehouse.evals.rag_metrics import JUDGE_METRICS
 from gatehouse.evals.remote import RemoteGateway
 from gatehouse.evals.report import write_report
-from gatehouse.evals.results import EvalRun, read_run, write_run
+from gatehouse.evals.results import EvalRun, ItemResult, read_run, write_run
 
 COMMANDS = ("answers", "capabilities", "compare")
 EXIT_USAGE = 2
@@ -181,6 +181,7 @@ async def _answers(settings: Settings, args: argparse.Namespace, metrics: list[s
             metrics=metrics,
             judge=judge,
             name=args.name or _default_name(args, "answers"),
+            progress=_Progress(len(questions)),
         )
     finally:
         if remote is not None:
@@ -208,10 +209,25 @@ async def _capabilities(
             repeat=args.repeat,
             temperature=args.temperature,
             name=args.name or _default_name(args, "capabilities"),
+            progress=_Progress(len(items)),
         )
     finally:
         if remote is not None:
             await remote.aclose()
+
+
+class _Progress:
+    """One stderr line per finished item: these runs take minutes on a small machine."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.started = time.monotonic()
+
+    def __call__(self, item: ItemResult) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        print(f"eval: {self.done}/{self.total} {item.id} ({elapsed:.0f} s)", file=sys.stderr)
 
 
 def _remote(args: argparse.Namespace) -> RemoteGateway | None:

@@ -94,10 +94,12 @@ async def evaluate_answers(
     metrics: Sequence[str] | None = None,
     judge: Judge | None = None,
     name: str = "answers",
+    progress: Callable[[ItemResult], None] | None = None,
 ) -> EvalRun:
     """Answer and score every question; the run's summary is computed.
 
-    ``metrics`` defaults to every metric with a judge, the deterministic ones without.
+    ``metrics`` defaults to every metric with a judge, the deterministic ones without;
+    ``progress`` hears of each question as it is done.
     """
     if metrics is None:
         metrics = ANSWER_METRICS if judge is not None else DETERMINISTIC_METRICS
@@ -110,7 +112,10 @@ async def evaluate_answers(
 
     async def one(question: LabelledQuestion) -> ItemResult:
         async with gate:
-            return await _evaluate_one(question, source, settings, list(metrics), judge)
+            item = await _evaluate_one(question, source, settings, list(metrics), judge)
+        if progress is not None:
+            progress(item)
+        return item
 
     tasks = [asyncio.create_task(one(q)) for q in questions]
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -241,11 +241,18 @@ async def run_capabilities(
     repeat: int = 1,
     temperature: float | None = None,
     name: str = "capabilities",
+    progress: Callable[[ItemResult], None] | None = None,
 ) -> EvalRun:
-    """Ask every item ``repeat`` times and check the replies; the run's summary is computed."""
+    """Ask every item ``repeat`` times and check the replies; the run's summary is computed.
+
+    ``progress`` hears of each item as it is done."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
-    results = [await _run_item(client, model, item, repeat, temperature) for item in items]
+    results = []
+    for item in items:
+        results.append(await _run_item(client, model, item, repeat, temperature))
+        if progress is not None:
+            progress(results[-1])
     run = EvalRun(
         kind="capabilities",
         name=name,

@@ -49,6 +49,7 @@ def histogram(title: str, values: Sequence[float], *, bins: int = 10, failed: in
         counts[min(int(value * bins), bins - 1) if value > 0 else 0] += 1
     # Each bin is labelled with its lower bound; the last one includes 1.
     columns = [(f"{i / bins:.1f}", c, BAR) for i, c in enumerate(counts)]
+    columns[-1] = (f"{columns[-1][0]}-1", columns[-1][1], BAR)
     if failed:
         columns.append(("failed", failed, FAILED))
     chart = _columns(title, columns, {i: name for i, (name, _, _) in enumerate(columns)})
