@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import Behaviour, FakeUpstream
-from .governance_helpers import MASTER, create_key
+from .governance_helpers import MASTER, create_key, write_config
 
 SHOUT: Any = {
     "name": "shout",
@@ -37,27 +37,14 @@ def gatehouse(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("anthropic-sdk")
-    config = root / "gatehouse.yaml"
-    config.write_text(
-        f"""
-local:
-  chat: {{enabled: false}}
-  embeddings: {{enabled: false}}
-aliases: {{}}
-models:
-  - name: up
-    deployments:
-      - provider: openai_compat
-        model: up-model
-        base_url: '{upstream.base_url}/v1'
-  - name: gem
+    gemini = f"""  - name: gem
     deployments:
       - provider: gemini
         model: gemini-2.5-flash
         base_url: '{upstream.base_url}'
         api_key: fake-key
 """
-    )
+    config = write_config(root / "gatehouse.yaml", upstream, gemini)
     server = start_server(root / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}, config=config)
     yield server
     stop_server(server)
