@@ -14,13 +14,11 @@ import openai
 import pytest
 from pydantic import SecretStr
 from redis import Redis as RedisClient
-from sqlalchemy import select
 
 from gatehouse.core.pseudonyms import Pseudonyms
-from gatehouse.store import schema
-from gatehouse.store.database import Database, database_url
 
 from ..services import Redis
+from ..unit.store_scan import rows_at
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
 
@@ -60,20 +58,7 @@ observability: {{access_log: {{format: json}}}}
 
 
 def _tables(url: str) -> list[str]:
-    async def read() -> list[str]:
-        database = Database(database_url(url, Path(".")))
-        await database.open()
-        try:
-            async with database.engine.connect() as conn:
-                return [
-                    str(tuple(row))
-                    for table in schema.metadata.sorted_tables
-                    for row in await conn.execute(select(table))
-                ]
-        finally:
-            await database.close()
-
-    return asyncio.run(read())
+    return asyncio.run(rows_at(url, Path(".")))
 
 
 def _redis(url: str) -> list[str]:

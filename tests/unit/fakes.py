@@ -76,6 +76,18 @@ class EchoChat:
             )
 
 
+class RecordingChat(EchoChat):
+    """An echo that keeps the text of every request it answered (whole answers only)."""
+
+    def __init__(self, model_id: str = "test/rec-chat") -> None:
+        super().__init__(model_id)
+        self.seen: list[str] = []
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        self.seen.append("\n".join(m.text() for m in request.messages))
+        return await super().complete(request)
+
+
 class ConstantEmbeddings:
     def __init__(self, model_id: str = "test/embed") -> None:
         self.info = ModelInfo(

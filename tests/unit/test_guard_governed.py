@@ -9,27 +9,15 @@ import openai
 import pytest
 
 from gatehouse.core.types import (
-    ChatCompletion,
-    ChatCompletionRequest,
     EmbeddingRequest,
     EmbeddingResponse,
 )
 
-from .fakes import ConstantEmbeddings, EchoChat
+from .fakes import ConstantEmbeddings, RecordingChat
 from .governed import Governed, governed_app
 
 EMAIL = "ana.lopez@clinic.example"
 RAG = ["rag:read", "rag:write", "chat", "embeddings"]
-
-
-class RecordingChat(EchoChat):
-    def __init__(self) -> None:
-        super().__init__("test/rec-chat")
-        self.seen: list[str] = []
-
-    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        self.seen.append("\n".join(m.text() for m in request.messages))
-        return await super().complete(request)
 
 
 class RecordingEmbeddings(ConstantEmbeddings):

@@ -9,23 +9,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from gatehouse.core.types import ChatCompletion, ChatCompletionRequest
-
-from .fakes import EchoChat
+from .fakes import RecordingChat
 from .governed import Governed, governed_app
 
 EMAIL = "ana.lopez@clinic.example"
 GUARD = {"enabled": True, "entities": {"EMAIL": "allow"}}
-
-
-class RecordingChat(EchoChat):
-    def __init__(self) -> None:
-        super().__init__("test/rec-chat")
-        self.seen: list[str] = []
-
-    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        self.seen.append("\n".join(m.text() for m in request.messages))
-        return await super().complete(request)
 
 
 @pytest.fixture

@@ -16,16 +16,14 @@ import jwt
 import pytest
 import yaml
 from pydantic import SecretStr
-from sqlalchemy import select
 
 from gatehouse.cli.main import main
 from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.gateway.cache import ExactCache, MemoryStore
 from gatehouse.observability import AccessLog
-from gatehouse.store import schema
-from gatehouse.store.database import Database, database_url
 
 from .governed import MASTER, Governed, governed_app
+from .store_scan import rows_at, table_rows
 
 USER = "zoe.private@example.org"
 OTHER = "max.public"
@@ -107,11 +105,7 @@ async def _use_everything(gov: Governed) -> tuple[str, str]:
 
 
 async def _sql_rows(gov: Governed) -> list[str]:
-    rows = []
-    async with gov.governance.database.engine.connect() as conn:
-        for table in schema.metadata.sorted_tables:
-            rows += [str(tuple(row)) for row in await conn.execute(select(table))]
-    return rows
+    return await table_rows(gov.governance.database)
 
 
 def _outbox_rows(tmp_path: Path) -> list[str]:
@@ -281,21 +275,8 @@ def test_the_cli_exports_and_deletes_with_no_server_running(
     assert len(report["not_reached"]) == 1
     assert "cache.backend: memory" in report["not_reached"][0]
 
-    async def remaining() -> list[str]:
-        database = Database(database_url(None, tmp_path))
-        await database.open()
-        try:
-            async with database.engine.connect() as conn:
-                return [
-                    str(tuple(row))
-                    for table in schema.metadata.sorted_tables
-                    for row in await conn.execute(select(table))
-                ]
-        finally:
-            await database.close()
-
     pseudonym = str(Pseudonyms(SecretStr(SECRET)).user(USER))
-    rows = asyncio.run(remaining())
+    rows = asyncio.run(rows_at(None, tmp_path))
     files = [data for _, data in _files(tmp_path / "rag")]
     for needle in (USER, pseudonym, CONTENT):
         assert not any(needle in row for row in rows), needle
