@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from enum import StrEnum
@@ -147,6 +148,38 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def _tries(
+    client: Client,
+    prompts: list[tuple[type[BaseModel], str]],
+    mode: Mode,
+    args: argparse.Namespace,
+    latencies: list[float],
+    failures: list[str],
+) -> tuple[int, int]:
+    """Runs every try; returns (valid on the first attempt, valid in the end)."""
+    client.chat("Hi", model="local/smollm2", max_tokens=1)  # load the model first
+    first_ok = final_ok = 0
+    for i, (model, prompt) in enumerate(prompts, 1):
+        ask = StructuredOutput(
+            model,
+            model="local/smollm2",
+            mode=mode,
+            max_attempts=args.attempts,
+            max_tokens=args.max_tokens,
+        )
+        started = time.perf_counter()
+        try:
+            result = run(ask.flow(prompt), client)
+        except StructuredOutputError as exc:
+            failures.append(f"{model.__name__}: {prompt!r}: {exc.errors[-1][:120]}")
+        else:
+            final_ok += 1
+            first_ok += result.attempts == 1
+        latencies.append(time.perf_counter() - started)
+        print(f"{i}/{len(prompts)} first {first_ok} final {final_ok}", file=sys.stderr, flush=True)
+    return first_ok, final_ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tries", type=int, default=40)
@@ -158,31 +191,13 @@ def main() -> None:
 
     prompts = [(model, prompt) for model, texts in CASES for prompt in texts]
     prompts = [prompts[i % len(prompts)] for i in range(args.tries)]
-    first_ok = final_ok = 0
     latencies: list[float] = []
     failures: list[str] = []
-    with (
-        tempfile.TemporaryDirectory() as data,
-        Client(app=create_app(Settings(data_dir=Path(data)))) as client,
-    ):
-        client.chat("Hi", model="local/smollm2", max_tokens=1)  # load the model first
-        for model, prompt in prompts:
-            ask = StructuredOutput(
-                model,
-                model="local/smollm2",
-                mode=mode,
-                max_attempts=args.attempts,
-                max_tokens=args.max_tokens,
-            )
-            started = time.perf_counter()
-            try:
-                result = run(ask.flow(prompt), client)
-            except StructuredOutputError as exc:
-                failures.append(f"{model.__name__}: {prompt!r}: {exc.errors[-1][:120]}")
-            else:
-                final_ok += 1
-                first_ok += result.attempts == 1
-            latencies.append(time.perf_counter() - started)
+    with tempfile.TemporaryDirectory() as data:
+        # No access log: its lines would go to stdout, between the results.
+        settings = Settings(data_dir=Path(data), observability={"access_log": {"enabled": False}})
+        with Client(app=create_app(settings)) as client:
+            first_ok, final_ok = _tries(client, prompts, mode, args, latencies, failures)
 
     n = len(prompts)
     print(f"structured output on local/smollm2, mode={mode}, {n} tries, CPU: {cpu_name()}")
