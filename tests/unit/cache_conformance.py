@@ -23,4 +23,23 @@ async def check_keys_are_independent(store: CacheStore) -> None:
     assert (await store.get("a"), await store.get("b")) == (b"1", b"2")
 
 
-CONFORMANCE = [check_round_trip, check_overwrite, check_keys_are_independent]
+async def check_purge_deletes_an_owners_entries(store: CacheStore) -> None:
+    for key in ("own-1", "own-2", "own-3"):
+        await store.set(key, key.encode(), ttl=60)
+    await store.tag("owner-a", "own-1", 60)
+    await store.tag("owner-a", "own-2", 60)
+    await store.tag("owner-b", "own-2", 60)
+    await store.tag("owner-b", "own-3", 60)
+    assert sorted(await store.purge("owner-a")) == ["own-1", "own-2"]
+    assert (await store.get("own-1"), await store.get("own-2")) == (None, None)
+    assert await store.get("own-3") == b"own-3"  # another owner's entry stays
+    assert await store.purge("owner-a") == []
+    assert await store.purge("owner-b") == ["own-3"]  # own-2 is already gone
+
+
+CONFORMANCE = [
+    check_round_trip,
+    check_overwrite,
+    check_keys_are_independent,
+    check_purge_deletes_an_owners_entries,
+]

@@ -20,6 +20,17 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 1
 """
+# Delete an owner's entries and its set, in one step; the keys that were still there.
+_PURGE = """
+local gone = {}
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('DEL', ARGV[1] .. key) == 1 then
+    table.insert(gone, key)
+  end
+end
+redis.call('DEL', KEYS[1])
+return gone
+"""
 
 
 class RedisStore:
@@ -64,12 +75,10 @@ class RedisStore:
         from redis.exceptions import RedisError
 
         try:
-            members = await self._client.smembers(OWNER_PREFIX + owner)
-            keys = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-            await self._client.delete(OWNER_PREFIX + owner, *(PREFIX + key for key in keys))
+            gone = await self._client.eval(_PURGE, 1, OWNER_PREFIX + owner, PREFIX)
         except (RedisError, OSError) as exc:
             raise CacheUnavailable(f"redis cache purge failed: {exc}") from exc
-        return keys
+        return sorted(k.decode() if isinstance(k, bytes) else str(k) for k in gone)
 
     async def close(self) -> None:
         await self._client.aclose()
