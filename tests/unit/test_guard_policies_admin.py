@@ -8,6 +8,14 @@ from pathlib import Path
 
 import openai
 import pytest
+from sqlalchemy.exc import OperationalError
+
+from gatehouse.core.config import GuardConfig
+from gatehouse.core.errors import ServiceUnavailableError
+from gatehouse.core.types import ChatCompletion, ChatCompletionRequest
+from gatehouse.gateway.guard_policies import GuardPolicies
+from gatehouse.gateway.guard_stage import guard_stages
+from gatehouse.gateway.pipeline import CallContext
 
 from .fakes import RecordingChat
 from .governed import Governed, governed_app
@@ -126,3 +134,36 @@ async def test_a_policy_set_on_one_replica_applies_on_another(tmp_path: Path) ->
             await second.governance.directory.refresh()
             assert await _send(second, key) == "mail [EMAIL]"
             assert second_chat.seen == [f"mail {EMAIL}", "mail [EMAIL]"]
+
+
+class _Unreachable:
+    async def all(self) -> list[object]:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError())
+
+
+class _Directory:
+    generation = 1
+
+
+async def test_unreadable_stored_policies_refuse_the_call_as_unavailable() -> None:
+    policies = GuardPolicies(
+        _Unreachable(),  # type: ignore[arg-type]
+        _Directory(),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        clock=lambda: 0.0,
+    )
+    [stage] = guard_stages(GuardConfig(enabled=True), stored=policies)
+    ctx = CallContext(
+        request_id="req",
+        endpoint="chat",
+        request=ChatCompletionRequest.model_validate(
+            {"model": "m", "messages": [{"role": "user", "content": f"mail {EMAIL}"}]}
+        ),
+        headers={},
+    )
+
+    async def upstream(_: CallContext) -> ChatCompletion:
+        raise AssertionError("nothing may reach the upstream")
+
+    with pytest.raises(ServiceUnavailableError):
+        await stage(ctx, upstream)

@@ -14,9 +14,10 @@ import asyncio
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import SQLAlchemyError
 
 from gatehouse.core.config import GuardEntityOverrides
-from gatehouse.core.errors import NotFoundError
+from gatehouse.core.errors import NotFoundError, ServiceUnavailableError
 from gatehouse.core.ids import Clock
 from gatehouse.core.records import iso
 from gatehouse.gateway.keys import Directory
@@ -86,7 +87,14 @@ class GuardPolicies:
             if self._generation != generation:
                 teams: Overrides = {}
                 keys: Overrides = {}
-                for policy in await self._store.all():
+                try:
+                    stored = await self._store.all()
+                except (SQLAlchemyError, OSError) as exc:
+                    # Guessing the policy could let through what a stored one blocks.
+                    raise ServiceUnavailableError(
+                        f"The guard policies cannot be read: {type(exc).__name__}."
+                    ) from exc
+                for policy in stored:
                     actions = {name: _ACTIONS[action] for name, action in policy.entities.items()}
                     (teams if policy.kind == "team" else keys)[policy.id] = actions
                 self._loaded = (teams, keys)
