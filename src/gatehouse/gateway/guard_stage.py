@@ -22,6 +22,7 @@ a guard policy pays nothing.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -81,6 +82,8 @@ def guard_stages(
     With ``stored`` (policies set through the admin API), the stage exists
     whenever the guard is enabled, since a policy may be set at any time."""
     policies = PolicySet.from_config(config, aliases)
+    for recognizer in policies.default.recognizers:
+        recognizer.load()  # a model: loaded at start-up, not on the first request
     if stored is not None and config.enabled:
         return [GuardStage(policies, stored=stored)]
     return [GuardStage(policies)] if policies.active() else []
@@ -119,7 +122,12 @@ class GuardStage:
             return await call_next(ctx)
         guard = RequestGuard(policy)
         try:
-            ctx.request = _protect_request(ctx.request, guard)
+            if policy.recognizers:
+                # A recogniser runs a model (tens of milliseconds a text): off the
+                # event loop, so other requests go on meanwhile.
+                ctx.request = await asyncio.to_thread(_protect_request, ctx.request, guard)
+            else:
+                ctx.request = _protect_request(ctx.request, guard)
         except PolicyViolation as violation:
             ctx.guard = guard.decisions()
             raise GuardrailViolationError(violation.rule, violation.subject) from None

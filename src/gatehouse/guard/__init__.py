@@ -11,7 +11,9 @@ request's placeholders and restores them, in streamed text too
 (:class:`StreamRestorer`). Content categories (:class:`ContentRule`, keyword
 and regex rules) block or redact text in requests and answers, streamed ones
 through :class:`ContentStreamFilter`. :func:`injection_signals` finds
-prompt-injection signals. The gateway's guard stage drives them.
+prompt-injection signals. A :class:`Recognizer` adds free-text types
+(``PERSON``, ``LOCATION``), as the Presidio adapter in
+:mod:`gatehouse.guard.presidio` does. The gateway's guard stage drives them.
 """
 
 from gatehouse.guard.content import ContentPolicy, ContentRule, ContentStreamFilter
@@ -21,13 +23,17 @@ from gatehouse.guard.entities import (
     ENTITY_TYPES,
     IBAN,
     IP_ADDRESS,
+    LOCATION,
+    PERSON,
     PHONE,
+    RECOGNISED_TYPES,
     SECRET,
     US_SSN,
     Entity,
 )
 from gatehouse.guard.injection import SIGNAL_KINDS, Signal, injection_signals
 from gatehouse.guard.policy import ACTIONS, Action, Policy, PolicySet
+from gatehouse.guard.recognizers import Recognizer
 from gatehouse.guard.request import (
     Finding,
     PolicyViolation,
@@ -44,7 +50,10 @@ __all__ = [
     "ENTITY_TYPES",
     "IBAN",
     "IP_ADDRESS",
+    "LOCATION",
+    "PERSON",
     "PHONE",
+    "RECOGNISED_TYPES",
     "SECRET",
     "SIGNAL_KINDS",
     "US_SSN",
@@ -57,6 +66,7 @@ __all__ = [
     "Policy",
     "PolicySet",
     "PolicyViolation",
+    "Recognizer",
     "RequestGuard",
     "Signal",
     "StreamRestorer",

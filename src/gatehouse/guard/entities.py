@@ -15,6 +15,11 @@ SECRET: Final = "SECRET"
 
 ENTITY_TYPES: Final = (EMAIL, PHONE, CREDIT_CARD, IBAN, US_SSN, IP_ADDRESS, SECRET)
 
+# Free-text entities: found only by a configured recogniser (guard.presidio).
+PERSON: Final = "PERSON"
+LOCATION: Final = "LOCATION"
+RECOGNISED_TYPES: Final = (PERSON, LOCATION)
+
 
 @dataclass(frozen=True, slots=True)
 class Entity:

@@ -24,6 +24,7 @@ from typing import Literal
 
 from gatehouse.core.config import GuardConfig
 from gatehouse.guard.content import ContentAction, ContentPolicy, ContentRule, EntityRules, Rule
+from gatehouse.guard.recognizers import Recognizer
 
 Action = Literal["allow", "flag", "redact", "mask", "block"]
 ACTIONS: tuple[Action, ...] = ("allow", "flag", "redact", "mask", "block")
@@ -60,6 +61,8 @@ class Policy:
     injection: InjectionPolicy = field(default_factory=InjectionPolicy)
     # Entity types acted on in answers: redact or block (``guard.output_entities``).
     output_entities: Mapping[str, ContentAction] = field(default_factory=dict)
+    # Detectors beyond the built-in ones (names, places: guard.presidio).
+    recognizers: tuple[Recognizer, ...] = ()
     # Worked out once: every request asks.
     _types: frozenset[str] = field(init=False, repr=False, compare=False)
     _output: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
@@ -93,6 +96,17 @@ class Policy:
             for category in config.content
         )
         injection = config.injection
+        recognizers: tuple[Recognizer, ...] = ()
+        if config.presidio.enabled:
+            from gatehouse.guard.presidio import PresidioRecognizer
+
+            recognizers = (
+                PresidioRecognizer(
+                    model=config.presidio.model,
+                    language=config.presidio.language,
+                    types=frozenset(config.presidio.types),
+                ),
+            )
         return cls(
             actions=config.entities.actions(),
             min_score=config.min_score,
@@ -101,6 +115,7 @@ class Policy:
                 injection.action, frozenset(injection.roles), injection.min_score
             ),
             output_entities=config.output_entities.actions(),
+            recognizers=recognizers,
         )
 
     def active(self) -> bool:
@@ -216,5 +231,6 @@ class PolicySet:
                 content=self.default.content,
                 injection=self.default.injection,
                 output_entities=self.default.output_entities,
+                recognizers=self.default.recognizers,
             )
         return policy

@@ -76,7 +76,7 @@ class RequestGuard:
             return []
         return [
             Finding(entity, self.policy.action(entity.type))
-            for entity in detect(text, self._types)
+            for entity in detect(text, self._types, self.policy.recognizers)
             if entity.score >= self.policy.min_score
         ]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from gatehouse.guard import pii, secrets
 from gatehouse.guard.entities import (
@@ -16,6 +16,7 @@ from gatehouse.guard.entities import (
     US_SSN,
     Entity,
 )
+from gatehouse.guard.recognizers import Recognizer
 
 Detector = Callable[[str], Iterator[Entity]]
 
@@ -32,14 +33,21 @@ _DETECTORS: tuple[tuple[str, Detector, bool], ...] = (
 )
 
 
-def detect(text: str, types: Collection[str] | None = None) -> list[Entity]:
+def detect(
+    text: str,
+    types: Collection[str] | None = None,
+    recognizers: Sequence[Recognizer] = (),
+) -> list[Entity]:
     """Every entity found in ``text``, in order of position, none overlapping.
 
-    ``types`` limits the scan to those entity types (default: all). Where two
-    findings overlap, the higher score wins, then the longer span: a card
-    number is not also a phone number, an email's domain not also a token.
+    ``types`` limits the scan to those entity types (default: all the built-in
+    detectors' and the ``recognizers``'). Where two findings overlap, the
+    higher score wins, then the longer span: a card number is not also a phone
+    number, an email's domain not also a token.
     """
-    wanted = ENTITY_TYPES if types is None else types
+    wanted: Collection[str] = ENTITY_TYPES if types is None else types
+    if types is None and recognizers:
+        wanted = {*ENTITY_TYPES, *(t for r in recognizers for t in r.types)}
     has_digit = any(char.isdigit() for char in text)
     found: list[Entity] = []
     for kind, detector, needs_digit in _DETECTORS:
@@ -47,6 +55,10 @@ def detect(text: str, types: Collection[str] | None = None) -> list[Entity]:
             found.extend(detector(text))
     if SECRET in wanted and secrets.assignment_hint(text):
         found.extend(secrets.assigned_secrets(text))
+    for recognizer in recognizers:
+        asked = recognizer.types.intersection(wanted)
+        if asked:
+            found.extend(recognizer.find(text, asked))
     return _resolve(found)
 
 
