@@ -18,7 +18,6 @@ from gatehouse.client._base import (
     resolve_base_url,
     stream_request,
 )
-from gatehouse.client._errors import APIConnectionError
 from gatehouse.client._models import (
     Answer,
     Collection,
@@ -197,7 +196,6 @@ class AsyncChatStream:
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self._decoder = P.SSEDecoder()
-        self.usage: Usage | None = None
         self.request_id = response.headers.get("x-request-id")
 
     async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -205,19 +203,19 @@ class AsyncChatStream:
             async for line in self._response.aiter_lines():
                 chunk = self._decoder.feed(line)
                 if chunk is not None:
-                    self.usage = chunk.usage or self.usage
                     yield chunk
                 if self._decoder.done:
                     return
-            last = self._decoder.finish()
-            if last is not None:
-                yield last
-            if not self._decoder.done:
-                raise APIConnectionError("the stream ended before its [DONE] event")
+            self._decoder.finish()
         except httpx.TransportError as exc:
             raise connection_error(exc) from exc
         finally:
             await self._response.aclose()
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage of the whole completion, once its final chunk has been read."""
+        return self._decoder.usage
 
     async def text(self) -> str:
         return "".join([P.chunk_text(chunk) async for chunk in self])

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from gatehouse.client._errors import ResponseFormatError, StreamError
+from gatehouse.client._errors import APIConnectionError, ResponseFormatError, StreamError
 from gatehouse.client._models import (
     Answer,
     Collection,
@@ -33,6 +33,7 @@ from gatehouse.core.types import (
     ChatMessage,
     EmbeddingRequest,
     EmbeddingResponse,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -190,12 +191,14 @@ class SSEDecoder:
 
     ``feed`` takes one line (without its end of line) and returns the chunk an
     event completes, if any. ``done`` turns true at ``data: [DONE]``; an
-    ``{"error": ...}`` event raises :class:`StreamError`.
+    ``{"error": ...}`` event raises :class:`StreamError`. ``usage`` is the last
+    usage a chunk carried.
     """
 
     def __init__(self) -> None:
         self._data: list[str] = []
         self.done = False
+        self.usage: Usage | None = None
 
     def feed(self, line: str) -> ChatCompletionChunk | None:
         if line.startswith(":"):  # a comment (keep-alive)
@@ -210,9 +213,11 @@ class SSEDecoder:
         data, self._data = "\n".join(self._data), []
         return self._event(data)
 
-    def finish(self) -> ChatCompletionChunk | None:
-        """The last event, if the stream ended without a blank line after it."""
-        return self.feed("")
+    def finish(self) -> None:
+        """At the end of the body: a stream cut before ``[DONE]`` raises."""
+        self.feed("")
+        if not self.done:
+            raise APIConnectionError("the stream ended before its [DONE] event")
 
     def _event(self, data: str) -> ChatCompletionChunk | None:
         if data.strip() == "[DONE]":
@@ -227,9 +232,11 @@ class SSEDecoder:
                 code=error.get("code"),
             )
         try:
-            return ChatCompletionChunk.model_validate(payload)
+            chunk = ChatCompletionChunk.model_validate(payload)
         except ValidationError as exc:
             raise ResponseFormatError(f"unexpected chunk in the stream: {exc}") from None
+        self.usage = chunk.usage or self.usage
+        return chunk
 
 
 def chunk_text(chunk: ChatCompletionChunk) -> str:
