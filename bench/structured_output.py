@@ -171,7 +171,9 @@ def _tries(
         try:
             result = run(ask.flow(prompt), client)
         except StructuredOutputError as exc:
-            failures.append(f"{model.__name__}: {prompt!r}: {exc.errors[-1][:120]}")
+            failures.append(
+                f"{model.__name__}: {prompt!r}: {exc.errors[-1][:100]} ({exc.raw[:80]!r})"
+            )
         else:
             final_ok += 1
             first_ok += result.attempts == 1

@@ -84,7 +84,8 @@ def test_an_invalid_answer_is_repaired_with_the_validation_error_fed_back() -> N
     )
     assert result.value.age == 36
     assert result.attempts == 2
-    second = chat_texts(calls)[1]
+    first, second = chat_texts(calls)
+    assert (first.temperature, second.temperature) == (0.0, 0.7)
     assert second.messages[-2].role == "assistant"
     assert second.messages[-2].text() == '{"name": "Ada", "age": -3}'
     feedback = second.messages[-1].text()

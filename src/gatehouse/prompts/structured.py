@@ -12,7 +12,8 @@ Two ways to get there, chosen per call:
 ``mode="auto"`` (the default) asks with ``response_format`` and falls back to
 ``prompt`` when the deployment refuses it (a 400 about ``response_format`` or
 an unsupported parameter). In both ways the answer is validated, and a
-failure is repaired, up to ``max_attempts`` calls in all; then
+failure is repaired, up to ``max_attempts`` calls in all (a repair samples at
+``repair_temperature``: greedy decoding would give the same answer again); then
 :class:`StructuredOutputError` carries every validation error and the last
 raw answer.
 """
@@ -94,6 +95,7 @@ class StructuredOutput(Generic[T]):
         mode: Mode = "auto",
         max_attempts: int = 3,
         temperature: float = 0.0,
+        repair_temperature: float = 0.7,
         max_tokens: int = 512,
     ) -> None:
         if max_attempts < 1:
@@ -117,6 +119,7 @@ class StructuredOutput(Generic[T]):
         self.mode = mode
         self.max_attempts = max_attempts
         self.temperature = temperature
+        self.repair_temperature = repair_temperature
         self.max_tokens = max_tokens
 
     def response_format(self) -> dict[str, Any]:
@@ -170,7 +173,9 @@ class StructuredOutput(Generic[T]):
             request = ChatCompletionRequest(
                 model=self.model,
                 messages=messages,
-                temperature=self.temperature,
+                # Greedy decoding under the same grammar would repeat the invalid
+                # answer word for word: a repair samples.
+                temperature=self.temperature if not errors else self.repair_temperature,
                 max_tokens=self.max_tokens,
                 response_format=self.response_format() if use_format else None,
             )
