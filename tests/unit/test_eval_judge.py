@@ -53,6 +53,7 @@ async def test_retries_run_out_into_a_failure_with_a_reason_never_a_number() -> 
     assert judged.attempts == 3
     assert judged.reason is not None
     assert "unreadable judge output" in judged.reason
+    assert "it said '{}'" in judged.reason  # the last reply, to see what went wrong
     assert "after 3 attempts" in judged.reason
 
 

@@ -35,6 +35,7 @@ from gatehouse.evals.rag_metrics import SYSTEM
 
 T = TypeVar("T")
 MAX_RATE_LIMIT_WAIT = 30.0
+REPLY_EXCERPT = 160  # characters of an unreadable reply kept in the failure's reason
 # Refusals that no retry can change: they stop an evaluation instead of failing one score.
 FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, BudgetExceededError, NotFoundError)
 
@@ -100,7 +101,8 @@ class Judge:
                 return Judged(read(text), None, attempt)
             except JudgeParseError as exc:
                 self.usage.unreadable += 1
-                reason = f"unreadable judge output: {exc}"
+                excerpt = " ".join(text.split())[:REPLY_EXCERPT]
+                reason = f"unreadable judge output: {exc}; it said {excerpt!r}"
                 # Show the judge its reply and what was wrong with it, once.
                 messages = [
                     *messages[:2],
