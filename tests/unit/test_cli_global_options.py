@@ -33,6 +33,9 @@ COMMANDS = [
     ["privacy", "delete", "--user", "u"],
     ["eval", "retrieval", "--qrels", "q", "--run", "r"],
     ["eval", "rag", "-c", "c", "--queries", "q", "--qrels", "r"],
+    ["eval", "answers", "-c", "c", "--dataset", "d"],
+    ["eval", "capabilities", "--model", "m"],
+    ["eval", "compare", "a.json", "b.json"],
     ["version"],
 ]
 
