@@ -29,6 +29,9 @@ from gatehouse.evals.rag_metrics import (
         ("1. Paris is in France.\n2. It is the capital.", 2),
         ("- first claim\n- second claim\n* third", 3),
         ('{"result": ["A", "B"]}', 2),  # one list under an unexpected key
+        # what SmolLM2 wrote in the end-to-end test
+        ('{"claim 1": "The clock is old.", "claim 2": "It is in the hall."}', 2),
+        ('{"claims": [{"claim1": "Water comes from a barrel.", "description": "x"}]}', 1),
     ],
 )
 def test_claims_are_read_from_many_shapes(text: str, claims: int) -> None:

@@ -125,7 +125,9 @@ def read_claims(text: str) -> list[str]:
         if lines:
             return lines
         raise
-    if isinstance(value, dict):
+    if isinstance(value, dict) and _numbered_keys(value, ("claim", "statement", "fact")):
+        value = list(value.values())  # {"claim 1": "...", "claim 2": "..."}
+    elif isinstance(value, dict):
         value = _first(value, ("claims", "statements", "facts", "items"))
     if not isinstance(value, list):
         raise JudgeParseError("claims are not a list")
@@ -254,7 +256,19 @@ def _statement(item: Any) -> str:
         for key in ("claim", "statement", "text", "fact"):
             if isinstance(item.get(key), str):
                 return str(item[key]).strip()
+        # {"claim1": "...", "description": "..."}: the claim under a numbered key
+        for key, value in item.items():
+            if isinstance(value, str) and _numbered_keys({key: value}, ("claim", "statement")):
+                return value.strip()
     raise JudgeParseError("a listed statement is not text")
+
+
+def _numbered_keys(value: dict[str, Any], stems: Sequence[str]) -> bool:
+    """Every key is a stem with a number (``claim 1``, ``claim_2``, ``fact3``) and holds text."""
+    pattern = re.compile(rf"(?:{'|'.join(stems)})[ _-]?\d+", re.IGNORECASE)
+    return bool(value) and all(
+        pattern.fullmatch(str(k).strip()) and isinstance(v, str) for k, v in value.items()
+    )
 
 
 def _verdicts_from(value: Any, count: int) -> list[bool] | None:
