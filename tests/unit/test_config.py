@@ -53,6 +53,16 @@ def test_bad_value_from_environment_names_the_variable() -> None:
         load_settings(environ={"GATEHOUSE_SERVER__PORT": "eighty"})
 
 
+def test_the_clients_variables_do_not_stop_the_server() -> None:
+    # gatehouse.Client reads these; a shell that sets them still runs `gatehouse serve`.
+    environ = {
+        "GATEHOUSE_API_KEY": "gh-test-not-a-setting",
+        "GATEHOUSE_BASE_URL": "http://127.0.0.1:8080",
+        "GATEHOUSE_SERVER__PORT": "9001",
+    }
+    assert load_settings(environ=environ).server.port == 9001
+
+
 def test_bad_log_level_is_rejected() -> None:
     with pytest.raises(ConfigError, match=r"server\.log_level"):
         load_settings(environ={"GATEHOUSE_SERVER__LOG_LEVEL": "loud"})

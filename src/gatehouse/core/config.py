@@ -34,6 +34,9 @@ from gatehouse.core.errors import ConfigError
 ENV_PREFIX = "GATEHOUSE_"
 # Environment variables whose names do not follow the ``__`` nesting rule.
 ENV_ALIASES = {"GATEHOUSE_MASTER_KEY": ("auth", "master_key")}
+# Read by clients (gatehouse.Client, the CLI's remote commands), not by the
+# server: the server's settings ignore them rather than refusing to start.
+CLIENT_ENV = frozenset({"GATEHOUSE_CONFIG", "GATEHOUSE_API_KEY", "GATEHOUSE_BASE_URL"})
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -764,7 +767,7 @@ def load_settings(
         for key in _leaf_keys(file_data):
             sources[key] = str(path)
     for name, value in (environ if environ is not None else os.environ).items():
-        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in CLIENT_ENV:
             continue
         key = ENV_ALIASES.get(name) or tuple(
             part.lower() for part in name[len(ENV_PREFIX) :].split("__")
