@@ -4,7 +4,11 @@ llama.cpp samples under a GBNF grammar by masking, at every step, each token
 that cannot continue a text the grammar accepts, and allows the end of the
 turn only once the text is complete. ``{"type": "json_object"}`` takes
 llama.cpp's JSON grammar; ``{"type": "json_schema"}`` the grammar
-llama-cpp-python derives from the schema.
+llama-cpp-python's converter derives from the schema, with one addition: an
+``integer`` with ``minimum`` / ``maximum`` (or their exclusive forms) admits
+only the integers in range (grammar_ranges.py), where the converter alone
+lets any integer through. Number ranges stay unenforced: a grammar cannot
+spell them out exactly.
 
 Schemas come from clients, and neither the converter nor llama.cpp's parser
 is built for hostile input: the converter spells ``maxLength: N`` as N nested
@@ -20,6 +24,7 @@ parse state of the text generated so far.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import weakref
@@ -29,12 +34,19 @@ from typing import Any
 import orjson
 
 from gatehouse.core.errors import UnsupportedParameterError, ValidationFailedError
+from gatehouse.providers.local.grammar_ranges import (
+    BOUND_KEYWORDS,
+    integer_bounds,
+    integer_range_rule,
+)
 
 MAX_REPEAT = 1000  # largest minLength/maxLength/minItems/maxItems or {m,n} in a pattern
 MAX_GRAMMAR_CHARS = 256 * 1024
 MAX_NESTING = 2000  # llama.cpp's parser overflowed an 8 MiB stack at 20,000 here
 CACHE_SIZE = 64
 
+# Keywords the converter reads before a node's type: bounds beside them change nothing.
+_TAKES_PRECEDENCE = ("$ref", "oneOf", "anyOf")
 _REPEAT_KEYWORDS = ("minLength", "maxLength", "minItems", "maxItems")
 _QUANTIFIER = re.compile(r"\{\s*(\d*)\s*(?:,\s*(\d*)\s*)?\}")
 # GBNF string literals and character classes, where parentheses are not groups.
@@ -69,12 +81,51 @@ def grammar_text(response_format: dict[str, Any] | None) -> str | None:
         raise _invalid("response_format.json_schema.schema must be an object")
     _check_schema(schema)
     try:
-        grammar: str = llama_grammar.json_schema_to_gbnf(orjson.dumps(schema).decode())
+        grammar = _schema_to_gbnf(orjson.dumps(schema).decode())
     except Exception as exc:  # third-party code fed client input: any failure is the schema's
         raise _invalid(f"the JSON schema cannot be turned into a grammar: {exc}") from None
     if len(grammar) > MAX_GRAMMAR_CHARS or _nesting(grammar) > MAX_NESTING:
         raise _invalid("the JSON schema makes a grammar too large for the local model")
     return grammar
+
+
+def _schema_to_gbnf(schema: str) -> str:
+    """``llama_grammar.json_schema_to_gbnf`` with integer ranges enforced."""
+    converter = _converter_class()(
+        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+    )
+    converter.visit(converter.resolve_refs(orjson.loads(schema), "stdin"), "")
+    return str(converter.format_grammar())
+
+
+@functools.cache
+def _converter_class() -> Any:
+    """llama-cpp-python's schema converter, taught integer ranges (imported on first use)."""
+    from llama_cpp import llama_grammar
+
+    base: Any = llama_grammar.SchemaConverter  # untyped
+
+    class Converter(base):  # type: ignore[misc]
+        def visit(self, schema: dict[str, Any], name: str) -> str:
+            bounded = [key for key in BOUND_KEYWORDS if key in schema]
+            kind = schema.get("type")
+            if not bounded or any(key in schema for key in _TAKES_PRECEDENCE):
+                return str(super().visit(schema, name))
+            if isinstance(kind, list):
+                # The converter would visit each type of the list bare: keep the bounds.
+                each = [{"type": t, **{key: schema[key] for key in bounded}} for t in kind]
+                return str(self._add_rule(_rule_name(name), self._generate_union_rule(name, each)))
+            if kind != "integer" or "const" in schema or "enum" in schema:
+                return str(super().visit(schema, name))
+            minimum, maximum = integer_bounds(schema)
+            rule = f"({integer_range_rule(minimum, maximum)}) space"
+            return str(self._add_rule(_rule_name(name), rule))
+
+    def _rule_name(name: str) -> str:
+        # As SchemaConverter.visit names a node's rule.
+        return name + "-" if name in llama_grammar.RESERVED_NAMES else name or "root"
+
+    return Converter
 
 
 def _check_schema(node: Any) -> None:
