@@ -519,6 +519,44 @@ class InjectionConfig(_Section):
     action: Literal["off", "flag", "block"] = "off"
     min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     roles: list[GuardRole] = Field(default_factory=_user_and_tool, min_length=1)
+    # "package.module:factory" returning a classifier (gatehouse.guard.classifier):
+    # its categories scoring at least min_score are signals too.
+    classifier: str | None = None
+
+    @field_validator("classifier")
+    @classmethod
+    def _classifier_imports(cls, path: str | None) -> str | None:
+        return _importable(path)
+
+    @model_validator(mode="after")
+    def _classifier_needs_an_action(self) -> InjectionConfig:
+        if self.classifier is not None and self.action == "off":
+            raise ValueError("classifier: set action to flag or block for it to run")
+        return self
+
+
+def _importable(path: str | None) -> str | None:
+    """``path`` if it names a callable ``package.module:factory``."""
+    if path is not None:
+        from gatehouse.guard.classifier import resolve_factory
+
+        resolve_factory(path)
+    return path
+
+
+class ContentClassifierConfig(_Section):
+    """A classifier of your own on request texts: each category scoring at least
+    ``min_score`` is flagged or blocks the request (rule ``content.classifier.<category>``)."""
+
+    factory: str
+    action: Literal["flag", "block"] = "block"
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("factory")
+    @classmethod
+    def _factory_imports(cls, path: str) -> str:
+        _importable(path)
+        return path
 
 
 RecognisedType = Literal["PERSON", "LOCATION"]
@@ -545,6 +583,7 @@ class GuardConfig(_Section):
     entities: GuardEntitiesConfig = GuardEntitiesConfig()
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # weaker findings are ignored
     content: list[ContentCategoryConfig] = Field(default_factory=list)
+    content_classifier: ContentClassifierConfig | None = None
     # Streamed answers: characters held back so a category match split across
     # chunks is still caught.
     output_window: int = Field(default=64, ge=8, le=4096)

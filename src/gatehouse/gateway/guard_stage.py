@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from gatehouse.core.config import GuardConfig
-from gatehouse.core.errors import GuardrailViolationError
+from gatehouse.core.errors import GuardrailViolationError, ServiceUnavailableError
 from gatehouse.core.rerank import RerankRequest, RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
@@ -51,6 +51,7 @@ from gatehouse.guard import (
     RequestGuard,
     StreamRestorer,
 )
+from gatehouse.guard.classifier import ClassifierFailed
 
 # Rules whose action is ``flag`` (prompt-injection signals), comma-separated.
 FLAGS_HEADER = "x-gatehouse-guard-flags"
@@ -122,15 +123,22 @@ class GuardStage:
             return await call_next(ctx)
         guard = RequestGuard(policy)
         try:
-            if policy.recognizers:
-                # A recogniser runs a model (tens of milliseconds a text): off the
-                # event loop, so other requests go on meanwhile.
+            if policy.blocking:
+                # A recogniser or classifier runs a model (tens of milliseconds a
+                # text): off the event loop, so other requests go on meanwhile.
                 ctx.request = await asyncio.to_thread(_protect_request, ctx.request, guard)
             else:
                 ctx.request = _protect_request(ctx.request, guard)
         except PolicyViolation as violation:
             ctx.guard = guard.decisions()
             raise GuardrailViolationError(violation.rule, violation.subject) from None
+        except ClassifierFailed as failure:
+            # A check that did not run is not a pass: fail closed.
+            ctx.guard = guard.decisions()
+            raise ServiceUnavailableError(
+                f"The guardrail classifier behind '{failure.rule}' failed; "
+                "the request was not checked and is refused."
+            ) from None
         # What acted is reported with the request (metrics); the answer may add to it.
         ctx.guard = guard.decisions()
         if flags := guard.flags():

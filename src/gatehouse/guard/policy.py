@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gatehouse.core.config import GuardConfig
+from gatehouse.guard.classifier import ClassifierRule, load_classifier
 from gatehouse.guard.content import ContentAction, ContentPolicy, ContentRule, EntityRules, Rule
 from gatehouse.guard.recognizers import Recognizer
 
@@ -45,6 +46,8 @@ class InjectionPolicy:
     action: Literal["off", "flag", "block"] = "off"
     roles: frozenset[str] = frozenset({"user", "tool"})
     min_score: float = 0.5
+    # Scores of your own (``guard.injection.classifier``): ``injection.classifier.<category>``.
+    classifier: ClassifierRule | None = None
 
     def rule(self, kind: str) -> str:
         return f"injection.{kind}"
@@ -63,6 +66,8 @@ class Policy:
     output_entities: Mapping[str, ContentAction] = field(default_factory=dict)
     # Detectors beyond the built-in ones (names, places: guard.presidio).
     recognizers: tuple[Recognizer, ...] = ()
+    # A classifier of your own on request texts (``guard.content_classifier``).
+    content_classifier: ClassifierRule | None = None
     # Worked out once: every request asks.
     _types: frozenset[str] = field(init=False, repr=False, compare=False)
     _output: tuple[Rule, ...] = field(init=False, repr=False, compare=False)
@@ -107,22 +112,46 @@ class Policy:
                     types=frozenset(config.presidio.types),
                 ),
             )
+        content_classifier = None
+        if (found := config.content_classifier) is not None:
+            content_classifier = ClassifierRule(
+                load_classifier(found.factory), found.action, found.min_score, "content"
+            )
+        injection_classifier = None
+        if injection.classifier is not None and injection.action != "off":
+            injection_classifier = ClassifierRule(
+                load_classifier(injection.classifier),
+                injection.action,
+                injection.min_score,
+                "injection",
+            )
         return cls(
             actions=config.entities.actions(),
             min_score=config.min_score,
             content=ContentPolicy(rules, window=config.output_window),
             injection=InjectionPolicy(
-                injection.action, frozenset(injection.roles), injection.min_score
+                injection.action,
+                frozenset(injection.roles),
+                injection.min_score,
+                injection_classifier,
             ),
             output_entities=config.output_entities.actions(),
             recognizers=recognizers,
+            content_classifier=content_classifier,
         )
+
+    @property
+    def blocking(self) -> bool:
+        """Whether checking a request may block (a recogniser or classifier runs a
+        model): the guard stage then runs it in a worker thread."""
+        return bool(self.recognizers or self.content_classifier or self.injection.classifier)
 
     def active(self) -> bool:
         """Whether the policy acts on anything at all."""
         return bool(
             self._types
             or self.content.rules
+            or self.content_classifier
             or self.output_entities
             or self.injection.action != "off"
         )
@@ -232,5 +261,6 @@ class PolicySet:
                 injection=self.default.injection,
                 output_entities=self.default.output_entities,
                 recognizers=self.default.recognizers,
+                content_classifier=self.default.content_classifier,
             )
         return policy

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gatehouse.guard.classifier import ClassifierRule
 from gatehouse.guard.content import Applied, ContentStreamFilter
 from gatehouse.guard.content import apply as apply_content
 from gatehouse.guard.entities import Entity
@@ -113,15 +114,26 @@ class RequestGuard:
         if injection.action == "off" or role not in injection.roles:
             return []
         signals = [s for s in injection_signals(text) if s.score >= injection.min_score]
-        if not signals:
-            return []
         action: Action = "block" if injection.action == "block" else "flag"
-        for signal in signals:
-            self._decisions[(injection.rule(signal.kind), action)] = None
-        if action == "block":
-            kind = signals[0].kind
-            raise PolicyViolation(injection.rule(kind), f"a prompt-injection signal ({kind})")
+        if signals:
+            for signal in signals:
+                self._decisions[(injection.rule(signal.kind), action)] = None
+            if action == "block":
+                kind = signals[0].kind
+                raise PolicyViolation(injection.rule(kind), f"a prompt-injection signal ({kind})")
+        if injection.classifier is not None:
+            self._classify(injection.classifier, text, "a prompt-injection signal")
         return signals
+
+    def _classify(self, rule: ClassifierRule, text: str, what: str) -> None:
+        """Records each category ``rule``'s classifier finds in ``text``; raises
+        :class:`PolicyViolation` when its action is ``block``."""
+        scores = rule.findings(text)
+        for score in scores:
+            self._decisions[(rule.rule(score.category), rule.action)] = None
+        if scores and rule.action == "block":
+            category = scores[0].category
+            raise PolicyViolation(rule.rule(category), f"{what} (classifier category '{category}')")
 
     def flags(self) -> list[str]:
         """The rules whose action was ``flag``, for the response header."""
@@ -137,6 +149,8 @@ class RequestGuard:
                 category = applied.blocked.removeprefix("content.")
                 raise PolicyViolation(applied.blocked, f"content in category '{category}'")
             text = applied.text
+        if self.policy.content_classifier is not None:
+            self._classify(self.policy.content_classifier, text, "content")
         findings = self.check(text)
         if not findings:
             return text
