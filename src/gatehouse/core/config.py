@@ -522,6 +522,9 @@ class InjectionConfig(_Section):
     # "package.module:factory" returning a classifier (gatehouse.guard.classifier):
     # its categories scoring at least min_score are signals too.
     classifier: str | None = None
+    # Retrieved passages in RAG answers, whatever roles says: off, flag, block
+    # (400), or wrap (between <retrieved_document> markers, as data).
+    retrieved: Literal["off", "flag", "block", "wrap"] = "off"
 
     @field_validator("classifier")
     @classmethod

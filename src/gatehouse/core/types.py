@@ -8,12 +8,14 @@ provider-specific parameters pass through to upstreams that understand them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
@@ -87,6 +89,14 @@ class CacheOptions(BaseModel):
     bypass: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RetrievedText:
+    """A retrieved passage quoted verbatim in a request's messages, and its id there."""
+
+    id: str
+    text: str
+
+
 class ChatCompletionRequest(_Wire):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
@@ -114,6 +124,20 @@ class ChatCompletionRequest(_Wire):
     # Gateway control, not a model parameter: excluded from every dump so no
     # provider forwards it upstream.
     cache: CacheOptions | None = Field(default=None, exclude=True)
+    # Retrieved passages this request's messages quote (RAG answers): set in
+    # process only (never from the wire, never dumped), so the guard can treat
+    # them as data (guard.injection.retrieved).
+    _retrieved: tuple[RetrievedText, ...] = PrivateAttr(default=())
+
+    @property
+    def retrieved(self) -> tuple[RetrievedText, ...]:
+        return self._retrieved
+
+    def with_retrieved(self, passages: tuple[RetrievedText, ...]) -> ChatCompletionRequest:
+        """This request, noting that its messages quote ``passages`` verbatim."""
+        copy = self.model_copy()
+        copy._retrieved = passages
+        return copy
 
     @field_validator("stop")
     @classmethod

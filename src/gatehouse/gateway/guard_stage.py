@@ -52,6 +52,7 @@ from gatehouse.guard import (
     StreamRestorer,
 )
 from gatehouse.guard.classifier import ClassifierFailed
+from gatehouse.guard.injection import DATA_NOTE, wrap_as_data
 
 # Rules whose action is ``flag`` (prompt-injection signals), comma-separated.
 FLAGS_HEADER = "x-gatehouse-guard-flags"
@@ -175,6 +176,8 @@ def _protect_request(
             return request  # token ids are not text
         texts = [guard.protect(item) for item in request.texts()]
         return request.model_copy(update={"input": texts})
+    if request.retrieved:
+        request = _review_retrieved(request, guard)
     # Placeholders the request already holds are never issued (masks in an
     # embedding are never restored, so only chat needs this).
     for message in request.messages:
@@ -185,6 +188,27 @@ def _protect_request(
             if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                 guard.reserve(function["arguments"])
     messages = [_protect_message(message, guard) for message in request.messages]
+    return request.model_copy(update={"messages": messages})
+
+
+def _review_retrieved(request: ChatCompletionRequest, guard: RequestGuard) -> ChatCompletionRequest:
+    """The retrieved passages the request quotes checked for injection signals
+    (``guard.injection.retrieved``); with ``wrap``, each one with a signal is put
+    between data markers where the system messages quote it, and a note that
+    such text is data is added once."""
+    wrapped = [p for p in request.retrieved if guard.check_retrieved(p.text)]
+    if not wrapped:
+        return request
+    messages = list(request.messages)
+    for index, message in enumerate(messages):
+        if message.role != "system" or not isinstance(message.content, str):
+            continue
+        content = message.content
+        for passage in wrapped:
+            content = content.replace(passage.text, wrap_as_data(passage.text, passage.id), 1)
+        if content != message.content:
+            content = f"{content}\n\n{DATA_NOTE}"
+            messages[index] = message.model_copy(update={"content": content})
     return request.model_copy(update={"messages": messages})
 
 

@@ -27,10 +27,11 @@ from gatehouse.guard.classifier import ClassifierRule, load_classifier
 from gatehouse.guard.content import ContentAction, ContentPolicy, ContentRule, EntityRules, Rule
 from gatehouse.guard.recognizers import Recognizer
 
-Action = Literal["allow", "flag", "redact", "mask", "block"]
+Action = Literal["allow", "flag", "redact", "mask", "block", "wrap"]
+# The actions an entity rule may take (``wrap`` is for retrieved passages only).
 ACTIONS: tuple[Action, ...] = ("allow", "flag", "redact", "mask", "block")
 # Stronger actions win when one policy is asked about several findings.
-_STRENGTH = {"allow": 0, "flag": 1, "redact": 2, "mask": 2, "block": 3}
+_STRENGTH = {"allow": 0, "flag": 1, "wrap": 2, "redact": 2, "mask": 2, "block": 3}
 
 
 def strength(action: Action) -> int:
@@ -48,6 +49,8 @@ class InjectionPolicy:
     min_score: float = 0.5
     # Scores of your own (``guard.injection.classifier``): ``injection.classifier.<category>``.
     classifier: ClassifierRule | None = None
+    # Retrieved passages quoted in a request (RAG answers): flag, block or wrap as data.
+    retrieved: Literal["off", "flag", "block", "wrap"] = "off"
 
     def rule(self, kind: str) -> str:
         return f"injection.{kind}"
@@ -134,6 +137,7 @@ class Policy:
                 frozenset(injection.roles),
                 injection.min_score,
                 injection_classifier,
+                injection.retrieved,
             ),
             output_entities=config.output_entities.actions(),
             recognizers=recognizers,
@@ -154,6 +158,7 @@ class Policy:
             or self.content_classifier
             or self.output_entities
             or self.injection.action != "off"
+            or self.injection.retrieved != "off"
         )
 
     def action(self, entity_type: str) -> Action:

@@ -125,6 +125,25 @@ class RequestGuard:
             self._classify(injection.classifier, text, "a prompt-injection signal")
         return signals
 
+    def check_retrieved(self, text: str) -> bool:
+        """Prompt-injection signals in a retrieved passage, acted on by
+        ``injection.retrieved``: each kind found is recorded (``injection.<kind>``
+        with ``flag``, ``block`` or ``wrap``); raises :class:`PolicyViolation` for
+        ``block``. Whether the passage is to be wrapped as data."""
+        injection = self.policy.injection
+        action = injection.retrieved
+        if action == "off":
+            return False
+        signals = [s for s in injection_signals(text) if s.score >= injection.min_score]
+        for signal in signals:
+            self._decisions[(injection.rule(signal.kind), action)] = None
+        if signals and action == "block":
+            kind = signals[0].kind
+            raise PolicyViolation(
+                injection.rule(kind), f"a retrieved passage with a prompt-injection signal ({kind})"
+            )
+        return bool(signals) and action == "wrap"
+
     def _classify(self, rule: ClassifierRule, text: str, what: str) -> None:
         """Records each category ``rule``'s classifier finds in ``text``; raises
         :class:`PolicyViolation` when its action is ``block``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from gatehouse.core.principal import LOCAL, Principal
-from gatehouse.core.types import ChatCompletionRequest, ChatMessage
+from gatehouse.core.types import ChatCompletionRequest, ChatMessage, RetrievedText
 from gatehouse.gateway import ModelClient
 from gatehouse.rag.answer import NO_ANSWER, Context, assemble, citations
 from gatehouse.rag.catalog import Catalog
@@ -83,13 +83,18 @@ class Answerer:
         return context, hits
 
     def chat_request(self, context: Context, request: AnswerRequest) -> ChatCompletionRequest:
-        """The chat request that answers ``request`` from ``context``."""
+        """The chat request that answers ``request`` from ``context``, noting the
+        passages it quotes so the guard can treat them as data."""
+        passages = tuple(
+            RetrievedText(str(number), hit.text.strip())
+            for number, hit in enumerate(context.sources, start=1)
+        )
         return ChatCompletionRequest(
             model=request.model or self.answer_model,
             messages=context.messages,
             max_tokens=request.max_tokens or ANSWER_MAX_TOKENS,
             temperature=0.0,
-        )
+        ).with_retrieved(passages)
 
     async def answer(
         self, name: str, request: AnswerRequest, *, caller: Principal = LOCAL
