@@ -9,13 +9,12 @@ import json
 from collections.abc import Iterator
 
 import anthropic
-import httpx
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import Behaviour, FakeUpstream
+from .guard_helpers import guard_decisions
 
 EMAIL, KEY = "jane.doe@example.com", "sk-proj-abcDEF1234567890ghijKLMNopq"
 
@@ -261,20 +260,10 @@ def test_a_content_category_cuts_an_answer(
     ]
 
 
-def _decisions(server: RunningServer) -> dict[tuple[str, str], float]:
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
-    counts: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "gatehouse_guard_decisions_total":
-                counts[(sample.labels["rule"], sample.labels["action"])] = sample.value
-    return counts
-
-
 def test_every_decision_is_counted_in_metrics(
     server: RunningServer, client: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
-    before = _decisions(server)
+    before = guard_decisions(server)
     client.chat.completions.create(
         model="echo",
         messages=[{"role": "user", "content": f"{EMAIL}, {EMAIL}, +44 20 7946 0958"}],
@@ -287,7 +276,7 @@ def test_every_decision_is_counted_in_metrics(
         model="echo", messages=[{"role": "user", "content": "it is internal only"}], stream=True
     )
     assert [c for c in stream]
-    after = _decisions(server)
+    after = guard_decisions(server)
     delta = {key: after[key] - before.get(key, 0.0) for key in after}
     assert {key: n for key, n in delta.items() if n} == {
         ("entities.EMAIL", "mask"): 1,  # one request, however many values
@@ -315,7 +304,7 @@ def test_a_model_override_relaxes_the_default(
 def test_injection_signals_are_flagged_in_a_header(
     server: RunningServer, client: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
-    before = _decisions(server)
+    before = guard_decisions(server)
     raw = client.chat.completions.with_raw_response.create(
         model="echo",
         messages=[
@@ -333,7 +322,7 @@ def test_injection_signals_are_flagged_in_a_header(
     )
     assert "x-gatehouse-guard-flags" not in plain.headers
     flagged = ("injection.instruction_override", "flag")
-    assert _decisions(server)[flagged] - before.get(flagged, 0.0) == 1
+    assert guard_decisions(server)[flagged] - before.get(flagged, 0.0) == 1
 
 
 @pytest.mark.parametrize("piece_chars", [0, 3])

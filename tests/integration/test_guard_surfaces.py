@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import RunningServer, start_server, stop_server
+from .conftest import RunningServer, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, admin
+from .governance_helpers import admin
+from .guard_helpers import start_guarded
 
 SSN = "536-22-1234"
 TEXT = f"My SSN is {SSN}, what bread should I bake?"
@@ -37,27 +38,9 @@ SURFACES: dict[str, tuple[str, dict[str, object]]] = {
 def server(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    root = tmp_path_factory.mktemp("guard-surfaces")
-    config = root / "gatehouse.yaml"
-    config.write_text(
-        f"""
-local: {{chat: {{enabled: false}}, embeddings: {{enabled: false}}}}
-aliases: {{}}
-models:
-  - name: echo
-    deployments:
-      - {{provider: openai_compat, model: up-echo, base_url: '{upstream.base_url}/v1'}}
-  - name: vectors
-    mode: embedding
-    deployments:
-      - {{provider: openai_compat, model: up-embed, base_url: '{upstream.base_url}/v1'}}
-rag: {{answer_model: echo}}
-guard:
-  enabled: true
-  entities: {{US_SSN: block}}
-"""
+    running = start_guarded(
+        tmp_path_factory.mktemp("guard-surfaces"), upstream, "  entities: {US_SSN: block}"
     )
-    running = start_server(root / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}, config=config)
     created = admin(running, "POST", RAG, {"name": "bread", "embedding_model": "vectors"})
     assert created.status_code in (200, 201), created.text
     added = admin(

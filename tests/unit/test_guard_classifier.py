@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gatehouse.cli.guard import decide
 from gatehouse.core.config import GuardConfig, load_settings
 from gatehouse.core.errors import ConfigError
 from gatehouse.guard import Policy, PolicyViolation, RequestGuard
@@ -92,3 +93,9 @@ def test_a_raising_classifier_is_reported_not_swallowed() -> None:
     with pytest.raises(ClassifierFailed) as caught:
         guard.protect("break the classifier")
     assert caught.value.rule == "content.classifier.error"
+
+
+def test_the_cli_reports_a_failed_classifier_as_refused() -> None:
+    decision = decide("break the classifier", Policy(content_classifier=_rule("block")))
+    assert decision["rule"] == "content.classifier.error"
+    assert decision["text"] is None

@@ -27,6 +27,7 @@ import orjson
 
 from gatehouse.core.config import Settings
 from gatehouse.guard import Policy, PolicySet, PolicyViolation, RequestGuard, detect
+from gatehouse.guard.classifier import ClassifierFailed
 from gatehouse.guard.injection import injection_signals
 
 
@@ -81,6 +82,9 @@ def decide(text: str, policy: Policy) -> dict[str, Any]:
         rule = None
     except PolicyViolation as violation:
         protected, rule = None, violation.rule
+    except ClassifierFailed as failure:
+        # The gateway refuses such a request (503): nothing would be sent.
+        protected, rule = None, failure.rule
     return {
         "entities": entities,
         "signals": signals,
