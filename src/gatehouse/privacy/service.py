@@ -102,6 +102,9 @@ class Privacy:
 
     async def export(self, user: str, *, actor: str) -> dict[str, Any]:
         """Everything kept about ``user``, as JSON-ready data; audited."""
+        if self._drain is not None:
+            # The requests this process has just served are in the export too.
+            await self._drain()
         rows = await self._store.find(user)
         collections = self._owned_collections([key.id for key in rows.keys])
         data: dict[str, Any] = {
