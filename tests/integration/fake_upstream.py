@@ -1,6 +1,7 @@
 """A fake upstream provider: a real HTTP server that can be told to misbehave.
 
-It speaks the OpenAI (``/v1/chat/completions``, ``/v1/embeddings``), Anthropic
+It speaks the OpenAI (``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/responses``
+with its typed SSE events), Anthropic
 (``/v1/messages``, ``/v1/messages/count_tokens``) and Gemini
 (``/v1beta/models/{model}:generateContent``, ``:streamGenerateContent`` and
 ``:countTokens``) shapes, and the rerank endpoints of Cohere (``/v2/rerank``),
@@ -8,7 +9,7 @@ Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last
 user message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
 reset, stalled before the first token, or have their stream cut midway, and an
-OpenAI chat or Gemini request can be answered with a call of its first tool
+OpenAI chat, Responses or Gemini request can be answered with a call of its first tool
 (``tool_call``, arguments ``{"text": <the last user message>}``), with
 reasoning and a signature first (``thinking``); a failure rate applies a
 behaviour at random. Every request is recorded, and a
@@ -47,7 +48,8 @@ class Behaviour:
     error_body: dict[str, Any] | None = None
     piece_chars: int = 0  # OpenAI streams: pieces of this many characters, not a word a chunk
     # OpenAI chat and Gemini answers reason first: reasoning_content and a signed
-    # thinking block (OpenAI chat, as LiteLLM sends them), or a thought part and a
+    # thinking block (OpenAI chat, as LiteLLM sends them), a reasoning item with
+    # ``encrypted_content`` ``enc-responses-<request number>`` (Responses), or a thought part and a
     # thoughtSignature (Gemini); signatures are ``sig-<dialect>-<request number>``.
     thinking: bool = False
 
@@ -141,6 +143,7 @@ class FakeUpstream:
             app = web.Application(client_max_size=64 * 1024 * 1024)
             app.router.add_post("/v1/chat/completions", self._openai_chat)
             app.router.add_post("/v1/embeddings", self._openai_embeddings)
+            app.router.add_post("/v1/responses", self._openai_responses)
             app.router.add_post("/v1/messages", self._anthropic)
             app.router.add_post("/v1/messages/count_tokens", self._anthropic_count)
             app.router.add_post("/v1beta/models/{call}", self._gemini)
@@ -236,6 +239,103 @@ class FakeUpstream:
         return response
 
     # -- OpenAI --------------------------------------------------------------------
+
+    async def _openai_responses(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API: an echo message, or a call of the first tool (``tool_call``)."""
+        body, behaviour = await self._begin(request)
+        if behaviour.kind == "status":
+            return self._status(behaviour, "openai")
+        given = body.get("input", "")
+        named = [i["id"] for i in given if "id" in i] if isinstance(given, list) else []
+        if body.get("store") is False and named:
+            # As OpenAI's: an item id is looked up, and items are not stored.
+            message = (
+                f"Item with id '{named[0]}' not found. Items are not persisted when "
+                "`store` is set to false."
+            )
+            error = {"message": message, "type": "invalid_request_error", "param": "input"}
+            return web.json_response({"error": {**error, "code": None}}, status=404)
+        words = _reply_words(_responses_messages(given))
+        n = len(self.requests)
+        item: dict[str, Any]
+        if behaviour.kind == "tool_call":
+            text = orjson.dumps({"text": " ".join(words[1:])}).decode()
+            item = {
+                "type": "function_call",
+                "id": f"fc_fake_{n}",
+                "call_id": f"call_fake_{n}",
+                "name": body["tools"][0]["name"],
+                "arguments": text,
+                "status": "completed",
+            }
+        else:
+            text = " ".join(words)
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            item = {
+                "type": "message",
+                "id": f"msg_fake_{n}",
+                "role": "assistant",
+                "status": "completed",
+                "content": [part],
+            }
+        usage = {
+            "input_tokens": self.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": len(words),
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": self.prompt_tokens + len(words),
+            **self.usage_overrides.get("responses", {}),
+        }
+        response = {
+            "id": f"resp_fake_{n}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "model": body.get("model", "fake"),
+            "output": [],
+            "usage": None,
+            "store": body.get("store", True),
+        }
+        output = [item]
+        if behaviour.thinking:  # a reasoning item first, its state the upstream's own
+            reasoning = {"type": "reasoning", "id": f"rs_fake_{n}", "summary": []}
+            output.insert(0, {**reasoning, "encrypted_content": f"enc-responses-{n}"})
+        done = {**response, "status": "completed", "output": output, "usage": usage}
+        emptied = {"arguments": ""} if item["type"] == "function_call" else {"content": []}
+        opened = {**item, "status": "in_progress", **emptied}
+        if not body.get("stream"):
+            return web.json_response(done)
+        kinds: list[dict[str, Any]] = [
+            {"type": "response.created", "response": response},
+            {"type": "response.in_progress", "response": response},
+            {"type": "response.output_item.added", "output_index": 0, "item": opened},
+        ]
+        at = {"item_id": item["id"], "output_index": 0}
+        if item["type"] == "function_call":
+            half = len(text) // 2
+            kinds += [
+                {"type": "response.function_call_arguments.delta", **at, "delta": piece}
+                for piece in (text[:half], text[half:])
+            ]
+            kinds.append({"type": "response.function_call_arguments.done", **at, "arguments": text})
+        else:
+            empty = {"type": "output_text", "text": "", "annotations": []}
+            at["content_index"] = 0
+            kinds.append({"type": "response.content_part.added", **at, "part": empty})
+            kinds += [
+                {"type": "response.output_text.delta", **at, "delta": (" " if i else "") + w}
+                for i, w in enumerate(words)
+            ]
+            kinds.append({"type": "response.output_text.done", **at, "text": text})
+            kinds.append({"type": "response.content_part.done", **at, "part": part})
+        kinds.append({"type": "response.output_item.done", "output_index": 0, "item": item})
+        kinds.append({"type": "response.completed", "response": done})
+        events = [
+            b"event: %s\ndata: %s\n\n"
+            % (event["type"].encode(), orjson.dumps({**event, "sequence_number": number}))
+            for number, event in enumerate(kinds)
+        ]
+        return await self._stream(request, behaviour, events)
 
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         body, behaviour = await self._begin(request)
@@ -589,6 +689,22 @@ def _reply_words(messages: list[dict[str, Any]]) -> list[str]:
                 content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
             return _echo(str(content or ""))
     return _echo("")
+
+
+def _responses_messages(given: Any) -> list[dict[str, Any]]:
+    """Responses ``input`` as chat-like messages, for :func:`_reply_words`."""
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    return [
+        {
+            "role": item.get("role"),
+            "content": [{"text": p.get("text", "")} for p in item.get("content") or []]
+            if isinstance(item.get("content"), list)
+            else item.get("content"),
+        }
+        for item in given
+        if item.get("type", "message") == "message"
+    ]
 
 
 def _echo(text: str) -> list[str]:

@@ -180,24 +180,34 @@ def test_an_upstream_cut_mid_stream_ends_with_error_and_response_failed(
     assert kinds[-2:] == ["error", "response.failed"]
 
 
+def assert_only_the_owner_reaches(
+    server: RunningServer, other_team: openai.OpenAI, response_id: str, *, model: str
+) -> None:
+    """Another team gets 404 on a stored response, as a chain too; a key without
+    the ``chat`` scope gets 403."""
+    for refused in (
+        lambda: other_team.responses.retrieve(response_id),
+        lambda: other_team.responses.input_items.list(response_id),
+        lambda: other_team.responses.delete(response_id),
+        lambda: other_team.responses.create(
+            model=model, input="x", previous_response_id=response_id
+        ),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            refused()
+    embed_only = sdk(server, create_key(server, scopes=["embeddings"]))
+    with pytest.raises(openai.PermissionDeniedError):
+        embed_only.responses.create(model=model, input="no")
+    with pytest.raises(openai.PermissionDeniedError):
+        embed_only.responses.retrieve(response_id)
+
+
 def test_teams_scopes_and_the_ledger(gatehouse: RunningServer, fresh: FakeUpstream) -> None:
     red_key = create_key(gatehouse, team="ledger-red")
     red, blue = sdk(gatehouse, red_key), team_sdk(gatehouse, "blue")
     raw = red.responses.with_raw_response.create(model="up", input="count me")
     created = raw.parse()
-    for refused in (
-        lambda: blue.responses.retrieve(created.id),
-        lambda: blue.responses.input_items.list(created.id),
-        lambda: blue.responses.delete(created.id),
-        lambda: blue.responses.create(model="up", input="x", previous_response_id=created.id),
-    ):
-        with pytest.raises(openai.NotFoundError):
-            refused()
-    embed_only = sdk(gatehouse, create_key(gatehouse, scopes=["embeddings"]))
-    with pytest.raises(openai.PermissionDeniedError):
-        embed_only.responses.create(model="up", input="no")
-    with pytest.raises(openai.PermissionDeniedError):
-        embed_only.responses.retrieve(created.id)
+    assert_only_the_owner_reaches(gatehouse, blue, created.id, model="up")
 
     request_id = raw.headers["x-request-id"]
     deadline = time.monotonic() + 30

@@ -145,6 +145,9 @@ class DeploymentConfig(_Section):
     api_key_env: str | None = None  # name of the environment variable holding the key
     api_key: SecretStr | None = None  # a literal key; prefer api_key_env
     api_version: str | None = None  # azure
+    # openai_compat: "responses" sends /v1/responses calls to the upstream's own
+    # /v1/responses (native); "chat" (default) translates them to chat completions.
+    api: Literal["chat", "responses"] = "chat"
     headers: dict[str, str] = Field(default_factory=dict)
     weight: float = Field(default=1.0, gt=0)
     rpm: int | None = Field(default=None, ge=1)  # capacity, for lowest_usage routing
@@ -172,6 +175,8 @@ class DeploymentConfig(_Section):
     def _needs_base_url(self) -> DeploymentConfig:
         if self.provider in {"openai_compat", "azure", "vllm"} and not self.base_url:
             raise ValueError(f"base_url is required for provider {self.provider}")
+        if self.api == "responses" and self.provider != "openai_compat":
+            raise ValueError("api: responses needs provider openai_compat")
         return self
 
 

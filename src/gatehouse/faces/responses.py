@@ -60,6 +60,7 @@ from gatehouse.faces.responses_items import (
     namespaced,
     new_item_id,
 )
+from gatehouse.faces.responses_reasoning import foreign as foreign_state
 from gatehouse.faces.responses_reasoning import join_turn
 from gatehouse.faces.responses_reasoning import output_item as reasoning_output
 from gatehouse.faces.responses_tools import chat_tool_choice, chat_tools
@@ -137,14 +138,21 @@ def check_supported(request: ResponsesRequest) -> None:
 # -- items -> chat request --------------------------------------------------------
 
 
-def to_openai(request: ResponsesRequest, items: Sequence[Item]) -> ChatCompletionRequest:
+def to_openai(
+    request: ResponsesRequest, items: Sequence[Item], *, foreign: list[str] | None = None
+) -> ChatCompletionRequest:
     """The chat-completion request for ``request``, whose whole context is ``items``
-    (a previous response's context and output, then this request's input)."""
+    (a previous response's context and output, then this request's input).
+
+    Reasoning state that gatehouse did not encode (a native upstream's) is refused,
+    unless ``foreign`` is given: then it is left out (its summary kept) and the
+    item's place is added to ``foreign``, for the caller to refuse the request to
+    any upstream but a native one."""
     check_supported(request)
     messages: list[dict[str, Any]] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
-    messages.extend(_messages(items))
+    messages.extend(_messages(items, foreign))
     if not messages:
         raise invalid("input", "a response needs at least one input item or instructions.")
     body: dict[str, Any] = {"model": request.model, "messages": messages}
@@ -174,9 +182,9 @@ def to_openai(request: ResponsesRequest, items: Sequence[Item]) -> ChatCompletio
     return ChatCompletionRequest.model_validate(body)
 
 
-def _messages(items: Sequence[Item]) -> list[dict[str, Any]]:
+def _messages(items: Sequence[Item], foreign: list[str] | None) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    for item in items:
+    for index, item in enumerate(items):
         if isinstance(item, MessageItem):
             chat = _chat_message(item)
             last = messages[-1] if messages else None
@@ -186,6 +194,10 @@ def _messages(items: Sequence[Item]) -> list[dict[str, Any]]:
             else:
                 messages.append(chat)
         elif isinstance(item, ReasoningItem):
+            state = item.encrypted_content
+            if foreign is not None and state is not None and foreign_state(state):
+                foreign.append(f"input[{index}].encrypted_content")
+                item = item.model_copy(update={"encrypted_content": None})
             join_turn(messages, item, "input")
         elif isinstance(item, FunctionCallItem):
             call = {

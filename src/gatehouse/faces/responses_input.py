@@ -39,16 +39,24 @@ def invalid(param: str, message: str) -> ValidationFailedError:
     return ValidationFailedError(f"Invalid value for '{param}': {message}", param=param)
 
 
-def input_items(value: str | list[dict[str, Any]], ids: IdFactory = new_item_id) -> list[Item]:
-    """A request's ``input`` as typed items, each with an id (assigned when missing)."""
+def input_items(
+    value: str | list[dict[str, Any]],
+    ids: IdFactory = new_item_id,
+    *,
+    foreign_reasoning: bool = False,
+) -> list[Item]:
+    """A request's ``input`` as typed items, each with an id (assigned when missing);
+    ``foreign_reasoning`` accepts reasoning state an upstream gave (for native calls)."""
     if isinstance(value, str):
         if not value:
             return []
         return [MessageItem(id=ids("msg"), role="user", content=[InputText(text=value)])]
-    return [_item(raw, f"input[{index}]", ids) for index, raw in enumerate(value)]
+    return [
+        _item(raw, f"input[{index}]", ids, foreign_reasoning) for index, raw in enumerate(value)
+    ]
 
 
-def _item(raw: dict[str, Any], where: str, ids: IdFactory) -> Item:
+def _item(raw: dict[str, Any], where: str, ids: IdFactory, foreign_reasoning: bool) -> Item:
     kind = raw.get("type", "message")  # an "easy" message has no type
     if kind == "message":
         return _message_item(raw, where, ids)
@@ -67,7 +75,7 @@ def _item(raw: dict[str, Any], where: str, ids: IdFactory) -> Item:
             namespace=namespace or None,
         )
     if kind == "reasoning":
-        return reasoning_input(raw, where, ids)
+        return reasoning_input(raw, where, ids, foreign_ok=foreign_reasoning)
     if kind == "function_call_output":
         return FunctionCallOutputItem(
             id=_given_id(raw) or ids("fco"),

@@ -61,8 +61,17 @@ def output_item(message: Any, ids: IdFactory) -> ReasoningItem | None:
     )
 
 
-def input_item(raw: dict[str, Any], where: str, ids: IdFactory) -> ReasoningItem:
-    """A ``reasoning`` input item as the client sent it back."""
+def foreign(content: str) -> bool:
+    """Whether ``content`` is reasoning state that gatehouse did not encode (an
+    upstream's own, from a native Responses call)."""
+    return not content.startswith(_PREFIX)
+
+
+def input_item(
+    raw: dict[str, Any], where: str, ids: IdFactory, *, foreign_ok: bool = False
+) -> ReasoningItem:
+    """A ``reasoning`` input item as the client sent it back; with ``foreign_ok``,
+    state gatehouse did not encode is kept as it is (for a native upstream)."""
     unknown = set(raw) - {"type", "id", "summary", "encrypted_content", "status", "content"}
     if unknown:
         raise UnsupportedParameterError(
@@ -89,7 +98,8 @@ def input_item(raw: dict[str, Any], where: str, ids: IdFactory) -> ReasoningItem
                 f"Invalid value for '{where}.encrypted_content': expected a string.",
                 param=f"{where}.encrypted_content",
             )
-        decode_state(encrypted, f"{where}.encrypted_content")
+        if not (foreign_ok and foreign(encrypted)):
+            decode_state(encrypted, f"{where}.encrypted_content")
     given = raw.get("id")
     return ReasoningItem(
         id=given if isinstance(given, str) and given else ids("rs"),

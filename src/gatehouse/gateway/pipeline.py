@@ -33,6 +33,7 @@ from gatehouse.core.types import (
 )
 
 if TYPE_CHECKING:
+    from gatehouse.faces.responses_native import NativeCall
     from gatehouse.gateway.trace_context import Tracer
 
 Endpoint = Literal["chat", "embeddings", "rerank"]
@@ -77,6 +78,8 @@ class CallContext:
     cache: CacheStatus | None = None
     coalesced: bool = False
     tag: str | None = None
+    # A /v1/responses call: deployments that speak Responses are sent its native form.
+    native: NativeCall | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     _charge: tuple[Usage, TokenCounts, float] | None = None
 

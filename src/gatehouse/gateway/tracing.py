@@ -29,7 +29,7 @@ never its message (an upstream's message may quote the prompt).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -50,7 +50,13 @@ from gatehouse.core.types import (
     Usage,
 )
 from gatehouse.gateway.pipeline import CallContext, Next, Result
-from gatehouse.providers.base import AnyProvider, ChatProvider, EmbeddingProvider, Readiness
+from gatehouse.providers.base import (
+    AnyProvider,
+    ChatProvider,
+    EmbeddingProvider,
+    Readiness,
+    ResponsesProvider,
+)
 from gatehouse.providers.upstream import TRACE_CONTEXT
 
 Attributes = dict[str, Any]
@@ -59,6 +65,7 @@ Attributes = dict[str, Any]
 MAX_NAME = 128
 Answer = TypeVar("Answer", ChatCompletion, EmbeddingResponse)
 P = TypeVar("P", bound=ChatProvider | EmbeddingProvider)
+Item = TypeVar("Item")
 
 # gen_ai.provider.name of each built-in provider (the convention's well-known
 # values); a plugin's is its registered name.
@@ -205,6 +212,8 @@ class SpanTracer:
             attributes.update(_server_attributes(config.base_url))
         calls = _Calls(self._tracer, self._propagator, attributes)
         # The registry checked each group's providers against its kind.
+        if isinstance(provider, ResponsesProvider):
+            return TracedResponses(cast(ChatProvider, provider), calls)
         if provider.info.kind == "chat":
             return TracedChat(cast(ChatProvider, provider), calls)
         if provider.info.kind == "rerank":
@@ -242,6 +251,44 @@ class _Calls:
         carrier: dict[str, str] = {}
         self._propagator.inject(carrier, context=trace.set_span_in_context(span))
         return span, carrier
+
+    async def streamed(
+        self,
+        operation: str,
+        attributes: Attributes,
+        items: AsyncIterator[Item],
+        seen: Callable[[Item], None] | None = None,
+        facts: Callable[[], Attributes] | None = None,
+    ) -> AsyncIterator[Item]:
+        """Pass on ``items``, a streamed answer, as one upstream call attempt: the
+        span ends with the stream, with ``facts`` about what ``seen`` was shown."""
+        span, carrier = self.start(operation, attributes)
+        try:
+            # The upstream request goes out on the first step of the stream.
+            token = TRACE_CONTEXT.set(carrier)
+            try:
+                first = await anext(items, None)
+            finally:
+                TRACE_CONTEXT.reset(token)
+            if first is None:
+                return
+            if seen is not None:
+                seen(first)
+            yield first
+            async for item in items:
+                if seen is not None:
+                    seen(item)
+                yield item
+        except BaseException as exc:
+            _record_failure(span, exc)
+            raise
+        finally:
+            close = getattr(items, "aclose", None)
+            if close is not None:
+                await close()
+            if facts is not None and span.is_recording():
+                span.set_attributes(facts())
+            span.end()
 
     async def whole(
         self, operation: str, attributes: Attributes, call: Awaitable[Answer]
@@ -288,34 +335,33 @@ class TracedChat(_Traced[ChatProvider]):
         attributes = _chat_request_attributes(request)
         return await self._calls.whole("chat", attributes, self._inner.complete(request))
 
-    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        span, carrier = self._calls.start("chat", _chat_request_attributes(request))
-        chunks = self._inner.stream(request)
+    def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
         seen = _StreamFacts()
+        attributes = _chat_request_attributes(request)
+        chunks = self._inner.stream(request)
+        return self._calls.streamed("chat", attributes, chunks, seen.add, seen.attributes)
+
+
+class TracedResponses(TracedChat):
+    """A traced chat provider that also speaks the Responses API (``api: responses``):
+    its native calls are CLIENT spans too."""
+
+    async def respond(self, body: dict[str, Any]) -> dict[str, Any]:
+        span, carrier = self._calls.start("chat", _responses_request_attributes(body, False))
+        token = TRACE_CONTEXT.set(carrier)
         try:
-            # The upstream request goes out on the first step of the stream.
-            token = TRACE_CONTEXT.set(carrier)
-            try:
-                first = await anext(chunks, None)
-            finally:
-                TRACE_CONTEXT.reset(token)
-            if first is None:
-                return
-            seen.add(first)
-            yield first
-            async for chunk in chunks:
-                seen.add(chunk)
-                yield chunk
+            return await cast(ResponsesProvider, self._inner).respond(body)
         except BaseException as exc:
             _record_failure(span, exc)
             raise
         finally:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
-            if span.is_recording():
-                span.set_attributes(seen.attributes())
+            TRACE_CONTEXT.reset(token)
             span.end()
+
+    def stream_respond(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        attributes = _responses_request_attributes(body, True)
+        events = cast(ResponsesProvider, self._inner).stream_respond(body)
+        return self._calls.streamed("chat", attributes, events)
 
 
 class TracedEmbeddings(_Traced[EmbeddingProvider]):
@@ -385,6 +431,19 @@ def _chat_request_attributes(request: ChatCompletionRequest) -> Attributes:
         found["gen_ai.request.seed"] = request.seed
     if request.n != 1:
         found["gen_ai.request.choice.count"] = request.n
+    return found
+
+
+def _responses_request_attributes(body: dict[str, Any], stream: bool) -> Attributes:
+    found: Attributes = {"gatehouse.stream": stream}
+    for key, name in (
+        ("max_output_tokens", "gen_ai.request.max_tokens"),
+        ("temperature", "gen_ai.request.temperature"),
+        ("top_p", "gen_ai.request.top_p"),
+    ):
+        value = body.get(key)
+        if isinstance(value, int | float):
+            found[name] = value
     return found
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from gatehouse.core.types import (
     ChatCompletion,
@@ -92,3 +92,14 @@ class TokenCounter(Protocol):
     def count_method(self) -> Literal["tokenizer", "provider"]: ...
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int: ...
+
+
+@runtime_checkable
+class ResponsesProvider(Protocol):
+    """A chat provider whose upstream speaks the Responses API itself: ``respond``
+    posts a Responses body (``model`` is replaced by the upstream's) and returns
+    the upstream's Response; ``stream_respond`` yields its stream's events."""
+
+    async def respond(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def stream_respond(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...

@@ -36,8 +36,10 @@ class ProviderBuilder(Protocol):
 
 
 def _openai_compat(config: DeploymentConfig, *, info: ModelInfo, api_key: str | None) -> Provider:
-    from gatehouse.providers.openai_compat import OpenAICompatProvider
+    from gatehouse.providers.openai_compat import OpenAICompatProvider, OpenAIResponsesProvider
 
+    if config.api == "responses":
+        return OpenAIResponsesProvider(config, info=info, api_key=api_key)
     return OpenAICompatProvider(config, info=info, api_key=api_key)
 
 

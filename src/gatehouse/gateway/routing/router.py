@@ -43,7 +43,12 @@ from gatehouse.gateway.routing.deployment import Deployment, Lease
 from gatehouse.gateway.routing.hashring import prefix_key
 from gatehouse.gateway.routing.registry import ModelGroup, ModelRegistry
 from gatehouse.gateway.routing.strategies import choose
-from gatehouse.providers.base import ChatProvider, EmbeddingProvider, RerankProvider
+from gatehouse.providers.base import (
+    ChatProvider,
+    EmbeddingProvider,
+    RerankProvider,
+    ResponsesProvider,
+)
 
 # How often to look again while the only way back is a breaker's probe in flight,
 # which ends when its call does.
@@ -80,6 +85,13 @@ class Router:
             # registry.chat() checked the group serves chat (a runtime Protocol
             # isinstance here would cost microseconds per call).
             provider = cast(ChatProvider, deployment.provider)
+            native = ctx.native
+            if native is not None:
+                if native.applies(ctx.request, provider):
+                    # The deployment speaks Responses: it gets the request as it came.
+                    responder = cast(ResponsesProvider, provider)
+                    return await self._measured(deployment, native.complete(responder))
+                native.check_chat()
             return await self._measured(deployment, provider.complete(request))
 
         return await self._with_fallbacks(ctx, self.registry.chat(request.model), call)
@@ -116,7 +128,13 @@ class Router:
             # isinstance here would cost microseconds per call).
             provider = cast(ChatProvider, deployment.provider)
             started = self._clock()
-            chunks = provider.stream(request)
+            native = ctx.native
+            if native is not None and native.applies(ctx.request, provider):
+                chunks = native.stream(cast(ResponsesProvider, provider))
+            else:
+                if native is not None:
+                    native.check_chat()
+                chunks = provider.stream(request)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:

@@ -1,5 +1,5 @@
 """The adapter for OpenAI-style upstreams."""
 
-from gatehouse.providers.openai_compat.provider import OpenAICompatProvider
+from gatehouse.providers.openai_compat.provider import OpenAICompatProvider, OpenAIResponsesProvider
 
-__all__ = ["OpenAICompatProvider"]
+__all__ = ["OpenAICompatProvider", "OpenAIResponsesProvider"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
+
+import orjson
 
 from gatehouse.core.config import DeploymentConfig
 from gatehouse.core.errors import UpstreamError
@@ -82,3 +85,25 @@ class OpenAICompatProvider:
 
     def _url(self, path: str) -> str:
         return f"{self._base}{path}{self._query}"
+
+
+class OpenAIResponsesProvider(OpenAICompatProvider):
+    """An OpenAI-style upstream that also speaks the Responses API (``api: responses``):
+    Responses calls go to its ``/responses`` as they are; chat calls as above."""
+
+    async def respond(self, body: dict[str, Any]) -> dict[str, Any]:
+        data, _ = await self._upstream.post_json(
+            self._url("/responses"), {**body, "model": self._model, "stream": False}
+        )
+        if not isinstance(data, dict) or data.get("object") != "response":
+            raise UpstreamError(f"Upstream {self.info.id} did not answer with a Response")
+        return data
+
+    async def stream_respond(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        wire = {**body, "model": self._model, "stream": True}
+        async with aclosing(self._upstream.stream_events(self._url("/responses"), wire)) as events:
+            async for data in events:
+                event = orjson.loads(data)
+                if not isinstance(event, dict):
+                    raise UpstreamError(f"Upstream {self.info.id} sent an event that is not one")
+                yield event

@@ -25,13 +25,16 @@ from gatehouse.core.principal import Principal
 from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, EmbeddingResponse
 from gatehouse.faces import responses as face
+from gatehouse.faces import responses_native as native_face
 from gatehouse.faces.responses_input import input_item_page, input_items, invalid, unsupported
 from gatehouse.faces.responses_items import (
     InputItemList,
     Item,
+    ResponseError,
     ResponseObject,
     new_item_id,
 )
+from gatehouse.faces.responses_native_stream import NativeRelay
 from gatehouse.faces.responses_stream import StreamTranslator
 from gatehouse.gateway import CallContext, Gateway
 from gatehouse.server.http import JSONResponse, parse_body, sse_response
@@ -77,14 +80,27 @@ async def create_response(request: Request) -> Response:
     if body.previous_response_id is not None:
         previous = await _stored(store, body.previous_response_id, owner, "previous_response_id")
         context = [*_ITEMS.validate_python(previous.input_items), *_response(previous).output]
-    items = [*context, *input_items(body.input)]
+    items = [*context, *input_items(body.input, foreign_reasoning=True)]
+    # Deployments that speak Responses get it as it came, with every turn's items;
+    # an upstream's own reasoning state goes to those only.
+    native_only: list[str] = []
+    chat = face.to_openai(body, items, foreign=native_only)
+    native = native_face.NativeCall(
+        body=native_face.native_body(
+            body.model_dump(mode="json", exclude_unset=True),
+            _ITEMS.dump_python(items, mode="json", exclude_none=True),
+        ),
+        request=chat,
+        native_only=native_only,
+    )
     ctx = CallContext(
         request_id=request.state.request_id,
         endpoint="chat",
-        request=face.to_openai(body, items),
+        request=chat,
         headers=request.headers,
         principal=principal,
         tag=LEDGER_TAG,
+        native=native,
     )
     shell = face.shell(body, response_id=new_item_id("resp"), created_at=int(time.time()))
     saver = _Saver(
@@ -97,6 +113,13 @@ async def create_response(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     result = await gateway.handle(ctx)
     if isinstance(result, ChatCompletion):
+        upstream = native.answered(result)
+        if upstream is not None:
+            # Answered natively (and no stage changed the answer): the upstream's own.
+            await saver.save(native_face.to_store(upstream, shell))
+            return JSONResponse(
+                native_face.for_client(upstream, shell), headers=ctx.response_headers
+            )
         response = face.from_openai(result, shell)
         await saver.save(response)
         return JSONResponse(response, headers=ctx.response_headers)
@@ -105,6 +128,9 @@ async def create_response(request: Request) -> Response:
     # The first chunk before answering, so that errors found while preparing
     # (a refused parameter, a context too long) get a real HTTP status.
     first = await anext(result)
+    if native.streaming:
+        events = _native_events(shell, native, first, result, saver)
+        return sse_response(events, headers=ctx.response_headers)
     return sse_response(_events(shell, first, result, saver), headers=ctx.response_headers)
 
 
@@ -176,6 +202,45 @@ async def _events(
         return
     for data in [*closing, translator.complete()]:
         yield data
+
+
+async def _native_events(
+    shell: ResponseObject,
+    native: native_face.NativeCall,
+    first: ChatCompletionChunk,
+    rest: AsyncIterator[ChatCompletionChunk],
+    saver: _Saver,
+) -> AsyncIterator[bytes]:
+    """The upstream's own events, with what the pipeline let through of the answer
+    (:class:`NativeRelay`); the closing event waits until the response is stored."""
+    relay = NativeRelay(native, shell)
+    try:
+        for data in relay.feed(first):
+            yield data
+        async for chunk in rest:
+            for data in relay.feed(chunk):
+                yield data
+        closing, final = relay.close()
+        await saver.save(native_face.to_store(final, shell))
+    except GatehouseError as exc:
+        failed = shell.model_copy(
+            update={
+                "status": "failed",
+                "error": ResponseError(code=_failure_code(exc), message=exc.message),
+            }
+        )
+        with contextlib.suppress(GatehouseError):
+            await saver.save(failed)
+        error = {"code": exc.error_code, "message": exc.message, "param": exc.param}
+        for data in relay.fail(error, failed.model_dump(mode="json")):
+            yield data
+        return
+    for data in closing:
+        yield data
+
+
+def _failure_code(exc: GatehouseError) -> str:
+    return "rate_limit_exceeded" if exc.http_status == 429 else "server_error"
 
 
 async def _stored(store: ResponseStore, response_id: str, owner: str, param: str) -> StoredResponse:
