@@ -250,6 +250,19 @@ def test_input_items_get_ids_and_keep_the_ones_given() -> None:
             {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
             "input[0].content[0].file_id",
         ),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_text", "text": "x", "cache_control": {"type": "a"}}
+                        ],
+                    }
+                ]
+            },
+            "input[0].content[0].cache_control",
+        ),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
         ({"input": [{"role": "user", "content": 7}]}, "input[0].content"),
         ({"input": [{"type": "function_call", "name": "f"}]}, "input[0].call_id"),

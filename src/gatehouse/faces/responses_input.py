@@ -116,6 +116,9 @@ def _message_item(raw: dict[str, Any], where: str, ids: IdFactory) -> MessageIte
     )
 
 
+_TEXT_PART_FIELDS = frozenset({"type", "text", "annotations", "logprobs"})
+
+
 def _part(raw: Any, where: str, role: str) -> InputText | OutputText | Refusal | InputImage:
     if not isinstance(raw, dict):
         raise invalid(where, "expected a content part object.")
@@ -124,6 +127,13 @@ def _part(raw: Any, where: str, role: str) -> InputText | OutputText | Refusal |
         text = raw.get("text")
         if not isinstance(text, str):
             raise invalid(f"{where}.text", "expected a string.")
+        # Never a silent drop: a field the chat translation cannot carry (an
+        # Anthropic cache_control breakpoint, say) is refused, naming it.
+        # annotations and logprobs come back on replayed output_text, and are
+        # the model's own output, not instructions to it.
+        extra = sorted(set(raw) - _TEXT_PART_FIELDS)
+        if extra:
+            raise unsupported(f"{where}.{extra[0]}", f"The text part field {extra[0]!r}")
         return OutputText(text=text) if role == "assistant" else InputText(text=text)
     if kind == "refusal" and role == "assistant":
         return Refusal(refusal=str(raw.get("refusal", "")))
