@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,19 @@ async def ready_status(http: httpx.AsyncClient) -> tuple[int, float, dict[str, A
     return response.status_code, time.monotonic() - started, response.json()
 
 
-async def test_readiness_follows_redis_down_and_back(tmp_path: Path) -> None:
-    redis = start_redis(tmp_path)
+async def assert_readiness_follows(
+    data_dir: Path,
+    store: dict[str, str],
+    check: str,
+    stop: Callable[[], None],
+    start: Callable[[], None],
+) -> None:
+    """Ready; within 2 s of ``stop`` not ready, naming ``check``; ready after ``start``."""
     settings = Settings.model_validate(
         {
-            "data_dir": tmp_path / "data",
+            "data_dir": data_dir,
             "local": {"chat": {"enabled": False}, "embeddings": {"enabled": False}},
-            "store": {"redis_url": redis.url},
+            "store": store,
             "observability": {"access_log": {"enabled": False}},
         }
     )
@@ -40,48 +47,38 @@ async def test_readiness_follows_redis_down_and_back(tmp_path: Path) -> None:
             status, _, body = await ready_status(http)
             assert status == 200, body
 
-            redis.stop()
+            stop()
             status, took, body = await ready_status(http)
             assert status == 503
             assert took < 2.0
-            assert [reason.split(":")[:2] for reason in body["reasons"]] == [["store", "redis"]]
+            assert [reason.split(":")[:2] for reason in body["reasons"]] == [["store", check]]
 
-            redis = start_redis(tmp_path, redis.port)
+            start()
             status, _, body = await ready_status(http)
             assert status == 200, body
     finally:
         await gateway.stop()
-        redis.stop()
+
+
+async def test_readiness_follows_redis_down_and_back(tmp_path: Path) -> None:
+    servers = [start_redis(tmp_path)]
+
+    def restart() -> None:
+        servers.append(start_redis(tmp_path, servers[0].port))
+
+    try:
+        store = {"redis_url": servers[0].url}
+        await assert_readiness_follows(tmp_path / "data", store, "redis", servers[0].stop, restart)
+    finally:
+        servers[-1].stop()
 
 
 async def test_readiness_follows_postgres_down_and_back(tmp_path: Path) -> None:
     postgres = start_postgres()
-    settings = Settings.model_validate(
-        {
-            "data_dir": tmp_path / "data",
-            "local": {"chat": {"enabled": False}, "embeddings": {"enabled": False}},
-            "store": {"database_url": postgres.url},
-            "observability": {"access_log": {"enabled": False}},
-        }
-    )
-    app = create_app(settings)
-    gateway = app.state.gateway
-    await gateway.start()
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gatehouse") as http:
-            status, _, body = await ready_status(http)
-            assert status == 200, body
-
-            postgres.stop()
-            status, took, body = await ready_status(http)
-            assert status == 503
-            assert took < 2.0
-            assert [reason.split(":")[:2] for reason in body["reasons"]] == [["store", "sql"]]
-
-            postgres.start()
-            status, _, body = await ready_status(http)
-            assert status == 200, body
+        store = {"database_url": postgres.url}
+        await assert_readiness_follows(
+            tmp_path / "data", store, "sql", postgres.stop, postgres.start
+        )
     finally:
-        await gateway.stop()
         postgres.destroy()
