@@ -71,3 +71,26 @@ class RequestRecord:
     request_body: str | None = None
     response_body: str | None = None
     cache_write_tokens: int = 0
+
+
+class FinishedRequestsOnly:
+    """The router's per-attempt reports, ignored.
+
+    The base of an observer (``gatehouse.gateway.observer.Observer``) that needs
+    only :class:`RequestRecord` s of finished requests: the access log, alerts.
+    """
+
+    def attempt(self, deployment: str, outcome: str) -> None:
+        return None
+
+    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
+        return None
+
+    def retry(self, group: str) -> None:
+        return None
+
+    def fallback(self, group: str) -> None:
+        return None
+
+    def admission_wait(self, deployment: str, seconds: float) -> None:
+        return None

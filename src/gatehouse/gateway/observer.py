@@ -16,7 +16,7 @@ from typing import Protocol
 
 from gatehouse.catalog import PricingTable
 from gatehouse.core.errors import ErrorType, GatehouseError, error_type
-from gatehouse.core.observation import RequestRecord
+from gatehouse.core.observation import FinishedRequestsOnly, RequestRecord
 from gatehouse.core.types import ChatCompletionChunk
 from gatehouse.gateway import body_log
 from gatehouse.gateway.pipeline import CallContext, Next, Result
@@ -36,23 +36,8 @@ class Observer(Protocol):
     def admission_wait(self, deployment: str, seconds: float) -> None: ...
 
 
-class NullObserver:
+class NullObserver(FinishedRequestsOnly):
     def request_done(self, record: RequestRecord) -> None:
-        return None
-
-    def attempt(self, deployment: str, outcome: str) -> None:
-        return None
-
-    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
-        return None
-
-    def retry(self, group: str) -> None:
-        return None
-
-    def fallback(self, group: str) -> None:
-        return None
-
-    def admission_wait(self, deployment: str, seconds: float) -> None:
         return None
 
 

@@ -32,8 +32,7 @@ from typing import Any, Literal, TextIO
 import orjson
 import structlog
 
-from gatehouse.core.errors import ErrorType
-from gatehouse.core.observation import RequestRecord
+from gatehouse.core.observation import FinishedRequestsOnly, RequestRecord
 from gatehouse.core.pseudonyms import Pseudonyms
 
 Format = Literal["auto", "json", "pretty"]
@@ -84,7 +83,7 @@ def access_fields(record: RequestRecord, at: float) -> dict[str, Any]:
     return fields
 
 
-class AccessLog:
+class AccessLog(FinishedRequestsOnly):
     """An observer (``gatehouse.gateway.observer.Observer``) that logs each request.
 
     ``stream`` defaults to standard output; ``format="auto"`` is pretty when
@@ -129,21 +128,6 @@ class AccessLog:
             self.dropped += 1
             return
         self._queue.put((self._clock(), record))
-
-    def attempt(self, deployment: str, outcome: str) -> None:
-        return None
-
-    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
-        return None
-
-    def retry(self, group: str) -> None:
-        return None
-
-    def fallback(self, group: str) -> None:
-        return None
-
-    def admission_wait(self, deployment: str, seconds: float) -> None:
-        return None
 
     # -- the writer thread --
 

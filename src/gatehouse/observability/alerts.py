@@ -36,9 +36,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gatehouse.core.config import AlertKind, AlertsConfig, WebhookConfig
-from gatehouse.core.errors import ErrorType
 from gatehouse.core.ids import Clock
-from gatehouse.core.observation import RequestRecord
+from gatehouse.core.observation import FinishedRequestsOnly, RequestRecord
 from gatehouse.core.records import BudgetSpend
 from gatehouse.observability.alert_rules import (
     Alert,
@@ -78,7 +77,7 @@ class _Webhook:
         self.queue: asyncio.Queue[Alert] | None = None
 
 
-class AlertNotifier:
+class AlertNotifier(FinishedRequestsOnly):
     """Decides, deduplicates, rate-limits and delivers alerts to the configured webhooks.
 
     ``clock`` gives epoch seconds. Start and stop it with the application.
@@ -141,22 +140,6 @@ class AlertNotifier:
         """An observer of finished requests: error rates per model group."""
         if record.group is not None and "error_rate" in self._wanted:
             self.emit(self._errors.observe(record.group, is_failure(record), self._clock()))
-
-    # The rest of the observer protocol: alerts need only finished requests.
-    def attempt(self, deployment: str, outcome: str) -> None:
-        return None
-
-    def upstream_error(self, group: str, deployment: str, kind: ErrorType) -> None:
-        return None
-
-    def retry(self, group: str) -> None:
-        return None
-
-    def fallback(self, group: str) -> None:
-        return None
-
-    def admission_wait(self, deployment: str, seconds: float) -> None:
-        return None
 
     def check(self) -> None:
         """Look at the breakers and the backlog now (the periodic task calls this)."""
