@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from gatehouse.core.config import RetentionConfig
 from gatehouse.core.records import SubjectRecord, UsageEvent
 from gatehouse.store import schema
-from gatehouse.store.database import Database, database_url
+from gatehouse.store.database import Database
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import EventQuery, LedgerStore
 from gatehouse.store.retention import Retention
 from gatehouse.store.rollups import DAY, GROUP_COLUMNS, SPEND_GROUPS, Rollups, day_of
+
+from .sql_backends import OnPostgres, OnSQLite
 
 # 2026-05-28T00:00:00Z, a UTC midnight.
 MIDNIGHT = 1_779_926_400.0
@@ -305,31 +304,9 @@ async def _team(directory: DirectoryStore, name: str) -> SubjectRecord:
     return record
 
 
-class TestSQLite(RequestLogConformance):
-    @pytest.fixture
-    async def database(self, tmp_path: Path) -> AsyncIterator[Database]:
-        database = Database(database_url(None, tmp_path))
-        await database.open()
-        yield database
-        await database.close()
-
-    @pytest.fixture
-    async def replica(self, tmp_path: Path, database: Database) -> AsyncIterator[Database]:
-        other = Database(database_url(None, tmp_path))
-        yield other
-        await other.close()
+class TestSQLite(OnSQLite, RequestLogConformance):
+    pass
 
 
-class TestPostgres(RequestLogConformance):
-    @pytest.fixture
-    async def database(self, postgres_url: str) -> AsyncIterator[Database]:
-        database = Database(database_url(postgres_url, Path(".")))
-        await database.open()
-        yield database
-        await database.close()
-
-    @pytest.fixture
-    async def replica(self, postgres_url: str, database: Database) -> AsyncIterator[Database]:
-        other = Database(database_url(postgres_url, Path(".")))
-        yield other
-        await other.close()
+class TestPostgres(OnPostgres, RequestLogConformance):
+    pass

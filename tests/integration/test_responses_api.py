@@ -25,10 +25,10 @@ from openai.types.responses import (
 from gatehouse.store.database import Database
 from gatehouse.store.responses import SQLResponseStore, StoredResponse
 
-from . import test_sql_conformance as sql_conformance
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import Behaviour, FakeUpstream
 from .governance_helpers import MASTER, OUTPUT_PRICE, admin, create_key, write_config
+from .sql_backends import OnPostgres, OnSQLite
 from .test_local_response_format import ASK, PERSON, assert_person
 
 ECHO_TOOL: Any = {
@@ -297,9 +297,9 @@ class ResponseStoreConformance:
         assert await store.get("resp_2", "key:abc") is None
 
 
-class TestSQLiteStore(ResponseStoreConformance):
-    database = sql_conformance.TestSQLite.database
+class TestSQLiteStore(OnSQLite, ResponseStoreConformance):
+    pass
 
 
-class TestPostgresStore(ResponseStoreConformance):
-    database = sql_conformance.TestPostgres.database
+class TestPostgresStore(OnPostgres, ResponseStoreConformance):
+    pass

@@ -7,17 +7,17 @@ Each backend subclasses :class:`SQLConformance` and provides ``database``
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
 from gatehouse.core.records import KeyRecord, SubjectRecord, UsageEvent
 from gatehouse.store import schema
-from gatehouse.store.database import Database, database_url
+from gatehouse.store.database import Database
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import LedgerStore
+
+from .sql_backends import OnPostgres, OnSQLite
 
 T0 = 1_780_000_000.0
 
@@ -177,19 +177,9 @@ class SQLConformance:
         assert await ledger.count(status="ok") == 3
 
 
-class TestSQLite(SQLConformance):
-    @pytest.fixture
-    async def database(self, tmp_path: Path) -> AsyncIterator[Database]:
-        database = Database(database_url(None, tmp_path))
-        await database.open()
-        yield database
-        await database.close()
+class TestSQLite(OnSQLite, SQLConformance):
+    pass
 
 
-class TestPostgres(SQLConformance):
-    @pytest.fixture
-    async def database(self, postgres_url: str) -> AsyncIterator[Database]:
-        database = Database(database_url(postgres_url, Path(".")))
-        await database.open()
-        yield database
-        await database.close()
+class TestPostgres(OnPostgres, SQLConformance):
+    pass

@@ -5,21 +5,21 @@ place; an outbox event written by an older release shipped with empty buckets.""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, func, select, text
 
 from gatehouse.core.records import UsageEvent
 from gatehouse.store import schema
-from gatehouse.store.database import MIGRATIONS, Database, database_url
+from gatehouse.store.database import MIGRATIONS, Database
 from gatehouse.store.ledger import EventQuery, LedgerStore
 from gatehouse.store.outbox import Outbox
 from gatehouse.store.rollups import DAY, TOKEN_BUCKETS
 from gatehouse.store.shipper import Shipper
+
+from .sql_backends import OnPostgres, OnSQLite
 
 MIDNIGHT = 1_779_926_400.0  # 2026-05-28T00:00:00Z
 
@@ -134,19 +134,9 @@ class UsageBucketsConformance:
         outbox.close()
 
 
-class TestSQLite(UsageBucketsConformance):
-    @pytest.fixture
-    async def database(self, tmp_path: Path) -> AsyncIterator[Database]:
-        database = Database(database_url(None, tmp_path))
-        await database.open()
-        yield database
-        await database.close()
+class TestSQLite(OnSQLite, UsageBucketsConformance):
+    pass
 
 
-class TestPostgres(UsageBucketsConformance):
-    @pytest.fixture
-    async def database(self, postgres_url: str) -> AsyncIterator[Database]:
-        database = Database(database_url(postgres_url, Path(".")))
-        await database.open()
-        yield database
-        await database.close()
+class TestPostgres(OnPostgres, UsageBucketsConformance):
+    pass
