@@ -14,7 +14,6 @@ within a second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 
 from gatehouse.core.principal import Principal
 from gatehouse.core.records import KeyRecord, SubjectKind, SubjectRecord
+from gatehouse.core.tasks import cancel_and_wait
 from gatehouse.store.directory import DirectoryStore
 
 log = logging.getLogger("gatehouse.keys")
@@ -102,11 +102,8 @@ class Directory:
         self._task = asyncio.create_task(self._poll(), name="gatehouse-revocation-poll")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     @property
     def generation(self) -> int:

@@ -17,7 +17,6 @@ concurrently. The server runs a round every ``retention.interval_seconds``;
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gatehouse.core.config import RetentionConfig
 from gatehouse.core.ids import Clock
+from gatehouse.core.tasks import cancel_and_wait
 from gatehouse.store import schema
 from gatehouse.store.database import Database
 from gatehouse.store.rollups import DAY, EVENTS_CLASS, Rollups, day_of, day_start
@@ -175,11 +175,8 @@ class Retention:
         self._task = asyncio.create_task(self._loop(), name="gatehouse-retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
         while True:

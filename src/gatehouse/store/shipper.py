@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 
+from gatehouse.core.tasks import cancel_and_wait
 from gatehouse.store.ledger import COLUMNS, DEFAULTS, LedgerStore
 from gatehouse.store.outbox import Outbox
 
@@ -41,11 +42,8 @@ class Shipper:
 
     async def stop(self) -> None:
         """Stop the loop, then make one last attempt to ship what is pending."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.drain(), timeout=5)
 
