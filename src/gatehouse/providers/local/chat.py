@@ -44,7 +44,7 @@ from gatehouse.core.types import (
 from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.local.grammar import GrammarCache
 from gatehouse.providers.local.sequences import Outcome, Prepared, SequenceBatcher
-from gatehouse.providers.local.weights import load_weights
+from gatehouse.providers.local.weights import generation_weights
 
 MODEL_ID = "local/smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -188,12 +188,9 @@ class LlamaChatProvider:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        # Generation runs on the SequenceBatcher's own context over weights loaded
-        # apart (providers/local/weights.py: llama_cpp.Llama cannot turn off the
-        # AMX kernels); this object only tokenises, so its own context is kept
-        # tiny. Both map the same file: on most CPUs they share its pages. A
-        # vocabulary-only Llama would save the second load but prints an error
-        # line about its zero training context on every start.
+        # Generation runs on the SequenceBatcher's own context (over these weights,
+        # or on a CPU with AMX over a second load of them: providers/local/weights.py);
+        # this object only loads and tokenises, so its own context is kept tiny.
         llama = Llama(
             model_path=str(self._path),
             n_ctx=_OWN_CONTEXT,
@@ -286,7 +283,7 @@ class LlamaChatProvider:
             if self._sequences is None and self._path is not None:
                 self._sequences = SequenceBatcher(
                     llama,
-                    load_weights(self._path),
+                    generation_weights(llama, self._path),
                     slots=self._config.max_sequences,
                     context_window=self._config.context_window,
                     threads=self._threads,

@@ -85,7 +85,7 @@ class SequenceBatcher:
     """Generates for up to ``slots`` requests at once on one llama.cpp context.
 
     ``llama`` (a ``llama_cpp.Llama``) tokenises and detokenises; ``weights`` (a
-    llama.cpp model object: :func:`gatehouse.providers.local.weights.load_weights`)
+    llama.cpp model object: :func:`gatehouse.providers.local.weights.generation_weights`)
     is what the context runs.
     """
 

@@ -26,13 +26,17 @@ def extra_buffers_safe(cpuinfo: Path = CPUINFO) -> bool:
     return not has_amx(read_cpuinfo(cpuinfo))
 
 
-def load_weights(path: Path, cpuinfo: Path = CPUINFO) -> Any:
-    """The model at ``path`` as a llama.cpp model object, ready for a context."""
+def generation_weights(llama: Any, path: Path, cpuinfo: Path = CPUINFO) -> Any:
+    """The llama.cpp model object a generation context runs on: ``llama``'s own
+    (a ``llama_cpp.Llama`` loaded from ``path``), or, where the CPU has AMX, the
+    same file loaded again without the extra buffer types, which ``Llama``
+    cannot turn off."""
+    if extra_buffers_safe(cpuinfo):
+        return llama._model
     import llama_cpp
     from llama_cpp import _internals
 
     params = llama_cpp.llama_model_default_params()
-    if not extra_buffers_safe(cpuinfo):
-        params.use_extra_bufts = False
-        log.info("local/smollm2: AMX on this CPU; llama.cpp's AMX kernels are not used")
+    params.use_extra_bufts = False
+    log.info("local/smollm2: AMX on this CPU; llama.cpp's AMX kernels are not used")
     return _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
