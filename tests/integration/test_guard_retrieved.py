@@ -49,11 +49,16 @@ def _answer(server: RunningServer) -> httpx.Response:
 
 
 def _answer_rows(server: RunningServer) -> list[dict[str, object]]:
-    """The ledger's ``rag.answer`` events, waiting for the outbox to write them."""
+    """The ledger's events of the answer's chat call, waiting for the outbox to write
+    them. The query's embedding is tagged ``rag.answer`` too, and may be shipped
+    apart or stamped in the same instant: only the chat call carries the guard's
+    decisions on the passages."""
     deadline = time.monotonic() + 30
     while True:
         rows = admin(server, "GET", "/admin/requests?limit=50").json()["events"]
-        found = [row for row in rows if row.get("tag") == "rag.answer"]
+        found = [
+            row for row in rows if row.get("tag") == "rag.answer" and row["endpoint"] == "chat"
+        ]
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
