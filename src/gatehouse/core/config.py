@@ -50,7 +50,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ServerRole = Literal["all", "gateway", "rag"]
+
+
 class ServerConfig(_Section):
+    """``role``: what this process serves. ``all`` (one process, the default),
+    ``gateway`` (everything but the RAG API) or ``rag`` (the RAG API alone, its
+    model calls sent to ``rag.gateway_url`` as the caller)."""
+
+    role: ServerRole = "all"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
@@ -282,6 +290,9 @@ class StoreConfig(_Section):
     redis_failure: Literal["fail_closed", "fail_open"] = "fail_closed"
     ship_interval_seconds: float = Field(default=0.2, gt=0.0)
     ship_batch_size: int = Field(default=1000, ge=1)
+    # Bring the database schema up to date when the server starts. Off: the
+    # server refuses to start on an older schema until `gatehouse db upgrade` ran.
+    auto_upgrade: bool = True
 
 
 class RetentionConfig(_Section):
@@ -359,6 +370,10 @@ class RagConfig(_Section):
     max_document_chars: int = Field(default=2_000_000, ge=1000)
     vector_backend: VectorBackendName = "embedded"
     chroma_url: str | None = None  # the Chroma server's address, e.g. http://127.0.0.1:8000
+    # The gateway a `serve --role rag` process sends its model calls to, e.g.
+    # http://gateway:8080 (the base URL, without /v1).
+    gateway_url: str | None = None
+    gateway_timeout_seconds: float = Field(default=300.0, gt=0.0)
 
     @model_validator(mode="before")
     @classmethod
@@ -773,6 +788,15 @@ class Settings(_Section):
                         raise ValueError(
                             f"models[{group.name}].{kind}: unknown model group {target!r}"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _rag_role_needs_a_gateway(self) -> Settings:
+        if self.server.role == "rag" and not self.rag.gateway_url:
+            raise ValueError(
+                "server.role is rag but rag.gateway_url is not set: give the gateway's "
+                "address (e.g. http://gateway:8080), where the RAG service sends its model calls"
+            )
         return self
 
 
