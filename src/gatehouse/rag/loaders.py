@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import orjson
@@ -33,13 +33,14 @@ class LoadedDocument:
 
 def load_path(path: Path) -> Iterator[LoadedDocument]:
     """The documents in one file (one, or one per line for JSONL)."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED:
-        raise UnsupportedMediaTypeError(
-            f"{path}: unsupported file type '{suffix or '(none)'}'; "
-            f"supported: {', '.join(sorted(SUPPORTED))}"
-        )
-    data = path.read_bytes()
+    _check_type(path)
+    yield from load_bytes(path.read_bytes(), path)
+
+
+def load_bytes(data: bytes, path: PurePath) -> Iterator[LoadedDocument]:
+    """The documents in a file's contents; ``path`` (perhaps a bare upload name)
+    gives the type, the title's fallback and the source."""
+    suffix = _check_type(path)
     if not data.strip():
         raise ValidationFailedError(f"{path}: the file is empty")
     if suffix == ".jsonl":
@@ -55,6 +56,16 @@ def load_path(path: Path) -> Iterator[LoadedDocument]:
     if not text.strip():
         raise ValidationFailedError(f"{path}: no text could be extracted")
     yield LoadedDocument(text=text, title=_title(text, path), source=str(path))
+
+
+def _check_type(path: PurePath) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise UnsupportedMediaTypeError(
+            f"{path}: unsupported file type '{suffix or '(none)'}'; "
+            f"supported: {', '.join(sorted(SUPPORTED))}"
+        )
+    return suffix
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -109,7 +120,7 @@ def html_to_text(html: str) -> str:
     return text.strip()
 
 
-def _decode(data: bytes, path: Path) -> str:
+def _decode(data: bytes, path: PurePath) -> str:
     if b"\x00" in data[:8192]:
         raise ValidationFailedError(f"{path}: looks like a binary file, not text")
     try:
@@ -118,7 +129,7 @@ def _decode(data: bytes, path: Path) -> str:
         raise ValidationFailedError(f"{path}: not valid UTF-8 text") from None
 
 
-def _pdf(data: bytes, path: Path) -> str:
+def _pdf(data: bytes, path: PurePath) -> str:
     with needs_extra("rag", "Reading .pdf files"):
         from pypdf import PdfReader
         from pypdf.errors import PdfReadError
@@ -131,7 +142,7 @@ def _pdf(data: bytes, path: Path) -> str:
     return "\n\n".join(page.strip() for page in pages if page.strip())
 
 
-def _docx(data: bytes, path: Path) -> str:
+def _docx(data: bytes, path: PurePath) -> str:
     import zipfile
 
     with needs_extra("rag", "Reading .docx files"):
@@ -154,7 +165,7 @@ def _docx(data: bytes, path: Path) -> str:
     return "\n\n".join(parts)
 
 
-def _title(text: str, path: Path) -> str:
+def _title(text: str, path: PurePath) -> str:
     for line in text.splitlines():
         stripped = line.strip().lstrip("#").strip()
         if stripped:
