@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from pydantic import SecretStr
 
 from gatehouse.core.errors import PermissionDeniedError
 
@@ -19,6 +21,10 @@ class Principal:
     ``models`` of ``None`` allows every model. ``anonymous`` is the caller when
     no authentication is configured (the server then binds to localhost only);
     ``local`` is the in-process caller (the CLI).
+
+    ``credential`` is the bearer token the caller presented, kept only where a
+    service must present it again on the caller's behalf (the RAG service
+    calling a gateway over HTTP); it never prints and takes no part in equality.
     """
 
     id: str
@@ -29,6 +35,7 @@ class Principal:
     user: str | None = None
     team: str | None = None
     org: str | None = None
+    credential: SecretStr | None = field(default=None, repr=False, compare=False)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -29,6 +29,7 @@ from pathlib import Path
 from gatehouse.core.errors import error_type
 from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.gateway import Gateway
+from gatehouse.gateway.remote import RemoteGateway
 from gatehouse.rag.access import OwnerKind
 from gatehouse.rag.answering import CONTEXT_TOKENS, Answerer
 from gatehouse.rag.catalog import Catalog
@@ -57,12 +58,13 @@ from gatehouse.rag.vector_backends import VectorBackend
 
 
 class RagEngine:
-    """Collections under ``root``; embeddings and chat go through ``gateway``."""
+    """Collections under ``root``; embeddings and chat go through ``gateway`` (in
+    this process, or another one over HTTP)."""
 
     def __init__(
         self,
         root: Path,
-        gateway: Gateway | None,
+        gateway: Gateway | RemoteGateway | None,
         *,
         embedder: Embedder | None = None,
         max_document_chars: int = MAX_DOCUMENT_CHARS,

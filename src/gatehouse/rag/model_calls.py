@@ -1,4 +1,9 @@
-"""How the RAG parts reach models: through the gateway, as the caller, tagged by operation."""
+"""How the RAG parts reach models: through the gateway, as the caller, tagged by operation.
+
+The gateway is in this process (``serve --role all``, the CLI) or another one
+reached over HTTP (``serve --role rag``: :class:`~gatehouse.gateway.remote.RemoteGateway`);
+the RAG parts see one :class:`~gatehouse.gateway.ModelClient` either way.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from gatehouse.core.types import (
     EmbeddingResponse,
 )
 from gatehouse.gateway import CallerClient, ChatStream, Gateway, ModelClient
+from gatehouse.gateway.remote import RemoteGateway
 from gatehouse.rag.embedder import Embedder, GatewayEmbedder
 from gatehouse.rag.models import CollectionSpec
 
@@ -19,11 +25,14 @@ class ModelCalls:
     """Model clients for operations run as some caller.
 
     ``gateway`` ``None``: an engine without models (keyword search only), whose
-    model calls fail with 503. ``embedder`` replaces the gateway for embeddings
-    (benchmarks embed in process).
+    model calls fail with 503. A :class:`RemoteGateway` receives the calls
+    over HTTP with the caller's own credential. ``embedder`` replaces the
+    gateway for embeddings (benchmarks embed in process).
     """
 
-    def __init__(self, gateway: Gateway | None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway | RemoteGateway | None, embedder: Embedder | None = None
+    ) -> None:
         self.gateway = gateway
         self._embedder = embedder
 
@@ -31,6 +40,8 @@ class ModelCalls:
         """Model calls as ``caller``, tagged with the operation that makes them."""
         if self.gateway is None:
             return _NO_GATEWAY
+        if isinstance(self.gateway, RemoteGateway):
+            return self.gateway.client(caller, tag)
         return CallerClient(self.gateway, caller, tag)
 
     def embedder(self, spec: CollectionSpec, client: ModelClient) -> Embedder:

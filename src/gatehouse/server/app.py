@@ -37,6 +37,7 @@ from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
+from gatehouse.server.roles import remote_gateway, serves, settings_for_role
 from gatehouse.server.routes import (
     admin,
     anthropic,
@@ -68,6 +69,7 @@ def create_app(
     access log) only if it was built with them as its observer. ``tracing``
     (by default the one ``observability.tracing`` configures, if enabled)
     traces the gateway built here, and is shut down with the app."""
+    settings = settings_for_role(settings)
     if tracing is None and settings.observability.tracing.enabled:
         tracing = start_tracing(settings.observability.tracing)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +120,8 @@ def create_app(
         *privacy.ROUTES,
         *rag.ROUTES,
     ]
+    specs = [spec for spec in specs if serves(settings.server.role, spec)]
+    remote = remote_gateway(settings)
     document: dict[str, Any] = {}
 
     async def openapi_json(request: Request) -> Response:
@@ -147,6 +151,8 @@ def create_app(
                 await asyncio.to_thread(access_log.close)
             if tracing is not None:
                 await asyncio.to_thread(tracing.shutdown)
+            if remote is not None:
+                await remote.aclose()
 
     app = Starlette(
         lifespan=lifespan,
@@ -163,6 +169,7 @@ def create_app(
         },
     )
     app.state.gateway = gateway
+    app.state.remote_gateway = remote  # role rag: where its model calls go
     app.state.metrics = metrics
     app.state.access_log = access_log
     app.state.tracing = tracing

@@ -8,6 +8,7 @@ typed request to the gateway. The model listing is an ordinary endpoint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 from starlette.datastructures import Headers
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gatehouse.core.errors import GatehouseError
+from gatehouse.core.errors import GatehouseError, ValidationFailedError
 from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
@@ -26,6 +27,7 @@ from gatehouse.core.types import (
     ModelCard,
 )
 from gatehouse.gateway import CallContext, Gateway
+from gatehouse.gateway.remote import TAG_HEADER
 from gatehouse.server.authz import AUTHENTICATED
 from gatehouse.server.http import (
     SSE_DONE,
@@ -56,6 +58,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         request=body,
         headers=headers,
         principal=state["principal"],
+        tag=_tag(headers),
     )
     result = await _gateway_of(scope).handle(ctx)
     if isinstance(result, ChatCompletion):
@@ -94,10 +97,24 @@ async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:
         request=body,
         headers=headers,
         principal=state["principal"],
+        tag=_tag(headers),
     )
     result = await _gateway_of(scope).handle(ctx)
     assert isinstance(result, EmbeddingResponse)
     await send_json(send, to_json(result), ctx.response_headers)
+
+
+def _tag(headers: Headers) -> str | None:
+    """The ledger tag a caller gives its call (the RAG service: ``rag.search``, ...)."""
+    tag = headers.get(TAG_HEADER)
+    if tag is not None and not _TAG.fullmatch(tag):
+        raise ValidationFailedError(
+            f"{TAG_HEADER} must be 1 to 64 letters, digits or . _ : -", param=TAG_HEADER
+        )
+    return tag
+
+
+_TAG = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def _gateway_of(scope: Scope) -> Gateway:

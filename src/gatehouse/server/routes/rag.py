@@ -9,9 +9,11 @@ The engine is built on first use and kept on the app.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +21,7 @@ from gatehouse.core.config import Settings
 from gatehouse.core.errors import GatehouseError, ValidationFailedError
 from gatehouse.core.extras import require_extra
 from gatehouse.core.principal import Principal
+from gatehouse.gateway.auth import bearer
 from gatehouse.rag import (
     AddDocumentsRequest,
     AnswerEvent,
@@ -46,9 +49,10 @@ def engine(request: Request) -> RagEngine:
     if found is None:
         require_extra("rag", "RAG")  # a 503 naming the extra, on a gateway-only install
         settings: Settings = state.settings
+        remote = getattr(state, "remote_gateway", None)  # role rag: models over HTTP
         found = state.rag = RagEngine(
             settings.data_dir / "rag",
-            state.gateway,
+            remote if remote is not None else state.gateway,
             max_document_chars=settings.rag.max_document_chars,
             answer_model=settings.rag.answer_model,
             context_tokens=settings.rag.context_tokens,
@@ -59,8 +63,13 @@ def engine(request: Request) -> RagEngine:
 
 
 def _caller(request: Request) -> Principal:
+    """The caller, with the credential it presented: a RAG service split from the
+    gateway presents it again for the model calls it makes on the caller's behalf."""
     principal: Principal = request.state.principal
-    return principal
+    token = bearer(request.headers)
+    if token is None:
+        return principal
+    return dataclasses.replace(principal, credential=SecretStr(token))
 
 
 def _name(request: Request) -> str:
