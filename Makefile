@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean services chroma slim
+.PHONY: serve test lint typecheck unit install clean services chroma slim deploy-tools
 
 install: $(STAMP)
 
@@ -58,8 +58,13 @@ services:
 slim:
 	@sh scripts/check-slim-install.sh
 
-test: lint typecheck services $(CHROMA_STAMP) slim
+# helm and the docker compose plugin, pinned, into .tools/: the tests render the
+# Helm chart and check deploy/docker-compose.yml with them (scripts/ensure-deploy-tools.sh).
+deploy-tools: $(STAMP)
+	@PYTHON=$(BIN)/python sh scripts/ensure-deploy-tools.sh
+
+test: lint typecheck services $(CHROMA_STAMP) slim deploy-tools
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .venv-chroma .venv-slim .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-chroma .venv-slim .tools .mypy_cache .ruff_cache .pytest_cache
