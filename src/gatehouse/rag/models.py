@@ -13,6 +13,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 MetadataType = Literal["str", "int", "float", "bool"]
 Expansion = Literal["none", "multi_query", "hyde"]
 Rerank = Literal["none", "llm", "cross_encoder"]
+# The query and passage prefixes an embedding model was trained with, by model name.
+EMBEDDING_PREFIXES: dict[str, tuple[str, str]] = {"local/e5-small": ("query: ", "passage: ")}
 
 
 class _Strict(BaseModel):
@@ -53,6 +55,19 @@ class CollectionSpec(_Strict):
     description: str = ""
     # A local sentence-transformers CrossEncoder folder for ``rerank: cross_encoder``.
     cross_encoder: str | None = Field(default=None, min_length=1)
+    # Text put before each query and each passage sent to the embedding model
+    # (e5 and bge want their own); ``None``: what EMBEDDING_PREFIXES says for
+    # ``embedding_model``, else nothing.
+    query_prefix: str | None = Field(default=None, max_length=64)
+    passage_prefix: str | None = Field(default=None, max_length=64)
+
+    def prefix(self, purpose: Literal["query", "passage"]) -> str:
+        """What goes before a ``purpose`` text sent to the embedding model."""
+        chosen = self.query_prefix if purpose == "query" else self.passage_prefix
+        if chosen is not None:
+            return chosen
+        known = EMBEDDING_PREFIXES.get(self.embedding_model, ("", ""))
+        return known[0] if purpose == "query" else known[1]
 
     @field_validator("language")
     @classmethod

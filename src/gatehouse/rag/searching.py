@@ -90,7 +90,7 @@ class Searcher:
             texts = [query]
             if expansion == "hyde":
                 texts.append(await hypothetical_document(client, self.chat_model, query))
-            vectors = await self.models.embedder(spec, client).embed(texts)
+            vectors = await self.models.embedder(spec, client, "query").embed(texts)
             mean = vectors.mean(axis=0)
             vector = mean / max(float(np.linalg.norm(mean)), 1e-12)
         tokens = tokenizer_for(spec.embedding_model)

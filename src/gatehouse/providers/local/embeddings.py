@@ -93,7 +93,7 @@ class MiniLMEmbeddingProvider:
         return Readiness(True, "loadable (loads on first request)")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        texts = _checked_texts(request)
+        texts = checked_texts(request, MODEL_ID, DIMENSIONS)
         self._calls += 1
         try:
             items = await asyncio.to_thread(self._tokenized, texts)
@@ -102,7 +102,7 @@ class MiniLMEmbeddingProvider:
             self._calls -= 1
         tokens = sum(len(item.ids) for item in items)
         data = [
-            Embedding(index=i, embedding=_encode(vector, request.encoding_format))
+            Embedding(index=i, embedding=encoded_vector(vector, request.encoding_format))
             for i, vector in enumerate(vectors)
         ]
         return EmbeddingResponse(
@@ -159,16 +159,17 @@ class MiniLMEmbeddingProvider:
         return self._backend
 
 
-def _checked_texts(request: EmbeddingRequest) -> list[str]:
-    if request.dimensions is not None and request.dimensions != DIMENSIONS:
+def checked_texts(request: EmbeddingRequest, model: str, dimensions: int) -> list[str]:
+    """The request's texts, or the error saying why ``model`` cannot embed them."""
+    if request.dimensions is not None and request.dimensions != dimensions:
         raise UnsupportedParameterError(
-            f"{MODEL_ID} produces {DIMENSIONS}-dimensional vectors and cannot shorten them; "
+            f"{model} produces {dimensions}-dimensional vectors and cannot shorten them; "
             f"dimensions={request.dimensions} is not supported",
             param="dimensions",
         )
     if request.is_token_input():
         raise UnsupportedParameterError(
-            f"{MODEL_ID} takes text input; token-id arrays are not supported", param="input"
+            f"{model} takes text input; token-id arrays are not supported", param="input"
         )
     texts = request.texts()
     if not texts or any(not text for text in texts):
@@ -178,7 +179,7 @@ def _checked_texts(request: EmbeddingRequest) -> list[str]:
     return texts
 
 
-def _encode(vector: FloatArray, fmt: str) -> list[float] | str:
+def encoded_vector(vector: FloatArray, fmt: str) -> list[float] | str:
     if fmt == "base64":
         return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
     values: list[float] = vector.tolist()  # Python floats, as float(x) gives, in C
