@@ -49,11 +49,15 @@ def test_a_template_using_an_undeclared_variable_is_refused_when_defined() -> No
 
 
 def test_the_sandbox_refuses_python_internals_and_mutation() -> None:
-    escape = PromptTemplate(
-        "t", "{{ a.__class__.__mro__[1].__subclasses__() }}", variables={"a": str}
-    )
-    with pytest.raises(TemplateError):
-        escape.render(a="x")
+    # Named internals are refused when the template is defined...
+    with pytest.raises(TemplateError, match=r"'__[a-z]+__' reaches Python internals"):
+        PromptTemplate("t", "{{ a.__class__.__mro__[1].__subclasses__() }}", variables={"a": str})
+    with pytest.raises(TemplateError, match="'__globals__' reaches Python internals"):
+        PromptTemplate("t", "{{ lipsum['__globals__'] }}", variables={})
+    # ...and ones reached some other way by the sandbox, when it renders.
+    escape = PromptTemplate("t", "{{ a[k] }}", variables={"a": str, "k": str})
+    with pytest.raises(TemplateError, match="unsafe"):
+        escape.render(a="x", k="__class__")
     mutate = PromptTemplate("t", "{{ items.append(4) }}{{ items }}", variables={"items": list})
     with pytest.raises(TemplateError):
         mutate.render(items=[1, 2, 3])
@@ -93,3 +97,17 @@ def test_registry_serves_the_latest_version_or_the_one_asked_for() -> None:
         registry.register(
             PromptTemplate("greet", "Yo {{ name }}", version=2, variables={"name": str})
         )
+
+
+def test_repetitions_exponents_and_ranges_are_bounded() -> None:
+    for source in (
+        "{{ ('ab' * 10**6) | length }}",
+        "{{ (items * 10**6) | length }}",
+        "{{ 9 ** 5000 }}",
+        "{{ range(10**6) | list | length }}",
+    ):
+        template = PromptTemplate("t", source, variables={"items": Variable(list, required=False)})
+        with pytest.raises(TemplateError):
+            template.render(items=[1, 2])
+    small = PromptTemplate("t", "{{ 'ab' * 3 }} {{ 2 ** 10 }}", variables={})
+    assert small.render() == "ababab 1024"

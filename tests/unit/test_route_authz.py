@@ -36,6 +36,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
         health,
         observability,
         privacy,
+        prompts,
         rag,
         rerank,
         responses,
@@ -45,7 +46,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in (*modules, tokens, rerank, privacy):
+    for module in (*modules, tokens, rerank, privacy, prompts):
         specs.extend(module.ROUTES)
     return specs
 

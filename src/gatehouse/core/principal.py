@@ -11,7 +11,9 @@ from gatehouse.core.errors import PermissionDeniedError
 
 PrincipalKind = Literal["anonymous", "local", "master", "key", "jwt"]
 
-ALL_SCOPES = frozenset({"chat", "embeddings", "rag:read", "rag:write", "admin"})
+ALL_SCOPES = frozenset(
+    {"chat", "embeddings", "rag:read", "rag:write", "prompts:read", "prompts:write", "admin"}
+)
 
 
 @dataclass(frozen=True, slots=True)

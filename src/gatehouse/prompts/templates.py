@@ -6,7 +6,11 @@ checks the values first (a missing, undeclared or wrongly typed variable is a
 ``ImmutableSandboxedEnvironment`` with ``StrictUndefined``: a template can
 neither reach Python internals nor change the values it is given, and a name
 it uses but was not given is an error, never an empty string. A template
-that uses a variable it does not declare is refused when it is defined.
+that uses a variable it does not declare, or names a dunder attribute
+(``x.__class__``), is refused when it is defined; ``*`` and ``**`` refuse
+results past :data:`MAX_REPEAT` items and exponents past :data:`MAX_EXPONENT`
+(the sandbox already caps ``range`` at 100,000), since a template stored in
+the gateway renders in the server's process.
 
 A :class:`TemplateRegistry` holds templates by name and version.
 """
@@ -28,6 +32,17 @@ if TYPE_CHECKING:
 VariableType = (
     type[str] | type[int] | type[float] | type[bool] | type[list[Any]] | type[dict[Any, Any]]
 )
+# The same types by their JSON-schema names, as a stored template declares them.
+JSON_TYPES: dict[str, VariableType] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+}
+MAX_REPEAT = 1_000_000
+MAX_EXPONENT = 1_000
 _TYPE_NAMES: dict[type, str] = {
     str: "a string",
     int: "an integer",
@@ -80,16 +95,33 @@ class Variable:
 @functools.cache
 def _environment() -> ImmutableSandboxedEnvironment:
     from jinja2 import StrictUndefined
+    from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    class Bounded(ImmutableSandboxedEnvironment):
+        """Refuses ``"x" * 10**9`` and ``9 ** 10**9`` before computing them."""
+
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+            if operator == "*":
+                for items, times in ((left, right), (right, left)):
+                    if (
+                        isinstance(items, str | list | tuple)
+                        and isinstance(times, int)
+                        and len(items) * times > MAX_REPEAT
+                    ):
+                        raise SecurityError(f"a repetition longer than {MAX_REPEAT}")
+            return super().call_binop(context, operator, left, right)
+
     # Prompts are not HTML: no autoescaping; keep the text's final newline.
-    return ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 def _compile(name: str, source: str, declared: set[str]) -> Template:
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError, meta, nodes
 
     env = _environment()
     try:
@@ -99,7 +131,25 @@ def _compile(name: str, source: str, declared: set[str]) -> Template:
     unknown = sorted(meta.find_undeclared_variables(parsed) - declared)
     if unknown:
         raise TemplateError(f"template {name!r} uses undeclared variables: {', '.join(unknown)}")
+    for node in parsed.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            attribute: str | None = node.attr
+        else:
+            assert isinstance(node, nodes.Getitem)
+            attribute = _constant(node.arg)
+        if attribute is not None and attribute.startswith("__"):
+            raise TemplateError(
+                f"template {name!r} line {node.lineno}: {attribute!r} reaches Python internals"
+            )
     return env.from_string(source)
+
+
+def _constant(node: Any) -> str | None:
+    from jinja2 import nodes
+
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return node.value
+    return None
 
 
 @dataclass(frozen=True)
@@ -149,11 +199,11 @@ class PromptTemplate:
             **given,
         }
 
-    def render(self, **values: Any) -> str:
+    def render(self, /, **values: Any) -> str:
         """The user part, rendered."""
         return self._render(0, self.values(values))
 
-    def messages(self, **values: Any) -> list[ChatMessage]:
+    def messages(self, /, **values: Any) -> list[ChatMessage]:
         """The chat messages: the system part (if any), then the user part."""
         checked = self.values(values)
         out = []
@@ -168,7 +218,9 @@ class PromptTemplate:
         compiled: list[Template] = getattr(self, "_compiled")  # noqa: B009
         try:
             return compiled[index].render(values)
-        except JinjaError as exc:  # SecurityError and UndefinedError among them
+        # SecurityError and UndefinedError among them; OverflowError is the
+        # sandbox's refusal of a range past 100,000 items.
+        except (JinjaError, OverflowError) as exc:
             raise TemplateError(f"template {self.name!r}: {exc}") from None
 
 

@@ -46,6 +46,7 @@ from gatehouse.server.routes import (
     observability,
     openai,
     privacy,
+    prompts,
     rag,
     rerank,
     responses,
@@ -118,6 +119,7 @@ def create_app(
         *observability.ROUTES,
         *admin.ROUTES,
         *privacy.ROUTES,
+        *prompts.ROUTES,
         *rag.ROUTES,
     ]
     specs = [spec for spec in specs if serves(settings.server.role, spec)]

@@ -18,7 +18,15 @@ from starlette.types import Scope
 from gatehouse.core.principal import ANONYMOUS, Principal
 
 RouteScope = Literal[
-    "public", "authenticated", "chat", "embeddings", "rag:read", "rag:write", "admin"
+    "public",
+    "authenticated",
+    "chat",
+    "embeddings",
+    "rag:read",
+    "rag:write",
+    "prompts:read",
+    "prompts:write",
+    "admin",
 ]
 PUBLIC: Final = "public"
 AUTHENTICATED: Final = "authenticated"

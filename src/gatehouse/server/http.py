@@ -88,6 +88,19 @@ async def parse_body(request: Request, model: type[M]) -> M:
 
 def decode_body(content_type: str | None, body: bytes, model: type[M]) -> M:
     """Decode and validate a JSON body into ``model``, or raise a 4xx error."""
+    return validate_body(decode_json(content_type, body), model)
+
+
+def validate_body(data: dict[str, Any], model: type[M]) -> M:
+    """Validate a decoded JSON body into ``model``, or raise a 400 naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def decode_json(content_type: str | None, body: bytes) -> dict[str, Any]:
+    """A JSON object body, or a 4xx error (wrong media type, bad JSON, not an object)."""
     if content_type is not None:
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type != "application/json" and not media_type.endswith("+json"):
@@ -100,10 +113,7 @@ def decode_body(content_type: str | None, body: bytes, model: type[M]) -> M:
         raise InvalidJSONError(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationFailedError("The request body must be a JSON object.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    return data
 
 
 def sse_response(

@@ -204,3 +204,25 @@ guard_policies = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# Prompt templates (migration 0008): one row per name and version. A version
+# is never rewritten; deleting one keeps its row as a tombstone (content
+# cleared, ``deleted_at`` set), so its number is never given to other
+# content and a deleted name stays its owner's. ``owner_kind``/``owner_id``
+# as for RAG collections (gatehouse.rag.access): NULL is administrators only.
+prompt_templates = Table(
+    "prompt_templates",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("template", Text, nullable=False),
+    Column("system", Text),
+    Column("variables", JSON, nullable=False),  # name -> {type, required, default, description}
+    Column("description", Text, nullable=False),
+    Column("owner_kind", String(8)),
+    Column("owner_id", String(200)),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("deleted_at", Float),
+)
+Index("ix_prompt_templates_owner", prompt_templates.c.owner_kind, prompt_templates.c.owner_id)

@@ -33,12 +33,15 @@ from gatehouse.server.http import (
     SSE_DONE,
     JSONResponse,
     decode_body,
+    decode_json,
     read_body,
     send_json,
     send_sse,
     sse_event,
     to_json,
+    validate_body,
 )
+from gatehouse.server.routes.prompts import render_prompt
 from gatehouse.server.routes.table import RouteSpec
 
 
@@ -50,15 +53,20 @@ def _gateway(request: Request) -> Gateway:
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     """Raw ASGI: this is the hottest route, so it pays for no request/response objects."""
     headers = Headers(scope=scope)
-    body = decode_body(headers.get("content-type"), await read_body(receive), ChatCompletionRequest)
+    data = decode_json(headers.get("content-type"), await read_body(receive))
     state = scope["state"]
+    # A stored template named in ``prompt``, rendered as the caller before the
+    # request is validated: its messages come first (see docs/prompts.md).
+    rendered = None
+    if "prompt" in data:
+        rendered = await render_prompt(scope["app"].state, data, state["principal"])
     ctx = CallContext(
         request_id=state["request_id"],
         endpoint="chat",
-        request=body,
+        request=validate_body(data, ChatCompletionRequest),
         headers=headers,
         principal=state["principal"],
-        tag=_tag(headers),
+        tag=_tag(headers) if rendered is None else rendered.tag(_tag(headers)),
     )
     result = await _gateway_of(scope).handle(ctx)
     if isinstance(result, ChatCompletion):

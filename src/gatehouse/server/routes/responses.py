@@ -5,7 +5,9 @@ and runs through the gateway's pipeline like ``/v1/chat/completions``, as its
 caller: limits, budgets, the guard and the ledger (tag ``responses``) apply.
 Unless ``store`` is false the finished response is stored, owned by the
 caller's team (or its key, when the key has no team); another owner gets 404
-on it, as on a missing one, including as a ``previous_response_id``.
+on it, as on a missing one, including as a ``previous_response_id``. A
+stored prompt template named in ``prompt`` (:mod:`gatehouse.prompts.library`)
+renders as the caller; its messages come before the turn's ``input``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from gatehouse.faces.responses_native_stream import NativeRelay
 from gatehouse.faces.responses_stream import StreamTranslator
 from gatehouse.gateway import CallContext, Gateway
 from gatehouse.server.http import JSONResponse, parse_body, sse_response
+from gatehouse.server.routes.prompts import render_reference
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.store.responses import (
     MemoryResponseStore,
@@ -80,14 +83,21 @@ async def create_response(request: Request) -> Response:
     if body.previous_response_id is not None:
         previous = await _stored(store, body.previous_response_id, owner, "previous_response_id")
         context = [*_ITEMS.validate_python(previous.input_items), *_response(previous).output]
-    items = [*context, *input_items(body.input, foreign_reasoning=True)]
+    # A stored template named in ``prompt`` renders as the caller, before this turn's input.
+    prompted: list[Item] = []
+    rendered = None
+    if body.prompt is not None:
+        rendered = await render_reference(request.app.state, body.prompt, principal)
+        prompted = input_items([{"role": m.role, "content": m.text()} for m in rendered.messages])
+        body = body.model_copy(update={"prompt": None})
+    items = [*context, *prompted, *input_items(body.input, foreign_reasoning=True)]
     # Deployments that speak Responses get it as it came, with every turn's items;
     # an upstream's own reasoning state goes to those only.
     native_only: list[str] = []
     chat = face.to_openai(body, items, foreign=native_only)
     native = native_face.NativeCall(
         body=native_face.native_body(
-            body.model_dump(mode="json", exclude_unset=True),
+            body.model_dump(mode="json", exclude_unset=True, exclude={"prompt"}),
             _ITEMS.dump_python(items, mode="json", exclude_none=True),
         ),
         request=chat,
@@ -99,7 +109,7 @@ async def create_response(request: Request) -> Response:
         request=chat,
         headers=request.headers,
         principal=principal,
-        tag=LEDGER_TAG,
+        tag=LEDGER_TAG if rendered is None else rendered.tag(LEDGER_TAG),
         native=native,
     )
     shell = face.shell(body, response_id=new_item_id("resp"), created_at=int(time.time()))
