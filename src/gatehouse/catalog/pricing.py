@@ -95,6 +95,11 @@ class PricingTable:
             table._ceilings[group.name] = table._reachable(group.name, settings.models, windows)
         return table
 
+    def replace_with(self, other: PricingTable) -> None:
+        """Take ``other``'s prices (a configuration reload): every stage holding this
+        table prices with them from the next call on."""
+        self.__dict__.update(other.__dict__)
+
     def price(self, model: str, deployment: str | None = None) -> Price:
         model = self._aliases.get(model, model)
         if deployment is not None and deployment in self._deployments:

@@ -24,7 +24,7 @@ from gatehouse.cli import eval as eval_cli
 from gatehouse.cli import guard as guard_cli
 from gatehouse.cli import privacy as privacy_cli
 from gatehouse.cli import rag as rag_cli
-from gatehouse.core.config import Settings, load_settings
+from gatehouse.core.config import ConfigSource, Settings
 from gatehouse.core.errors import ConfigError, GatehouseError
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.core.validation import validation_error
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from gatehouse.server.runner import serve
 
-            serve(settings)
+            serve(settings, source=_source(args))
             return EXIT_OK
         if args.command == "models":
             return _models(settings)
@@ -169,10 +169,15 @@ def _guard(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    return _source(args).load()
+
+
+def _source(args: argparse.Namespace) -> ConfigSource:
+    """The config file, the environment and the flags: read again by a reload."""
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
     for flag in ("host", "port", "workers", "log_level"):
         overrides[f"server.{flag}"] = getattr(args, flag, None)
-    return load_settings(args.config, overrides=overrides)
+    return ConfigSource(args.config, overrides)
 
 
 def _models(settings: Settings) -> int:

@@ -13,6 +13,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,11 @@ class ServerConfig(_Section):
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
     log_level: str = "info"
+    # SIGTERM: /readyz answers 503 at once, the port stays open this long (so a
+    # load balancer sees it and stops sending), then in-flight requests and
+    # streams get up to drain_timeout_seconds to finish (docs/operations.md).
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0.0, le=300.0)
+    drain_timeout_seconds: float = Field(default=20.0, gt=0.0, le=3600.0)
 
     @field_validator("log_level")
     @classmethod
@@ -865,6 +871,30 @@ def load_settings(
         return Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources)) from None
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """Where settings come from: a YAML file (or none), the environment and flag
+    overrides (dotted keys, as :func:`load_settings` takes them). A running server
+    keeps it to read its configuration again (a reload)."""
+
+    path: Path | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Settings:
+        """Read and validate the settings afresh; raises ``ConfigError``."""
+        return load_settings(self.path, overrides=self.overrides)
+
+    def to_json(self) -> str:
+        """For worker processes (:meth:`from_json`)."""
+        path = str(self.path) if self.path is not None else None
+        return orjson.dumps({"path": path, "overrides": self.overrides}, default=str).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> ConfigSource:
+        data = orjson.loads(text)
+        return cls(Path(data["path"]) if data["path"] is not None else None, data["overrides"])
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -91,6 +91,12 @@ class Governance:
         self._clock = clock
         self._started = False
 
+    def reconfigure(self, settings: Settings, pricing: PricingTable) -> None:
+        """Price and limit calls by ``settings`` from now on (a configuration reload:
+        ``pricing`` was built from them beforehand, so nothing here can fail)."""
+        self.pricing.replace_with(pricing)
+        self.limits.configure(settings.limits)
+
     async def claim_once(self, key: str, ttl: float) -> bool:
         """True for the first caller to claim ``key`` within ``ttl`` seconds (0: for
         ever), on any replica sharing the counter store: alert deduplication.

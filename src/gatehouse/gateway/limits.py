@@ -124,6 +124,12 @@ class LimitsStage:
         self.soft_alerts = 0
         self._budget_watch: Callable[[BudgetSpend], None] | None = None
 
+    def configure(self, limits: LimitsConfig) -> None:
+        """Judge calls by ``limits`` from now on (a configuration reload); the claims
+        built from the old ones are dropped."""
+        self._limits = limits
+        self._templates.clear()
+
     def watch_budgets(self, watch: Callable[[BudgetSpend], None]) -> None:
         """Call ``watch`` with each budget's spend after every call charged to it
         settles (budget alerts). It runs on the request's path: it must be quick

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gatehouse.core.config import ModelGroupConfig, RouterConfig, Settings
-from gatehouse.core.errors import MissingExtraError
-from gatehouse.core.extras import has_extra
+from gatehouse.catalog import PricingTable
+from gatehouse.core.config import Settings
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.core.rerank import RerankRequest, RerankResponse
+from gatehouse.core.tasks import cancel_and_wait
 from gatehouse.core.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -24,26 +26,24 @@ from gatehouse.core.types import (
     StreamOptions,
 )
 from gatehouse.gateway.cache import CacheStages, build_caches
-from gatehouse.gateway.guard_stage import guard_stages
 from gatehouse.gateway.observer import Observer, ObserveStage
 from gatehouse.gateway.pipeline import CallContext, ChatStream, Endpoint, Result, Stage, chain
-from gatehouse.gateway.routing import Deployment, DeploymentStats
-from gatehouse.gateway.routing.registry import (
-    ModelGroup,
-    ModelRegistry,
-    new_breaker,
-    new_capacity,
-    single_deployment_group,
-)
+from gatehouse.gateway.routing import Deployment
+from gatehouse.gateway.routing.registry import ModelRegistry
 from gatehouse.gateway.routing.router import Router
-from gatehouse.providers.base import AnyProvider, ModelInfo, Readiness
-from gatehouse.providers.factory import ProviderFactory
+from gatehouse.providers.base import AnyProvider, Readiness
 
 if TYPE_CHECKING:
     from gatehouse.gateway.governance import Governance
     from gatehouse.gateway.trace_context import Tracer
+    from gatehouse.gateway.wiring import Wiring
 
 log = logging.getLogger("gatehouse.gateway")
+
+# A reload closes the providers of deployments it removed once their last call
+# ends: checked this often, and done after RETIRE_WITHIN seconds whatever holds them.
+RETIRE_GRACE = 0.5
+RETIRE_WITHIN = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +65,24 @@ class Gateway:
         router: Router | None = None,
         governance: Governance | None = None,
         tracer: Tracer | None = None,
+        wiring: Wiring | None = None,
     ) -> None:
         """A ``tracer`` wraps the pipeline and its stages (see
         :mod:`gatehouse.gateway.trace_context`); the registry's providers are
-        wrapped where they are built (:func:`build_gateway`)."""
+        wrapped where they are built (:func:`build_gateway`). ``wiring`` (what
+        :func:`build_gateway` built it from) lets :meth:`reconfigure` rebuild it."""
         self.registry = registry
         self.router = router or Router(registry)
         self.governance = governance
         self.stages = tuple(stages)  # what admin work reaches into (privacy: the caches)
         self._started_at = started_at
-        self._handle = chain(stages, self._dispatch, tracer=tracer)
+        self._tracer = tracer
+        self._wiring = wiring
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._retired: list[AnyProvider] = []
+        # Each call runs to the end on the router it started on: a reload swaps
+        # in a new chain and router, and calls already inside keep the old ones.
+        self._handle = chain(stages, functools.partial(self._dispatch, self.router), tracer=tracer)
 
     async def start(self) -> None:
         """Open what the stages need (databases, outbox, counters); the server calls it."""
@@ -85,8 +93,59 @@ class Gateway:
         """Close what :meth:`start` opened, then the upstream connection pools."""
         if self.governance is not None:
             await self.governance.stop()
-        for provider in self._providers():
+        for task in list(self._retiring):
+            await cancel_and_wait(task)
+        for provider in [*self._retired, *self._providers()]:
             await provider.aclose()
+        self._retired.clear()
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Serve the routing, prices, limits and guard policies of ``settings`` from
+        the next call on (:data:`~gatehouse.gateway.wiring.RELOADABLE_SECTIONS`;
+        the other sections are not read).
+
+        Everything new is built before anything changes: a configuration that
+        cannot be built raises ``ConfigError`` and the gateway serves on as it
+        was. Calls in progress finish on the router they started on; the
+        providers of deployments no longer configured are closed once their
+        last call ends (or after ``retire_within`` seconds)."""
+        if self._wiring is None:
+            raise RuntimeError("this gateway was not built by build_gateway: it cannot reload")
+        registry = self._wiring.registry(settings)
+        stages = self._wiring.stages(settings)
+        router = Router(registry, settings.router, observer=self._wiring.observer)
+        pricing = PricingTable.from_settings(settings)
+        # Nothing below can fail: the swap is all or nothing.
+        before = [d for group in self.registry.groups() for d in group.deployments]
+        if self.governance is not None:
+            self.governance.reconfigure(settings, pricing)
+        self.registry, self.router, self.stages = registry, router, tuple(stages)
+        self._handle = chain(stages, functools.partial(self._dispatch, router), tracer=self._tracer)
+        self._wiring.commit()
+        kept = {id(p) for p in self._providers()}
+        gone = [d for d in before if id(d.provider) not in kept]
+        if gone:
+            task = asyncio.create_task(self._retire(gone), name="gatehouse-retire-providers")
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, deployments: list[Deployment]) -> None:
+        """Close the providers of ``deployments`` once no call holds one of them."""
+        providers = list({id(d.provider): d.provider for d in deployments}.values())
+        self._retired.extend(providers)
+        deadline = time.monotonic() + RETIRE_WITHIN
+        # A call that entered the old chain just before the swap takes its
+        # deployment a moment later: the first look comes after that moment.
+        while time.monotonic() < deadline:
+            await asyncio.sleep(RETIRE_GRACE)
+            if not any(d.in_flight for d in deployments):
+                break
+        for provider in providers:
+            self._retired.remove(provider)
+            try:
+                await provider.aclose()
+            except Exception as exc:
+                log.warning("closing retired deployment %s failed: %s", provider.info.id, exc)
 
     async def handle(self, ctx: CallContext) -> Result:
         """Run one call; a streamed chat returns an async iterator of chunks."""
@@ -175,24 +234,24 @@ class Gateway:
 
     # -- the terminal call --
 
-    async def _dispatch(self, ctx: CallContext) -> Result:
+    async def _dispatch(self, router: Router, ctx: CallContext) -> Result:
         request = ctx.request
         if isinstance(request, EmbeddingRequest):
-            embedded = await self.router.embed(ctx, request)
+            embedded = await router.embed(ctx, request)
             ctx.usage = embedded.usage
             return embedded
         if isinstance(request, RerankRequest):
-            reranked = await self.router.rerank(ctx, request)
+            reranked = await router.rerank(ctx, request)
             ctx.usage = reranked.usage.as_usage()
             return reranked
         if not request.stream:
-            completion = await self.router.complete(ctx, request)
+            completion = await router.complete(ctx, request)
             ctx.usage = completion.usage
             return completion
         # Always ask the provider for usage, so metering sees it; pass the
         # usage chunk on only when the client asked for it.
         wants_usage = request.include_usage()
-        upstream = await self.router.stream(
+        upstream = await router.stream(
             ctx, request.model_copy(update={"stream_options": StreamOptions(include_usage=True)})
         )
         return _observe(ctx, upstream, forward_usage=wants_usage)
@@ -279,121 +338,42 @@ def build_gateway(
     The pipeline's stage order is :func:`pipeline_stages`'s, and only its. A
     ``tracer`` wraps the pipeline, its stages and every deployment's provider.
     """
-    factory = ProviderFactory(settings)
-    groups: list[ModelGroup] = []
-    # Without the 'local' extra the in-process models are left out, as if turned
-    # off: the gateway serves its configured upstreams, and a call naming a local
-    # model (or an alias of one) is told which extra to install.
-    unavailable: dict[str, str] = {}
-    for model, enabled in (
-        ("local/smollm2", settings.local.chat.enabled),
-        ("local/minilm", settings.local.embeddings.enabled),
-        # local/rerank ranks with its cross-encoder, else with local/minilm.
-        (
-            "local/rerank",
-            settings.local.rerank.enabled
-            and (
-                settings.local.rerank.cross_encoder is not None or settings.local.embeddings.enabled
-            ),
-        ),
-    ):
-        if not enabled:
-            continue
-        if has_extra("local"):
-            local: AnyProvider = factory.local(model)
-            if tracer is not None:
-                local = tracer.provider(local, deployment=model, group=model, config=None)
-            groups.append(single_deployment_group(local, settings.router))
-        else:
-            unavailable[model] = MissingExtraError(model, "local").message
-            log.warning("%s is off: %s", model, unavailable[model])
-    for index, config in enumerate(settings.models):
-        groups.append(
-            _group(config, settings.router, factory, where=f"models[{index}]", tracer=tracer)
-        )
-    registry = ModelRegistry(groups=groups, aliases=settings.aliases, unavailable=unavailable)
-    router = Router(registry, settings.router, observer=observer)
+    from gatehouse.gateway.governance import Governance
+    from gatehouse.gateway.wiring import Wiring
+
+    gateway: Gateway | None = None
 
     def embed_call(request: EmbeddingRequest) -> Awaitable[EmbeddingResponse]:
-        return router.embed(_context("embeddings", request, LOCAL, None), request)
-
-    from gatehouse.gateway.governance import Governance
+        # The router serving at the time of the call: a reload replaces it.
+        assert gateway is not None
+        return gateway.router.embed(_context("embeddings", request, LOCAL, None), request)
 
     governance = Governance(settings)
-    stages = pipeline_stages(
+    wiring = Wiring(
+        settings,
         governance,
-        observer=observer,
-        guard=guard_stages(settings.guard, settings.aliases, stored=governance.guard_policies),
         caches=build_caches(
             settings.cache, embed_call, max_ttl=settings.retention.cache_entries_seconds
         ),
+        observer=observer,
+        tracer=tracer,
         bodies=access_log_bodies(settings),
     )
-    return Gateway(
+    registry = wiring.registry(settings)
+    gateway = Gateway(
         registry,
         started_at=started_at,
-        stages=stages,
-        router=router,
+        stages=wiring.stages(settings),
+        router=Router(registry, settings.router, observer=observer),
         governance=governance,
         tracer=tracer,
+        wiring=wiring,
     )
+    wiring.commit()
+    return gateway
 
 
 def access_log_bodies(settings: Settings) -> int | None:
     """How much of each body the access log keeps (redacted); ``None``: no bodies."""
     access = settings.observability.access_log
     return access.body_chars if access.enabled and access.bodies else None
-
-
-def _group(
-    config: ModelGroupConfig,
-    router: RouterConfig,
-    factory: ProviderFactory,
-    *,
-    where: str,
-    tracer: Tracer | None = None,
-) -> ModelGroup:
-    deployments = []
-    for index, deployment in enumerate(config.deployments):
-        deployment_id = deployment.id or f"{config.name}#{index}"
-        provider = factory.build(
-            deployment,
-            deployment_id=deployment_id,
-            kind=config.mode,
-            where=f"{where}.deployments[{index}]",
-        )
-        if tracer is not None:
-            provider = tracer.provider(
-                provider, deployment=deployment_id, group=config.name, config=deployment
-            )
-        deployments.append(
-            Deployment(
-                id=deployment_id,
-                group=config.name,
-                provider=provider,
-                config=deployment,
-                breaker=new_breaker(router.breaker),
-                stats=DeploymentStats(alpha=router.latency_ewma_alpha),
-                capacity=new_capacity(deployment, router),
-                weight=deployment.weight,
-                rpm=deployment.rpm,
-                tpm=deployment.tpm,
-                context_window=deployment.context_window or provider.info.context_window or None,
-            )
-        )
-    windows = [d.context_window for d in deployments if d.context_window]
-    return ModelGroup(
-        name=config.name,
-        info=ModelInfo(
-            id=config.name,
-            kind=config.mode,
-            owned_by="gatehouse",
-            context_window=min(windows) if windows else 0,
-        ),
-        deployments=deployments,
-        strategy=config.strategy or router.strategy,
-        num_retries=router.num_retries if config.num_retries is None else config.num_retries,
-        fallbacks=list(config.fallbacks),
-        context_window_fallbacks=list(config.context_window_fallbacks),
-        content_policy_fallbacks=list(config.content_policy_fallbacks),
-    )

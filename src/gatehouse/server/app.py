@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse import __version__
-from gatehouse.core.config import Settings
+from gatehouse.core.config import ConfigSource, Settings
 from gatehouse.core.errors import (
     GatehouseError,
     InvalidRequestError,
@@ -35,12 +35,15 @@ from gatehouse.observability.governance_metrics import GovernanceCollector
 from gatehouse.observability.tracing import Tracing, start_tracing
 from gatehouse.server.authz import PUBLIC
 from gatehouse.server.http import JSONResponse, error_response
+from gatehouse.server.lifecycle import Lifecycle
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
 from gatehouse.server.openapi import build_openapi
+from gatehouse.server.reload import SOURCE_ENV, Reloader
 from gatehouse.server.roles import remote_gateway, serves, settings_for_role
 from gatehouse.server.routes import (
     admin,
     anthropic,
+    config_reload,
     deployments,
     health,
     observability,
@@ -63,13 +66,20 @@ def create_app(
     gateway: Gateway | None = None,
     metrics: Metrics | None = None,
     tracing: Tracing | None = None,
+    source: ConfigSource | None = None,
+    signals: bool = False,
 ) -> Starlette:
     """Build the application: routes, error mapping and the request-id/body-limit layer.
 
     A ``gateway`` built by the caller reports to ``metrics`` (and writes an
     access log) only if it was built with them as its observer. ``tracing``
     (by default the one ``observability.tracing`` configures, if enabled)
-    traces the gateway built here, and is shut down with the app."""
+    traces the gateway built here, and is shut down with the app.
+
+    ``source`` is where ``settings`` came from, read again by a configuration
+    reload (``POST /admin/config/reload``; SIGHUP with ``signals``). With
+    ``signals`` (the server runner's app) SIGTERM drains first
+    (:mod:`gatehouse.server.lifecycle`)."""
     settings = settings_for_role(settings)
     if tracing is None and settings.observability.tracing.enabled:
         tracing = start_tracing(settings.observability.tracing)
@@ -118,6 +128,7 @@ def create_app(
         *health.ROUTES,
         *observability.ROUTES,
         *admin.ROUTES,
+        *config_reload.ROUTES,
         *privacy.ROUTES,
         *prompts.ROUTES,
         *rag.ROUTES,
@@ -143,9 +154,12 @@ def create_app(
         if alerts is not None:
             await alerts.start()
         _settle_heap()
+        if signals:
+            lifecycle.install(reload=reloader.reload_logged)
         try:
             yield
         finally:
+            lifecycle.uninstall()
             if alerts is not None:
                 await alerts.stop()
             await gateway.stop()
@@ -177,6 +191,10 @@ def create_app(
     app.state.tracing = tracing
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
+    app.state.lifecycle = lifecycle = Lifecycle(
+        shutdown_delay=settings.server.shutdown_delay_seconds
+    )
+    app.state.reloader = reloader = Reloader(app.state, source)
     return app
 
 
@@ -213,7 +231,12 @@ def _hot_routes(specs: list[RouteSpec]) -> dict[str, RawEndpoint]:
 def create_app_from_environment() -> Starlette:
     """Factory for multi-worker serving: each worker rebuilds the app from settings
     the parent process validated and passed down as JSON."""
-    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+    source = os.environ.get(SOURCE_ENV)
+    return create_app(
+        Settings.model_validate_json(os.environ[SETTINGS_ENV]),
+        source=ConfigSource.from_json(source) if source is not None else None,
+        signals=True,
+    )
 
 
 def deployment_states(gateway: Gateway) -> Iterator[DeploymentState]:

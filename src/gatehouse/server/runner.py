@@ -1,22 +1,37 @@
-"""Serve the app with uvicorn on uvloop + httptools."""
+"""Serve the app with uvicorn on uvloop + httptools.
+
+SIGTERM drains (``/readyz`` turns 503, then the port closes and requests in
+progress get ``server.drain_timeout_seconds``: see
+:mod:`gatehouse.server.lifecycle`), the outbox is shipped, and the process
+exits 0. SIGHUP reloads the configuration; with several workers the parent
+passes it on to each.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
+from types import FrameType
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
-from gatehouse.core.config import Settings, settings_to_json
+from gatehouse.core.config import ConfigSource, Settings, settings_to_json
 from gatehouse.observability import multiprocess
 from gatehouse.server.app import SETTINGS_ENV, create_app
+from gatehouse.server.reload import SOURCE_ENV
+from gatehouse.store.database import prepare_schema
 
 log = logging.getLogger("gatehouse")
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; ``source`` (where ``settings`` came from) is
+    read again on SIGHUP or ``POST /admin/config/reload``."""
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -47,6 +62,10 @@ def serve(settings: Settings) -> None:
             "these config keys are not supported by gatehouse and have no effect: %s",
             ", ".join(settings.unsupported_keys),
         )
+    # Once, before any worker starts: migrate (or, with store.auto_upgrade off,
+    # check) the schema, so that a schema this version cannot serve stops here
+    # with one line instead of in each worker's start-up.
+    asyncio.run(prepare_schema(settings, upgrade=settings.store.auto_upgrade))
     common = {
         "host": server.host,
         "port": server.port,
@@ -54,29 +73,51 @@ def serve(settings: Settings) -> None:
         "http": "httptools",
         "log_level": server.log_level,
         "access_log": False,
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": server.drain_timeout_seconds,
         # gatehouse reads neither the client's address nor the scheme, so
         # uvicorn's X-Forwarded-* rewriting would be work for nothing on
         # every request.
         "proxy_headers": False,
     }
+    # uvicorn raises the signal that stopped it again once it has shut down
+    # cleanly; the default action would end a drained process with status 143.
+    signal.signal(signal.SIGTERM, _drained)
     if server.workers == 1:
         if multiprocess.ENV in os.environ:
             # Set by the operator: this process counts into files there, so
             # files of an earlier run must go first.
             multiprocess.prepare(settings.data_dir / "prometheus")
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        app = create_app(settings, source=source, signals=True)
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     # Workers are separate processes: each rebuilds the app from the settings
     # validated here, so every worker runs exactly the same configuration.
     os.environ[SETTINGS_ENV] = settings_to_json(settings)
+    if source is not None:
+        os.environ[SOURCE_ENV] = source.to_json()
     # Their counters go to shared files, so that whichever worker answers a
     # scrape reports the whole server's (gatehouse.observability.multiprocess).
     directory = multiprocess.prepare(settings.data_dir / "prometheus")
     log.info("metrics of the %d workers are added up in %s", server.workers, directory)
-    uvicorn.run(
+    config = uvicorn.Config(
         "gatehouse.server.app:create_app_from_environment",
         factory=True,
         workers=server.workers,
         **common,  # type: ignore[arg-type]
     )
+    _Workers(config, sockets=[config.bind_socket()]).run()
+
+
+def _drained(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM once the server has stopped: nothing left to do but return."""
+
+
+class _Workers(Multiprocess):
+    """uvicorn's worker supervisor, but SIGHUP reloads each worker's configuration in
+    place (the workers' own handler) instead of replacing the workers."""
+
+    def handle_hup(self) -> None:
+        log.info("SIGHUP: each of the %d workers reloads the configuration", len(self.processes))
+        for process in self.processes:
+            if process.pid is not None and process.process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)

@@ -29,9 +29,15 @@ READY_TIMEOUT = 1.0
 
 async def readyz(request: Request) -> Response:
     """Every configured dependency answers: models loadable, storage writable, the
-    SQL store, Redis and the Chroma server reachable, and each model group with a
-    deployment whose breaker is not open. Checks run at once, each within
-    ``READY_TIMEOUT``; a 503 lists the reasons."""
+    SQL store, Redis, the Chroma server and (role ``rag``) the gateway reachable, and
+    each model group with a deployment whose breaker is not open. Checks run at once, each within
+    ``READY_TIMEOUT``; a 503 lists the reasons. From SIGTERM on, always a 503."""
+    if request.app.state.lifecycle.draining:
+        # SIGTERM: the load balancer should stop sending before the port closes.
+        reason = "shutting down: finishing the requests in progress"
+        return JSONResponse(
+            {"status": "not_ready", "checks": [], "reasons": [reason]}, status_code=503
+        )
     gateway: Gateway = request.app.state.gateway
     settings: Settings = request.app.state.settings
     known = [
@@ -49,6 +55,9 @@ async def readyz(request: Request) -> Response:
                 functools.partial(heartbeat, settings.rag.chroma_url, within=READY_TIMEOUT),
             )
         )
+    remote = getattr(request.app.state, "remote_gateway", None)
+    if remote is not None:  # role rag: the gateway its model calls go to
+        probes.append(("rag:gateway", remote.ping))
     checks = await run_checks(probes, within=READY_TIMEOUT)
     request.app.state.metrics.readiness((c.name, c.ok) for c in checks)
     ready = all(check.ok for check in checks)
