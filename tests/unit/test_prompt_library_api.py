@@ -357,3 +357,30 @@ async def test_responses_renders_the_template_before_the_input(
     await gov.governance.shipper.drain()
     events = (await gov.admin("GET", "/admin/ledger")).json()["events"]
     assert [(e["tag"], e["team"]) for e in events] == [("responses:prompt:summary@1", "red")]
+
+
+async def test_input_tokens_counts_the_rendered_template(gov: Governed) -> None:
+    key = await team_key(gov, "red")
+    await call(gov, key, "POST", "/v1/prompts", SUMMARY)
+    prompted = {
+        "model": "test/rec",
+        "input": "x",
+        "prompt": {"id": "summary", "variables": {"text": "t"}},
+    }
+    written_out = {
+        "model": "test/rec",
+        "input": [
+            {"role": "system", "content": "You write for engineers."},
+            {"role": "user", "content": "Summarise in 20 words: t"},
+            {"role": "user", "content": "x"},
+        ],
+    }
+    counts = []
+    for body in (prompted, written_out, {"model": "test/rec", "input": "x"}):
+        response = await call(gov, key, "POST", "/v1/responses/input_tokens", body)
+        assert response.status_code == 200, response.text
+        counts.append(response.json()["input_tokens"])
+    assert counts[0] == counts[1] > counts[2]
+    blue = await team_key(gov, "blue")
+    refused = await call(gov, blue, "POST", "/v1/responses/input_tokens", prompted)
+    assert refused.status_code == 404
