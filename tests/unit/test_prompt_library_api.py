@@ -384,3 +384,15 @@ async def test_input_tokens_counts_the_rendered_template(gov: Governed) -> None:
     blue = await team_key(gov, "blue")
     refused = await call(gov, blue, "POST", "/v1/responses/input_tokens", prompted)
     assert refused.status_code == 404
+
+
+async def test_a_users_templates_are_exported_and_their_creator_erased(gov: Governed) -> None:
+    ada = await gov.new_key(team="red", user="ada", scopes=["chat", "prompts:write"])
+    await call(gov, ada, "POST", "/v1/prompts", SUMMARY)
+    exported = (await gov.admin("GET", "/admin/privacy/users/ada")).json()
+    assert [(t["name"], t["version"]) for t in exported["prompt_templates"]] == [("summary", 1)]
+    report = (await gov.admin("DELETE", "/admin/privacy/users/ada")).json()
+    assert report["deleted"]["prompt_templates"] == 1
+    kept = (await gov.admin("GET", "/v1/prompts/summary")).json()
+    assert (kept["created_by"], kept["owner"]) == ("user:[erased]", {"kind": "team", "id": "red"})
+    assert (await gov.admin("GET", "/admin/privacy/users/ada")).json()["prompt_templates"] == []
