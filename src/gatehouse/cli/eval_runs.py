@@ -152,12 +152,10 @@ async def _answers(settings: Settings, args: argparse.Namespace, metrics: list[s
         source, client = remote, remote
     else:
         from gatehouse.cli.rag import build_engine
-        from gatehouse.gateway import CallerClient
 
         engine = build_engine(settings)
         engine.collection(args.collection)  # a missing collection fails before any question
-        assert engine.gateway is not None
-        source, client = EngineSource(engine), CallerClient(engine.gateway, LOCAL, "eval.judge")
+        source, client = EngineSource(engine), engine.models.client(LOCAL, "eval.judge")
     judge = None
     if args.judge:
         judge = Judge(

@@ -1,4 +1,4 @@
-"""A Python client for gatehouse, typed: chat, streams, embeddings, responses, RAG, prompts.
+"""A Python client for gatehouse: chat, streams, embeddings, responses and RAG, typed.
 
 :class:`Client` (blocking) and :class:`AsyncClient` (asyncio) speak to a
 gatehouse server over HTTP, or to an app in the same process. Both build
@@ -33,7 +33,6 @@ from gatehouse.client._models import (
     Response,
     ResponseUsage,
     SearchHit,
-    StoredPrompt,
 )
 from gatehouse.client._retry import RetryPolicy, retry_after
 from gatehouse.client._sync import ChatStream, Client
@@ -65,7 +64,6 @@ __all__ = [
     "ResponseUsage",
     "RetryPolicy",
     "SearchHit",
-    "StoredPrompt",
     "StreamError",
     "retry_after",
 ]

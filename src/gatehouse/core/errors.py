@@ -42,8 +42,9 @@ can follow a failure into the provider's logs.
 An error may also carry response ``headers`` (the ``x-ratelimit-*`` set of a
 429 from admission); the server sends them with the body.
 
-Configuration problems are :class:`ConfigError`, raised at start-up and never
-sent over HTTP.
+Configuration problems are :class:`ConfigError`, and a database schema that
+does not fit this version is :class:`SchemaError`: both are raised at start-up
+and never sent over HTTP.
 
 For metrics and logs, :func:`error_type` sorts any failure into a closed
 vocabulary (:data:`ERROR_TYPES`) by its class alone.
@@ -321,3 +322,9 @@ def error_type(error: BaseException) -> ErrorType:
 
 class ConfigError(Exception):
     """Invalid configuration found at start-up; the message names the bad key."""
+
+
+class SchemaError(Exception):
+    """The database's schema does not fit this gatehouse (newer than it knows, or
+    older with upgrading off); the message says what to do. Raised at start-up and
+    by ``gatehouse db upgrade``, never sent over HTTP."""

@@ -44,6 +44,7 @@ class Governance:
         store = settings.store
         url = store.database_url.get_secret_value() if store.database_url else None
         self.database = Database(database_url(url, settings.data_dir))
+        self._auto_upgrade = store.auto_upgrade
         self.directory_store = DirectoryStore(self.database)
         self.pseudonyms = Pseudonyms(settings.privacy.pseudonym_secret)
         self.ledger = LedgerStore(self.database, pseudonyms=self.pseudonyms)
@@ -135,7 +136,7 @@ class Governance:
     async def start(self) -> None:
         if self._started:
             return
-        await self.database.open()
+        await self.database.open(upgrade=self._auto_upgrade)
         await asyncio.to_thread(self.outbox.open)
         # Ship what a previous process left behind before serving, so budgets
         # seeded from the ledger see it; a database outage must not block start.

@@ -84,7 +84,7 @@ class RagEngine:
         self.gateway = gateway
         self.answer_model = answer_model
         self.catalog = Catalog(root, vectors=vector_backend, ann_threshold=ann_threshold)
-        models = ModelCalls(gateway, embedder)
+        self.models = models = ModelCalls(gateway, embedder)  # model calls, as some caller
         self.ingestion = Ingestion(self.catalog, models, max_document_chars=max_document_chars)
         self.searcher = Searcher(self.catalog, models, chat_model=answer_model)
         self.answerer = Answerer(
