@@ -132,12 +132,6 @@ class LocalRerankConfig(_Section):
     cross_encoder: Path | None = None
 
 
-class LocalConfig(_Section):
-    chat: LocalChatConfig = LocalChatConfig()
-    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
-    rerank: LocalRerankConfig = LocalRerankConfig()
-
-
 class LocalE5Config(_Section):
     """``local/e5-small``: multilingual-e5-small (the ``e5`` extra), served only
     by a model group that names it (``provider: local``, ``model: local/e5-small``)."""
@@ -147,11 +141,16 @@ class LocalE5Config(_Section):
     batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
 
 
+class LocalConfig(_Section):
+    chat: LocalChatConfig = LocalChatConfig()
+    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
+    rerank: LocalRerankConfig = LocalRerankConfig()
+    e5: LocalE5Config = LocalE5Config()
+
+
 Strategy = Literal[
     "weighted", "least_inflight", "lowest_latency", "lowest_usage", "prefix_affinity"
 ]
-
-    e5: LocalE5Config = LocalE5Config()
 
 class TimeoutConfig(_Section):
     connect: float = Field(default=5.0, gt=0)
