@@ -20,10 +20,6 @@ from gatehouse.server.routes.table import RouteSpec
 from .governed import Governed, governed_app
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
-# The dashboard's login page and assets; its other pages need a session, and
-# tests/unit/test_ui_session.py walks them (redirect to login, CSRF, roles).
-UI_PUBLIC_PATHS = {"/ui/login", "/ui/static/{name:path}"}
-UI_SCOPES = {"ui:viewer", "ui:team_admin", "ui:admin"}
 
 
 @pytest.fixture
@@ -47,18 +43,12 @@ def _specs(gov: Governed) -> list[RouteSpec]:
         tokens,
     )
     from gatehouse.server.routes import openai as openai_routes
-    from gatehouse.ui import routes as ui_routes
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in (*modules, tokens, rerank, privacy, prompts, ui_routes):
+    for module in (*modules, tokens, rerank, privacy, prompts):
         specs.extend(module.ROUTES)
     return specs
-
-
-def _api_specs(gov: Governed) -> list[RouteSpec]:
-    """The routes a bearer credential is checked on (not the dashboard's)."""
-    return [s for s in _specs(gov) if s.tag != "ui"]
 
 
 def _concrete(path: str) -> str:
@@ -74,14 +64,13 @@ def test_every_route_of_the_app_is_in_the_walked_table(gov: Governed) -> None:
 
 def test_only_probes_metrics_and_the_schema_are_public(gov: Governed) -> None:
     public = {s.path for s in _specs(gov) if s.scope == PUBLIC}
-    assert public == (PUBLIC_PATHS - {"/openapi.json"}) | UI_PUBLIC_PATHS
+    assert public == PUBLIC_PATHS - {"/openapi.json"}
     for spec in _specs(gov):
-        allowed = UI_SCOPES if spec.tag == "ui" else ALL_SCOPES
-        assert spec.scope in {PUBLIC, AUTHENTICATED} | allowed, spec.path
+        assert spec.scope in {PUBLIC, AUTHENTICATED} | ALL_SCOPES, spec.path
 
 
 async def test_every_route_refuses_a_caller_without_credentials(gov: Governed) -> None:
-    for spec in _api_specs(gov):
+    for spec in _specs(gov):
         response = await gov.http.request(spec.method, _concrete(spec.path), json={})
         if spec.scope == PUBLIC:
             assert response.status_code != 401, spec.path
@@ -92,7 +81,7 @@ async def test_every_route_refuses_a_caller_without_credentials(gov: Governed) -
 
 
 async def test_every_route_refuses_a_key_without_its_scope(gov: Governed) -> None:
-    for spec in _api_specs(gov):
+    for spec in _specs(gov):
         if spec.scope in {PUBLIC, AUTHENTICATED}:
             continue
         others = sorted(ALL_SCOPES - {spec.scope})

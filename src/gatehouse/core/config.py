@@ -132,6 +132,12 @@ class LocalRerankConfig(_Section):
     cross_encoder: Path | None = None
 
 
+class LocalConfig(_Section):
+    chat: LocalChatConfig = LocalChatConfig()
+    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
+    rerank: LocalRerankConfig = LocalRerankConfig()
+
+
 class LocalE5Config(_Section):
     """``local/e5-small``: multilingual-e5-small (the ``e5`` extra), served only
     by a model group that names it (``provider: local``, ``model: local/e5-small``)."""
@@ -141,17 +147,11 @@ class LocalE5Config(_Section):
     batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
 
 
-class LocalConfig(_Section):
-    chat: LocalChatConfig = LocalChatConfig()
-    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
-    rerank: LocalRerankConfig = LocalRerankConfig()
-    e5: LocalE5Config = LocalE5Config()
-
-
 Strategy = Literal[
     "weighted", "least_inflight", "lowest_latency", "lowest_usage", "prefix_affinity"
 ]
 
+    e5: LocalE5Config = LocalE5Config()
 
 class TimeoutConfig(_Section):
     connect: float = Field(default=5.0, gt=0)
@@ -771,16 +771,6 @@ class AlertsConfig(_Section):
     outbox_backlog: BacklogAlertConfig = BacklogAlertConfig()
 
 
-class UiConfig(_Section):
-    """The web dashboard at ``/ui`` (docs/ui.md). Sessions are signed cookies:
-    ``session_secret`` signs them; unset, the key is derived from the master key
-    (the same on every replica), else from a random secret kept in ``data_dir``."""
-
-    enabled: bool = True
-    session_secret: SecretStr | None = None
-    session_hours: float = Field(default=8.0, gt=0.0, le=24.0 * 30)
-
-
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -799,7 +789,6 @@ class Settings(_Section):
     guard: GuardConfig = GuardConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     alerts: AlertsConfig = AlertsConfig()
-    ui: UiConfig = UiConfig()
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.
     unsupported_keys: list[str] = Field(default_factory=list)

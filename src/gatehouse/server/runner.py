@@ -36,6 +36,10 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Once, before any worker starts: migrate (or, with store.auto_upgrade off,
+    # check) the schema, so that a schema this version cannot serve stops
+    # here, before it says it listens, with one line instead of in each worker's start-up.
+    asyncio.run(prepare_schema(settings, upgrade=settings.store.auto_upgrade))
     if not settings.auth.enabled and settings.server.host not in LOOPBACK:
         # Without credentials anyone who can reach the port could spend the
         # organisation's money: such a server is only for this machine.
@@ -62,10 +66,6 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
             "these config keys are not supported by gatehouse and have no effect: %s",
             ", ".join(settings.unsupported_keys),
         )
-    # Once, before any worker starts: migrate (or, with store.auto_upgrade off,
-    # check) the schema, so that a schema this version cannot serve stops here
-    # with one line instead of in each worker's start-up.
-    asyncio.run(prepare_schema(settings, upgrade=settings.store.auto_upgrade))
     common = {
         "host": server.host,
         "port": server.port,
