@@ -1,11 +1,13 @@
 """Prices per model and per deployment, and the cost of a call from its usage.
 
-Prices come from ``pricing.models`` / ``pricing.deployments`` in config and
+Prices come from ``pricing.models`` / ``pricing.deployments`` in config,
 from each routed deployment's ``input_cost_per_token`` /
 ``output_cost_per_token`` / ``cache_read_input_token_cost`` /
 ``cache_creation_input_token_cost`` / ``output_cost_per_reasoning_token``
-(LiteLLM's ``litellm_params`` names, carried over by the LiteLLM config loader). A
-model group without its own price costs what its dearest deployment costs.
+(LiteLLM's ``litellm_params`` names, carried over by the LiteLLM config loader),
+and, for a deployment that none of those prices (neither it nor its group), from
+the model catalog entry of its upstream model (:mod:`gatehouse.catalog.models`).
+A model group without its own price costs what its dearest deployment costs.
 A deployment's price overrides its model's. Prices are USD per token (LiteLLM's
 unit, so its ``input_cost_per_token`` values paste in unchanged).
 
@@ -30,7 +32,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from gatehouse.catalog.models import Catalog, load_catalog
 from gatehouse.core.config import DeploymentConfig, ModelGroupConfig, Price, Settings
+from gatehouse.core.errors import ConfigError
 from gatehouse.core.usage import TokenCounts
 
 __all__ = ["FREE", "Ceiling", "PricingTable", "TokenCounts"]
@@ -74,13 +78,17 @@ class PricingTable:
     def from_settings(cls, settings: Settings) -> PricingTable:
         models = dict(settings.pricing.models)
         deployments = dict(settings.pricing.deployments)
+        catalog = load_catalog(settings.catalog.path)
         for group in settings.models:
             priced: list[Price] = []
             for index, config in enumerate(group.deployments):
-                price = _deployment_price(config)
+                name = deployment_name(group.name, index, config)
+                price = settings.pricing.deployments.get(name) or _deployment_price(config)
+                if price is None and group.name not in models:
+                    price = catalog_price(catalog, config)
                 if price is None:
                     continue
-                deployments.setdefault(config.id or f"{group.name}#{index}", price)
+                deployments.setdefault(name, price)
                 priced.append(price)
             if priced and group.name not in models:
                 models[group.name] = _group_price(priced)
@@ -109,6 +117,11 @@ class PricingTable:
         if deployment is not None and deployment in self._models:
             return self._models[deployment]
         return FREE
+
+    def known_price(self, model: str) -> Price | None:
+        """The price of a model (or alias), or None when nothing prices it (where
+        :meth:`price` would charge it nothing)."""
+        return self._models.get(self._aliases.get(model, model))
 
     def cost(self, model: str, deployment: str | None, tokens: TokenCounts) -> float:
         """The USD cost of a finished call: each bucket at its own price (cache
@@ -166,7 +179,7 @@ class PricingTable:
                 reach.append(windows.get(name))
                 continue
             for index, config in enumerate(group.deployments):
-                prices.append(self.price(model, config.id or f"{name}#{index}"))
+                prices.append(self.price(model, deployment_name(name, index, config)))
                 reach.append(config.context_window)
             todo += [
                 *group.fallbacks,
@@ -194,6 +207,23 @@ class PricingTable:
 
 def _or(price: float | None, otherwise: float) -> float:
     return otherwise if price is None else price
+
+
+def deployment_name(group: str, index: int, config: DeploymentConfig) -> str:
+    """A deployment's id: its own, else ``<group>#<index>``."""
+    return config.id or f"{group}#{index}"
+
+
+def catalog_price(catalog: Catalog, config: DeploymentConfig) -> Price | None:
+    """The catalog's price for a deployment's model (``catalog_model``, else its
+    upstream ``model``), or None when the catalog has no such entry."""
+    found = catalog.find(config.catalog_model or config.model)
+    if found is None and config.catalog_model is not None:
+        raise ConfigError(
+            f"catalog_model {config.catalog_model!r} (deployment of model {config.model!r}) "
+            "is not in the model catalog"
+        )
+    return None if found is None else found[1].prices.price()
 
 
 def _deployment_price(config: DeploymentConfig) -> Price | None:

@@ -38,9 +38,6 @@ ENV_ALIASES = {"GATEHOUSE_MASTER_KEY": ("auth", "master_key")}
 # Read by clients (gatehouse.Client, the CLI's remote commands), not by the
 # server: the server's settings ignore them rather than refusing to start.
 CLIENT_ENV = frozenset({"GATEHOUSE_CONFIG", "GATEHOUSE_API_KEY", "GATEHOUSE_BASE_URL"})
-# What the server hands its worker processes (validated settings, where they came
-# from): never settings themselves, so a worker's reload can read its environment.
-INTERNAL_ENV_PREFIX = "GATEHOUSE_INTERNAL_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -132,12 +129,6 @@ class LocalRerankConfig(_Section):
     cross_encoder: Path | None = None
 
 
-class LocalConfig(_Section):
-    chat: LocalChatConfig = LocalChatConfig()
-    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
-    rerank: LocalRerankConfig = LocalRerankConfig()
-
-
 class LocalE5Config(_Section):
     """``local/e5-small``: multilingual-e5-small (the ``e5`` extra), served only
     by a model group that names it (``provider: local``, ``model: local/e5-small``)."""
@@ -147,11 +138,17 @@ class LocalE5Config(_Section):
     batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
 
 
+class LocalConfig(_Section):
+    chat: LocalChatConfig = LocalChatConfig()
+    embeddings: LocalEmbeddingConfig = LocalEmbeddingConfig()
+    rerank: LocalRerankConfig = LocalRerankConfig()
+    e5: LocalE5Config = LocalE5Config()
+
+
 Strategy = Literal[
     "weighted", "least_inflight", "lowest_latency", "lowest_usage", "prefix_affinity"
 ]
 
-    e5: LocalE5Config = LocalE5Config()
 
 class TimeoutConfig(_Section):
     connect: float = Field(default=5.0, gt=0)
@@ -180,6 +177,8 @@ class DeploymentConfig(_Section):
     rpm: int | None = Field(default=None, ge=1)  # capacity, for lowest_usage routing
     tpm: int | None = Field(default=None, ge=1)
     context_window: int | None = Field(default=None, ge=1)
+    # The model catalog entry it is (docs/catalog.md); None: looked up by `model`.
+    catalog_model: str | None = None
     input_cost_per_token: float | None = Field(default=None, ge=0)
     output_cost_per_token: float | None = Field(default=None, ge=0)
     # Cache reads; LiteLLM's name, cache_read_input_token_cost, is accepted too.
@@ -356,6 +355,12 @@ class Price(_Section):
 class PricingConfig(_Section):
     models: dict[str, Price] = Field(default_factory=dict)
     deployments: dict[str, Price] = Field(default_factory=dict)
+
+
+class CatalogConfig(_Section):
+    """The model catalog (docs/catalog.md): the shipped YAML, overlaid by ``path``."""
+
+    path: Path | None = None  # a YAML file whose entries and tasks replace the shipped ones
 
 
 class LimitSpec(_Section):
@@ -785,6 +790,7 @@ class Settings(_Section):
     retention: RetentionConfig = RetentionConfig()
     privacy: PrivacyConfig = PrivacyConfig()
     pricing: PricingConfig = PricingConfig()
+    catalog: CatalogConfig = CatalogConfig()
     limits: LimitsConfig = LimitsConfig()
     guard: GuardConfig = GuardConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
@@ -857,11 +863,7 @@ def load_settings(
         for key in _leaf_keys(file_data):
             sources[key] = str(path)
     for name, value in (environ if environ is not None else os.environ).items():
-        if (
-            not name.startswith(ENV_PREFIX)
-            or name in CLIENT_ENV
-            or name.startswith(INTERNAL_ENV_PREFIX)
-        ):
+        if not name.startswith(ENV_PREFIX) or name in CLIENT_ENV:
             continue
         key = ENV_ALIASES.get(name) or tuple(
             part.lower() for part in name[len(ENV_PREFIX) :].split("__")
