@@ -114,17 +114,22 @@ def test_sigterm_drains_streams_ships_the_outbox_and_exits_0(
         server.process.send_signal(signal.SIGTERM)
 
         seen: list[object] = []
+        closing: list[str | None] = []
 
         def closed() -> bool:
             try:
-                seen.append(httpx.get(f"{server.base_url}/readyz", timeout=2).status_code)
+                response = httpx.get(f"{server.base_url}/readyz", timeout=2)
             except httpx.ConnectError:
                 return True
+            seen.append(response.status_code)
+            if response.status_code == 503:
+                closing.append(response.headers.get("connection"))
             return False
 
         _wait_for(closed, "the port closes after SIGTERM")
         assert 503 in seen  # not ready while the port was still open
         assert 200 not in seen[seen.index(503) :]
+        assert set(closing) == {"close"}  # keep-alive clients are sent elsewhere
         events = stream.finish()
         assert events[-1] == b"data: [DONE]"
         assert _text(events) == f"echo: {WORDS}"  # every token arrived

@@ -32,6 +32,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
     from gatehouse.server.routes import (
         admin,
         anthropic,
+        config_reload,
         deployments,
         health,
         observability,
@@ -46,7 +47,7 @@ def _specs(gov: Governed) -> list[RouteSpec]:
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in (*modules, tokens, rerank, privacy, prompts):
+    for module in (*modules, config_reload, tokens, rerank, privacy, prompts):
         specs.extend(module.ROUTES)
     return specs
 

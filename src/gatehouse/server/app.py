@@ -148,6 +148,8 @@ def create_app(
         )
     )
 
+    lifecycle = Lifecycle(shutdown_delay=settings.server.shutdown_delay_seconds)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
@@ -176,7 +178,11 @@ def create_app(
         # Inside Starlette's own error layer, so that our handler answers
         # unexpected failures in the OpenAI shape with the request id.
         middleware=[
-            Middleware(RequestContextMiddleware, max_body_bytes=settings.server.max_body_bytes),
+            Middleware(
+                RequestContextMiddleware,
+                max_body_bytes=settings.server.max_body_bytes,
+                lifecycle=lifecycle,
+            ),
             Middleware(HotRoutes, routes=_hot_routes(specs)),
         ],
         exception_handlers={
@@ -191,9 +197,7 @@ def create_app(
     app.state.tracing = tracing
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
-    app.state.lifecycle = lifecycle = Lifecycle(
-        shutdown_delay=settings.server.shutdown_delay_seconds
-    )
+    app.state.lifecycle = lifecycle
     app.state.reloader = reloader = Reloader(app.state, source)
     return app
 

@@ -1,5 +1,5 @@
 """The outermost ASGI layer: request ids, security headers, header and body size
-limits, and the last-resort 500.
+limits, the last-resort 500, and ``connection: close`` while the process drains.
 
 Written as raw ASGI rather than framework middleware because it wraps every
 request, the hot path included, and must cost next to nothing.
@@ -21,6 +21,7 @@ from gatehouse.core.errors import (
 )
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.server.http import error_response
+from gatehouse.server.lifecycle import Lifecycle
 from gatehouse.server.routes.table import RawEndpoint
 
 log = logging.getLogger("gatehouse.server")
@@ -40,9 +41,12 @@ SECURITY_HEADERS = [
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, lifecycle: Lifecycle | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,6 +55,10 @@ class RequestContextMiddleware:
         rid = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
         added = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
+        if self.lifecycle is not None and self.lifecycle.draining:
+            # Shutting down: keep-alive clients (and proxies' pools) take their
+            # next request elsewhere rather than find this connection closed.
+            added.append((b"connection", b"close"))
         started = False
 
         async def send_with_id(message: Message) -> None:

@@ -23,6 +23,7 @@ from gatehouse.core.config import ConfigSource, Settings
 from gatehouse.core.errors import ConfigError, ConflictError, InvalidRequestError
 from gatehouse.gateway import Gateway
 from gatehouse.gateway.wiring import changed_sections
+from gatehouse.server.roles import settings_for_role
 
 log = logging.getLogger("gatehouse.server")
 
@@ -58,7 +59,8 @@ class Reloader:
         async with self._lock:  # one reload at a time, each against the last applied
             current: Settings = self._state.settings
             try:
-                new = await asyncio.to_thread(self._source.load)
+                # As this process's role runs them (a RAG service serves no models).
+                new = settings_for_role(await asyncio.to_thread(self._source.load))
             except ConfigError as exc:
                 raise _refused(exc) from None
             applied, restart_required = changed_sections(current, new)

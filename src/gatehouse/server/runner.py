@@ -116,6 +116,14 @@ class _Workers(Multiprocess):
     """uvicorn's worker supervisor, but SIGHUP reloads each worker's configuration in
     place (the workers' own handler) instead of replacing the workers."""
 
+    def handle_term(self) -> None:
+        # Each worker drains on its own copy of the listening socket and closes
+        # it when it stops accepting; the parent's copy must not keep the port
+        # open (new connections queued for no one) until the last worker ends.
+        for sock in self.sockets:
+            sock.close()
+        super().handle_term()
+
     def handle_hup(self) -> None:
         log.info("SIGHUP: each of the %d workers reloads the configuration", len(self.processes))
         for process in self.processes:
