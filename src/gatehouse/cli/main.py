@@ -20,13 +20,14 @@ from pydantic import ValidationError
 
 from gatehouse import __version__
 from gatehouse.cli import capacity
+from gatehouse.cli import db as db_cli
 from gatehouse.cli import eval as eval_cli
 from gatehouse.cli import guard as guard_cli
 from gatehouse.cli import models as models_cli
 from gatehouse.cli import privacy as privacy_cli
 from gatehouse.cli import rag as rag_cli
 from gatehouse.core.config import ConfigSource, Settings
-from gatehouse.core.errors import ConfigError, GatehouseError
+from gatehouse.core.errors import ConfigError, GatehouseError, SchemaError
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.core.validation import validation_error
 
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument(
+        "--role",
+        choices=["all", "gateway", "rag"],
+        help="what this process serves: all (default), gateway (all but the RAG API) "
+        "or rag (the RAG API alone, its model calls sent to rag.gateway_url)",
+    )
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
@@ -58,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable output")
 
     capacity.add_parser(commands)
+    db_cli.add_parser(commands)
     guard_cli.add_parser(commands)
     privacy_cli.add_parser(commands)
     rag_cli.add_parsers(commands)
@@ -120,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "models":
             return models_cli.run(settings, args)
+        if args.command == "db":
+            print(db_cli.run(settings, args))
+            return EXIT_OK
         if args.command == "chat":
             return _chat(settings, args)
         if args.command == "guard":
@@ -137,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return rag_cli.run(settings, args)
         if args.command == "eval":
             return eval_cli.run(settings, args)
+    except SchemaError as exc:
+        return _fail(str(exc), EXIT_FAILURE)
     except ConfigError as exc:
         return _fail(str(exc).replace("\n", " "), EXIT_USAGE)
     except GatehouseError as exc:
@@ -176,7 +189,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _source(args: argparse.Namespace) -> ConfigSource:
     """The config file, the environment and the flags: read again by a reload."""
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
-    for flag in ("host", "port", "workers", "log_level"):
+    for flag in ("role", "host", "port", "workers", "log_level"):
         overrides[f"server.{flag}"] = getattr(args, flag, None)
     return ConfigSource(args.config, overrides)
 

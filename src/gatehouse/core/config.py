@@ -38,6 +38,9 @@ ENV_ALIASES = {"GATEHOUSE_MASTER_KEY": ("auth", "master_key")}
 # Read by clients (gatehouse.Client, the CLI's remote commands), not by the
 # server: the server's settings ignore them rather than refusing to start.
 CLIENT_ENV = frozenset({"GATEHOUSE_CONFIG", "GATEHOUSE_API_KEY", "GATEHOUSE_BASE_URL"})
+# What the server hands its worker processes (validated settings, where they came
+# from): never settings themselves, so a worker's reload can read its environment.
+INTERNAL_ENV_PREFIX = "GATEHOUSE_INTERNAL_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
@@ -863,7 +866,11 @@ def load_settings(
         for key in _leaf_keys(file_data):
             sources[key] = str(path)
     for name, value in (environ if environ is not None else os.environ).items():
-        if not name.startswith(ENV_PREFIX) or name in CLIENT_ENV:
+        if (
+            not name.startswith(ENV_PREFIX)
+            or name in CLIENT_ENV
+            or name.startswith(INTERNAL_ENV_PREFIX)
+        ):
             continue
         key = ENV_ALIASES.get(name) or tuple(
             part.lower() for part in name[len(ENV_PREFIX) :].split("__")
