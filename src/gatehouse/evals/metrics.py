@@ -8,6 +8,11 @@ The definitions are trec_eval's (``ndcg_cut``, ``recall``, ``P``,
 - nDCG@k uses linear gain (gain = relevance, negative relevance counts as 0)
   and the discount ``log2(rank + 1)``; the ideal ranking is built from *every*
   judged document of the query, not only the retrieved ones;
+- nDCG_exp@k is the same with exponential gain ``2^relevance - 1`` (Burges et
+  al.; ranx's ``ndcg_burges``), the form the BEIR sets' baselines in
+  ``../shared/data`` and ``bench/retrieval.py`` report. With binary judgments
+  the two are equal; with graded ones exponential gain weighs the top grades
+  more (msmarco's hybrid run: 0.818 linear, 0.733 exponential);
 - precision@k divides by k even when fewer than k documents were retrieved;
 - MAP@k sums the precision at each relevant document within the first k and
   divides by the number of relevant documents of the query;
@@ -44,6 +49,14 @@ def ndcg(ranked: Sequence[str], judged: Mapping[str, int], k: int) -> float:
     """Normalised discounted cumulative gain of the first ``k``, linear gain."""
     dcg = sum(_gain(judged.get(doc, 0)) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
     ideal = sorted((_gain(rel) for rel in judged.values()), reverse=True)[:k]
+    idcg = sum(gain / math.log2(i + 2) for i, gain in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def ndcg_exp(ranked: Sequence[str], judged: Mapping[str, int], k: int) -> float:
+    """nDCG of the first ``k`` with exponential gain ``2^rel - 1``."""
+    dcg = sum(_exp_gain(judged.get(doc, 0)) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
+    ideal = sorted((_exp_gain(rel) for rel in judged.values()), reverse=True)[:k]
     idcg = sum(gain / math.log2(i + 2) for i, gain in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0
 
@@ -86,6 +99,7 @@ MetricFunction = Callable[[Sequence[str], Mapping[str, int], int], float]
 
 FUNCTIONS: dict[str, MetricFunction] = {
     "ndcg": ndcg,
+    "ndcg_exp": ndcg_exp,
     "recall": recall,
     "precision": precision,
     "mrr": reciprocal_rank,
@@ -103,7 +117,7 @@ class Metric:
     @classmethod
     def parse(cls, text: str) -> Metric:
         """``ndcg@10`` -> Metric("ndcg", 10); ValueError naming the known metrics otherwise."""
-        match = re.fullmatch(r"([a-z]+)@([0-9]+)", text.strip().lower())
+        match = re.fullmatch(r"([a-z_]+)@([0-9]+)", text.strip().lower())
         if not match or match[1] not in FUNCTIONS or int(match[2]) < 1:
             known = ", ".join(f"{name}@k" for name in FUNCTIONS)
             raise ValueError(f"unknown metric {text!r}: use {known} with k >= 1")
@@ -163,6 +177,10 @@ def rank(scores: Scores) -> dict[str, list[str]]:
 
 def _gain(relevance: int) -> float:
     return float(max(relevance, 0))
+
+
+def _exp_gain(relevance: int) -> float:
+    return 2.0 ** max(relevance, 0) - 1.0
 
 
 def _relevant_count(judged: Mapping[str, int]) -> int:
