@@ -240,6 +240,21 @@ def test_secrets_are_referenced_never_rendered(rendered: dict[str, Manifests]) -
     assert gateway["GATEHOUSE_STORE__REDIS_URL"]["secretKeyRef"]["key"] == "redis-url"
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("gateway.replicaCount=two", "/gateway/replicaCount"),
+        ("ingres.enabled=true", "'ingres' not allowed"),
+        ("service.type=Internal", "/service/type"),
+    ],
+)
+def test_values_of_the_wrong_shape_are_refused(value: str, said: str) -> None:
+    """values.schema.json: a typo or a wrong type stops the release, named."""
+    done = _template(f"secrets.existingSecret={SECRET}", value)
+    assert done.returncode != 0
+    assert said in done.stderr
+
+
 def test_a_release_without_a_secret_is_refused() -> None:
     done = _template()
     assert done.returncode != 0
