@@ -294,8 +294,8 @@ def _recommendation_text(result: Recommendation) -> str:
                 a.candidate.name,
                 "?" if a.cost is None else f"${a.cost:.6f}",
                 "?" if a.candidate.context_window is None else f"{a.candidate.context_window:,}",
-                "-" if a.latency is None else f"{a.latency.p50_ms:,.0f}",
-                "-" if a.latency is None else f"{a.latency.p95_ms:,.0f}",
+                "-" if a.latency is None else _ms(a.latency.p50_ms),
+                "-" if a.latency is None else _ms(a.latency.p95_ms),
                 "-" if a.latency is None else str(a.latency.count),
                 "-" if a.score is None else f"{a.score:.3f}",
                 ",".join(a.candidate.catalog) or "-",
@@ -317,6 +317,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     )
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def _usd(value: float | None) -> str:
