@@ -32,6 +32,9 @@ from pathlib import Path
 
 from gatehouse.evals.formats import read_qrels
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from structured_output import cpu_name
+
 BENCH = Path(__file__).resolve().parent
 DEFAULT_DATA = BENCH.parents[1] / "shared" / "data" / "retrieval"
 
@@ -95,16 +98,6 @@ def cli_figures(root: Path, workdir: Path) -> tuple[dict[str, float], int, float
     return json.loads(scored.stdout), len(qrels) - len(kept), time.monotonic() - started
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", default="msmarco")
@@ -118,7 +111,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cli, dropped, cli_s = cli_figures(root, Path(tmp))
     agree = f"{cli['ndcg_exp@10']:.3f}" == f"{bench:.3f}"
-    print(f"# {cpu_model()}; Python {platform.python_version()}; set {args.set}")
+    print(f"# {cpu_name()}; Python {platform.python_version()}; set {args.set}")
     print(f"# queries without a relevant judgment left out for the CLI: {dropped}")
     print()
     print("| figure | gain | hybrid nDCG@10 | seconds |")
