@@ -4,8 +4,9 @@ SIGTERM in the middle of a slow stream: /readyz turns 503 while the port is
 still open, then the port closes, the stream still ends with [DONE], the
 process exits 0 and its usage event is in the ledger with nothing left in the
 outbox. A reload (the admin API or SIGHUP) takes on new model groups and
-deployments, lets a stream begun before it finish on the old deployment, and
-refuses a bad configuration, which leaves the old one serving.
+deployments, limits and guard policies, lets a stream begun before it finish
+on the old deployment, and refuses a bad configuration, which leaves the old
+one serving.
 """
 
 from __future__ import annotations
@@ -237,6 +238,32 @@ def test_reload_on_sighup(upstream: FakeUpstream, config: Path, tmp_path: Path) 
         assert server.process.poll() is None
         assert _models(server) >= {"up", "up2"}
         assert _chat(server, "up2").status_code == 200
+    finally:
+        stop_server(server)
+        upstream.reset()
+
+
+def test_reload_applies_limits_and_guard_policies(
+    upstream: FakeUpstream, config: Path, tmp_path: Path
+) -> None:
+    server = start_server(tmp_path / "data", env=ENV, config=config)
+    try:
+        key = create_key(server)  # the master key is subject to no limit
+        assert [_chat(server, "up", key).status_code for _ in range(3)] == [200, 200, 200]
+        _rewrite(
+            config,
+            upstream,
+            "limits: {models: {up: {rpm: 1}}}\n"
+            "guard: {enabled: true, content: [{name: secret-project, keywords: [hi]}]}\n",
+        )
+        body = admin(server, "POST", "/admin/config/reload").json()
+        assert body["applied"] == ["limits", "guard"]
+        blocked = _chat(server, "up", key)  # the message is "hi"
+        assert blocked.status_code == 400
+        assert blocked.json()["error"]["code"] == "content_policy_violation"
+        _rewrite(config, upstream, "limits: {models: {up: {rpm: 1}}}\n")
+        assert admin(server, "POST", "/admin/config/reload").json()["applied"] == ["guard"]
+        assert [_chat(server, "up", key).status_code for _ in range(2)] == [200, 429]
     finally:
         stop_server(server)
         upstream.reset()
