@@ -779,6 +779,16 @@ class AlertsConfig(_Section):
     outbox_backlog: BacklogAlertConfig = BacklogAlertConfig()
 
 
+class UiConfig(_Section):
+    """The web dashboard at ``/ui`` (docs/ui.md). Sessions are signed cookies:
+    ``session_secret`` signs them; unset, the key is derived from the master key
+    (the same on every replica), else from a random secret kept in ``data_dir``."""
+
+    enabled: bool = True
+    session_secret: SecretStr | None = None
+    session_hours: float = Field(default=8.0, gt=0.0, le=24.0 * 30)
+
+
 class Settings(_Section):
     server: ServerConfig = ServerConfig()
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -798,6 +808,7 @@ class Settings(_Section):
     guard: GuardConfig = GuardConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
     alerts: AlertsConfig = AlertsConfig()
+    ui: UiConfig = UiConfig()
     # Keys of a LiteLLM config that gatehouse does not act on; filled by the loader
     # so start-up can list them instead of silently ignoring them.
     unsupported_keys: list[str] = Field(default_factory=list)

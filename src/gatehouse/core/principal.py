@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from gatehouse.core.errors import PermissionDeniedError
 
-PrincipalKind = Literal["anonymous", "local", "master", "key", "jwt"]
+PrincipalKind = Literal["anonymous", "local", "master", "key", "jwt", "oidc"]
 
 ALL_SCOPES = frozenset(
     {"chat", "embeddings", "rag:read", "rag:write", "prompts:read", "prompts:write", "admin"}
@@ -22,7 +22,8 @@ class Principal:
 
     ``models`` of ``None`` allows every model. ``anonymous`` is the caller when
     no authentication is configured (the server then binds to localhost only);
-    ``local`` is the in-process caller (the CLI).
+    ``local`` is the in-process caller (the CLI); ``oidc`` a user logged in to
+    the web dashboard through single sign-on (gatehouse.ui.session).
 
     ``credential`` is the bearer token the caller presented, kept only where a
     service must present it again on the caller's behalf (the RAG service

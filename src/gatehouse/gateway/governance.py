@@ -90,6 +90,7 @@ class Governance:
             self.database, settings.retention, clock=clock, rollups=self.ledger.rollups
         )
         self._clock = clock
+        self.clock = clock  # the time keys' expiry and budgets are judged by
         self._started = False
 
     def reconfigure(self, settings: Settings, pricing: PricingTable) -> None:

@@ -133,6 +133,12 @@ def create_app(
         *prompts.ROUTES,
         *rag.ROUTES,
     ]
+    if settings.ui.enabled:
+        # Imported here: the dashboard's modules import the server's route table.
+        from gatehouse.ui.routes import ROUTES as UI_ROUTES
+        from gatehouse.ui.state import build_ui
+
+        specs.extend(UI_ROUTES)
     specs = [spec for spec in specs if serves(settings.server.role, spec)]
     remote = remote_gateway(settings)
     document: dict[str, Any] = {}
@@ -197,6 +203,8 @@ def create_app(
     app.state.tracing = tracing
     app.state.settings = settings
     app.state.data_dir = settings.data_dir
+    if settings.ui.enabled:
+        app.state.ui = build_ui(settings)
     app.state.lifecycle = lifecycle
     app.state.reloader = reloader = Reloader(app.state, source)
     return app

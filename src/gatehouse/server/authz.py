@@ -5,7 +5,9 @@ Each route in the table declares what it needs (:data:`RouteScope`);
 A missing or bad credential is 401, a valid one without the scope 403.
 Calls that routes make on a caller's behalf (chat, embeddings, RAG's model
 calls) are checked again by the pipeline's auth stage against the same
-principal, with the same :meth:`Principal.require`.
+principal, with the same :meth:`Principal.require`. The dashboard's pages
+(``ui:<role>``) are checked against the session cookie instead of a bearer
+credential, by :func:`gatehouse.ui.session.authorize_ui`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ RouteScope = Literal[
     "prompts:read",
     "prompts:write",
     "admin",
+    # Web dashboard pages: a session cookie of at least this role (gatehouse.ui.session).
+    "ui:viewer",
+    "ui:team_admin",
+    "ui:admin",
 ]
 PUBLIC: Final = "public"
 AUTHENTICATED: Final = "authenticated"
@@ -36,6 +42,10 @@ async def authorize(scope: Scope, needs: RouteScope) -> Principal:
     """The caller of this request if it may use a route that ``needs`` this; else 401/403."""
     if needs == PUBLIC:
         return ANONYMOUS
+    if needs.startswith("ui:"):
+        from gatehouse.ui.session import authorize_ui  # the dashboard imports the server
+
+        return await authorize_ui(scope, needs)
     governance = scope["app"].state.gateway.governance
     if governance is None or not governance.authenticator.enabled:
         return ANONYMOUS  # nobody to check against: the server listens on localhost only
