@@ -12,6 +12,7 @@ from gatehouse.catalog.pricing import PricingTable
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import ConfigError
 from gatehouse.core.usage import TokenCounts
+from gatehouse.gateway.wiring import changed_sections
 
 
 def test_the_shipped_catalog_loads_with_every_task() -> None:
@@ -185,3 +186,11 @@ def test_the_overlay_prices_the_gateway(tmp_path: Path) -> None:
     settings = _settings({"model": "my-own-model"}, catalog={"path": str(mine)})
     price = PricingTable.from_settings(settings).price("g")
     assert price.input_cost_per_token == pytest.approx(4e-6)
+
+
+def test_a_reload_applies_a_new_catalog_path(tmp_path: Path) -> None:
+    mine = tmp_path / "catalog.yaml"
+    mine.write_text("models: {}\n")
+    before = Settings()
+    after = Settings.model_validate({"catalog": {"path": str(mine)}})
+    assert changed_sections(before, after) == (["catalog"], [])

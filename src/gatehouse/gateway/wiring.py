@@ -41,9 +41,12 @@ log = logging.getLogger("gatehouse.gateway")
 
 __all__ = ["RELOADABLE_SECTIONS", "Wiring", "changed_sections"]
 
-RELOADABLE_SECTIONS = frozenset({"models", "aliases", "router", "pricing", "limits", "guard"})
+RELOADABLE_SECTIONS = frozenset(
+    {"models", "aliases", "router", "pricing", "catalog", "limits", "guard"}
+)
 """The settings a running gateway takes on without a restart: routing (model
-groups, deployments, aliases, router), prices, limits and guard policies."""
+groups, deployments, aliases, router), prices (``pricing`` and the model
+catalog's ``catalog.path``), limits and guard policies."""
 
 _Built = dict[str, tuple[ModelGroupConfig, RouterConfig, ModelGroup]]
 _Guard = tuple[GuardConfig, dict[str, str], list[Stage]]
