@@ -221,6 +221,7 @@ def test_serve_starts_from_an_empty_multiprocess_directory(
     monkeypatch.setenv(SETTINGS_ENV, "")
     started: list[dict[str, object]] = []
     monkeypatch.setattr(runner.uvicorn, "run", lambda app, **options: started.append(options))
+    monkeypatch.setattr(runner, "serve_workers", lambda app, **options: started.append(options))
     settings = Settings.model_validate(
         {
             "data_dir": tmp_path / "data",

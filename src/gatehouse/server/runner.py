@@ -10,10 +10,13 @@ passes it on to each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
@@ -79,16 +82,14 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
         # every request.
         "proxy_headers": False,
     }
-    # uvicorn raises the signal that stopped it again once it has shut down
-    # cleanly; the default action would end a drained process with status 143.
-    signal.signal(signal.SIGTERM, _drained)
     if server.workers == 1:
         if multiprocess.ENV in os.environ:
             # Set by the operator: this process counts into files there, so
             # files of an earlier run must go first.
             multiprocess.prepare(settings.data_dir / "prometheus")
         app = create_app(settings, source=source, signals=True)
-        uvicorn.run(app, **common)  # type: ignore[arg-type]
+        with _exit_0_on_sigterm():
+            uvicorn.run(app, **common)  # type: ignore[arg-type]
         return
     # Workers are separate processes: each rebuilds the app from the settings
     # validated here, so every worker runs exactly the same configuration.
@@ -99,13 +100,27 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
     # scrape reports the whole server's (gatehouse.observability.multiprocess).
     directory = multiprocess.prepare(settings.data_dir / "prometheus")
     log.info("metrics of the %d workers are added up in %s", server.workers, directory)
-    config = uvicorn.Config(
-        "gatehouse.server.app:create_app_from_environment",
-        factory=True,
-        workers=server.workers,
-        **common,  # type: ignore[arg-type]
+    serve_workers(
+        "gatehouse.server.app:create_app_from_environment", workers=server.workers, **common
     )
+
+
+def serve_workers(app: str, **options: Any) -> None:
+    """uvicorn with ``options["workers"]`` processes (``app`` an import string), under
+    :class:`_Workers`."""
+    config = uvicorn.Config(app, factory=True, **options)
     _Workers(config, sockets=[config.bind_socket()]).run()
+
+
+@contextlib.contextmanager
+def _exit_0_on_sigterm() -> Iterator[None]:
+    """uvicorn raises the signal that stopped it again once it has shut down
+    cleanly; the default action would end a drained process with status 143."""
+    previous = signal.signal(signal.SIGTERM, _drained)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _drained(sig: int, frame: FrameType | None) -> None:
