@@ -73,6 +73,10 @@ class ServerConfig(_Section):
     # streams get up to drain_timeout_seconds to finish (docs/operations.md).
     shutdown_delay_seconds: float = Field(default=0.0, ge=0.0, le=300.0)
     drain_timeout_seconds: float = Field(default=20.0, gt=0.0, le=3600.0)
+    # Behind a TLS-terminating proxy: the peers (IPs, CIDR ranges, or "*") whose
+    # X-Forwarded-Proto and X-Forwarded-For are believed, so that the dashboard's
+    # cookies are Secure over https. Unset: the headers are ignored.
+    forwarded_allow_ips: str | None = None
 
     @field_validator("log_level")
     @classmethod

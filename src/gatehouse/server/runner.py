@@ -77,10 +77,10 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
         "log_level": server.log_level,
         "access_log": False,
         "timeout_graceful_shutdown": server.drain_timeout_seconds,
-        # gatehouse reads neither the client's address nor the scheme, so
-        # uvicorn's X-Forwarded-* rewriting would be work for nothing on
-        # every request.
-        "proxy_headers": False,
+        # Only behind a proxy that says so: otherwise X-Forwarded-* rewriting
+        # is work for nothing on every request (docs/operations.md, TLS).
+        "proxy_headers": server.forwarded_allow_ips is not None,
+        "forwarded_allow_ips": server.forwarded_allow_ips,
     }
     if server.workers == 1:
         if multiprocess.ENV in os.environ:
