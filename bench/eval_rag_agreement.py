@@ -10,9 +10,12 @@ msmarco) and prints their figures side by side:
    --top-k 50`` scoring ``ndcg_exp@10`` (the bench's exponential gain
    ``2^rel - 1``) and ``ndcg@10`` (trec_eval's linear gain, the default).
 
-Like for like: the bench leaves out queries with no relevant judgment while
-``eval rag`` scores them 0 (trec_eval's rule), so the CLI gets the qrels
-without those queries (the count dropped is printed; msmarco has none).
+Like for like: the bench scores only the queries of ``queries.jsonl`` that
+have a relevant judgment, while ``eval rag`` scores every judged query and
+gives 0 to one without a relevant judgment (trec_eval's rule) or missing from
+the queries file (it cannot be run). So the CLI gets the qrels of the queries
+the bench scores (the count left out is printed: msmarco has none; arcd's
+qrels judge 702 queries, its queries file holds 50).
 Exit 1 when the two exponential-gain figures differ at 3 decimals.
 
     .venv/bin/python bench/eval_rag_agreement.py [--set msmarco] [--data ../shared/data/retrieval]
@@ -30,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gatehouse.evals.formats import read_qrels
+from gatehouse.evals.formats import read_qrels, read_queries
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from structured_output import cpu_name
@@ -59,7 +62,12 @@ def bench_hybrid(name: str, data: Path) -> tuple[float, float]:
 def cli_figures(root: Path, workdir: Path) -> tuple[dict[str, float], int, float]:
     """``gatehouse ingest`` + ``gatehouse eval rag``: the scores, queries dropped, seconds."""
     qrels = read_qrels(root / "qrels" / "test.tsv")
-    kept = {q: judged for q, judged in qrels.items() if any(r > 0 for r in judged.values())}
+    queries = read_queries(root / "queries.jsonl")
+    kept = {
+        q: judged
+        for q, judged in qrels.items()
+        if q in queries and any(r > 0 for r in judged.values())
+    }
     filtered = workdir / "qrels.tsv"
     filtered.write_text(
         "query-id\tcorpus-id\tscore\n"
@@ -112,7 +120,10 @@ def main() -> int:
         cli, dropped, cli_s = cli_figures(root, Path(tmp))
     agree = f"{cli['ndcg_exp@10']:.3f}" == f"{bench:.3f}"
     print(f"# {cpu_name()}; Python {platform.python_version()}; set {args.set}")
-    print(f"# queries without a relevant judgment left out for the CLI: {dropped}")
+    print(
+        "# judged queries the bench does not score (no relevant judgment, or not in "
+        f"queries.jsonl), left out for the CLI: {dropped}"
+    )
     print()
     print("| figure | gain | hybrid nDCG@10 | seconds |")
     print("| --- | --- | --- | --- |")
