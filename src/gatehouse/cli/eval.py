@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 import gatehouse.cli.eval_runs as eval_runs
+from gatehouse.cli.arguments import positive_int
 from gatehouse.core.config import Settings
 from gatehouse.evals import (
     DEFAULT_METRICS,
@@ -58,7 +59,9 @@ def add_parsers(commands: Any) -> None:
     rag.add_argument("--queries", type=Path, required=True, help="BEIR queries.jsonl")
     rag.add_argument("--qrels", type=Path, required=True, help="TREC qrels or BEIR TSV")
     rag.add_argument("--mode", choices=MODES, default="hybrid")
-    rag.add_argument("--top-k", type=_positive, default=100, help="chunks per query (default 100)")
+    rag.add_argument(
+        "--top-k", type=positive_int, default=100, help="chunks per query (default 100)"
+    )
     rag.add_argument("--save-run", type=Path, help="also write the run as a TREC run file")
     _add_output_options(rag)
     eval_runs.add_parsers(kinds)
@@ -136,13 +139,3 @@ def _metrics(text: str) -> tuple[Metric, ...]:
     if not chosen:
         raise argparse.ArgumentTypeError("name at least one metric")
     return tuple(dict.fromkeys(chosen))
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from gatehouse.cli.arguments import non_negative_int, positive_int
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import ValidationFailedError
 from gatehouse.core.principal import LOCAL
@@ -63,13 +64,13 @@ def add_parsers(kinds: Any) -> None:
         f"{','.join(DETERMINISTIC_METRICS)}, plus {','.join(JUDGE_METRICS)} with --judge)",
     )
     answers.add_argument("--model", help="chat model that answers (default: rag.answer_model)")
-    answers.add_argument("--top-k", type=_positive, help="chunks retrieved per question")
-    answers.add_argument("--max-tokens", type=_positive, help="answer token limit")
+    answers.add_argument("--top-k", type=positive_int, help="chunks retrieved per question")
+    answers.add_argument("--max-tokens", type=positive_int, help="answer token limit")
     answers.add_argument(
-        "--judge-retries", type=_non_negative, default=2, help="further tries per judgment (2)"
+        "--judge-retries", type=non_negative_int, default=2, help="further tries per judgment (2)"
     )
     answers.add_argument(
-        "--judge-max-tokens", type=_positive, default=512, help="judge reply token limit (512)"
+        "--judge-max-tokens", type=positive_int, default=512, help="judge reply token limit (512)"
     )
     answers.add_argument(
         "--judge-json",
@@ -77,7 +78,7 @@ def add_parsers(kinds: Any) -> None:
         help="ask the judge for response_format json_object (where the deployment supports it)",
     )
     answers.add_argument(
-        "--concurrency", type=_positive, default=1, help="questions in flight at once (1)"
+        "--concurrency", type=positive_int, default=1, help="questions in flight at once (1)"
     )
     _add_run_options(answers)
 
@@ -91,7 +92,7 @@ def add_parsers(kinds: Any) -> None:
         help=f"comma-separated: {', '.join(SUITES)} or all (default all)",
     )
     capabilities.add_argument(
-        "--repeat", type=_positive, default=1, help="runs per item, for consistency (1)"
+        "--repeat", type=positive_int, default=1, help="runs per item, for consistency (1)"
     )
     capabilities.add_argument("--temperature", type=float, help="sampling temperature")
     _add_run_options(capabilities)
@@ -292,24 +293,3 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         print(render_text(comparison))
     return 0
-
-
-def _positive(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text!r}")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None

@@ -37,6 +37,7 @@ from gatehouse.catalog.selection import (
     recommend,
 )
 from gatehouse.catalog.workload import Workload, WorkloadCost, estimate, workload_cost
+from gatehouse.cli.arguments import non_negative_float, non_negative_int, positive_int
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
 from gatehouse.store.database import Database, database_url
@@ -59,15 +60,15 @@ def add_parser(commands: Any) -> None:
 
     rec = actions.add_parser("recommend", help="rank the configured chat models for a task")
     rec.add_argument("--task", required=True, help="a task of the catalog (chat, rag, code...)")
-    rec.add_argument("--max-cost", type=_non_negative, help="USD for one typical request")
-    rec.add_argument("--max-latency", type=_non_negative, help="median latency, milliseconds")
-    rec.add_argument("--context", type=_positive, help="tokens the context window must hold")
+    rec.add_argument("--max-cost", type=non_negative_float, help="USD for one typical request")
+    rec.add_argument("--max-latency", type=non_negative_float, help="median latency, milliseconds")
+    rec.add_argument("--context", type=positive_int, help="tokens the context window must hold")
     rec.add_argument(
         "--sort", choices=["quality", "cost", "latency"], default="quality", help="rank by"
     )
     rec.add_argument(
         "--since-days",
-        type=_non_negative,
+        type=non_negative_float,
         default=7.0,
         help="latency from the ledger's calls of the last N days (default 7)",
     )
@@ -80,9 +81,9 @@ def add_parser(commands: Any) -> None:
     rec.add_argument("--json", action="store_true", help="print one JSON object")
 
     cost = actions.add_parser("cost", help="daily and monthly cost of a workload per model")
-    cost.add_argument("--requests-per-day", type=_non_negative, required=True)
-    cost.add_argument("--input-tokens", type=_count, required=True, help="per request")
-    cost.add_argument("--output-tokens", type=_count, required=True, help="per request")
+    cost.add_argument("--requests-per-day", type=non_negative_float, required=True)
+    cost.add_argument("--input-tokens", type=non_negative_int, required=True, help="per request")
+    cost.add_argument("--output-tokens", type=non_negative_int, required=True, help="per request")
     cost.add_argument(
         "--cached-fraction",
         type=float,
@@ -325,30 +326,3 @@ def _ms(value: float) -> str:
 
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"{value:g}"
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value
