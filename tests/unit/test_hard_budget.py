@@ -110,3 +110,31 @@ async def test_300_overlapping_calls_never_pass_the_budget(gov: Governed) -> Non
     await gov.governance.shipper.drain()
     rows = (await gov.admin("GET", "/admin/spend?group_by=key")).json()["rows"]
     assert rows[0]["cost_usd"] == accepted * REAL_COST <= BUDGET
+
+
+async def test_a_burst_on_a_fresh_budget_reads_the_ledger_once(gov: Governed) -> None:
+    ledger = gov.governance.ledger
+    read = ledger.spent
+    reads: list[str] = []
+
+    async def counted(kind: str, name: str, since: float) -> float:
+        reads.append(name)
+        await asyncio.sleep(0.05)  # every call of the burst arrives while it reads
+        return await read(kind, name, since)
+
+    ledger.spent = counted  # type: ignore[method-assign]
+    key = await gov.new_key(budget={"max_usd": BUDGET, "period": "day", "hard": True})
+    statuses = await asyncio.gather(*(_call(gov, key) for _ in range(30)))
+    assert [r.status_code for r in statuses] == [200] * 30
+    assert len(reads) == 1
+
+
+async def test_every_call_waiting_on_a_failed_read_is_refused(gov: Governed) -> None:
+    async def down(kind: str, name: str, since: float) -> float:
+        await asyncio.sleep(0.05)
+        raise ConnectionError("the database is down")
+
+    gov.governance.ledger.spent = down  # type: ignore[method-assign]
+    key = await gov.new_key(budget={"max_usd": BUDGET, "period": "day", "hard": True})
+    statuses = await asyncio.gather(*(_call(gov, key) for _ in range(5)))
+    assert [r.status_code for r in statuses] == [503] * 5

@@ -24,6 +24,7 @@ its organisation (from the admin API) and to the model (``limits.models``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -118,6 +119,7 @@ class LimitsStage:
         self._clock = clock
         self._fail_open = fail_open
         self._seeded: set[str] = set()
+        self._seeding: dict[str, asyncio.Future[None]] = {}
         self._templates: dict[tuple[str, str | None, str | None, str], tuple[int, _Template]] = {}
         self._windows: dict[str, tuple[str, float, float]] = {}
         self.counter_failures = 0
@@ -256,16 +258,33 @@ class LimitsStage:
         ttl = 0.0 if math.isinf(end) else end - now + 3600.0
         if key not in self._seeded:
             # A fresh counter (new process, Redis restarted) starts from what
-            # the ledger says was already spent this period.
+            # the ledger says was already spent this period. Read once however
+            # many calls arrive together: a burst on a new key would otherwise
+            # take every database connection to read the same sum.
+            seeding = self._seeding.get(key)
+            if seeding is None:
+                seeding = asyncio.ensure_future(self._seed(rule, key, start, ttl))
+                self._seeding[key] = seeding
+                seeding.add_done_callback(self._seeded_or_failed(key))
             try:
-                spent = await self._ledger.spent(rule.kind, rule.name, start)
-                await self._counters.seed(key, spent, ttl)
+                await asyncio.shield(seeding)
             except Exception as exc:
                 self._unavailable(f"cannot read spend for budget {key}: {exc}", budget.hard)
-            else:
-                self._seeded.add(key)
         limit = budget.max_usd if budget.hard else UNLIMITED
         return Claim("quota", key, limit, amount, ttl)
+
+    def _seeded_or_failed(self, key: str) -> Callable[[asyncio.Future[None]], None]:
+        def done(seeding: asyncio.Future[None]) -> None:
+            self._seeding.pop(key, None)
+            if not seeding.cancelled():
+                seeding.exception()  # its waiters report it; if they left, nobody must
+
+        return done
+
+    async def _seed(self, rule: _Budgeted, key: str, start: float, ttl: float) -> None:
+        spent = await self._ledger.spent(rule.kind, rule.name, start)
+        await self._counters.seed(key, spent, ttl)
+        self._seeded.add(key)
 
     # -- admit and settle --
 
