@@ -783,6 +783,37 @@ class AlertsConfig(_Section):
     outbox_backlog: BacklogAlertConfig = BacklogAlertConfig()
 
 
+UiRole = Literal["admin", "team_admin", "viewer"]
+
+
+class OidcConfig(_Section):
+    """``ui.oidc``: the OpenID provider the dashboard's "Sign in" button uses.
+
+    Off until ``issuer`` and ``client_id`` are both set. ``roles`` maps values
+    of the ``roles_claim`` (a list, or a space-separated string) to a dashboard
+    role; the highest one found wins, else ``default_role``. A ``team_admin``
+    needs a team in ``team_claim``; without one the user is a viewer."""
+
+    issuer: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    redirect_uri: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    user_claim: str = "sub"
+    name_claim: str = "email"
+    roles_claim: str = "groups"
+    roles: dict[str, UiRole] = Field(default_factory=dict)
+    team_claim: str = "team"
+    default_role: UiRole = "viewer"
+    leeway_seconds: float = Field(default=60.0, ge=0.0)
+    login_timeout_seconds: int = Field(default=600, ge=30)
+    http_timeout_seconds: float = Field(default=10.0, gt=0.0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
 class UiConfig(_Section):
     """The web dashboard at ``/ui`` (docs/ui.md). Sessions are signed cookies:
     ``session_secret`` signs them; unset, the key is derived from the master key
@@ -791,6 +822,7 @@ class UiConfig(_Section):
     enabled: bool = True
     session_secret: SecretStr | None = None
     session_hours: float = Field(default=8.0, gt=0.0, le=24.0 * 30)
+    oidc: OidcConfig = OidcConfig()
 
 
 class Settings(_Section):
