@@ -78,7 +78,7 @@ def _recorded(config: Path, data: Path, evals: Path) -> dict[str, object]:
             item["model"]: (item["latency"] or {}).get("count", 0)
             for item in body["ranked"]  # type: ignore[attr-defined]
         }
-        if counts.get("quick") == CALLS and counts.get("slow") == CALLS:
+        if counts.get("quick") == CALLS + 1 and counts.get("slow") == CALLS:
             return body
         assert time.monotonic() < deadline, f"calls never reached the ledger: {counts}"
         time.sleep(0.3)
@@ -113,6 +113,10 @@ def test_recommend_reads_the_servers_ledger(upstream: FakeUpstream, tmp_path: Pa
                 client.chat.completions.create(
                     model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=5
                 )
+        stream = client.chat.completions.create(
+            model="quick", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert list(stream)
         body = _recorded(config, data, evals)
     finally:
         stop_server(server)
@@ -124,6 +128,9 @@ def test_recommend_reads_the_servers_ledger(upstream: FakeUpstream, tmp_path: Pa
     assert ranked["slow"]["eval_score"] == 1.0
     assert ranked["slow"]["latency"]["p50_ms"] >= SLOW_DELAY_S * 1000
     assert ranked["own"]["latency"] is None  # never called
+    # Time to first token comes from the one streamed call.
+    assert ranked["quick"]["latency"]["ttft_p50_ms"] is not None
+    assert ranked["slow"]["latency"]["ttft_p50_ms"] is None
     # Prices: the catalog's for catalogued upstreams (1500 in + 300 out), none for "own".
     assert ranked["quick"]["cost_per_request"] == pytest.approx(1500 * 0.10e-6 + 300 * 0.40e-6)
     assert ranked["own"]["cost_per_request"] is None

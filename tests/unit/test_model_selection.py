@@ -19,6 +19,7 @@ from gatehouse.catalog.selection import (
 )
 from gatehouse.core.config import Price, Settings
 from gatehouse.evals.results import EvalRun, ItemResult, Score, write_run
+from gatehouse.store.latency import LatencySample
 
 CHAT = TaskProfile(input_tokens=1000, output_tokens=200)
 
@@ -232,15 +233,17 @@ def test_latency_samples_count_for_the_group_that_served_them() -> None:
     settings = _settings()
     found = candidates(settings, shipped_catalog(), PricingTable.from_settings(settings))
     samples = [
-        ("mixed", "mixed#0", [100.0, 300.0]),
-        ("cheap", "mixed#1", [200.0]),  # asked by an alias, served by a deployment of mixed
-        ("own", "own-eu", [50.0]),
-        ("default", None, [900.0]),  # no deployment recorded: the alias names the group
-        ("gone", "gone#0", [1.0]),  # a group no longer configured
+        LatencySample("mixed", "mixed#0", (100.0, 300.0), (40.0,)),
+        # Asked by an alias, served by a deployment of mixed.
+        LatencySample("cheap", "mixed#1", (200.0,), (20.0, 30.0)),
+        LatencySample("own", "own-eu", (50.0,), ()),
+        # No deployment recorded: the alias names the group.
+        LatencySample("default", None, (900.0,), ()),
+        LatencySample("gone", "gone#0", (1.0,), ()),  # a group no longer configured
     ]
     latencies = group_latencies(samples, found, settings.aliases)
-    assert latencies["mixed"] == Latency(count=3, p50_ms=200.0, p95_ms=300.0)
-    assert latencies["own"] == Latency(count=1, p50_ms=50.0, p95_ms=50.0)
+    assert latencies["mixed"] == Latency(count=3, p50_ms=200.0, p95_ms=300.0, ttft_p50_ms=30.0)
+    assert latencies["own"] == Latency(count=1, p50_ms=50.0, p95_ms=50.0, ttft_p50_ms=None)
     assert latencies["local/smollm2"].count == 1
     assert "gone" not in latencies
 

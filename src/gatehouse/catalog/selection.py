@@ -29,6 +29,7 @@ from gatehouse.catalog.pricing import LOCAL_CHAT_MODEL, PricingTable, deployment
 from gatehouse.catalog.workload import Workload, request_cost
 from gatehouse.core.config import Price, Settings
 from gatehouse.evals.results import percentile
+from gatehouse.store.latency import LatencySample
 
 SortKey = Literal["quality", "cost", "latency"]
 
@@ -48,9 +49,13 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Latency:
+    """Measured latency of a model's calls: the whole call, and for streamed calls
+    the time to the first token."""
+
     count: int
     p50_ms: float
     p95_ms: float
+    ttft_p50_ms: float | None = None  # None: no streamed call
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,31 +155,33 @@ def _supported(entries: Sequence[CatalogEntry]) -> frozenset[Requirement]:
 
 
 def group_latencies(
-    samples: Iterable[tuple[str, str | None, Sequence[float]]],
+    samples: Iterable[LatencySample],
     candidates: Sequence[Candidate],
     aliases: Mapping[str, str],
 ) -> dict[str, Latency]:
-    """Latency per candidate from ledger samples of (model, deployment, latencies):
-    a sample counts for the group whose deployment served it, else for the
-    group its model name (or alias) names."""
+    """Latency per candidate from the ledger's samples: a sample counts for the
+    group whose deployment served it, else for the group its model name (or
+    alias) names."""
     owner = {d: c.name for c in candidates for d in c.deployments}
     names = {c.name for c in candidates}
-    pooled: dict[str, list[float]] = {}
-    for model, deployment, latencies in samples:
-        group = owner.get(deployment or "")
+    pooled: dict[str, tuple[list[float], list[float]]] = {}
+    for sample in samples:
+        group = owner.get(sample.deployment or "")
         if group is None:
-            resolved = aliases.get(model, model)
+            resolved = aliases.get(sample.model, sample.model)
             group = resolved if resolved in names else None
         if group is not None:
-            pooled.setdefault(group, []).extend(latencies)
-    return {name: summarise(values) for name, values in pooled.items() if values}
+            latencies, ttfts = pooled.setdefault(group, ([], []))
+            latencies.extend(sample.latency_ms)
+            ttfts.extend(sample.ttft_ms)
+    return {name: summarise(*values) for name, values in pooled.items() if values[0]}
 
 
-def summarise(latencies: Sequence[float]) -> Latency:
+def summarise(latencies: Sequence[float], ttfts: Sequence[float] = ()) -> Latency:
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
     if p50 is None or p95 is None:
         raise ValueError("no latencies to summarise")
-    return Latency(count=len(latencies), p50_ms=p50, p95_ms=p95)
+    return Latency(len(latencies), p50, p95, percentile(ttfts, 0.5))
 
 
 def assess(

@@ -41,7 +41,7 @@ from gatehouse.cli.arguments import non_negative_float, non_negative_int, positi
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
 from gatehouse.store.database import Database, database_url
-from gatehouse.store.latency import chat_latencies
+from gatehouse.store.latency import LatencySample, chat_latencies
 
 DAY = 86_400.0
 EXIT_NOTHING_FITS = 1
@@ -231,10 +231,8 @@ async def _recommend(settings: Settings, catalog: Catalog, args: argparse.Namesp
     return 0 if result.ranked else EXIT_NOTHING_FITS
 
 
-async def _latency_samples(
-    settings: Settings, *, since: float
-) -> list[tuple[str, str | None, Sequence[float]]]:
-    """(model, deployment, latencies) from the configured database; none when the
+async def _latency_samples(settings: Settings, *, since: float) -> list[LatencySample]:
+    """The ledger's chat latencies from the configured database; none when the
     embedded database was never created (a gateway that has served nothing)."""
     url = settings.store.database_url
     if url is None and not (settings.data_dir / "gatehouse.db").exists():
@@ -242,10 +240,9 @@ async def _latency_samples(
     database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
     try:
         await database.open()
-        found = await chat_latencies(database, since=since)
+        return await chat_latencies(database, since=since)
     finally:
         await database.close()
-    return [(s.model, s.deployment, s.latency_ms) for s in found]
 
 
 def _recommendation_json(result: Recommendation) -> dict[str, Any]:
