@@ -20,6 +20,11 @@ from gatehouse.server.routes.table import RouteSpec
 from .governed import Governed, governed_app
 
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+# The dashboard's login pages (a key, single sign-on) and assets; its other
+# pages need a session, and tests/unit/test_ui_session.py walks them (redirect
+# to login, CSRF, roles).
+UI_PUBLIC_PREFIXES = ("/ui/login", "/ui/static/", "/ui/oidc/")
+UI_SCOPES = {"ui:viewer", "ui:team_admin", "ui:admin"}
 
 
 @pytest.fixture
@@ -44,12 +49,18 @@ def _specs(gov: Governed) -> list[RouteSpec]:
         tokens,
     )
     from gatehouse.server.routes import openai as openai_routes
+    from gatehouse.ui import routes as ui_routes
 
     specs: list[RouteSpec] = []
     modules = (openai_routes, anthropic, responses, deployments, health, observability, admin, rag)
-    for module in (*modules, config_reload, tokens, rerank, privacy, prompts):
+    for module in (*modules, config_reload, tokens, rerank, privacy, prompts, ui_routes):
         specs.extend(module.ROUTES)
     return specs
+
+
+def _api_specs(gov: Governed) -> list[RouteSpec]:
+    """The routes a bearer credential is checked on (not the dashboard's)."""
+    return [s for s in _specs(gov) if s.tag != "ui"]
 
 
 def _concrete(path: str) -> str:
@@ -64,14 +75,19 @@ def test_every_route_of_the_app_is_in_the_walked_table(gov: Governed) -> None:
 
 
 def test_only_probes_metrics_and_the_schema_are_public(gov: Governed) -> None:
-    public = {s.path for s in _specs(gov) if s.scope == PUBLIC}
+    public = {s.path for s in _specs(gov) if s.scope == PUBLIC and s.tag != "ui"}
     assert public == PUBLIC_PATHS - {"/openapi.json"}
+    ui_public = {s.path for s in _specs(gov) if s.scope == PUBLIC and s.tag == "ui"}
+    assert "/ui/login" in ui_public
+    for path in ui_public:
+        assert path.startswith(UI_PUBLIC_PREFIXES), path
     for spec in _specs(gov):
-        assert spec.scope in {PUBLIC, AUTHENTICATED} | ALL_SCOPES, spec.path
+        allowed = UI_SCOPES if spec.tag == "ui" else ALL_SCOPES
+        assert spec.scope in {PUBLIC, AUTHENTICATED} | allowed, spec.path
 
 
 async def test_every_route_refuses_a_caller_without_credentials(gov: Governed) -> None:
-    for spec in _specs(gov):
+    for spec in _api_specs(gov):
         response = await gov.http.request(spec.method, _concrete(spec.path), json={})
         if spec.scope == PUBLIC:
             assert response.status_code != 401, spec.path
@@ -82,7 +98,7 @@ async def test_every_route_refuses_a_caller_without_credentials(gov: Governed) -
 
 
 async def test_every_route_refuses_a_key_without_its_scope(gov: Governed) -> None:
-    for spec in _specs(gov):
+    for spec in _api_specs(gov):
         if spec.scope in {PUBLIC, AUTHENTICATED}:
             continue
         others = sorted(ALL_SCOPES - {spec.scope})
