@@ -19,6 +19,7 @@ import pytest
 
 from ..services import Postgres, Redis, start_postgres, start_redis
 from .fake_upstream import FakeUpstream
+from .oidc_provider import OidcProvider
 
 
 def free_port() -> int:
@@ -146,3 +147,11 @@ def upstream() -> Iterator[FakeUpstream]:
     fake = FakeUpstream().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="module")
+def oidc_provider() -> Iterator[OidcProvider]:
+    """A test OpenID provider for one test module (``oidc_provider.py``)."""
+    started = OidcProvider().start()
+    yield started
+    started.stop()
