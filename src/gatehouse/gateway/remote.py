@@ -88,14 +88,17 @@ class RemoteGateway:
         return RemoteClient(self, headers)
 
     async def ping(self) -> str:
-        """The gateway's liveness probe; raises when it does not answer 200."""
+        """The gateway's liveness probe, for readiness; raises when it does not
+        answer 200. Its words name no address (readiness details are public)."""
         try:
             response = await self._http.get("/healthz")
         except httpx.HTTPError as exc:
-            raise self.unreachable(exc) from exc
+            raise UpstreamConnectionError(
+                f"the gateway does not answer ({type(exc).__name__})"
+            ) from exc
         if response.status_code != 200:
-            raise UpstreamError(f"the gateway at {self.base_url} answered {response.status_code}")
-        return self.base_url
+            raise UpstreamError(f"the gateway's /healthz answered {response.status_code}")
+        return "the gateway answers"
 
     async def aclose(self) -> None:
         await self._http.aclose()
