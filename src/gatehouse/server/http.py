@@ -166,6 +166,29 @@ async def send_sse(
             await close()
 
 
+async def sse_stream(
+    first: M, rest: AsyncIterator[M], *, exclude_none: bool = False
+) -> AsyncIterator[bytes]:
+    """``first`` and then ``rest`` as server-sent events, ending with ``[DONE]``.
+
+    The caller pulled ``first`` before answering, so that errors found while
+    preparing got a real HTTP status. Later the headers are gone: an error
+    travels as an SSE event (the official SDKs raise it as an APIError instead
+    of hanging). ``exclude_none`` leaves unset fields out of each event."""
+
+    def encode(event: M) -> bytes:
+        return sse_event(event.model_dump(exclude_none=True) if exclude_none else event)
+
+    yield encode(first)
+    try:
+        async for event in rest:
+            yield encode(event)
+    except GatehouseError as exc:
+        yield sse_event(exc.to_dict())
+        return
+    yield SSE_DONE
+
+
 def sse_event(payload: BaseModel | dict[str, Any]) -> bytes:
     data = to_json(payload) if isinstance(payload, BaseModel) else orjson.dumps(payload)
     return b"data: " + data + b"\n\n"

@@ -18,9 +18,9 @@ script to show.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import PurePath
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -40,12 +40,11 @@ from gatehouse.gateway import CallContext, Gateway
 from gatehouse.rag import AnswerRequest, CollectionSpec, DocumentIn, RagEngine
 from gatehouse.rag.loaders import load_bytes
 from gatehouse.server.http import (
-    SSE_DONE,
     JSONResponse,
     error_response,
     parse_body,
-    sse_event,
     sse_response,
+    sse_stream,
 )
 from gatehouse.server.routes import rag as rag_routes
 from gatehouse.server.routes.table import RouteSpec
@@ -53,7 +52,6 @@ from gatehouse.ui.nav import NAV, NavItem
 from gatehouse.ui.pages import render, session_of, ui_route
 
 TAG = "ui.playground"
-M = TypeVar("M", bound=BaseModel)
 
 
 class PlaygroundMessage(BaseModel):
@@ -182,19 +180,7 @@ async def chat(request: Request, principal: Principal) -> Response:
         raise TypeError("chat call produced an embedding response")
     # Errors found while preparing (a model not allowed, a budget spent) get a status.
     first = await anext(result)
-    return sse_response(_events(first, result), headers=ctx.response_headers)
-
-
-async def _events(first: M, rest: AsyncIterator[M]) -> AsyncIterator[bytes]:
-    """Server-sent events of ``first`` and the rest; an error midway is the last event."""
-    yield sse_event(first.model_dump(exclude_none=True))
-    try:
-        async for event in rest:
-            yield sse_event(event.model_dump(exclude_none=True))
-    except GatehouseError as exc:
-        yield sse_event(exc.to_dict())
-        return
-    yield SSE_DONE
+    return sse_response(sse_stream(first, result), headers=ctx.response_headers)
 
 
 async def create_collection(request: Request, principal: Principal) -> Response:
@@ -235,7 +221,7 @@ async def answer(request: Request, principal: Principal) -> Response:
         request.path_params["collection"], body, caller=principal
     )
     first = await anext(events)  # retrieval errors (a collection not found) get a status
-    return sse_response(_events(first, events))
+    return sse_response(sse_stream(first, events, exclude_none=True))
 
 
 _C = "/ui/playground/collections"

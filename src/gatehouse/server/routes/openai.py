@@ -9,14 +9,13 @@ typed request to the gateway. The model listing is an ordinary endpoint.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gatehouse.core.errors import GatehouseError, ValidationFailedError
+from gatehouse.core.errors import ValidationFailedError
 from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
@@ -30,14 +29,13 @@ from gatehouse.gateway import CallContext, Gateway
 from gatehouse.gateway.remote import TAG_HEADER
 from gatehouse.server.authz import AUTHENTICATED
 from gatehouse.server.http import (
-    SSE_DONE,
     JSONResponse,
     decode_body,
     decode_json,
     read_body,
     send_json,
     send_sse,
-    sse_event,
+    sse_stream,
     to_json,
     validate_body,
 )
@@ -77,22 +75,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     # Pull the first chunk before answering, so that errors found while
     # preparing (bad parameters, context too long) get a real HTTP status.
     first = await anext(result)
-    await send_sse(receive, send, _sse(first, result), ctx.response_headers)
-
-
-async def _sse(
-    first: ChatCompletionChunk, rest: AsyncIterator[ChatCompletionChunk]
-) -> AsyncIterator[bytes]:
-    yield sse_event(first)
-    try:
-        async for chunk in rest:
-            yield sse_event(chunk)
-    except GatehouseError as exc:
-        # Headers are gone: the error travels as an SSE event, which the
-        # official SDKs raise as an APIError instead of hanging.
-        yield sse_event(exc.to_dict())
-        return
-    yield SSE_DONE
+    await send_sse(receive, send, sse_stream(first, result), ctx.response_headers)
 
 
 async def embeddings(scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,7 +10,6 @@ The engine is built on first use and kept on the app.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import SecretStr
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.config import Settings
-from gatehouse.core.errors import GatehouseError, ValidationFailedError
+from gatehouse.core.errors import ValidationFailedError
 from gatehouse.core.extras import require_extra
 from gatehouse.core.principal import Principal
 from gatehouse.gateway.auth import bearer
@@ -37,7 +36,7 @@ from gatehouse.rag import (
     SearchResponse,
     vector_backend,
 )
-from gatehouse.server.http import SSE_DONE, JSONResponse, parse_body, sse_event, sse_response
+from gatehouse.server.http import JSONResponse, parse_body, sse_response, sse_stream
 from gatehouse.server.routes.table import Endpoint, RouteSpec
 
 TAG = "rag"
@@ -161,18 +160,7 @@ async def answer(request: Request) -> Response:
     events = rag.answer_stream(_name(request), body, caller=caller)
     # Retrieval happens before the first event: its errors still get a real status.
     first = await anext(events)
-    return sse_response(_sse(first, events))
-
-
-async def _sse(first: AnswerEvent, rest: AsyncIterator[AnswerEvent]) -> AsyncIterator[bytes]:
-    yield sse_event(first.model_dump(exclude_none=True))
-    try:
-        async for event in rest:
-            yield sse_event(event.model_dump(exclude_none=True))
-    except GatehouseError as exc:
-        yield sse_event(exc.to_dict())
-        return
-    yield SSE_DONE
+    return sse_response(sse_stream(first, events, exclude_none=True))
 
 
 def _read(method: str, path: str, endpoint: Endpoint, summary: str, **extra: Any) -> RouteSpec:
