@@ -67,6 +67,11 @@ class ServerConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024)
+    # Slow clients (slowloris): a request's line and headers must arrive within
+    # header_timeout_seconds of its first byte (or of the connection), its body
+    # within body_timeout_seconds of the headers; else 408 and the connection closes.
+    header_timeout_seconds: float = Field(default=10.0, gt=0.0, le=3600.0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
     log_level: str = "info"
     # SIGTERM: /readyz answers 503 at once, the port stays open this long (so a
     # load balancer sees it and stops sending), then in-flight requests and

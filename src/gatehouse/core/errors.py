@@ -14,6 +14,7 @@ the server turns any of them into ``{"error": {"message", "type", "param",
     │   ├── NotFoundError                  404 not_found
     │   │   └── ModelNotFoundError         404 model_not_found
     │   ├── MethodNotAllowedError          405 method_not_allowed
+    │   ├── RequestTimeoutError            408 request_timeout (a client too slow to send)
     │   ├── ConflictError                  409 conflict
     │   ├── RequestTooLargeError           413 request_too_large
     │   ├── UnsupportedMediaTypeError      415 unsupported_media_type
@@ -156,6 +157,13 @@ class ModelNotFoundError(NotFoundError):
 class MethodNotAllowedError(InvalidRequestError):
     status = 405
     code = "method_not_allowed"
+
+
+class RequestTimeoutError(InvalidRequestError):
+    """The client did not send its request's headers or body in time (slowloris)."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class RequestTooLargeError(InvalidRequestError):

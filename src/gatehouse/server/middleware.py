@@ -1,5 +1,6 @@
 """The outermost ASGI layer: request ids, security headers, header and body size
-limits, the last-resort 500, and ``connection: close`` while the process drains.
+limits, the body's deadline, the last-resort 500, and ``connection: close`` while
+the process drains.
 
 Written as raw ASGI rather than framework middleware because it wraps every
 request, the hot path included, and must cost next to nothing.
@@ -7,6 +8,7 @@ request, the hot path included, and must cost next to nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -17,6 +19,7 @@ from gatehouse.core.errors import (
     GatehouseError,
     HeadersTooLargeError,
     InternalError,
+    RequestTimeoutError,
     RequestTooLargeError,
 )
 from gatehouse.core.ids import request_id as new_request_id
@@ -42,10 +45,16 @@ SECURITY_HEADERS = [
 
 class RequestContextMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, lifecycle: Lifecycle | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        body_timeout: float = 60.0,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,15 +98,33 @@ class RequestContextMiddleware:
             await error_response(error)(scope, receive, send_with_id)
 
     def _limited(self, receive: Receive) -> Receive:
-        limit, seen = self.max_body_bytes, 0
+        """``receive`` with the body's size limit, and its deadline: the whole body
+        within ``body_timeout`` of the request's start, so a client trickling it
+        (slowloris) cannot hold a request open. Once the body is in, waiting
+        (for a disconnect, during a stream) is unbounded again."""
+        limit, seen, complete = self.max_body_bytes, 0, False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _too_large(limit)
+            nonlocal seen, complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeoutError(
+                    f"The request body did not arrive within {self.body_timeout:g} seconds.",
+                    headers={"connection": "close"},
+                ) from None
+            if message["type"] != "http.request":
+                complete = True  # the client is gone
+                return message
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(limit)
+            complete = not message.get("more_body", False)
             return message
 
         return limited_receive

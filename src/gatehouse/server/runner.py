@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from gatehouse.core.config import ConfigSource, Settings, settings_to_json
 from gatehouse.observability import multiprocess
 from gatehouse.server.app import SETTINGS_ENV, create_app
+from gatehouse.server.protocol import GuardedHttpToolsProtocol
 from gatehouse.server.reload import SOURCE_ENV
 from gatehouse.store.database import prepare_schema
 
@@ -73,7 +75,11 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
         "host": server.host,
         "port": server.port,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, with a deadline and a size limit on each request's head
+        # (gatehouse.server.protocol): slow clients cannot hold connections.
+        "http": functools.partial(
+            GuardedHttpToolsProtocol, header_timeout=server.header_timeout_seconds
+        ),
         "log_level": server.log_level,
         "access_log": False,
         "timeout_graceful_shutdown": server.drain_timeout_seconds,
