@@ -18,10 +18,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import LineTooLong
 
 from gatehouse.core.config import DeploymentConfig, TimeoutConfig
 from gatehouse.providers.http1 import ConnectionClosedError, Http1Pool, encode_headers
 from gatehouse.providers.transport import TracedHeaders, UpstreamRequest, UpstreamResponse
+
+# aiohttp's read buffer for streams; it refuses a line (an SSE event) of more than twice this.
+READ_BUFSIZE = 1 << 20
 
 
 class HTTPTransport:
@@ -127,7 +131,7 @@ class HTTPTransport:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=lambda obj: orjson.dumps(obj).decode(),
                 auto_decompress=True,
-                read_bufsize=1 << 20,
+                read_bufsize=READ_BUFSIZE,
             )
         return self._session
 
@@ -155,6 +159,8 @@ class _Lines:
             raise
         except (aiohttp.ClientError, OSError) as exc:  # reset, or closed before the end
             raise ConnectionError(type(exc).__name__) from exc
+        except LineTooLong as exc:  # a line past aiohttp's limit (twice read_bufsize)
+            raise ConnectionError(f"a line of more than {2 * READ_BUFSIZE} bytes") from exc
         if not line:
             raise StopAsyncIteration
         return line
