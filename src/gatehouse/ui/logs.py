@@ -45,7 +45,10 @@ async def logs(request: Request) -> Response:
     filters = _filters(request)
     fields: dict[str, Any] = {FILTERS[name]: value for name, value in filters.items()}
     fields.update(event_scope(session))  # the session's limits win over the form's
-    page = await admin_of(request).requests(
+    admin = admin_of(request)
+    if admin is None:
+        raise NotFoundError("This server keeps no request log (no governance store).")
+    page = await admin.requests(
         EventQuery(**fields), limit=PAGE, cursor=request.query_params.get("cursor") or None
     )
     return render(
@@ -74,7 +77,10 @@ async def request_detail(request: Request) -> Response:
     session = session_of(request)
     request_id = request.path_params["request_id"]
     scope = event_scope(session)
-    events = [e for e in await admin_of(request).request(request_id) if _visible(scope, e)]
+    admin = admin_of(request)
+    if admin is None:
+        raise NotFoundError("This server keeps no request log (no governance store).")
+    events = [e for e in await admin.request(request_id) if _visible(scope, e)]
     if not events:
         raise NotFoundError(f"No usage events for request '{request_id}'.", param="request_id")
     return render(

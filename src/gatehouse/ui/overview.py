@@ -14,7 +14,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gatehouse.core.errors import NotFoundError
 from gatehouse.core.records import UsageEvent
 from gatehouse.evals.svg import bars
 from gatehouse.gateway.admin import Admin
@@ -60,16 +59,10 @@ def event_scope(session: UiSession) -> dict[str, Any]:
     return {"user": principal.user or principal.id}
 
 
-def admin_of(request: Request) -> Admin:
+def admin_of(request: Request) -> Admin | None:
+    """The admin service; ``None`` on a gateway built without governance (no request log)."""
     governance = request.app.state.gateway.governance
-    if governance is None:
-        raise NotFoundError("The request log needs the governance store (auth configured).")
-    admin: Admin = governance.admin
-    return admin
-
-
-def _governed(request: Request) -> bool:
-    return request.app.state.gateway.governance is not None
+    return None if governance is None else governance.admin
 
 
 async def recent_events(admin: Admin, query: EventQuery) -> tuple[list[UsageEvent], bool]:
@@ -89,10 +82,11 @@ async def recent_events(admin: Admin, query: EventQuery) -> tuple[list[UsageEven
 async def overview(request: Request) -> Response:
     session = session_of(request)
     window = WINDOWS.get(request.query_params.get("window", "24h"), WINDOWS["24h"])
-    end = request.app.state.gateway.governance.clock() if _governed(request) else time.time()
+    admin = admin_of(request)
+    end = request.app.state.gateway.governance.clock() if admin is not None else time.time()
     start = end - window.seconds
     query = EventQuery(since=start, **event_scope(session))
-    events, sampled = await recent_events(admin_of(request), query)
+    events, sampled = ([], False) if admin is None else await recent_events(admin, query)
     buckets = stats.over_time(events, start=start, end=end, step=window.step)
     labels = [b.label for b in buckets]
     charts = [
@@ -114,6 +108,7 @@ async def overview(request: Request) -> Response:
             "by_model": stats.grouped(events, "model"),
             "by_team": stats.grouped(events, "team"),
             "by_key": stats.grouped(events, "key_id"),
+            "logged": admin is not None,
         },
     )
 
