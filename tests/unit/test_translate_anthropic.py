@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
+from gatehouse.core.errors import ValidationFailedError
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
 from gatehouse.faces import anthropic as inbound
 from gatehouse.providers.anthropic import translate
@@ -365,3 +367,15 @@ def test_logprobs_are_left_out_of_anthropic_calls_and_answers() -> None:
     )
     events = inbound.StreamTranslator("gpt").feed(chunk)
     assert b'"text":"Hi"' in events[-1]
+
+
+def test_messages_that_translate_to_no_message_are_the_clients_400() -> None:
+    # Found by the API fuzzer (tests/integration/test_api_fuzz.py): content [] left
+    # no chat message, and the chat request's own validation failed as a 500.
+    body = inbound.MessagesRequest.model_validate(
+        {"model": "any", "max_tokens": 5, "messages": [{"role": "user", "content": []}]}
+    )
+    with pytest.raises(ValidationFailedError) as raised:
+        inbound.to_openai(body)
+    assert raised.value.http_status == 400
+    assert raised.value.param == "messages"

@@ -12,12 +12,13 @@ import secrets
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gatehouse.core.errors import GatehouseError, ValidationFailedError
 from gatehouse.core.reasoning import thinking_budget
 from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
 from gatehouse.core.usage import TokenCounts
+from gatehouse.core.validation import validation_error
 from gatehouse.faces import anthropic_blocks as blocks
 
 _STOP_REASONS = {
@@ -119,7 +120,12 @@ def to_openai(request: MessagesRequest) -> ChatCompletionRequest:
     user = (request.metadata or {}).get("user_id")
     if user:
         body["user"] = str(user)
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        # A valid Messages request can translate to an invalid chat request: messages
+        # whose content is an empty list leave no message at all. The client's 400.
+        raise validation_error(exc) from None
 
 
 def _output_config(config: dict[str, Any] | None) -> dict[str, Any]:
