@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -59,3 +61,14 @@ def create_key(server: RunningServer, **body: object) -> str:
     assert response.status_code == 201, response.text
     key: str = response.json()["key"]
     return key
+
+
+def ledger(server: RunningServer, key: str, count: int = 1) -> list[dict[str, Any]]:
+    """The key's ledger events, once shipped from the outbox (every 0.2 s by default)."""
+    deadline = time.monotonic() + 10
+    while True:
+        events = admin(server, "GET", "/admin/ledger?limit=10000").json()["events"]
+        mine = [e for e in events if e["key_id"] == key[3:19]]
+        if len(mine) >= count or time.monotonic() > deadline:
+            return mine
+        time.sleep(0.1)

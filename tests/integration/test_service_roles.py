@@ -8,7 +8,6 @@ models and ledger apply to the caller. The models are the fake upstream's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, admin, create_key, write_config
+from .governance_helpers import MASTER, create_key, ledger, write_config
 
 RAG = "/v1/rag/collections"
 DOCUMENTS = [
@@ -71,17 +70,6 @@ def call(
     )
 
 
-def ledger_of(gateway: RunningServer, key: str, count: int) -> list[dict[str, object]]:
-    """The gateway's ledger events of ``key``, once there are ``count`` of them."""
-    deadline = time.monotonic() + 15
-    while True:
-        events = admin(gateway, "GET", "/admin/ledger?limit=10000").json()["events"]
-        mine = [e for e in events if e["key_id"] == key[3:19]]
-        if len(mine) >= count or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.1)
-
-
 def test_each_role_serves_only_its_routes(split: Split) -> None:
     assert call(split.gateway, MASTER, "GET", RAG).status_code == 404
     assert call(split.rag, MASTER, "GET", RAG).status_code == 200
@@ -106,16 +94,27 @@ def test_rag_calls_run_on_the_gateway_as_the_caller(split: Split, upstream: Fake
     answered = call(split.rag, key, "POST", f"{RAG}/red-notes/answer", {"query": "bread?"})
     assert answered.status_code == 200, answered.text
     assert answered.json()["answer"]
-    # The upstream saw the gateway's calls, each made with the caller's key.
-    seen = ledger_of(split.gateway, key, 4)
+    streamed = call(
+        split.rag, key, "POST", f"{RAG}/red-notes/answer", {"query": "tea?", "stream": True}
+    )
+    assert streamed.status_code == 200, streamed.text
+    events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert any('"delta"' in event for event in events), events
+    rewritten = {"query": "sourdough", "expansion": "multi_query"}
+    assert call(split.rag, key, "POST", f"{RAG}/red-notes/search", rewritten).status_code == 200
+    # Every model call reached the gateway with the caller's key, tagged by operation.
+    seen = ledger(split.gateway, key, 9)
     assert {(e["endpoint"], e["tag"]) for e in seen} == {
         ("embeddings", "rag.ingest"),
         ("embeddings", "rag.search"),
+        ("chat", "rag.search"),
         ("embeddings", "rag.answer"),
         ("chat", "rag.answer"),
     }
     assert {e["team"] for e in seen} == {"red"}
     assert {e["status"] for e in seen} == {"ok"}
+    assert sum(e["stream"] for e in seen if e["endpoint"] == "chat") == 1
 
 
 def test_the_rag_service_refuses_what_the_caller_may_not_do(split: Split) -> None:

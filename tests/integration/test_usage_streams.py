@@ -9,7 +9,6 @@ carry the cache and reasoning details in their own shapes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, admin, create_key
+from .governance_helpers import MASTER, admin, create_key, ledger
 
 # USD per token, powers of two so every cost is exact.
 INPUT, CACHE_READ, CACHE_WRITE, OUTPUT, REASONING = 2**-10, 2**-13, 2**-9, 2**-8, 2**-7
@@ -79,17 +78,6 @@ def fresh(upstream: FakeUpstream) -> Iterator[FakeUpstream]:
     upstream.usage_overrides["openai"] = OPENAI_USAGE
     yield upstream
     upstream.reset()
-
-
-def ledger(server: RunningServer, key: str, count: int = 1) -> list[dict[str, Any]]:
-    """The key's ledger events, once shipped from the outbox (every 0.2 s by default)."""
-    deadline = time.monotonic() + 10
-    while True:
-        events = admin(server, "GET", "/admin/ledger?limit=10000").json()["events"]
-        mine = [e for e in events if e["key_id"] == key[3:19]]
-        if len(mine) >= count or time.monotonic() > deadline:
-            return mine
-        time.sleep(0.1)
 
 
 def sse_data(response: httpx.Response) -> list[Any]:
