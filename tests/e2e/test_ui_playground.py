@@ -196,3 +196,15 @@ def test_single_sign_on_in_the_browser(
     expect(page.locator("header")).to_contain_text("ada@example.com · admin")
     assert provider.token_requests, "the code was never exchanged"
     screenshot(page, "playground-after-sso")
+
+
+def test_the_playground_fits_a_narrow_screen(page: Page, server: RunningServer) -> None:
+    key = new_key(server, scopes=["chat", "rag:read", "rag:write", "embeddings"])
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, server, key, "/ui/playground")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than a 375px screen"
+    answer, citations = page.locator("#rag-answer"), page.locator("#rag-citations")
+    # One column: the citations stack under the answer instead of beside it.
+    assert citations.bounding_box()["y"] > answer.bounding_box()["y"]  # type: ignore[index]
+    screenshot(page, "playground-narrow")

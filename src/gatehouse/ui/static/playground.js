@@ -188,6 +188,8 @@
           status.textContent = await failure(response);
           return;
         }
+        const none = $("rag-none");
+        if (none) none.remove();
         const option = document.createElement("option");
         option.value = option.textContent = name;
         select.append(option);
