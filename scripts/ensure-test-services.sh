@@ -11,7 +11,8 @@ need=""
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need="$need postgresql"
 command -v promtool >/dev/null 2>&1 || need="$need prometheus"
-# Headless Chromium renders the eval HTML report in tests/integration/test_evals.py.
+# Headless Chromium renders the eval HTML report in tests/integration/test_evals.py and
+# runs the dashboard's browser tests in tests/e2e (Playwright drives /usr/bin/chromium).
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 [ -z "$need" ] && exit 0
 
