@@ -1,0 +1,135 @@
+"""The dashboard's security against a real gatehouse process, over HTTP (no browser):
+no session is a redirect to login, a state change without the CSRF token is
+refused, a key's secret appears in no page after its creation page, and a team
+admin cannot see or revoke another team's keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from gatehouse.ui.routes import ROUTES
+
+from .conftest import RunningServer, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+
+MASTER = "sk-master-ui-security-0123456789"
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_KEY = re.compile(r"gh-[0-9a-f]{16}_[A-Za-z0-9_-]+")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    running = start_server(
+        tmp_path_factory.mktemp("ui-security") / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}
+    )
+    yield running
+    stop_server(running)
+
+
+def _client(server: RunningServer) -> httpx.Client:
+    return httpx.Client(base_url=server.base_url, timeout=30)
+
+
+def _log_in(http: httpx.Client, key: str) -> str:
+    """Log in with ``key``; the session's CSRF token."""
+    token = _TOKEN.search(http.get("/ui/login").text)
+    assert token is not None
+    response = http.post("/ui/login", data={"key": key, "csrf_token": token.group(1)})
+    assert response.status_code == 303, response.text
+    page = http.get("/ui/keys")
+    assert page.status_code == 200
+    found = _TOKEN.search(page.text) or re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+def _new_key(server: RunningServer, **body: object) -> str:
+    response = httpx.post(
+        f"{server.base_url}/admin/keys",
+        json={"name": "ui-security", **body},
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+def test_no_session_redirects_every_page_to_login(server: RunningServer) -> None:
+    with _client(server) as http:
+        for spec in ROUTES:
+            if spec.scope == "public":
+                continue
+            response = http.request(spec.method, _concrete(spec.path))
+            assert response.status_code == 303, (spec.method, spec.path)
+            assert response.headers["location"].startswith("/ui/login?next=")
+
+
+def test_state_changes_without_the_csrf_token_are_refused(server: RunningServer) -> None:
+    victim = _new_key(server, name="victim", scopes=["chat"])
+    with _client(server) as http:
+        _log_in(http, MASTER)
+        revoke = http.post(f"/ui/keys/{victim[3:19]}/revoke", data={})
+        assert revoke.status_code == 403
+        forged = http.post(
+            f"/ui/keys/{victim[3:19]}/revoke",
+            data={"csrf_token": "x" * 32},
+            headers={"x-csrf-token": "also-wrong"},
+        )
+        assert forged.status_code == 403
+        created = http.post("/ui/keys", data={"name": "no-token"})
+        assert created.status_code == 403
+        assert not _KEY.search(created.text)
+    check = httpx.get(
+        f"{server.base_url}/admin/keys/{victim[3:19]}",
+        headers={"authorization": f"Bearer {MASTER}"},
+    )
+    assert check.json()["revoked_at"] is None
+
+
+def test_a_key_secret_is_in_no_page_after_its_creation(server: RunningServer) -> None:
+    with _client(server) as http:
+        token = _log_in(http, MASTER)
+        created = http.post("/ui/keys", data={"csrf_token": token, "name": "shown-once"})
+        assert created.status_code == 200
+        assert created.headers["cache-control"] == "no-store"
+        key = _KEY.search(created.text)
+        assert key is not None
+        secret = key.group(0).split("_", 1)[1]
+        pages = ["/ui/keys", f"/ui/keys/{key.group(0)[3:19]}", "/ui/audit", "/ui/overview"]
+        pages += ["/ui/logs", "/ui/teams", "/ui/deployments", f"/ui/keys?q={key.group(0)[3:19]}"]
+        for path in pages:
+            page = http.get(path)
+            assert page.status_code == 200, path
+            assert secret not in page.text, path
+
+
+def test_a_team_admin_cannot_see_or_revoke_another_teams_keys(server: RunningServer) -> None:
+    blue_key = _new_key(server, name="blue-app", team="blue", scopes=["chat"])
+    red_admin = _new_key(server, name="red-admin", team="red", scopes=["admin"])
+    blue_id = blue_key[3:19]
+    with _client(server) as http:
+        token = _log_in(http, red_admin)
+        assert blue_id not in http.get("/ui/keys").text
+        searched = http.get(f"/ui/keys?q={blue_id}").text
+        assert f'href="/ui/keys/{blue_id}"' not in searched
+        assert "No keys match" in searched
+        assert http.get(f"/ui/keys/{blue_id}").status_code == 404
+        for action in ("revoke", "rotate", "limits"):
+            refused = http.post(f"/ui/keys/{blue_id}/{action}", data={"csrf_token": token})
+            assert refused.status_code == 404, action
+        assert http.get("/ui/audit").status_code == 403
+    still = httpx.post(
+        f"{server.base_url}/v1/chat/completions",
+        json={"model": "nothing", "messages": [{"role": "user", "content": "x"}]},
+        headers={"authorization": f"Bearer {blue_key}"},
+    )
+    assert still.status_code != 401  # the key still authenticates (the model is unknown)
