@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +21,16 @@ from pydantic import (
     field_validator,
     model_serializer,
 )
+
+# Request complexity limits (docs/security.md): what one request may ask for,
+# beside the body's size (server.max_body_bytes). Tools, n and embedding inputs
+# at OpenAI's own limits; a tool's JSON size so that one schema cannot make every
+# call's prompt (and its token count) enormous.
+MAX_MESSAGES = 4096
+MAX_TOOLS = 128
+MAX_TOOL_BYTES = 64 * 1024
+MAX_CHOICES = 128
+MAX_EMBEDDING_INPUTS = 2048
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 # What gatehouse's own providers produce; upstream values pass through as strings.
@@ -99,7 +110,7 @@ class RetrievedText:
 
 class ChatCompletionRequest(_Wire):
     model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -108,9 +119,9 @@ class ChatCompletionRequest(_Wire):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1)
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES)
     user: str | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     # ``none`` .. ``xhigh``; each adapter maps it to its provider's setting.
@@ -144,6 +155,16 @@ class ChatCompletionRequest(_Wire):
     def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences are allowed")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_of_bounded_size(
+        cls, value: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]] | None:
+        for tool in value or ():
+            if len(orjson.dumps(tool)) > MAX_TOOL_BYTES:
+                raise ValueError(f"a tool's definition may take at most {MAX_TOOL_BYTES} bytes")
         return value
 
     def stop_sequences(self) -> list[str]:
@@ -297,6 +318,17 @@ class EmbeddingRequest(_Wire):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _bounded_inputs(
+        cls, value: str | list[str] | list[int] | list[list[int]]
+    ) -> str | list[str] | list[int] | list[list[int]]:
+        # A list of token ids is one input; a list of strings or of id lists, many.
+        many = isinstance(value, list) and value and isinstance(value[0], (str, list))
+        if many and len(value) > MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs are allowed")
+        return value
 
     def texts(self) -> list[str]:
         """The inputs as strings; token-id inputs are not text and are refused upstream."""

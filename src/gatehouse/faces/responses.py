@@ -35,10 +35,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gatehouse.core.types import ChatCompletion, ChatCompletionRequest, Usage
 from gatehouse.core.usage import TokenCounts
+from gatehouse.core.validation import validation_error
 from gatehouse.faces.responses_input import invalid, unsupported
 from gatehouse.faces.responses_items import (
     FunctionCallItem,
@@ -179,7 +180,12 @@ def to_openai(
     effort = _reasoning_effort(request.reasoning)
     if effort is not None:
         body["reasoning_effort"] = effort
-    return ChatCompletionRequest.model_validate(body)
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        # The translation can break the chat request's own limits (more than
+        # MAX_TOOLS tools, no message left): the client's 400, not a 500.
+        raise validation_error(exc) from None
 
 
 def _messages(items: Sequence[Item], foreign: list[str] | None) -> list[dict[str, Any]]:
