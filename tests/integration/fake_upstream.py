@@ -8,7 +8,11 @@ with its typed SSE events), Anthropic
 Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last
 user message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
-reset, stalled before the first token, or have their stream cut midway, and an
+reset, stalled before the first token, or have their stream cut midway; an OpenAI
+chat request can also be answered with a body that is not JSON (``malformed``),
+one far larger than usual (``oversized``, ``oversized_bytes`` of text) or an HTML
+page with status 200 (``wrong_type``), as a broken proxy in front of a provider
+would; and an
 OpenAI chat, Responses or Gemini request can be answered with a call of its first tool
 (``tool_call``, arguments ``{"text": <the last user message>}``), with
 reasoning and a signature first (``thinking``); a failure rate applies a
@@ -33,7 +37,18 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-Kind = Literal["ok", "status", "reset", "stall", "cut", "delay", "tool_call"]
+Kind = Literal[
+    "ok",
+    "status",
+    "reset",
+    "stall",
+    "cut",
+    "delay",
+    "tool_call",
+    "malformed",
+    "oversized",
+    "wrong_type",
+]
 
 
 @dataclass
@@ -52,6 +67,7 @@ class Behaviour:
     # ``encrypted_content`` ``enc-responses-<request number>`` (Responses), or a thought part and a
     # thoughtSignature (Gemini); signatures are ``sig-<dialect>-<request number>``.
     thinking: bool = False
+    oversized_bytes: int = 8 * 1024 * 1024  # the answer's text, for ``oversized``
 
 
 @dataclass
@@ -186,6 +202,8 @@ class FakeUpstream:
             assert request.transport is not None
             request.transport.abort()
             raise ConnectionResetError("fake upstream reset the connection")
+        if behaviour.kind == "stall" and not body.get("stream"):
+            await asyncio.sleep(3600)  # a whole answer that never comes
         return body, behaviour
 
     def _status(self, behaviour: Behaviour, dialect: str) -> web.Response:
@@ -341,7 +359,12 @@ class FakeUpstream:
         body, behaviour = await self._begin(request)
         if behaviour.kind == "status":
             return self._status(behaviour, "openai")
+        if behaviour.kind == "wrong_type":  # a proxy's error page, with status 200
+            page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+            return web.Response(text=page, content_type="text/html")
         words = _reply_words(body.get("messages", []))
+        if behaviour.kind == "oversized":
+            words.append("x" * behaviour.oversized_bytes)
         model = body.get("model", "fake")
         usage = {
             "prompt_tokens": self.prompt_tokens,
@@ -352,27 +375,27 @@ class FakeUpstream:
         if behaviour.kind == "tool_call":
             return await self._openai_tool_call(request, body, behaviour, usage)
         if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": "chatcmpl-fake",
-                    "object": "chat.completion",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "finish_reason": "stop",
-                            "message": {
-                                "role": "assistant",
-                                "content": " ".join(words),
-                                **self._reasoning(behaviour, "openai"),
-                            },
-                        }
-                    ],
-                    "usage": usage,
-                },
-                headers={"x-request-id": f"up-{len(self.requests)}"},
-            )
+            answer = {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {
+                            "role": "assistant",
+                            "content": " ".join(words),
+                            **self._reasoning(behaviour, "openai"),
+                        },
+                    }
+                ],
+                "usage": usage,
+            }
+            if behaviour.kind in ("malformed", "cut"):
+                return await self._broken_json(request, behaviour, orjson.dumps(answer))
+            return web.json_response(answer, headers={"x-request-id": f"up-{len(self.requests)}"})
 
         def chunk(
             delta: dict[str, Any], finish: str | None = None, use: dict[str, Any] | None = None
@@ -401,7 +424,28 @@ class FakeUpstream:
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(chunk({}, use=usage))
         events.append(b"data: [DONE]\n\n")
+        if behaviour.kind == "malformed":  # the first event's JSON breaks off
+            events[0] = events[0][: len(events[0]) // 2] + b"\n\n"
         return await self._stream(request, behaviour, events)
+
+    async def _broken_json(
+        self, request: web.Request, behaviour: Behaviour, whole: bytes
+    ) -> web.StreamResponse:
+        """Half of a JSON answer: said to be all of it (``malformed``), or its
+        connection dropped after the half when the headers promised the whole (``cut``)."""
+        half = whole[: len(whole) // 2]
+        size = len(whole) if behaviour.kind == "cut" else len(half)
+        response = web.StreamResponse(
+            headers={"content-type": "application/json", "content-length": str(size)}
+        )
+        await response.prepare(request)
+        await response.write(half)
+        if behaviour.kind == "cut":
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        await response.write_eof()
+        return response
 
     async def _openai_tool_call(
         self,
