@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -102,6 +103,24 @@ async def test_unexpected_failure_is_a_500_with_request_id_and_no_trace(
     assert request_id in error.message
     assert "secret" not in error.response.text
     assert "Traceback" not in error.response.text
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ConnectionRefusedError(111, "refused"), sqlite3.OperationalError("database or disk is full")],
+    ids=["database unreachable", "disk full"],
+)
+async def test_a_dependency_down_is_a_retryable_503_not_a_500(
+    sdk: openai.AsyncOpenAI, chat: EchoChat, failure: Exception
+) -> None:
+    chat.fail_with = failure
+    with pytest.raises(openai.APIStatusError) as caught:
+        await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "x"}]
+        )
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-request-id"] in caught.value.message
+    assert "disk" not in caught.value.message
 
 
 async def test_malformed_json_is_400_invalid_json(http: httpx.AsyncClient) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping
 
+import sqlalchemy.exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse.core.errors import (
@@ -21,6 +23,7 @@ from gatehouse.core.errors import (
     InternalError,
     RequestTimeoutError,
     RequestTooLargeError,
+    ServiceUnavailableError,
 )
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.server.http import error_response
@@ -28,6 +31,20 @@ from gatehouse.server.lifecycle import Lifecycle
 from gatehouse.server.routes.table import RawEndpoint
 
 log = logging.getLogger("gatehouse.server")
+
+
+def _dependency_down(exc: BaseException) -> bool:
+    """Whether ``exc`` says a dependency cannot be used right now, not that gatehouse
+    is wrong: the database unreachable or gone away, a disk full under the outbox.
+    Such a request is refused with a retryable 503 (docs/reliability.md), not a 500."""
+    return isinstance(
+        exc,
+        OSError  # refused, reset or timed out on the way to a dependency
+        | sqlite3.OperationalError  # "database or disk is full", I/O errors
+        | sqlalchemy.exc.OperationalError
+        | sqlalchemy.exc.InterfaceError,
+    ) or (isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated)
+
 
 _CLIENT_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
@@ -90,11 +107,19 @@ class RequestContextMiddleware:
             if started:
                 raise
             await error_response(exc)(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error in request %s", rid)
+        except Exception as exc:
             if started:
+                log.exception("unhandled error in request %s", rid)
                 raise
-            error = InternalError(f"The server had an error processing request {rid}.")
+            error: GatehouseError
+            if _dependency_down(exc):
+                log.warning("request %s: a dependency is unavailable: %r", rid, exc)
+                error = ServiceUnavailableError(
+                    f"A storage dependency is unavailable; try again shortly (request {rid})."
+                )
+            else:
+                log.exception("unhandled error in request %s", rid)
+                error = InternalError(f"The server had an error processing request {rid}.")
             await error_response(error)(scope, receive, send_with_id)
 
     def _limited(self, receive: Receive) -> Receive:
