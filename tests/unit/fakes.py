@@ -76,6 +76,23 @@ class EchoChat:
             )
 
 
+class RequestKeepingChat(EchoChat):
+    """Echoes like EchoChat and keeps every request it was sent, whole."""
+
+    def __init__(self, model_id: str = "test/rec-chat") -> None:
+        super().__init__(model_id)
+        self.seen: list[ChatCompletionRequest] = []
+
+    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
+        self.seen.append(request)
+        return await super().complete(request)
+
+    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        self.seen.append(request)
+        async for chunk in super().stream(request):
+            yield chunk
+
+
 class RecordingChat(EchoChat):
     """An echo that keeps the text of every request it answered (whole answers only)."""
 

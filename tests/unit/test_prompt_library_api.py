@@ -17,9 +17,9 @@ import httpx
 import openai
 import pytest
 
-from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.core.types import ChatCompletionRequest
 
-from .fakes import EchoChat
+from .fakes import RequestKeepingChat
 from .governed import Governed, governed_app
 
 SUMMARY = {
@@ -35,30 +35,13 @@ SUMMARY = {
 }
 
 
-class RecordingChat(EchoChat):
-    """Echoes like EchoChat and keeps every request it was sent."""
-
-    def __init__(self) -> None:
-        super().__init__("test/rec")
-        self.seen: list[ChatCompletionRequest] = []
-
-    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        self.seen.append(request)
-        return await super().complete(request)
-
-    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        self.seen.append(request)
-        async for chunk in super().stream(request):
-            yield chunk
+@pytest.fixture
+async def chat() -> RequestKeepingChat:
+    return RequestKeepingChat("test/rec")
 
 
 @pytest.fixture
-async def chat() -> RecordingChat:
-    return RecordingChat()
-
-
-@pytest.fixture
-async def gov(tmp_path: Path, chat: RecordingChat) -> AsyncIterator[Governed]:
+async def gov(tmp_path: Path, chat: RequestKeepingChat) -> AsyncIterator[Governed]:
     async for governed in governed_app(tmp_path, providers=[chat]):
         yield governed
 
@@ -73,6 +56,13 @@ async def call(gov: Governed, key: str, method: str, path: str, body: Any = None
     return await gov.http.request(
         method, path, json=body, headers={"authorization": f"Bearer {key}"}
     )
+
+
+async def with_summary(gov: Governed, team: str = "red") -> str:
+    """A key of ``team`` (every prompts scope), after it stored SUMMARY."""
+    key = await team_key(gov, team)
+    assert (await call(gov, key, "POST", "/v1/prompts", SUMMARY)).status_code == 201
+    return key
 
 
 def turns(request: ChatCompletionRequest) -> list[tuple[str, str]]:
@@ -127,10 +117,9 @@ async def test_versions_are_numbered_immutable_and_listed(gov: Governed) -> None
 
 
 async def test_chat_renders_the_template_before_the_request_messages(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
-    key = await team_key(gov, "red")
-    await call(gov, key, "POST", "/v1/prompts", SUMMARY)
+    key = await with_summary(gov)
     sdk = gov.sdk(key)
     answer = await sdk.chat.completions.create(
         model="test/rec",
@@ -177,8 +166,7 @@ async def test_chat_renders_the_template_before_the_request_messages(
 
 
 async def test_bad_variables_are_a_400_naming_each(gov: Governed) -> None:
-    key = await team_key(gov, "red")
-    await call(gov, key, "POST", "/v1/prompts", SUMMARY)
+    key = await with_summary(gov)
     sdk = gov.sdk(key)
     with pytest.raises(openai.BadRequestError) as missing:
         await sdk.chat.completions.create(
@@ -204,7 +192,7 @@ async def test_bad_variables_are_a_400_naming_each(gov: Governed) -> None:
 
 
 async def test_unknown_templates_and_another_teams_are_404_everywhere(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
     red = await team_key(gov, "red")
     blue = await team_key(gov, "blue")
@@ -296,7 +284,7 @@ async def test_a_bad_template_is_a_400_naming_the_field(
 
 
 async def test_a_malicious_template_cannot_escape_the_sandbox(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
     key = await team_key(gov, "red")
     # Internals named in the text are refused when the template is created...
@@ -333,10 +321,9 @@ async def test_a_malicious_template_cannot_escape_the_sandbox(
 
 
 async def test_responses_renders_the_template_before_the_input(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
-    key = await team_key(gov, "red")
-    await call(gov, key, "POST", "/v1/prompts", SUMMARY)
+    key = await with_summary(gov)
     sdk = gov.sdk(key)
     response = await sdk.responses.create(
         model="test/rec",
@@ -357,3 +344,41 @@ async def test_responses_renders_the_template_before_the_input(
     await gov.governance.shipper.drain()
     events = (await gov.admin("GET", "/admin/ledger")).json()["events"]
     assert [(e["tag"], e["team"]) for e in events] == [("responses:prompt:summary@1", "red")]
+
+
+async def test_input_tokens_counts_the_rendered_template(gov: Governed) -> None:
+    key = await with_summary(gov)
+    prompted = {
+        "model": "test/rec",
+        "input": "x",
+        "prompt": {"id": "summary", "variables": {"text": "t"}},
+    }
+    written_out = {
+        "model": "test/rec",
+        "input": [
+            {"role": "system", "content": "You write for engineers."},
+            {"role": "user", "content": "Summarise in 20 words: t"},
+            {"role": "user", "content": "x"},
+        ],
+    }
+    counts = []
+    for body in (prompted, written_out, {"model": "test/rec", "input": "x"}):
+        response = await call(gov, key, "POST", "/v1/responses/input_tokens", body)
+        assert response.status_code == 200, response.text
+        counts.append(response.json()["input_tokens"])
+    assert counts[0] == counts[1] > counts[2]
+    blue = await team_key(gov, "blue")
+    refused = await call(gov, blue, "POST", "/v1/responses/input_tokens", prompted)
+    assert refused.status_code == 404
+
+
+async def test_a_users_templates_are_exported_and_their_creator_erased(gov: Governed) -> None:
+    ada = await gov.new_key(team="red", user="ada", scopes=["chat", "prompts:write"])
+    await call(gov, ada, "POST", "/v1/prompts", SUMMARY)
+    exported = (await gov.admin("GET", "/admin/privacy/users/ada")).json()
+    assert [(t["name"], t["version"]) for t in exported["prompt_templates"]] == [("summary", 1)]
+    report = (await gov.admin("DELETE", "/admin/privacy/users/ada")).json()
+    assert report["deleted"]["prompt_templates"] == 1
+    kept = (await gov.admin("GET", "/v1/prompts/summary")).json()
+    assert (kept["created_by"], kept["owner"]) == ("user:[erased]", {"kind": "team", "id": "red"})
+    assert (await gov.admin("GET", "/admin/privacy/users/ada")).json()["prompt_templates"] == []

@@ -14,38 +14,21 @@ import openai
 import pytest
 
 from gatehouse.core.errors import UpstreamError
-from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest
+from gatehouse.core.types import ChatCompletionRequest
 from gatehouse.store.database import Database, database_url
 from gatehouse.store.responses import SQLResponseStore
 
-from .fakes import EchoChat
+from .fakes import RequestKeepingChat
 from .governed import Governed, governed_app
 
 
-class RecordingChat(EchoChat):
-    """Echoes like EchoChat and keeps every request it was sent."""
-
-    def __init__(self) -> None:
-        super().__init__("test/rec-chat")
-        self.seen: list[ChatCompletionRequest] = []
-
-    async def complete(self, request: ChatCompletionRequest) -> ChatCompletion:
-        self.seen.append(request)
-        return await super().complete(request)
-
-    async def stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
-        self.seen.append(request)
-        async for chunk in super().stream(request):
-            yield chunk
+@pytest.fixture
+async def chat() -> RequestKeepingChat:
+    return RequestKeepingChat()
 
 
 @pytest.fixture
-async def chat() -> RecordingChat:
-    return RecordingChat()
-
-
-@pytest.fixture
-async def gov(tmp_path: Path, chat: RecordingChat) -> AsyncIterator[Governed]:
+async def gov(tmp_path: Path, chat: RequestKeepingChat) -> AsyncIterator[Governed]:
     async for governed in governed_app(tmp_path, providers=[chat]):
         yield governed
 
@@ -55,7 +38,7 @@ def turns(request: ChatCompletionRequest) -> list[tuple[str, str]]:
 
 
 async def test_a_three_turn_chain_sends_every_earlier_turn_upstream(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
     sdk = gov.sdk(await gov.new_key(team="red"))
     first = await sdk.responses.create(
@@ -142,7 +125,7 @@ async def test_a_key_without_the_chat_scope_is_refused(gov: Governed) -> None:
 
 
 async def test_the_ledger_records_it_and_a_budget_refuses_it(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
     sdk = gov.sdk(await gov.new_key(team="red"))
     await sdk.responses.create(model="default", input="metered")
@@ -170,7 +153,7 @@ async def test_a_malformed_request_is_a_400_naming_the_field(gov: Governed) -> N
 
 
 async def test_a_failure_mid_stream_is_response_failed_and_stored_as_failed(
-    gov: Governed, chat: RecordingChat
+    gov: Governed, chat: RequestKeepingChat
 ) -> None:
     sdk = gov.sdk(await gov.new_key(team="red"))
     chat.fail_mid_stream = UpstreamError("the upstream went away")
@@ -183,7 +166,7 @@ async def test_a_failure_mid_stream_is_response_failed_and_stored_as_failed(
     assert (await sdk.responses.retrieve(failed.id)).status == "failed"
 
 
-async def test_the_guard_applies(tmp_path: Path, chat: RecordingChat) -> None:
+async def test_the_guard_applies(tmp_path: Path, chat: RequestKeepingChat) -> None:
     email = "ana.lopez@clinic.example"
     guard = {"enabled": True, "entities": {"EMAIL": "block"}}
     async for gov in governed_app(tmp_path, providers=[chat], guard=guard):
