@@ -12,6 +12,8 @@ from gatehouse.cli.main import _subcommands, build_parser, main
 # One valid command line for every subcommand; the test below checks none is missing.
 COMMANDS = [
     ["serve"],
+    ["serve", "--role", "rag"],
+    ["db", "upgrade"],
     ["chat", "hi"],
     ["capacity", "--rate", "1", "--latency", "1"],
     ["guard", "text"],
