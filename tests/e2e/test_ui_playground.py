@@ -35,7 +35,8 @@ paraffin until it was electrified in 1952.
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[OidcProvider]:
-    started = OidcProvider().start()
+    # Another site than the gatehouse at 127.0.0.1, with a page to approve on.
+    started = OidcProvider(host="localhost", consent=True).start()
     yield started
     started.stop()
 
@@ -192,6 +193,9 @@ def test_single_sign_on_in_the_browser(
     expect(sign_on).to_be_visible()
     screenshot(page, "login-with-sso")
     sign_on.click()
+    approve = page.get_by_role("link", name="Approve")  # on the provider's own page
+    expect(approve).to_be_visible()
+    approve.click()
     page.wait_for_url(f"{server.base_url}/ui/playground")
     expect(page.locator("header")).to_contain_text("ada@example.com · admin")
     assert provider.token_requests, "the code was never exchanged"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import html
 import secrets
 import socket
 import threading
@@ -50,6 +51,11 @@ class OidcProvider:
     )
     tamper: Tamper | None = None
     kid: str = "test-key-1"
+    # The name in the issuer URL: "localhost" makes the provider another site than
+    # a gatehouse at 127.0.0.1, as a real one is (SameSite cookies behave so).
+    host: str = "127.0.0.1"
+    # Show an "Approve" link at /authorize instead of redirecting at once.
+    consent: bool = False
     port: int = 0
     token_requests: list[dict[str, str]] = field(default_factory=list)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
@@ -62,7 +68,7 @@ class OidcProvider:
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def reset(self) -> None:
         self.tamper = None
@@ -148,7 +154,15 @@ class OidcProvider:
         state = "forged-state" if self.tamper == "state" else q.get("state", "")
         separator = "&" if "?" in q["redirect_uri"] else "?"
         location = q["redirect_uri"] + separator + urlencode({"code": code, "state": state})
-        raise web.HTTPFound(location)
+        if not self.consent:
+            raise web.HTTPFound(location)
+        # As a real provider's sign-in page: the user's click sends the browser back,
+        # so that navigation starts on the provider's site, not on gatehouse's.
+        page = (
+            '<!doctype html><title>Sign in</title><link rel="icon" href="data:,">'
+            f'<a href="{html.escape(location)}">Approve</a>'
+        )
+        return web.Response(text=page, content_type="text/html")
 
     async def _token(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}

@@ -24,7 +24,7 @@ from gatehouse.core.errors import NotFoundError
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.ui.login import LoginProvider, login_page, start_session
 from gatehouse.ui.oidc import OidcClient, OidcRefused, OidcUnavailable, PendingLogin
-from gatehouse.ui.pages import redirect, ui_route
+from gatehouse.ui.pages import render, ui_route
 from gatehouse.ui.session import UiIdentity, session_secret
 from gatehouse.ui.state import ui_state
 
@@ -105,7 +105,8 @@ async def callback(request: Request) -> Response:
         response.delete_cookie(PENDING_COOKIE, path="/ui/oidc")
         return response
     log.info("oidc sign-in: %s as %s", identity.subject, identity.role)
-    response = redirect(pending.next)
+    # A page that moves on by itself, not a redirect: see oidc_signed_in.html.
+    response = render(request, "oidc_signed_in.html", {"next": pending.next, "name": identity.name})
     response.delete_cookie(PENDING_COOKIE, path="/ui/oidc")
     start_session(
         request,
