@@ -15,16 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from ..integration.conftest import RunningServer, start_server, stop_server
 from ..integration.oidc_provider import OidcProvider
+from .conftest import log_in, screenshot
 
 pytestmark = pytest.mark.integration
 
 MASTER = "sk-master-e2e-playground-0123456789"
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 NOTE = """# Lighthouse keepers
 
 The lighthouse on Skerry Point was kept by Ada Brennan from 1901 to 1934.
@@ -62,39 +61,6 @@ ui:
     stop_server(running)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox"]
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A fresh browser context; the test fails on any console error or page error."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(f"{message.location.get('url', '')}: {message.text}")
-
-    opened.on("console", on_console)
-    opened.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-    yield opened
-    context.close()
-    assert not errors, f"console errors in {request.node.name}: {errors}"
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def new_key(server: RunningServer, **body: object) -> str:
     response = httpx.post(
         f"{server.base_url}/admin/keys",
@@ -105,13 +71,6 @@ def new_key(server: RunningServer, **body: object) -> str:
     assert response.status_code == 201, response.text
     key: str = response.json()["key"]
     return key
-
-
-def log_in(page: Page, server: RunningServer, key: str, then: str) -> None:
-    page.goto(f"{server.base_url}/ui/login?next={then}")
-    page.get_by_label("API key").fill(key)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{server.base_url}{then}")
 
 
 # Records the length of the answer being written each time the chat log changes.
@@ -127,7 +86,7 @@ WATCH = """() => {
 
 def test_chat_with_the_local_model_streams_into_the_page(page: Page, server: RunningServer) -> None:
     key = new_key(server, scopes=["chat"])
-    log_in(page, server, key, "/ui/playground")
+    log_in(page, server.base_url, key, "/ui/playground")
     page.get_by_label("Model", exact=True).select_option("local/smollm2")
     page.get_by_label("Max tokens").fill("40")
     page.get_by_label("Temperature").fill("0")
@@ -153,7 +112,7 @@ def test_upload_a_document_and_open_the_cited_chunk(
     page: Page, server: RunningServer, tmp_path: Path
 ) -> None:
     key = new_key(server, scopes=["chat", "embeddings", "rag:read", "rag:write"])
-    log_in(page, server, key, "/ui/playground")
+    log_in(page, server.base_url, key, "/ui/playground")
     page.get_by_label("New collection").fill("keepers")
     page.get_by_label("Embedding model").select_option("local/minilm")
     page.get_by_role("button", name="Create").click()
@@ -205,7 +164,7 @@ def test_single_sign_on_in_the_browser(
 def test_the_playground_fits_a_narrow_screen(page: Page, server: RunningServer) -> None:
     key = new_key(server, scopes=["chat", "rag:read", "rag:write", "embeddings"])
     page.set_viewport_size({"width": 375, "height": 800})
-    log_in(page, server, key, "/ui/playground")
+    log_in(page, server.base_url, key, "/ui/playground")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the page is {overflow}px wider than a 375px screen"
     answer, citations = page.locator("#rag-answer"), page.locator("#rag-citations")
