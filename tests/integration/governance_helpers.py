@@ -47,12 +47,19 @@ models:
 
 
 def admin(server: RunningServer, method: str, path: str, body: object = None) -> httpx.Response:
+    return call(server, MASTER, method, path, body)
+
+
+def call(
+    server: RunningServer, key: str, method: str, path: str, body: object = None
+) -> httpx.Response:
+    """A JSON request to ``server`` as ``key``."""
     return httpx.request(
         method,
         server.base_url + path,
         json=body,
-        headers={"authorization": f"Bearer {MASTER}"},
-        timeout=30,
+        headers={"authorization": f"Bearer {key}"},
+        timeout=60,
     )
 
 

@@ -13,16 +13,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
+from gatehouse.client import AsyncClient, Client, NotFoundError, StoredPrompt
 from gatehouse.store.database import Database
 from gatehouse.store.prompt_templates import PromptTemplateStore, StoredTemplate
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, admin, create_key, write_config
+from .governance_helpers import MASTER, admin, call, create_key, write_config
 from .sql_backends import OnPostgres, OnSQLite
 
 TRIAGE = {
@@ -56,18 +56,6 @@ def sdk(server: RunningServer, key: str) -> openai.OpenAI:
 
 def team_key(server: RunningServer, team: str) -> str:
     return create_key(server, team=team, scopes=["chat", "prompts:read", "prompts:write"])
-
-
-def call(
-    server: RunningServer, key: str, method: str, path: str, body: object = None
-) -> httpx.Response:
-    return httpx.request(
-        method,
-        server.base_url + path,
-        json=body,
-        headers={"authorization": f"Bearer {key}"},
-        timeout=30,
-    )
 
 
 def test_chat_and_responses_render_a_stored_template(
@@ -152,6 +140,56 @@ def test_another_team_gets_404_and_a_missing_variable_is_named(
         "kind": "team",
         "id": "tpl-owner",
     }
+
+
+def test_the_client_manages_and_uses_templates(
+    gatehouse: RunningServer, fresh: FakeUpstream
+) -> None:
+    key = team_key(gatehouse, "tpl-client")
+    with Client(base_url=gatehouse.base_url, api_key=key) as client:
+        created = client.create_prompt(
+            "greeting", "Greet {{ name }}.", variables={"name": "string"}, description="hi"
+        )
+        assert isinstance(created, StoredPrompt)
+        assert (created.id, created.version, created.owner) == (
+            "greeting",
+            1,
+            {"kind": "team", "id": "tpl-client"},
+        )
+        assert (
+            client.create_prompt(
+                "greeting", "Greet {{ name }}!", variables={"name": "string"}
+            ).version
+            == 2
+        )
+        assert client.prompt("greeting", 1).template == "Greet {{ name }}."
+        assert "greeting" in [p.id for p in client.prompts()]
+        answer = client.chat(
+            [], model="up", prompt={"id": "greeting", "variables": {"name": "Ada"}}
+        )
+        assert answer.choices[0].message.content == "echo: Greet Ada!"
+        assert client.delete_prompt("greeting", 2) == [2]
+        assert client.prompt("greeting").version == 1
+        assert client.delete_prompt("greeting") == [1]
+        with pytest.raises(NotFoundError):
+            client.prompt("greeting")
+
+
+async def test_the_async_client_renders_a_template(
+    gatehouse: RunningServer, fresh: FakeUpstream
+) -> None:
+    key = team_key(gatehouse, "tpl-async")
+    async with AsyncClient(base_url=gatehouse.base_url, api_key=key) as client:
+        await client.create_prompt("async-greeting", "Hello {{ who }}", variables={"who": "string"})
+        answer = await client.chat(
+            "and goodbye", model="up", prompt={"id": "async-greeting", "variables": {"who": "Bo"}}
+        )
+        assert answer.choices[0].message.content == "echo: and goodbye"
+        assert fresh.requests[-1].body["messages"] == [
+            {"role": "user", "content": "Hello Bo"},
+            {"role": "user", "content": "and goodbye"},
+        ]
+        assert [p.id for p in await client.prompts()] == ["async-greeting"]
 
 
 def record(name: str, version: int, **fields: Any) -> StoredTemplate:

@@ -382,3 +382,13 @@ async def test_a_users_templates_are_exported_and_their_creator_erased(gov: Gove
     kept = (await gov.admin("GET", "/v1/prompts/summary")).json()
     assert (kept["created_by"], kept["owner"]) == ("user:[erased]", {"kind": "team", "id": "red"})
     assert (await gov.admin("GET", "/admin/privacy/users/ada")).json()["prompt_templates"] == []
+
+
+async def test_the_openapi_document_shows_prompt_on_chat_completions(gov: Governed) -> None:
+    schema = (await gov.http.get("/openapi.json")).json()
+    body = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]
+    name = body["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    request = schema["components"]["schemas"][name]
+    assert "prompt" in request["properties"]
+    assert "messages" not in request.get("required", [])
+    assert {"/v1/prompts", "/v1/prompts/{name}/versions/{version}"} <= set(schema["paths"])

@@ -1,4 +1,4 @@
-"""A Python client for gatehouse: chat, streams, embeddings, responses and RAG, typed.
+"""A Python client for gatehouse, typed: chat, streams, embeddings, responses, RAG, prompts.
 
 :class:`Client` (blocking) and :class:`AsyncClient` (asyncio) speak to a
 gatehouse server over HTTP, or to an app in the same process. Both build
@@ -33,6 +33,7 @@ from gatehouse.client._models import (
     Response,
     ResponseUsage,
     SearchHit,
+    StoredPrompt,
 )
 from gatehouse.client._retry import RetryPolicy, retry_after
 from gatehouse.client._sync import ChatStream, Client
@@ -64,6 +65,7 @@ __all__ = [
     "ResponseUsage",
     "RetryPolicy",
     "SearchHit",
+    "StoredPrompt",
     "StreamError",
     "retry_after",
 ]

@@ -25,6 +25,7 @@ from gatehouse.client._models import (
     IngestResult,
     Response,
     SearchHit,
+    StoredPrompt,
 )
 from gatehouse.client._retry import RetryPolicy, Wait, attempts, connection_error
 from gatehouse.core.types import (
@@ -136,6 +137,25 @@ class AsyncClient:
     ) -> Response:
         """``POST /v1/responses`` (not streamed): ``input`` is a string or input items."""
         return await self._call(P.responses(model, input, params))
+
+    # -- prompt templates stored in the gateway --
+
+    async def create_prompt(self, name: str, template: str, **fields: Any) -> StoredPrompt:
+        """Store a template, or its next version; ``fields``: ``system``,
+        ``variables``, ``description``, ``owner`` (as ``POST /v1/prompts``)."""
+        return await self._call(P.create_prompt(name, template, fields))
+
+    async def prompts(self) -> list[StoredPrompt]:
+        """The latest version of each template this key may use."""
+        return await self._call(P.list_prompts())
+
+    async def prompt(self, name: str, version: int | None = None) -> StoredPrompt:
+        """One version of a template (default: the latest)."""
+        return await self._call(P.get_prompt(name, version))
+
+    async def delete_prompt(self, name: str, version: int | None = None) -> list[int]:
+        """Delete one version, or every version; the versions deleted."""
+        return await self._call(P.delete_prompt(name, version))
 
     # -- RAG --
 

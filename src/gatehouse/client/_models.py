@@ -1,4 +1,4 @@
-"""Typed answers of the RAG and Responses routes, as the client sees them.
+"""Typed answers of the RAG, Responses and prompt-template routes, as the client sees them.
 
 The chat and embedding types are gatehouse's own wire models
 (:mod:`gatehouse.core.types`). The RAG and Responses answers are modelled
@@ -95,6 +95,23 @@ class Response(_Answer):
             for part in item.get("content") or []
             if isinstance(part, dict) and part.get("type") == "output_text"
         )
+
+
+class StoredPrompt(_Answer):
+    """One version of a prompt template stored in the gateway (``/v1/prompts``)."""
+
+    id: str
+    version: int
+    template: str
+    system: str | None = None
+    # name -> {"type", "required", "default", "description"}
+    variables: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    owner: dict[str, str] | None = None
+    created_at: int = 0
+    created_by: str = ""
+    # Every version of the template that is not deleted, oldest first.
+    versions: list[int] = Field(default_factory=list)
 
 
 SearchMode = Literal["hybrid", "dense", "keyword", "rrf"]

@@ -25,6 +25,7 @@ from gatehouse.client._models import (
     IngestResult,
     Response,
     SearchHit,
+    StoredPrompt,
 )
 from gatehouse.core.types import (
     ChatCompletion,
@@ -95,9 +96,17 @@ def messages_of(messages: Messages) -> list[ChatMessage]:
 def chat_request(
     model: str, messages: Messages, params: Mapping[str, Any]
 ) -> ChatCompletionRequest:
-    return ChatCompletionRequest.model_validate(
-        {**params, "model": model, "messages": messages_of(messages)}
+    """The request; with ``prompt`` (a stored template the gateway renders,
+    whose messages come first) ``messages`` may be empty."""
+    own = messages_of(messages)
+    if own or params.get("prompt") is None:
+        return ChatCompletionRequest.model_validate({**params, "model": model, "messages": own})
+    # Validated with a stand-in for the messages the gateway will render.
+    request = ChatCompletionRequest.model_validate(
+        {**params, "model": model, "messages": [ChatMessage(role="user", content="")]}
     )
+    request.messages = []
+    return request
 
 
 def _dump(request: BaseModel) -> dict[str, Any]:
@@ -177,6 +186,31 @@ def answer(name: str, query: str, options: Mapping[str, Any]) -> Call[Answer]:
     body = {**{k: v for k, v in options.items() if v is not None}, "query": query}
     body["stream"] = False
     return Call("POST", _collection_path(name, "answer"), _model(Answer), body)
+
+
+_PROMPTS = "/v1/prompts"
+
+
+def _prompt_path(name: str, version: int | None) -> str:
+    path = f"{_PROMPTS}/{quote(name, safe='')}"
+    return path if version is None else f"{path}/versions/{version}"
+
+
+def create_prompt(name: str, template: str, fields: Mapping[str, Any]) -> Call[StoredPrompt]:
+    body = {**fields, "name": name, "template": template}
+    return Call("POST", _PROMPTS, _model(StoredPrompt), body)
+
+
+def list_prompts() -> Call[list[StoredPrompt]]:
+    return Call("GET", _PROMPTS, _field("data", _list(_model(StoredPrompt))))
+
+
+def get_prompt(name: str, version: int | None) -> Call[StoredPrompt]:
+    return Call("GET", _prompt_path(name, version), _model(StoredPrompt))
+
+
+def delete_prompt(name: str, version: int | None) -> Call[list[int]]:
+    return Call("DELETE", _prompt_path(name, version), _field("versions", _list(int)))
 
 
 def read_json(content: bytes) -> Any:

@@ -24,6 +24,7 @@ from gatehouse.client._models import (
     IngestResult,
     Response,
     SearchHit,
+    StoredPrompt,
 )
 from gatehouse.client._retry import RetryPolicy, Wait, attempts, connection_error
 from gatehouse.core.types import (
@@ -134,6 +135,25 @@ class Client:
     ) -> Response:
         """``POST /v1/responses`` (not streamed): ``input`` is a string or input items."""
         return self._call(P.responses(model, input, params))
+
+    # -- prompt templates stored in the gateway --
+
+    def create_prompt(self, name: str, template: str, **fields: Any) -> StoredPrompt:
+        """Store a template, or its next version; ``fields``: ``system``,
+        ``variables``, ``description``, ``owner`` (as ``POST /v1/prompts``)."""
+        return self._call(P.create_prompt(name, template, fields))
+
+    def prompts(self) -> list[StoredPrompt]:
+        """The latest version of each template this key may use."""
+        return self._call(P.list_prompts())
+
+    def prompt(self, name: str, version: int | None = None) -> StoredPrompt:
+        """One version of a template (default: the latest)."""
+        return self._call(P.get_prompt(name, version))
+
+    def delete_prompt(self, name: str, version: int | None = None) -> list[int]:
+        """Delete one version, or every version; the versions deleted."""
+        return self._call(P.delete_prompt(name, version))
 
     # -- RAG --
 

@@ -116,6 +116,7 @@ class Privacy:
             "keys": [key.public() for key in rows.keys],
             "user_record": rows.subject,
             "audit": [entry.public() for entry in rows.audit],
+            "prompt_templates": rows.prompt_templates,
             "rag_collections": collections,
             "not_exported": [
                 "cache entries (derived from requests already listed; deleted with the user)",
@@ -128,6 +129,7 @@ class Privacy:
             "responses": len(rows.responses),
             "keys": len(rows.keys),
             "audit": len(rows.audit),
+            "prompt_templates": len(rows.prompt_templates),
             "collections": len(collections),
         }
         await self._store.record_export(user, actor=actor, at=self._clock(), counts=counts)

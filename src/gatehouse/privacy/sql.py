@@ -9,12 +9,14 @@ pseudonym: both are matched):
 - stored responses created by one of ``U``'s keys (``user``) or naming ``U`` as
   their end user (``end_user``, the request's ``user`` field);
 - ``U``'s keys (``keys.user``) and ``U``'s user record (limits, budget);
-- audit entries about ``U`` or ``U``'s keys, or made by ``U``.
+- audit entries about ``U`` or ``U``'s keys, or made by ``U``;
+- prompt templates created by ``U`` (as ``jwt:U``) or with one of ``U``'s keys.
 
 Erasure deletes the events, the responses and the user record; moves the
 rollups' rows to the user ``''`` (so team, key and model spend stay exact);
 revokes ``U``'s keys and clears their ``user``; and rewrites the audit
-entries so that ``U`` no longer appears in them. All in one transaction,
+entries so that ``U`` no longer appears in them, and the templates'
+``created_by`` likewise (the templates stay: they are their team's). All in one transaction,
 with a compliance entry in the audit log naming ``U`` only by its
 :func:`~gatehouse.core.pseudonyms.subject_tag`.
 """
@@ -51,6 +53,8 @@ class UserRows:
     keys: list[KeyRecord] = field(default_factory=list)
     subject: dict[str, Any] | None = None
     audit: list[AuditEntry] = field(default_factory=list)
+    # name, version and created_at of each template version the user created
+    prompt_templates: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class ErasedCounts:
     keys: int
     subject: int
     audit: int
+    prompt_templates: int = 0
 
 
 class UserDataStore:
@@ -91,6 +96,13 @@ class UserDataStore:
             ).first()
             rows.subject = None if subject is None else _plain(subject._mapping)
             rows.audit = [entry for entry, _ in await self._audit(conn, user, key_ids)]
+            table = schema.prompt_templates
+            found = await conn.execute(
+                select(table.c.name, table.c.version, table.c.created_at)
+                .where(self._template_creator(user, key_ids))
+                .order_by(table.c.name, table.c.version)
+            )
+            rows.prompt_templates = [_plain(r._mapping) for r in found]
         return rows
 
     async def key_ids(self, user: str) -> list[str]:
@@ -138,7 +150,17 @@ class UserDataStore:
                         after=_scrub(entry.after, user),
                     )
                 )
-            counts = ErasedCounts(events, rollups, responses, len(key_ids), subject, audit)
+            table = schema.prompt_templates
+            templates = (
+                await conn.execute(
+                    update(table)
+                    .where(self._template_creator(user, key_ids))
+                    .values(created_by=f"user:{ERASED}")
+                )
+            ).rowcount
+            counts = ErasedCounts(
+                events, rollups, responses, len(key_ids), subject, audit, templates
+            )
             await record_change(
                 conn,
                 at,
@@ -174,6 +196,11 @@ class UserDataStore:
         if key_ids:
             conditions.append(table.c.key_id.in_(key_ids))
         return or_(*conditions)
+
+    def _template_creator(self, user: str, key_ids: list[str]) -> ColumnElement[bool]:
+        creators = [JWT_PREFIX + form for form in self._forms(user)]
+        creators += [f"key:{key_id}" for key_id in key_ids]
+        return schema.prompt_templates.c.created_by.in_(creators)
 
     async def _keys(self, conn: AsyncConnection, user: str) -> list[KeyRecord]:
         table = schema.keys
@@ -253,6 +280,7 @@ def counts_dict(counts: ErasedCounts) -> dict[str, int]:
         "keys": counts.keys,
         "subject": counts.subject,
         "audit": counts.audit,
+        "prompt_templates": counts.prompt_templates,
     }
 
 

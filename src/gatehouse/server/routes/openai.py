@@ -39,7 +39,7 @@ from gatehouse.server.http import (
     to_json,
     validate_body,
 )
-from gatehouse.server.routes.prompts import render_prompt
+from gatehouse.server.routes.prompts import PromptedChatCompletionRequest, render_prompt
 from gatehouse.server.routes.table import RouteSpec
 
 
@@ -129,7 +129,7 @@ ROUTES = [
         chat_completions,
         raw=True,
         summary="Create a chat completion (JSON, or SSE when stream=true)",
-        request_model=ChatCompletionRequest,
+        request_model=PromptedChatCompletionRequest,
         response_model=ChatCompletion,
         stream_model=ChatCompletionChunk,
         tag="openai",

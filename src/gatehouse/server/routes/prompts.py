@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
 from gatehouse.core.principal import Principal
+from gatehouse.core.types import ChatCompletionRequest, ChatMessage
 from gatehouse.core.validation import validation_error
 from gatehouse.prompts.library import (
     PromptLibrary,
@@ -42,6 +43,16 @@ def prompt_library(state: State) -> PromptLibrary:
         found = PromptLibrary(PromptTemplateStore(governance.database), clock=time.time)
         state.prompt_library = found
     return found
+
+
+class PromptedChatCompletionRequest(ChatCompletionRequest):
+    """A chat completion request as the OpenAPI document shows it: ``prompt``
+    names a stored template whose messages come first; with it, ``messages``
+    may be empty or absent (without it, at least one is required). The route
+    renders ``prompt`` and then validates a plain :class:`ChatCompletionRequest`."""
+
+    messages: list[ChatMessage] = Field(default_factory=list)
+    prompt: PromptReference | None = None
 
 
 class _Prompted(BaseModel):

@@ -21,6 +21,7 @@ from gatehouse.gateway import Gateway
 from gatehouse.gateway.counting import count_tokens
 from gatehouse.server.http import JSONResponse, parse_body
 from gatehouse.server.routes.anthropic import anthropic_error
+from gatehouse.server.routes.prompts import render_reference
 from gatehouse.server.routes.table import RouteSpec
 
 
@@ -48,9 +49,12 @@ async def messages_count_tokens(request: Request) -> Response:
 
 async def responses_input_tokens(request: Request) -> Response:
     body = await parse_body(request, face.InputTokensRequest)
-    count = await count_tokens(
-        _gateway(request).registry, face.responses_to_openai(body), request.state.principal
-    )
+    chat = face.responses_to_openai(body)
+    prompt = (body.model_extra or {}).get("prompt")
+    if prompt is not None:  # a stored template: counted as the response would send it
+        rendered = await render_reference(request.app.state, prompt, request.state.principal)
+        chat = chat.model_copy(update={"messages": [*rendered.messages, *chat.messages]})
+    count = await count_tokens(_gateway(request).registry, chat, request.state.principal)
     return JSONResponse(InputTokenCount(input_tokens=count.input_tokens, method=count.method))
 
 
