@@ -83,7 +83,13 @@ class Collection:
         generation = store.generation()
         if generation == self._generation:
             return
-        deleted, self._seen_deletion = store.deletions_after(self._seen_deletion)
+        # The vector index first, the cursors after: a vector index that cannot be
+        # reached (a Chroma server down) raises before anything moves, so the next
+        # refresh applies the same rows again instead of skipping them for good.
+        deleted, seen_deletion = store.deletions_after(self._seen_deletion)
+        if deleted and self._vectors is not None:
+            self._vectors.remove(deleted)
+        self._seen_deletion = seen_deletion
         affected: set[int] = set()
         for rowid in deleted:
             doc = self._row_doc.pop(rowid, None)
@@ -92,29 +98,18 @@ class Collection:
                 affected.add(doc)
         if deleted:
             self._keywords.remove(deleted)
-            if self._vectors is not None:
-                self._vectors.remove(deleted)
             for rowid in deleted:
                 self._metadata.pop(rowid, None)
-        rowids, vectors, items = [], [], []
-        for row in store.rows_after(self._seen_rowid):
-            rowids.append(row.rowid)
-            vectors.append(row.vector)
-            items.append((row.rowid, row.terms))
-            self._metadata[row.rowid] = row.metadata
-            key = str(row.metadata.get("document_id", row.rowid))
-            doc = self._doc_key.setdefault(key, len(self._doc_key))
-            self._doc_rows.setdefault(doc, set()).add(row.rowid)
-            self._row_doc[row.rowid] = doc
-            affected.add(doc)
-            self._seen_rowid = row.rowid
-        if rowids:
-            matrix = np.vstack(vectors)
+        new_rows = list(store.rows_after(self._seen_rowid))
+        if new_rows:
+            rowids = [row.rowid for row in new_rows]
+            matrix = np.vstack([row.vector for row in new_rows])
             if self._vectors is None:
                 dimensions = matrix.shape[1]
                 if self._vector_backend is not None:
-                    self._vectors = self._vector_backend(dimensions)
-                    self._vectors.add(rowids, matrix)
+                    backend = self._vector_backend(dimensions)
+                    backend.add(rowids, matrix)
+                    self._vectors = backend
                 else:
                     embedded = EmbeddedVectorIndex(
                         dimensions,
@@ -125,7 +120,15 @@ class Collection:
                     self._vectors = embedded
             else:
                 self._vectors.add(rowids, matrix)
-            self._keywords.add(items)
+            for row in new_rows:
+                self._metadata[row.rowid] = row.metadata
+                key = str(row.metadata.get("document_id", row.rowid))
+                doc = self._doc_key.setdefault(key, len(self._doc_key))
+                self._doc_rows.setdefault(doc, set()).add(row.rowid)
+                self._row_doc[row.rowid] = doc
+                affected.add(doc)
+            self._seen_rowid = new_rows[-1].rowid
+            self._keywords.add([(row.rowid, row.terms) for row in new_rows])
         for doc in affected:
             rows = sorted(self._doc_rows.get(doc, ()))
             if rows:
