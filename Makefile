@@ -9,7 +9,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit install clean services chroma slim deploy-tools
+.PHONY: serve test lint typecheck unit install clean services chroma slim deploy-tools \
+	lock dist sbom audit
 
 install: $(STAMP)
 
@@ -66,5 +67,36 @@ deploy-tools: $(STAMP)
 test: lint typecheck services $(CHROMA_STAMP) slim deploy-tools
 	$(BIN)/pytest
 
+# Supply chain (docs/security.md). The server's dependencies (pyproject's
+# [project.dependencies], no extras) pinned with the hash of every file pip may
+# install: `pip install --require-hashes -r requirements/server.lock` installs
+# exactly these or fails. Regenerate after changing the dependencies;
+# tests/unit/test_supply_chain.py checks that the lock still covers them.
+LOCK := requirements/server.lock
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file=$(LOCK) pyproject.toml
+
+# The wheel, built reproducibly: every file's time is the last commit's
+# (SOURCE_DATE_EPOCH) and the build backend is the one installed here, so two
+# builds of one commit are byte for byte the same (tests/unit/test_supply_chain.py).
+# Then the CycloneDX SBOM of the server's locked dependencies beside it.
+dist: $(STAMP)
+	rm -rf build dist
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(BIN)/python -m build --wheel --no-isolation --outdir dist
+	$(MAKE) sbom
+
+sbom: $(STAMP)
+	@mkdir -p dist
+	$(BIN)/cyclonedx-py requirements $(LOCK) --pyproject pyproject.toml --of JSON \
+		--output-reproducible -o dist/gatehouse-server.cdx.json
+
+# Known vulnerabilities in the locked dependencies, from OSV. Needs OSV's API (or
+# --osv-url to a mirror of it): --strict fails rather than report nothing when a
+# package could not be checked (docs/security.md says why this is not offline).
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -s osv -r $(LOCK)
+
 clean:
-	rm -rf $(VENV) .venv-chroma .venv-slim .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-chroma .venv-slim .tools .mypy_cache .ruff_cache .pytest_cache \
+		build dist
