@@ -1,17 +1,21 @@
 """The dashboard's security against a real gatehouse process, over HTTP (no browser):
 no session is a redirect to login, a state change without the CSRF token is
-refused, a key's secret appears in no page after its creation page, and a team
-admin cannot see or revoke another team's keys."""
+refused, a key's secret appears in no page after its creation page, a team
+admin cannot see or revoke another team's keys, and a session made on one
+replica holds on another until its key is revoked."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from gatehouse.ui.routes import ROUTES
+from gatehouse.ui.session import SESSION_COOKIE
 
 from .conftest import RunningServer, start_server, stop_server
 
@@ -133,3 +137,36 @@ def test_a_team_admin_cannot_see_or_revoke_another_teams_keys(server: RunningSer
         headers={"authorization": f"Bearer {blue_key}"},
     )
     assert still.status_code != 401  # the key still authenticates (the model is unknown)
+
+
+def test_a_session_works_on_every_replica_and_ends_on_each_when_its_key_is_revoked(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Two processes sharing one PostgreSQL and the master key: a session made on
+    one is honoured by the other, and revoking its key on one ends it on both."""
+    env = {"GATEHOUSE_MASTER_KEY": MASTER, "GATEHOUSE_STORE__DATABASE_URL": postgres_url}
+    replicas = [start_server(tmp_path / f"data-{i}", env=env) for i in range(2)]
+    try:
+        first, second = replicas
+        key = _new_key(first, name="roaming", team="red", scopes=["chat"])
+        with _client(first) as http:
+            _log_in(http, key)
+            cookie = http.cookies[SESSION_COOKIE]
+        with httpx.Client(base_url=second.base_url, timeout=30) as other:
+            other.cookies.set(SESSION_COOKIE, cookie)
+            page = other.get("/ui/keys")
+            assert page.status_code == 200
+            assert "roaming" in page.text
+            revoked = httpx.delete(
+                f"{first.base_url}/admin/keys/{key[3:19]}",
+                headers={"authorization": f"Bearer {MASTER}"},
+            )
+            assert revoked.status_code == 200
+            # The revocation poll runs every half second; allow a slow machine plenty.
+            deadline = time.monotonic() + 30
+            while other.get("/ui/keys").status_code != 303:
+                assert time.monotonic() < deadline, "the other replica kept the session"
+                time.sleep(0.1)
+    finally:
+        for replica in replicas:
+            stop_server(replica)
