@@ -61,3 +61,12 @@ def test_groups_put_the_highest_spend_first_and_name_the_missing() -> None:
     groups = stats.grouped(events, "team")
     assert [(g.label, g.requests) for g in groups] == [("blue", 1), ("red", 2), ("(none)", 1)]
     assert len(stats.grouped(events, "team", top=1)) == 1
+
+
+def test_a_chart_of_cents_labels_its_axis_with_them() -> None:
+    from gatehouse.evals.svg import bars
+
+    chart = bars("Spend (USD)", ["a", "b"], [0.0859, 0.02], unit=" USD")
+    assert ">0.086 USD<" in chart
+    assert ">0 USD<" in chart
+    assert ">12<" in bars("Requests", ["a"], [12])

@@ -16,12 +16,17 @@ FAILED = "#c0392b"
 AXIS = "#555"
 
 
+def _tick(value: float) -> str:
+    """An axis label: whole numbers, but small fractions (a few cents) keep two digits."""
+    return f"{value:.0f}" if value == 0 or abs(value) >= 1 else f"{value:.2g}"
+
+
 def _frame(title: str, body: list[str], max_count: float, unit: str = "") -> str:
     plot_h = HEIGHT - TOP - BOTTOM
     ticks = []
     for frac in (0, 0.5, 1):
         y = TOP + plot_h * (1 - frac)
-        label = f"{max_count * frac:.0f}" if max_count >= 4 or frac in (0, 1) else ""
+        label = _tick(max_count * frac) if max_count >= 4 or frac in (0, 1) else ""
         if unit and label:
             label += unit
         ticks.append(
