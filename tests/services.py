@@ -1,4 +1,4 @@
-"""Real redis-server and PostgreSQL processes on free ports in temporary directories.
+"""Real redis-server, PostgreSQL and Chroma processes on free ports in temporary directories.
 
 PostgreSQL refuses to run as root: when the tests are root, the server runs
 as ``nobody`` (through ``setpriv``, which execs, so the process we hold is
@@ -180,3 +180,64 @@ def start_postgres() -> Postgres:
     postgres = Postgres(directory, free_port())
     postgres.start()
     return postgres
+
+
+CHROMA = Path(__file__).resolve().parents[1] / ".venv-chroma" / "bin" / "chroma"
+
+
+@dataclass
+class Chroma:
+    """A ``chroma run`` server (``.venv-chroma``, made by ``make chroma``), its data in ``path``."""
+
+    path: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if not CHROMA.exists():
+            raise RuntimeError(f"{CHROMA} is missing: run `make chroma`")
+        log = self.path.parent / f"chroma-{self.port}.log"
+        self.process = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(self.path), "--port", str(self.port)],
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
+        _wait_for_port(self.port, self.process, log)
+        deadline = time.monotonic() + 60
+        while not _heartbeat(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"chroma did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def _heartbeat(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def start_chroma(directory: Path) -> Chroma:
+    directory.mkdir(parents=True, exist_ok=True)
+    chroma = Chroma(directory / "db", free_port())
+    chroma.start()
+    return chroma

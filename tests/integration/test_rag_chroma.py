@@ -7,9 +7,6 @@ test`` does so first), so the main package never depends on ``chromadb``.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,40 +20,16 @@ from gatehouse.rag import CollectionSpec, DocumentIn, RagEngine
 from gatehouse.rag.chroma import ChromaVectorIndex
 from gatehouse.rag.vector_backends import ChromaBackend
 
+from ..services import start_chroma
 from ..unit.rag_fakes import bow_vector
 from ..unit.vector_index_conformance import DIMENSIONS, VectorIndexConformance
-from .conftest import free_port
-
-CHROMA = Path(__file__).resolve().parents[2] / ".venv-chroma" / "bin" / "chroma"
 
 
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not CHROMA.exists():
-        pytest.fail(f"{CHROMA} is missing: run `make chroma`")
-    port = free_port()
-    log = tmp_path_factory.mktemp("chroma") / "chroma.log"
-    process = subprocess.Popen(
-        [str(CHROMA), "run", "--path", str(log.parent / "db"), "--port", str(port)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"chroma did not start:\n{log.read_text()}")
-        time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    chroma = start_chroma(tmp_path_factory.mktemp("chroma"))
+    yield chroma.url
+    chroma.stop()
 
 
 class TestChroma(VectorIndexConformance):
