@@ -180,3 +180,17 @@ async def test_a_gateway_only_process_offers_chat_but_not_rag(tmp_path: Path) ->
         refused = await post(gov, C, csrf, {"name": "kb"})
         assert refused.status_code == 404
         assert not (tmp_path / "rag").exists()  # no engine was built here
+
+
+async def test_an_upload_past_the_body_limit_is_refused_with_a_message(tmp_path: Path) -> None:
+    async for gov in governed_app(
+        tmp_path, providers=[BagOfWords()], server={"max_body_bytes": 2048}
+    ):
+        key = await gov.new_key(name="owner", team="alpha", scopes=RAG)
+        csrf = await ui_login(gov.http, key)
+        assert (await post(gov, C, csrf, {"name": "kb", "embedding_model": "test/bow"})).is_success
+        big = await gov.http.post(
+            f"{C}/kb/files?name=big.txt", content=b"word " * 1000, headers={"x-csrf-token": csrf}
+        )
+        assert big.status_code == 413
+        assert "exceeds the limit of 2048 bytes" in big.json()["error"]["message"]
