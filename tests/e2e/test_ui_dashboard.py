@@ -72,7 +72,8 @@ def test_create_use_see_and_revoke_a_key(page: Page, server: RunningServer) -> N
     key_id = key[3:19]
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.get_by_role("button", name="Copy").click()
-    expect(page.locator("#new-key-status")).not_to_be_empty()
+    expect(page.locator("#new-key-status")).to_have_text("Copied.")
+    assert page.evaluate("navigator.clipboard.readText()") == key
     screenshot(page, "key-created")
 
     answer = _sdk(server, key).chat.completions.create(

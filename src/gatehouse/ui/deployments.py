@@ -34,7 +34,7 @@ async def deployments(request: Request) -> Response:
     return render(request, "deployments.html", {"groups": groups, "errors": errors, "iso": iso})
 
 
-NAV.append(NavItem("Deployments", "/ui/deployments", "viewer", "Health of each model group"))
+NAV.append(NavItem("Deployments", "/ui/deployments", "viewer", "Health of each model group", 50))
 
 ROUTES = [
     ui_route(

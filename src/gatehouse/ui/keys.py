@@ -248,9 +248,9 @@ async def audit(request: Request) -> Response:
 
 NAV.extend(
     [
-        NavItem("Keys", "/ui/keys", "viewer", "Create, search, revoke and rotate keys"),
-        NavItem("Teams", "/ui/teams", "team_admin", "Team budgets and limits"),
-        NavItem("Audit", "/ui/audit", "admin", "Who changed what"),
+        NavItem("Keys", "/ui/keys", "viewer", "Create, search, revoke and rotate keys", 20),
+        NavItem("Teams", "/ui/teams", "team_admin", "Team budgets and limits", 30),
+        NavItem("Audit", "/ui/audit", "admin", "Who changed what", 40),
     ]
 )
 

@@ -90,7 +90,7 @@ async def request_detail(request: Request) -> Response:
     )
 
 
-NAV.append(NavItem("Logs", "/ui/logs", "viewer", "Recent requests, filtered"))
+NAV.append(NavItem("Logs", "/ui/logs", "viewer", "Recent requests, filtered", 60))
 
 ROUTES = [
     ui_route("GET", "/ui/logs", logs, "Dashboard: the request log", role="viewer"),

@@ -13,12 +13,13 @@ class NavItem:
     path: str
     role: Role
     description: str
+    order: int = 100  # menu position, lowest first (the built-in pages use 10 to 60)
 
 
-# In menu order. A page module adds its entry here and its routes to gatehouse.ui.routes.
+# A page module adds its entry here and its routes to gatehouse.ui.routes.
 NAV: list[NavItem] = []
 
 
 def nav_items(session: UiSession) -> list[NavItem]:
     """The entries this session's role may open."""
-    return [item for item in NAV if session.allows(item.role)]
+    return sorted((item for item in NAV if session.allows(item.role)), key=lambda i: i.order)

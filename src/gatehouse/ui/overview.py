@@ -113,7 +113,7 @@ async def overview(request: Request) -> Response:
     )
 
 
-NAV.insert(0, NavItem("Overview", "/ui/overview", "viewer", "Usage, errors, latency and spend"))
+NAV.append(NavItem("Overview", "/ui/overview", "viewer", "Usage, errors, latency and spend", 10))
 
 ROUTES = [
     ui_route("GET", "/ui/overview", overview, "Dashboard: usage and spend", role="viewer"),
