@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -107,8 +108,12 @@ async def test_unexpected_failure_is_a_500_with_request_id_and_no_trace(
 
 @pytest.mark.parametrize(
     "failure",
-    [ConnectionRefusedError(111, "refused"), sqlite3.OperationalError("database or disk is full")],
-    ids=["database unreachable", "disk full"],
+    [
+        ConnectionRefusedError(111, "refused"),
+        sqlite3.OperationalError("database or disk is full"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+    ids=["database unreachable", "outbox disk full", "disk full"],
 )
 async def test_a_dependency_down_is_a_retryable_503_not_a_500(
     sdk: openai.AsyncOpenAI, chat: EchoChat, failure: Exception
@@ -121,6 +126,14 @@ async def test_a_dependency_down_is_a_retryable_503_not_a_500(
     assert caught.value.status_code == 503
     assert caught.value.response.headers["x-request-id"] in caught.value.message
     assert "disk" not in caught.value.message
+
+
+async def test_a_missing_file_is_still_a_500(sdk: openai.AsyncOpenAI, chat: EchoChat) -> None:
+    chat.fail_with = FileNotFoundError(errno.ENOENT, "no such file")
+    with pytest.raises(openai.InternalServerError):
+        await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "x"}]
+        )
 
 
 async def test_malformed_json_is_400_invalid_json(http: httpx.AsyncClient) -> None:

@@ -9,8 +9,10 @@ request, the hot path included, and must cost next to nothing.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import re
+import socket
 import sqlite3
 from collections.abc import Mapping
 
@@ -33,14 +35,24 @@ from gatehouse.server.routes.table import RawEndpoint
 log = logging.getLogger("gatehouse.server")
 
 
+# OSErrors that say a dependency cannot be used now (a full or failing disk, a
+# network path down); others (a missing file, say) are gatehouse's own 500s.
+_UNAVAILABLE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EHOSTUNREACH, errno.ENETUNREACH}
+)
+
+
 def _dependency_down(exc: BaseException) -> bool:
     """Whether ``exc`` says a dependency cannot be used right now, not that gatehouse
     is wrong: the database unreachable or gone away, a disk full under the outbox.
     Such a request is refused with a retryable 503 (docs/reliability.md), not a 500."""
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True  # refused, reset or timed out on the way to a dependency
+    if isinstance(exc, OSError):
+        return exc.errno in _UNAVAILABLE_ERRNOS
     return isinstance(
         exc,
-        OSError  # refused, reset or timed out on the way to a dependency
-        | sqlite3.OperationalError  # "database or disk is full", I/O errors
+        sqlite3.OperationalError  # "database or disk is full", I/O errors
         | sqlalchemy.exc.OperationalError
         | sqlalchemy.exc.InterfaceError,
     ) or (isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated)
