@@ -125,6 +125,16 @@ async def test_a_collection_made_uploaded_and_asked_in_the_playground(gov: Gover
     assert uploaded.json()["added"] == 1
     page = await gov.http.get("/ui/playground")
     assert '<option value="pets">' in page.text
+    lines = b'{"text": "Dogs bark at night."}\n{"_id": "owls", "text": "Owls hoot."}\n'
+    many = await gov.http.post(
+        f"{C}/pets/files?name=more.jsonl", content=lines, headers={"x-csrf-token": csrf}
+    )
+    assert many.json()["added"] == 2, many.text
+    listed = await gov.http.get(
+        "/v1/rag/collections/pets/documents", headers={"authorization": f"Bearer {owner}"}
+    )
+    ids = {d["id"] for d in listed.json()["data"]}
+    assert ids == {"upload:cats.md", "upload:more.jsonl#1", "owls"}
 
     answer = await post(
         gov, f"{C}/pets/answer", csrf, {"query": "Do cats purr?", "model": "test/paid"}

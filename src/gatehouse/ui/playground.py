@@ -196,18 +196,20 @@ async def upload(request: Request, principal: Principal) -> Response:
     name = PurePath(raw_name).name  # a browser sends a bare name; never a path
     if not name:
         raise ValidationFailedError("name the uploaded file: ?name=<file name>", param="name")
-    data = await request.body()
+    loaded = list(load_bytes(await request.body(), PurePath(name)))
+    # A file is one document, but for a .jsonl file's lines: those without an
+    # id of their own are told apart by their place in the file.
     documents = [
         DocumentIn(
-            id=loaded.id or f"upload:{name}",
-            text=loaded.text,
-            title=loaded.title,
+            id=doc.id or (f"upload:{name}" if len(loaded) == 1 else f"upload:{name}#{number}"),
+            text=doc.text,
+            title=doc.title,
             source=name,
             metadata={
-                k: v for k, v in loaded.metadata.items() if isinstance(v, str | int | float | bool)
+                k: v for k, v in doc.metadata.items() if isinstance(v, str | int | float | bool)
             },
         )
-        for loaded in load_bytes(data, PurePath(name))
+        for number, doc in enumerate(loaded, start=1)
     ]
     collection = request.path_params["collection"]
     result = await _engine(request).add_documents(collection, documents, caller=principal)
