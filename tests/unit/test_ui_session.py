@@ -19,7 +19,7 @@ from gatehouse.ui.session import SESSION_COOKIE, Signer, role_for
 from .fakes import EchoChat
 from .governed import MASTER, Governed, governed_app
 from .test_route_authz import _concrete
-from .ui_helpers import ui_login
+from .ui_helpers import login_token, ui_login
 
 
 @pytest.fixture
@@ -86,8 +86,7 @@ async def test_login_needs_the_login_forms_token(gov: Governed) -> None:
 
 
 async def test_a_wrong_key_is_refused_with_one_message(gov: Governed) -> None:
-    page = await gov.http.get("/ui/login")
-    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    token = await login_token(gov.http)
     for key in ("gh-0123456789abcdef_" + "x" * 32, "nonsense", ""):
         response = await gov.http.post("/ui/login", data={"key": key, "csrf_token": token})
         assert response.status_code == 401
@@ -96,8 +95,7 @@ async def test_a_wrong_key_is_refused_with_one_message(gov: Governed) -> None:
 
 
 async def test_the_session_cookie_is_http_only_and_strict(gov: Governed) -> None:
-    page = await gov.http.get("/ui/login")
-    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    token = await login_token(gov.http)
     response = await gov.http.post("/ui/login", data={"key": MASTER, "csrf_token": token})
     cookie = next(
         value
@@ -164,8 +162,7 @@ async def test_logging_out_ends_the_session(gov: Governed) -> None:
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/v1/models"])
 async def test_login_goes_back_only_to_a_dashboard_page(gov: Governed, target: str) -> None:
-    page = await gov.http.get("/ui/login")
-    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    token = await login_token(gov.http)
     response = await gov.http.post(
         "/ui/login", data={"key": MASTER, "csrf_token": token, "next": target}
     )

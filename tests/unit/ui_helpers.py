@@ -18,14 +18,19 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-async def ui_login(http: httpx.AsyncClient, key: str) -> str:
-    """Log ``http`` in with ``key`` (its cookie jar keeps the session); the session's
-    CSRF token."""
+async def login_token(http: httpx.AsyncClient) -> str:
+    """The login form's CSRF token (the login page also sets its cookie on ``http``)."""
     page = await http.get("/ui/login")
     token = _CSRF.search(page.text)
     assert token is not None
+    return token.group(1)
+
+
+async def ui_login(http: httpx.AsyncClient, key: str) -> str:
+    """Log ``http`` in with ``key`` (its cookie jar keeps the session); the session's
+    CSRF token."""
     response = await http.post(
-        "/ui/login", data={"key": key, "csrf_token": token.group(1), "next": "/ui"}
+        "/ui/login", data={"key": key, "csrf_token": await login_token(http), "next": "/ui"}
     )
     assert response.status_code == 303, response.text
     home = await http.get("/ui", follow_redirects=True)
