@@ -140,3 +140,13 @@ def test_a_narrow_screen_keeps_every_page_usable(page: Page, server: RunningServ
         screenshot(page, f"narrow-{name}")
     page.keyboard.press("Tab")
     expect(page.locator(".skip")).to_be_focused()  # the skip link comes first
+    for name in ("keys", "logs", "teams", "overview"):
+        page.goto(f"{server.base_url}/ui/{name}")
+        assert page.evaluate(UNLABELLED) == [], f"/ui/{name} has fields without a label"
+
+
+# The names of visible form fields that no <label> (or aria-label) names.
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map(e => e.name)"""
