@@ -80,6 +80,16 @@ def start_redis(directory: Path, port: int | None = None) -> Redis:
     return Redis(port, process)
 
 
+def _end(process: subprocess.Popen[bytes], sig: signal.Signals, timeout: float) -> None:
+    """Stop ``process`` with ``sig``; killed if it is still running after ``timeout`` s."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if found:
@@ -141,14 +151,8 @@ class Postgres:
 
     def stop(self) -> None:
         """Fast shutdown: clients are disconnected, as in an outage."""
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            _end(self.process, signal.SIGINT, 20)
         self.process = None
 
     def destroy(self) -> None:
@@ -216,14 +220,8 @@ class Chroma:
             time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            _end(self.process, signal.SIGTERM, 30)
         self.process = None
 
 
