@@ -22,6 +22,7 @@ import pytest
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
+from .governance_helpers import write_config
 
 pytestmark = pytest.mark.integration
 
@@ -36,25 +37,13 @@ def server(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("slow")
-    config = root / "gatehouse.yaml"
-    config.write_text(
-        f"""
+    limits = f"""
 server:
   header_timeout_seconds: {HEADER_TIMEOUT}
   body_timeout_seconds: {BODY_TIMEOUT}
   max_body_bytes: {MAX_BODY}
-local:
-  chat: {{enabled: false}}
-  embeddings: {{enabled: false}}
-aliases: {{}}
-models:
-  - name: up
-    deployments:
-      - provider: openai_compat
-        model: up-model
-        base_url: '{upstream.base_url}/v1'
 """
-    )
+    config = write_config(root / "gatehouse.yaml", upstream, limits)
     running = start_server(root / "data", config=config)
     yield running
     stop_server(running)
@@ -108,40 +97,34 @@ def test_a_connection_that_sends_nothing_is_answered_408_and_closed(server: Runn
     assert error["code"] == "request_timeout"
 
 
-def test_headers_trickled_a_byte_at_a_time_are_cut_off(server: RunningServer) -> None:
+def _sent_slowly(server: RunningServer, at_once: bytes, trickled: bytes) -> bytes:
+    """Send ``at_once``, then ``trickled`` a byte every 50 ms; what the server answers."""
     stop = threading.Event()
-    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n" + b"x-slow: " + b"a" * 1000
     with _connect(server) as sock:
-        sock.sendall(head[:20])
-        writer = threading.Thread(target=_trickle, args=(sock, head[20:], 0.05, stop))
+        sock.sendall(at_once)
+        writer = threading.Thread(target=_trickle, args=(sock, trickled, 0.05, stop))
         writer.start()
         try:
-            raw = _read_all(sock)
+            return _read_all(sock)
         finally:
             stop.set()
             writer.join()
-    status, error = _error(raw)
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(server: RunningServer) -> None:
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n" + b"x-slow: " + b"a" * 1000
+    status, error = _error(_sent_slowly(server, head[:20], head[20:]))
     assert status == 408
     assert "headers" in str(error["message"])
 
 
 def test_a_trickled_body_is_cut_off_with_408(server: RunningServer) -> None:
-    stop = threading.Event()
     body = json.dumps({"model": "up", "messages": [{"role": "user", "content": "x" * 500}]})
     head = (
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\n\r\n"
     ).encode()
-    with _connect(server) as sock:
-        sock.sendall(head)
-        writer = threading.Thread(target=_trickle, args=(sock, body.encode(), 0.05, stop))
-        writer.start()
-        try:
-            raw = _read_all(sock)
-        finally:
-            stop.set()
-            writer.join()
-    status, error = _error(raw)
+    status, error = _error(_sent_slowly(server, head, body.encode()))
     assert status == 408
     assert "body" in str(error["message"])
 

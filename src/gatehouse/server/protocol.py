@@ -25,6 +25,10 @@ from gatehouse.core.errors import GatehouseError, HeadersTooLargeError, RequestT
 # answers the same 431 for a head that fits here but not there).
 MAX_HEAD_BYTES = 32 * 1024 + 8 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
+# After a refusal, how long what the client still sends is read and dropped
+# before the connection closes: closing at once with unread input makes the
+# kernel reset the connection, and the client may lose the answer with it.
+LINGER_SECONDS = 2.0
 
 
 class _Refused(Exception):
@@ -114,7 +118,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def _refuse(self, error: GatehouseError) -> None:
-        """Answer ``error`` and close: nothing more is read from this connection."""
+        """Answer ``error``, and close once the client has had time to read it
+        (whatever it still sends meanwhile is dropped)."""
         self.refused = True
         self._disarm()
         body = orjson.dumps(error.to_dict())
@@ -125,7 +130,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             "connection: close\r\n\r\n"
         )
         self.transport.write(head.encode("latin-1") + body)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
 
 
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
