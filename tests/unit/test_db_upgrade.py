@@ -67,8 +67,10 @@ def test_without_auto_upgrade_an_old_schema_is_refused_until_db_upgrade(
 
     with pytest.raises(SchemaError, match="run `gatehouse db upgrade`"):
         asyncio.run(open_without_upgrading())
-    assert run(tmp_path, "serve", "--port", "0") == 1
-    assert "is at revision none (empty) and this gatehouse needs" in capsys.readouterr().err
+    for command in (["serve", "--port", "0"], ["keys", "list"], ["spend"]):
+        assert run(tmp_path, *command) == 1
+        assert "is at revision none (empty) and this gatehouse needs" in capsys.readouterr().err
     assert run(tmp_path, "db", "upgrade") == 0  # the explicit step migrates regardless
     asyncio.run(open_without_upgrading())
+    assert run(tmp_path, "keys", "list") == 0
     assert revision(tmp_path) == [NEWEST]

@@ -23,7 +23,7 @@ from gatehouse.core.config import Settings
 from gatehouse.core.validation import validation_error
 from gatehouse.gateway.admin import Admin, KeyCreate, parse_since
 from gatehouse.gateway.keys import Directory
-from gatehouse.store.database import Database, database_url
+from gatehouse.store.database import Database
 from gatehouse.store.directory import DirectoryStore
 from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.retention import Retention
@@ -78,10 +78,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[int]]) -> int:
-    url = settings.store.database_url
-    database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
+    database = Database.configured(settings)
     try:
-        await database.open()
+        await database.open(upgrade=settings.store.auto_upgrade)
         return await work(database)
     finally:
         await database.close()

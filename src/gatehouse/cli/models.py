@@ -40,7 +40,7 @@ from gatehouse.catalog.workload import Workload, WorkloadCost, estimate, workloa
 from gatehouse.cli.arguments import non_negative_float, non_negative_int, positive_int
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
-from gatehouse.store.database import Database, database_url
+from gatehouse.store.database import Database
 from gatehouse.store.latency import LatencySample, chat_latencies
 
 DAY = 86_400.0
@@ -237,9 +237,9 @@ async def _latency_samples(settings: Settings, *, since: float) -> list[LatencyS
     url = settings.store.database_url
     if url is None and not (settings.data_dir / "gatehouse.db").exists():
         return []
-    database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
+    database = Database.configured(settings)
     try:
-        await database.open()
+        await database.open(upgrade=settings.store.auto_upgrade)
         return await chat_latencies(database, since=since)
     finally:
         await database.close()

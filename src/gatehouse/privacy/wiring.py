@@ -18,7 +18,7 @@ from gatehouse.gateway.governance import Governance
 from gatehouse.gateway.pipeline import Stage
 from gatehouse.privacy.service import Collections, Privacy, SubjectCache
 from gatehouse.privacy.sql import UserDataStore
-from gatehouse.store.database import Database, database_url
+from gatehouse.store.database import Database
 from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.outbox import Outbox
 from gatehouse.store.shipper import Shipper
@@ -103,8 +103,7 @@ async def cli_privacy(settings: Settings, *, clock: Clock) -> AsyncIterator[Priv
     """Privacy from the command line: the configured database, the outbox file
     of this data directory (shipped first), Redis caches when configured, and
     the RAG collections on disk."""
-    url = settings.store.database_url
-    database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
+    database = Database.configured(settings)
     pseudonyms = Pseudonyms(settings.privacy.pseudonym_secret)
     ledger = LedgerStore(database, pseudonyms=pseudonyms)
     cache = settings.cache
@@ -120,7 +119,7 @@ async def cli_privacy(settings: Settings, *, clock: Clock) -> AsyncIterator[Priv
     outbox: Outbox | None = None
     path = settings.data_dir / "outbox.db"
     try:
-        await database.open()
+        await database.open(upgrade=settings.store.auto_upgrade)
         drain = None
         if path.exists():
             outbox = Outbox(path)

@@ -83,8 +83,7 @@ def database_url(url: str | None, data_dir: Path) -> str:
 async def prepare_schema(settings: Settings, *, upgrade: bool) -> Migration:
     """Check (and with ``upgrade``, migrate) the configured database's schema, then
     let it go: what ``gatehouse db upgrade`` and ``serve`` do before serving."""
-    url = settings.store.database_url
-    database = Database(database_url(url.get_secret_value() if url else None, settings.data_dir))
+    database = Database.configured(settings)
     try:
         return await database.open(upgrade=upgrade)
     finally:
@@ -93,6 +92,13 @@ async def prepare_schema(settings: Settings, *, upgrade: bool) -> Migration:
 
 class Database:
     """Owns the engine. ``open()`` migrates the schema to the latest revision."""
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Database:
+        """The database ``store.database_url`` names, else the SQLite file in the
+        data directory. Open it with ``upgrade=settings.store.auto_upgrade``."""
+        url = settings.store.database_url
+        return cls(database_url(url.get_secret_value() if url else None, settings.data_dir))
 
     def __init__(self, url: str) -> None:
         self.url = url
