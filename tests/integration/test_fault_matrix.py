@@ -269,3 +269,6 @@ def test_fault(
     records = _ledger_records(gateway, request_id)
     assert len(records) == 1, records
     assert records[0]["model"] == f"{group}-{fault.name}"
+    # ... and it says what the client saw (a broken stream: the upstream's 502).
+    expected_status = 200 if error is None else getattr(error, "status_code", 502)
+    assert records[0]["http_status"] == expected_status, records[0]
