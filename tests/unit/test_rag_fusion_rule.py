@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gatehouse.rag import fusion
+from gatehouse.rag import fusion, retrieval
+from gatehouse.rag.keyword import BM25Index
+from gatehouse.rag.text import analyze
 
 CANDIDATES = ["a", "b", "c", "d", "e"]
 # Dense puts "a" first and "b" second; keyword puts "b" alone far ahead.
@@ -23,8 +25,9 @@ def test_dense_weight_follows_keyword_confidence() -> None:
     assert fusion.dense_weight(1.0, 0.0) == pytest.approx(rule.dense_weak_keyword)
     between = fusion.dense_weight(1.0, (1.0 + rule.confident_from) / 2)
     assert rule.dense_strong_keyword < between < rule.dense_weak_keyword
-    # Dense keeps the larger share: the keyword side never outweighs it for a readable query.
-    assert fusion.dense_weight(1.0, 1.0) > 0.5
+    # Dense-dominant prior: the keyword side never outweighs dense for a readable query.
+    assert fusion.dense_weight(1.0, 1.0) >= 0.5
+    assert fusion.dense_weight(1.0, 0.0) > fusion.dense_weight(1.0, 1.0)
 
 
 def test_keyword_confidence_is_the_idf_share_the_best_hit_holds() -> None:
@@ -98,3 +101,18 @@ def test_document_keyword_evidence_is_blended_in() -> None:
     )
     assert order(only_chunks)[0] == "b"
     assert dict(only_chunks)["c"] < dict(ranked)["c"]
+
+
+def test_feedback_terms_come_from_the_given_hits_best_first() -> None:
+    # The rows are the first mix's best hits: the first one's terms weigh double the second's.
+    index = BM25Index()
+    first = analyze("airplane glider flight")
+    second = analyze("novel fiction story poem")
+    index.add([(1, first), (2, second)])
+    expanded = retrieval.feedback(["wright"], [1, 2], index)
+    assert expanded["wright"] == retrieval.ORIGINAL_WEIGHT
+    assert set(first) <= set(expanded)
+    assert len(set(second) & set(expanded)) == retrieval.FEEDBACK_TERMS - len(first)
+    assert all(expanded[t] == 1.0 for t in first)
+    # Reversed order, reversed preference.
+    assert set(second) <= set(retrieval.feedback(["wright"], [2, 1], index))

@@ -42,15 +42,20 @@ class HybridRule:
     holds the whole query (confidence 1), rises linearly to ``dense_weak_keyword``
     as the confidence falls to ``confident_from``, and stays there below it.
     Vocabulary coverage scales it down to 0 between ``coverage_high`` and
-    ``coverage_low``. The defaults were chosen by leaving one labelled set out
-    at a time (docs/rag.md).
+    ``coverage_low``. ``document_share`` of the keyword side is the whole
+    document's score. ``feedback_docs`` best hits of a first mix give the
+    keyword query its feedback terms (0: no feedback,
+    :func:`gatehouse.rag.retrieval.retrieve`). The defaults were chosen by
+    leaving one labelled set out at a time (docs/rag.md, ``bench/retrieval.py``).
     """
 
-    dense_strong_keyword: float = 0.6
+    dense_strong_keyword: float = 0.5
     dense_weak_keyword: float = 0.8
     confident_from: float = 0.5
     coverage_low: float = 0.25
     coverage_high: float = 0.5
+    document_share: float = 0.5
+    feedback_docs: int = 5
 
 
 DEFAULT_RULE = HybridRule()

@@ -3,9 +3,6 @@
 The hybrid default, per query:
 
 1. Candidates: the ``depth`` best of dense search and of keyword search.
-   The keyword query is expanded once by pseudo-relevance feedback (RM3
-   style): the most telling terms of its own first ``FEEDBACK_DOCS`` hits are
-   added, the original terms counting double.
 2. Every candidate gets *both* scores (the missing one computed exactly), so
    a passage found by one retriever is not penalised for being outside the
    other's short list.
@@ -17,6 +14,16 @@ The hybrid default, per query:
    and how much of it the best keyword hit holds (idf-weighted: a keyword
    hit that holds the whole query keeps the keyword's share, one that holds
    a single common word of it hands weight to dense).
+4. Pseudo-relevance feedback (RM3 style): the most telling terms of the
+   ``feedback_docs`` best hits of that first mix are added to the keyword
+   query (the original terms counting double), and steps 1-3 run once more
+   with it. The feedback comes from the *hybrid* ranking, not from keyword
+   search's own first hits: those hold the query's words but, for a short
+   entity query ("Wright inventor"), often name the wrong entity, and their
+   terms pulled the second pass away from it.
+
+The constants are :class:`gatehouse.rag.fusion.HybridRule`'s, read from
+``fusion.DEFAULT_RULE`` at call time.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ DEPTH = 30
 FEEDBACK_DOCS = 5
 FEEDBACK_TERMS = 5
 ORIGINAL_WEIGHT = 2.0
-DOCUMENT_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +74,28 @@ class Evidence:
     confidence: float
 
 
-def expand(terms: Sequence[str], keywords: BM25Index, allowed: set[int] | None) -> dict[str, float]:
-    """The query terms plus feedback terms from the query's own best keyword hits."""
+def feedback(terms: Sequence[str], rows: Sequence[int], keywords: BM25Index) -> dict[str, float]:
+    """The query terms (counting double) plus the most telling terms of ``rows``, best first.
+
+    A row's terms count by their share of the row and the row's reciprocal
+    rank, so the best hit weighs most.
+    """
     weighted: dict[str, float] = {t: ORIGINAL_WEIGHT * n for t, n in Counter(terms).items()}
-    feedback = keywords.search_terms(terms, FEEDBACK_DOCS, allowed)
     scores: dict[str, float] = {}
-    for rowid, score in feedback:
+    for rank, rowid in enumerate(rows, start=1):
         counts = keywords.terms_of(rowid)
         length = sum(counts.values()) or 1
         for term, freq in counts.items():
-            scores[term] = scores.get(term, 0.0) + score * freq / length
+            scores[term] = scores.get(term, 0.0) + freq / length / rank
     for term in sorted(scores, key=scores.__getitem__, reverse=True)[:FEEDBACK_TERMS]:
         weighted[term] = weighted.get(term, 0.0) + 1.0
     return weighted
+
+
+def expand(terms: Sequence[str], keywords: BM25Index, allowed: set[int] | None) -> dict[str, float]:
+    """The query terms plus feedback terms from keyword search's own best hits."""
+    rows = [r for r, _ in keywords.search_terms(terms, FEEDBACK_DOCS, allowed)]
+    return feedback(terms, rows, keywords)
 
 
 def retrieve(
@@ -97,7 +112,7 @@ def retrieve(
 
     ``documents`` is a whole-document keyword index and the row -> document
     key map; in hybrid mode a chunk's keyword evidence is then blended with
-    its document's (``DOCUMENT_SHARE``), so a chunk of a document that is
+    its document's (the rule's ``document_share``), so a chunk of a document that is
     about the query as a whole is not lost because the query's words are
     spread over several of its chunks.
     """
@@ -113,9 +128,17 @@ def retrieve(
         return fusion.rrf(
             {"dense": dense, "keyword": keywords.search_terms(query.terms, depth, allowed)}
         )[:k]
-    expanded = expand(query.terms, keywords, allowed) if query.terms else {}
+    rule = fusion.DEFAULT_RULE
+    plain = {t: float(n) for t, n in Counter(query.terms).items()}
+    keyword = keywords.search_terms(plain, depth, allowed) if plain else []
+    if not plain or rule.feedback_docs <= 0:
+        return fuse(query, dense, keyword, plain, vectors, keywords, k, documents, rule)
+    first = fuse(
+        query, dense, keyword, plain, vectors, keywords, rule.feedback_docs, documents, rule
+    )
+    expanded = feedback(query.terms, [r for r, _ in first], keywords)
     keyword = keywords.search_terms(expanded, depth, allowed)
-    return fuse(query, dense, keyword, expanded, vectors, keywords, k, documents)
+    return fuse(query, dense, keyword, expanded, vectors, keywords, k, documents, rule)
 
 
 def evidence(
@@ -160,13 +183,14 @@ def fuse(
     keywords: BM25Index,
     k: int,
     documents: tuple[BM25Index, Mapping[int, int]] | None = None,
-    rule: fusion.HybridRule = fusion.DEFAULT_RULE,
+    rule: fusion.HybridRule | None = None,
 ) -> list[tuple[int, float]]:
     """The hybrid mix of the ``dense`` and ``keyword`` candidate lists (steps 2 and 3 above).
 
     ``expanded`` is the weighted keyword query that found ``keyword``;
-    ``documents`` as for :func:`retrieve`.
+    ``documents`` as for :func:`retrieve`; ``rule`` defaults to ``fusion.DEFAULT_RULE``.
     """
+    rule = rule or fusion.DEFAULT_RULE
     found = evidence(query, dense, keyword, expanded, vectors, keywords, documents)
     weight = fusion.dense_weight(found.coverage, found.confidence, rule)
     return fusion.hybrid(
@@ -177,7 +201,7 @@ def fuse(
         k,
         found.reference,
         document_keyword=found.document_keyword,
-        document_share=DOCUMENT_SHARE,
+        document_share=rule.document_share,
     )
 
 
