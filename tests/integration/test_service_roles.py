@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, create_key, ledger, write_config
+from .governance_helpers import MASTER, call, create_key, ledger, write_config
 
 RAG = "/v1/rag/collections"
 DOCUMENTS = [
@@ -56,18 +56,6 @@ store:
     yield Split(gateway, rag)
     stop_server(rag)
     stop_server(gateway)
-
-
-def call(
-    server: RunningServer, key: str, method: str, path: str, body: object = None
-) -> httpx.Response:
-    return httpx.request(
-        method,
-        server.base_url + path,
-        json=body,
-        headers={"authorization": f"Bearer {key}"},
-        timeout=60,
-    )
 
 
 def test_each_role_serves_only_its_routes(split: Split) -> None:
