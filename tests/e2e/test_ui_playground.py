@@ -107,6 +107,19 @@ def test_chat_with_the_local_model_streams_into_the_page(page: Page, server: Run
     )
     screenshot(page, "playground-chat")
 
+    # Stop ends a long answer where it is; the page can send again.
+    page.get_by_label("Max tokens").fill("400")
+    page.get_by_label("Message").fill("Tell me a long story about a lighthouse keeper.")
+    page.get_by_role("button", name="Send").click()
+    second = page.locator("#chat-log li.pg-assistant .pg-text").nth(1)
+    expect(second).not_to_be_empty(timeout=60_000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#chat-status")).to_have_text("Stopped.")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    stopped_at = len(second.inner_text())
+    page.wait_for_timeout(500)
+    assert len(second.inner_text()) == stopped_at  # nothing more arrives
+
 
 def test_upload_a_document_and_open_the_cited_chunk(
     page: Page, server: RunningServer, tmp_path: Path
