@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
+from gatehouse.cli.rag import _load
 from gatehouse.core.errors import (
     ConflictError,
     NotFoundError,
@@ -164,3 +166,17 @@ async def test_answer_cites_retrieved_chunks_or_says_i_dont_know(engine: RagEngi
     events = [e async for e in engine.answer_stream("kb", AnswerRequest(query="cats purr"))]
     assert [events[0].type, events[-1].type] == ["results", "done"]
     assert any(e.type == "delta" for e in events)
+
+
+def test_cli_gives_each_jsonl_line_without_an_id_its_own(engine: RagEngine, tmp_path: Path) -> None:
+    lines = tmp_path / "notes.jsonl"
+    lines.write_text('{"text": "first"}\n{"text": "second"}\n{"_id": "own", "text": "third"}\n')
+    single = tmp_path / "one.md"
+    single.write_text("# One\n\nalone")
+    args = argparse.Namespace(
+        path=tmp_path, collection="notes", chunk_size=None, chunk_overlap=None, chunking=None
+    )
+    _, _, documents = _load(engine, args)
+    assert sorted(d.id for d in documents if d.id) == sorted(
+        [f"file:{lines}#1", f"file:{lines}#2", "own", f"file:{single}"]
+    )

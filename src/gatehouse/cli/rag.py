@@ -132,10 +132,14 @@ def _load(engine: RagEngine, args: argparse.Namespace) -> tuple[Path, list[Path]
     if not files:
         raise ValidationFailedError(f"{args.path}: no supported files found")
     for path in files:
-        for loaded in load_path(path):
+        in_file = list(load_path(path))
+        for number, loaded in enumerate(in_file, start=1):
+            # A .jsonl file's lines without an id of their own are told apart by
+            # their place in the file (they all had the file's id, each replacing the last).
+            default_id = f"file:{path}" if len(in_file) == 1 else f"file:{path}#{number}"
             documents.append(
                 DocumentIn(
-                    id=loaded.id or f"file:{path}",
+                    id=loaded.id or default_id,
                     text=loaded.text,
                     title=loaded.title,
                     source=str(path),
