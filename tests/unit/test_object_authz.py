@@ -258,3 +258,32 @@ async def _beta_is_intact(gov: Governed, beta: Beta) -> None:
     assert [d["id"] for d in documents.json()["data"]] == [p["document"]]
     record = (await gov.admin("GET", f"/admin/keys/{p['id']}")).json()
     assert record["revoked_at"] is None
+
+
+async def test_a_teams_admin_key_reaches_no_other_team(gov: Governed) -> None:
+    """A key with ``admin`` that belongs to a team is the dashboard's team admin:
+    the admin API (which reaches every team) refuses it, and it sees only its
+    own team's collections and templates. Found in this review: it was a full
+    administrator on every ``/admin`` route and saw every team's objects."""
+    beta = await _beta(gov)
+    team_admin = await gov.new_key(name="alpha-admin", team="alpha", scopes=sorted(ALL_SCOPES))
+    for spec in _api_specs(gov):
+        if spec.scope != "admin":
+            continue
+        values = {**beta.params, "id": beta.params["id"] if "keys" in spec.path else "beta"}
+        refused = await _as(gov, team_admin, spec, values)
+        assert refused.status_code == 403, (spec.method, spec.path, refused.text)
+        assert "team 'alpha'" in refused.json()["error"]["message"]
+    for spec in _object_routes(gov):
+        if _owned(spec) and spec.scope != "admin":
+            answer = await _as(gov, team_admin, spec, beta.params)
+            expected = 200 if "{" not in spec.path else 404
+            assert answer.status_code == expected, (spec.method, spec.path, answer.text)
+            if expected == 200:
+                assert beta.params["collection"] not in answer.text, spec.path
+                assert beta.params["name"] not in answer.text, spec.path
+    # An administrator without a team still sees and manages everything.
+    assert (await gov.admin("GET", "/admin/keys")).status_code == 200
+    every = await gov.admin("GET", "/v1/rag/collections")
+    assert [c["name"] for c in every.json()["data"]] == [beta.params["collection"]]
+    await _beta_is_intact(gov, beta)

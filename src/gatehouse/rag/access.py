@@ -26,9 +26,12 @@ class Owner(BaseModel):
 
 
 def sees_everything(principal: Principal) -> bool:
-    """Administrators, the in-process caller, and every caller of a server
-    without authentication."""
-    return principal.kind in {"anonymous", "local", "master"} or principal.has_scope("admin")
+    """Administrators (the ``admin`` scope without a team: with one, a team
+    admin sees its team's only), the in-process caller, and every caller of a
+    server without authentication."""
+    if principal.kind in {"anonymous", "local", "master"}:
+        return True
+    return principal.has_scope("admin") and principal.team is None
 
 
 def owner_for(principal: Principal, kind: OwnerKind | None) -> Owner | None:

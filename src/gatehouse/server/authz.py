@@ -7,7 +7,9 @@ Calls that routes make on a caller's behalf (chat, embeddings, RAG's model
 calls) are checked again by the pipeline's auth stage against the same
 principal, with the same :meth:`Principal.require`. The dashboard's pages
 (``ui:<role>``) are checked against the session cookie instead of a bearer
-credential, by :func:`gatehouse.ui.session.authorize_ui`.
+credential, by :func:`gatehouse.ui.session.authorize_ui`. A credential with
+the ``admin`` scope that belongs to a team is the dashboard's team admin
+(:func:`gatehouse.ui.session.role_for`): the admin API refuses it (403).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Final, Literal
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from gatehouse.core.errors import PermissionDeniedError
 from gatehouse.core.principal import ANONYMOUS, Principal
 
 RouteScope = Literal[
@@ -52,4 +55,11 @@ async def authorize(scope: Scope, needs: RouteScope) -> Principal:
     principal: Principal = await governance.authenticator.authenticate(Headers(scope=scope))
     if needs != AUTHENTICATED:
         principal.require(needs)
+    if needs == "admin" and principal.team is not None:
+        # The dashboard's team admin: its own team's keys and data there, never
+        # the admin API, which reaches every team (there is no team-admin API).
+        raise PermissionDeniedError(
+            f"This credential's 'admin' scope is limited to team '{principal.team}' in the "
+            "dashboard; the admin API needs an admin credential without a team."
+        )
     return principal
