@@ -92,3 +92,20 @@ def test_a_newer_postgres_schema_stops_serve_with_one_line(
         "gatehouse: error: the database schema is at revision ffff, newer than this gatehouse knows"
     ), served.stderr
     assert not any("listening" in line for line in logged)
+
+
+def test_an_unreachable_database_stops_serve_with_one_line(tmp_path: Path) -> None:
+    # Port 1 on loopback refuses connections; the password must not be printed.
+    url = "postgresql+asyncpg://gatehouse:hunter2@127.0.0.1:1/gatehouse"
+    served = subprocess.run(
+        [sys.executable, "-m", "gatehouse", "--data-dir", str(tmp_path), "serve", "--port", "0"],
+        env={**os.environ, "GATEHOUSE_STORE__DATABASE_URL": url},
+        capture_output=True,
+        timeout=120,
+    )
+    assert served.returncode == 1
+    stderr = served.stderr.decode()
+    assert "Traceback" not in stderr and "hunter2" not in stderr
+    assert stderr.splitlines()[-1].startswith(
+        "gatehouse: error: cannot open the database postgresql+asyncpg://gatehouse:***@127.0.0.1:1/"
+    ), stderr

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gatehouse.core.config import Settings
-from gatehouse.core.errors import ConfigError, SchemaError
+from gatehouse.core.errors import ConfigError, SchemaError, ServiceUnavailableError
 
 log = logging.getLogger("gatehouse.store")
 
@@ -145,10 +145,15 @@ class Database:
                             "database migrated from %s to %s", migration.before, migration.after
                         )
                     return migration
-                except DBAPIError:
+                except (DBAPIError, OSError) as exc:
                     if attempt == 9:
-                        raise
-                    log.info("database busy while migrating; retrying")
+                        # One line for the operator, not a driver traceback.
+                        where = make_url(self.url).render_as_string(hide_password=True)
+                        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                        raise ServiceUnavailableError(
+                            f"cannot open the database {where}: {reason}"
+                        ) from None
+                    log.info("database busy or unreachable while migrating; retrying")
                     await asyncio.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
 
