@@ -3,6 +3,8 @@
 The index is rebuilt from the collection store (the source of truth) and kept
 in memory; it never holds state that the store does not, so a crash loses
 nothing. Scores are Okapi BM25 with the Lucene idf (always positive).
+Removed (and replaced) rows keep their position until most positions are dead;
+then the index is rebuilt from its live rows, dropping terms no live row has.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from gatehouse.rag.text import analyze
 
 K1 = 1.2
 B = 0.75
+# Rebuild once at least this many positions are dead and they outnumber the live ones.
+COMPACT_MIN_DEAD = 1024
 
 FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -54,6 +58,11 @@ class BM25Index:
     def __len__(self) -> int:
         return self._live_count
 
+    @property
+    def positions(self) -> int:
+        """Positions held, live or removed: what the index's memory follows."""
+        return len(self._rowids)
+
     def add(self, items: Iterable[tuple[int, Sequence[str]]]) -> None:
         """Index ``(rowid, terms)`` pairs; a rowid already present is replaced."""
         for rowid, terms in items:
@@ -87,6 +96,20 @@ class BM25Index:
             self._live_count -= 1
             self._total_length -= self._lengths[position]
         self._arrays = None
+        dead = len(self._rowids) - self._live_count
+        if dead >= COMPACT_MIN_DEAD and dead > self._live_count:
+            self._compact()
+
+    def _compact(self) -> None:
+        live = [
+            (rowid, self._terms[rowid])
+            for rowid, alive in zip(self._rowids, self._alive, strict=True)
+            if alive
+        ]
+        self._rowids, self._position, self._lengths, self._alive = [], {}, [], []
+        self._postings, self._terms = {}, {}
+        self._live_count = self._total_length = 0
+        self.add((rowid, list(counts.elements())) for rowid, counts in live)
 
     def search(
         self, query: str, k: int, allowed: set[int] | None = None

@@ -12,6 +12,10 @@ after it is built or has grown by ``SAVE_GROWTH`` since the last save, and
 :meth:`EmbeddedVectorIndex.load` reuses a saved graph when a process opens the
 collection: rows added since the save are inserted, rows deleted since are
 marked, and a graph that fails its checks is rebuilt.
+
+Deleted (and replaced) rows keep their position until most positions are
+dead: then the index is compacted to its live rows and the graph rebuilt on
+its next use, so memory follows the live rows, not every row ever added.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ SAVE_GROWTH = 0.1
 SPOT_CHECKS = 64
 # A saved graph whose positions are mostly deleted rows is rebuilt rather than loaded.
 MIN_LIVE_SHARE = 0.5
+# Compact once at least this many positions are dead and they outnumber the
+# live ones (the same share as above): each compaction is paid for by as many
+# deletions as rows it keeps.
+COMPACT_MIN_DEAD = 1024
 
 log = logging.getLogger("gatehouse.rag")
 
@@ -84,6 +92,11 @@ class EmbeddedVectorIndex:
     def __len__(self) -> int:
         return self._live
 
+    @property
+    def positions(self) -> int:
+        """Positions held, live or deleted: what the index's memory follows."""
+        return len(self._rowids)
+
     def add(self, rowids: Sequence[int], vectors: FloatArray) -> None:
         """Add vectors (shape ``(n, dimensions)``); a row id already present is replaced."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
@@ -108,6 +121,21 @@ class EmbeddedVectorIndex:
             self._live -= 1
             if self._hnsw is not None and position < self._hnsw_count:
                 self._hnsw.mark_deleted(position)
+        self._dirty()
+        dead = len(self._rowids) - self._live
+        if dead >= COMPACT_MIN_DEAD and self._live < MIN_LIVE_SHARE * len(self._rowids):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep only the live rows; the graph is rebuilt when next needed (and saved anew)."""
+        self._consolidate()
+        keep = np.flatnonzero(self._alive_array)
+        self._matrix = np.ascontiguousarray(self._matrix[keep])
+        self._rowids = [self._rowids[int(i)] for i in keep]
+        self._position = {rowid: index for index, rowid in enumerate(self._rowids)}
+        self._alive = [True] * len(keep)
+        self._hnsw = None
+        self._hnsw_count = self._saved_count = 0
         self._dirty()
 
     def vectors_of(self, rowids: Sequence[int]) -> FloatArray:
