@@ -333,7 +333,8 @@ async def _principal(scope: Scope, sessions: Sessions, identity: UiIdentity) -> 
     cached = await governance.directory.key(identity.subject)
     if cached is None or not cached.record.usable(governance.clock()):
         return None
-    if identity.fingerprint != sessions.key_fingerprint(cached.record.digest):
+    expected = sessions.key_fingerprint(cached.record.digest)
+    if identity.fingerprint is None or not hmac.compare_digest(identity.fingerprint, expected):
         return None  # rotated since login
     principal: Principal = cached.principal
     return principal
