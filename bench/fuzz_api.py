@@ -31,7 +31,7 @@ def main() -> int:
         started = time.perf_counter()
         results = fuzz(target, examples=args.examples, seed=seed, timeout=args.timeout)
         elapsed = time.perf_counter() - started
-        tracebacks = target.server.log.read_text().count("Traceback")
+        tracebacks = _tracebacks(target.server.log.read_text())
     width = max(len(r.label) for r in results)
     print(f"{'operation':<{width}}  {'caller':<11}  {'examples':>8}  {'failures':>8}  statuses")
     for r in results:
@@ -44,12 +44,28 @@ def main() -> int:
     failures = [f"{r.label} as {r.caller}: {f}" for r in results for f in r.failures]
     print(
         f"\n{operations} operations, {len(results)} operation x caller runs, {examples} requests, "
-        f"{len(failures)} failures, {tracebacks} tracebacks in the server log, "
+        f"{len(failures)} failures, {len(tracebacks)} tracebacks in the server log, "
         f"{elapsed:.0f} s (seed {seed}, {args.examples} examples each)"
     )
     for failure in failures:
         print("\n" + failure)
+    for traceback in tracebacks:
+        print("\n" + traceback)
     return 1 if failures or tracebacks else 0
+
+
+def _tracebacks(log: str) -> list[str]:
+    """Each traceback in the server's log, with the line before it (what it was
+    logged as) and its last lines (the exception)."""
+    found = []
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            end = i + 1
+            while end < len(lines) and (lines[end].startswith(" ") or not lines[end].strip()):
+                end += 1
+            found.append("\n".join([lines[i - 1] if i else "", *lines[end - 4 : end + 1]]))
+    return found
 
 
 if __name__ == "__main__":
