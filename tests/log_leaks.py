@@ -2,7 +2,8 @@
 
 :class:`LeakWatch` records every virtual key that the admin API creates or
 rotates in the test process (a wrapper around the two functions that make
-them) and the prompt text of every model request the tests send through
+them, which the admin API, the dashboard's key pages and the CLI all call)
+and the prompt text of every model request the tests send through
 httpx (which the openai and anthropic SDKs use, in-process and to servers
 alike), keeps every Python log record the run emits (a root handler writing
 to a file), and at the end searches those records and every log file of the
@@ -29,9 +30,26 @@ from gatehouse.gateway.keys import KEY_PREFIX
 
 KEY_SHAPE = re.compile(re.escape(KEY_PREFIX) + r"[0-9a-f]{16}_[A-Za-z0-9_-]{16,}")
 SERVER_LOGS = "server-*.log"
-# Requests whose bodies carry prompts, and where in the body the text is.
-MODEL_PATHS = ("/chat/completions", "/embeddings", "/messages", "/responses")
-TEXT_FIELDS = frozenset({"content", "input", "text", "system", "instructions", "prompt"})
+# Requests whose bodies carry prompts, and where in the body the text is: the
+# model APIs, the dashboard playground's chat, RAG documents, searches and
+# answers, stored prompt templates (a chat's ``prompt`` variables are under
+# ``prompt``) and token counting.
+MODEL_PATHS = (
+    "/chat/completions",
+    "/embeddings",
+    "/messages",
+    "/responses",
+    "/playground/chat",
+    "/documents",
+    "/search",
+    "/answer",
+    "/prompts",
+    "/count_tokens",
+    "/input_tokens",
+)
+TEXT_FIELDS = frozenset(
+    {"content", "input", "text", "system", "instructions", "prompt", "template", "query"}
+)
 # Shorter texts ("hi", "hello") are words a log may hold for other reasons.
 MIN_PROMPT_CHARS = 16
 
