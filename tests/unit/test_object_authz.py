@@ -164,6 +164,19 @@ async def _as(gov: Governed, key: str, spec: RouteSpec, values: dict[str, str]) 
     return await gov.http.request(spec.method, _path(spec, values), json=body, headers=_auth(key))
 
 
+async def _admin_routes_refused(
+    gov: Governed, key: str, beta: Beta
+) -> AsyncIterator[tuple[RouteSpec, dict[str, str], httpx.Response]]:
+    """Each admin route called by ``key`` on beta's objects: asserted 403."""
+    for spec in _api_specs(gov):
+        if spec.scope != "admin":
+            continue
+        values = {**beta.params, "id": beta.params["id"] if "keys" in spec.path else "beta"}
+        refused = await _as(gov, key, spec, values)
+        assert refused.status_code == 403, (spec.method, spec.path, refused.text)
+        yield spec, values, refused
+
+
 def _absent(values: dict[str, str]) -> dict[str, str]:
     return {name: ("9" if name == "version" else f"absent-{name}") for name in values}
 
@@ -171,12 +184,7 @@ def _absent(values: dict[str, str]) -> dict[str, str]:
 async def test_a_team_key_without_admin_is_refused_on_every_admin_route(gov: Governed) -> None:
     beta = await _beta(gov)
     alpha = await gov.new_key(name="alpha", team="alpha", scopes=NON_ADMIN)
-    for spec in _api_specs(gov):
-        if spec.scope != "admin":
-            continue
-        values = {**beta.params, "id": beta.params["id"] if "keys" in spec.path else "beta"}
-        refused = await _as(gov, alpha, spec, values)
-        assert refused.status_code == 403, (spec.method, spec.path, refused.text)
+    async for spec, values, refused in _admin_routes_refused(gov, alpha, beta):
         if "{" in spec.path:
             missing = await _as(gov, alpha, spec, _absent(values))
             assert missing.status_code == 403
@@ -267,12 +275,7 @@ async def test_a_teams_admin_key_reaches_no_other_team(gov: Governed) -> None:
     administrator on every ``/admin`` route and saw every team's objects."""
     beta = await _beta(gov)
     team_admin = await gov.new_key(name="alpha-admin", team="alpha", scopes=sorted(ALL_SCOPES))
-    for spec in _api_specs(gov):
-        if spec.scope != "admin":
-            continue
-        values = {**beta.params, "id": beta.params["id"] if "keys" in spec.path else "beta"}
-        refused = await _as(gov, team_admin, spec, values)
-        assert refused.status_code == 403, (spec.method, spec.path, refused.text)
+    async for _spec, _values, refused in _admin_routes_refused(gov, team_admin, beta):
         assert "team 'alpha'" in refused.json()["error"]["message"]
     for spec in _object_routes(gov):
         if _owned(spec) and spec.scope != "admin":

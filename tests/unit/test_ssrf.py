@@ -36,6 +36,7 @@ from gatehouse.providers.openai_compat import OpenAICompatProvider
 
 from .governed import Governed, governed_app
 from .rag_fakes import BagOfWords
+from .test_provider_transport import COMPLETION
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "gatehouse"
 # Calls that open an outbound connection, by the name they are called with.
@@ -136,16 +137,7 @@ def _provider(kind: str, handler: Any) -> Any:
 
 
 ANSWERS: dict[str, dict[str, Any]] = {
-    "openai_compat": {
-        "id": "c",
-        "object": "chat.completion",
-        "created": 1,
-        "model": "up-model",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    },
+    "openai_compat": COMPLETION,
     "anthropic": {
         "id": "m",
         "type": "message",
@@ -164,22 +156,17 @@ ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
+def _image_chat(model: str, image_url: str) -> dict[str, Any]:
+    """A chat body with an image at ``image_url`` and forged provider addresses."""
+    content = [
+        {"type": "text", "text": "describe"},
+        {"type": "image_url", "image_url": {"url": image_url}},
+    ]
+    return {"model": model, "messages": [{"role": "user", "content": content}], **FORGED_BASES}
+
+
 def _request(image_url: str) -> ChatCompletionRequest:
-    return ChatCompletionRequest.model_validate(
-        {
-            "model": "up-model",
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "describe"},
-                        {"type": "image_url", "image_url": {"url": image_url}},
-                    ],
-                }
-            ],
-            **FORGED_BASES,
-        }
-    )
+    return ChatCompletionRequest.model_validate(_image_chat("up-model", image_url))
 
 
 @pytest.mark.parametrize("kind", sorted(PROVIDER_BASE))
@@ -220,21 +207,7 @@ async def test_urls_in_chat_and_rag_documents_are_never_fetched(gov: Governed) -
     auth = {"authorization": f"Bearer {key}"}
     with listener() as internal:
         chat = await gov.http.post(
-            "/v1/chat/completions",
-            json={
-                "model": "test/echo",
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "text", "text": "look"},
-                            {"type": "image_url", "image_url": {"url": internal}},
-                        ],
-                    }
-                ],
-                **FORGED_BASES,
-            },
-            headers=auth,
+            "/v1/chat/completions", json=_image_chat("test/echo", internal), headers=auth
         )
         assert chat.status_code == 200, chat.text
         made = await gov.http.post(
