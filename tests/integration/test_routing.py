@@ -383,15 +383,23 @@ def test_admission_never_loses_an_accepted_request(
     import concurrent.futures
 
     def ask(i: int) -> str:
-        reply = client.chat.completions.create(
-            model="narrow", messages=[{"role": "user", "content": f"n{i}"}]
-        )
-        return reply.choices[0].message.content or ""
+        # On a starved machine the 0.5 s queue deadline may pass: such a request is
+        # refused before it reaches the upstream (never accepted), so it is asked again.
+        while True:
+            try:
+                reply = client.chat.completions.create(
+                    model="narrow", messages=[{"role": "user", "content": f"n{i}"}]
+                )
+            except openai.APIStatusError as exc:
+                if exc.status_code != 503:
+                    raise
+                continue
+            return reply.choices[0].message.content or ""
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, range(16)))
     assert answers == [f"echo: n{i}" for i in range(16)]
-    assert upstream.count() == 16
+    assert upstream.count() == 16  # every accepted request reached it once; no refused one did
 
 
 def test_capacity_reads_live_latencies(narrow: RunningServer, upstream: FakeUpstream) -> None:
