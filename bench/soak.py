@@ -25,8 +25,16 @@ growth from baseline to end at most 10%, no file-descriptor growth beyond
 faults are injected here); also no traceback in the server's log. The exit
 status is 1 when a threshold is broken.
 
+To find what grows, ``--tracemalloc DIR`` has the server start tracemalloc
+when the warm-up ends and dump a snapshot into DIR after the traffic (both on
+SIGUSR2), then prints the lines whose allocations made since the warm-up are
+still alive, most first: what grew (native memory, such as ONNX Runtime's or
+llama.cpp's, is not seen). Tracing slows the server and adds to its RSS: the
+verdicts of such a run are not the figures of an untraced one.
+
     .venv/bin/python bench/soak.py                 (30 minutes)
     .venv/bin/python bench/soak.py --minutes 2     (a smoke run)
+    .venv/bin/python bench/soak.py --minutes 10 --tracemalloc /tmp/snaps
 """
 
 from __future__ import annotations
@@ -35,10 +43,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -75,6 +85,48 @@ WORDS = [
     "teams",
     "spend",
 ]
+
+
+# The server, traceable: ``python -c TRACED DIR <gatehouse args>``; the first
+# SIGUSR2 starts tracemalloc (and writes DIR/tracing), the next dumps DIR/snap.bin.
+TRACED = """
+import pathlib, signal, sys, tracemalloc
+where = pathlib.Path(sys.argv.pop(1))
+def on_signal(*_):
+    if tracemalloc.is_tracing():
+        tracemalloc.take_snapshot().dump(str(where / "snap.bin"))
+    else:
+        tracemalloc.start(10)
+        (where / "tracing").write_text("on")
+signal.signal(signal.SIGUSR2, on_signal)
+from gatehouse.cli.main import main
+raise SystemExit(main())
+"""
+
+
+def signal_traced(pid: int, path: Path, timeout: float = 300) -> Path:
+    """SIGUSR2 to the traced server; wait until ``path`` is written in full."""
+    path.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    size = -1
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size == size > 0:
+            return path
+        size = path.stat().st_size if path.exists() else -1
+        time.sleep(1)
+    raise SystemExit(f"the server did not write {path}")
+
+
+def growth_report(path: Path, top: int = 20) -> None:
+    stats = tracemalloc.Snapshot.load(str(path)).statistics("lineno")
+    total = sum(stat.size for stat in stats)
+    print(
+        f"\ntracemalloc: {total / 1024:,.0f} KiB allocated after the warm-up still alive at "
+        f"the end; the {top} largest lines:"
+    )
+    for stat in stats[:top]:
+        print(f"  {stat.size / 1024:9.1f} KiB {stat.count:7d} blocks  {stat.traceback}")
 
 
 def soak_config(path: Path, upstream: str) -> Path:
@@ -235,11 +287,18 @@ class Traffic:
         await self.call("admin", self.admin, "GET", "/admin/spend?group_by=key")
 
 
-async def sample(pid: int, tally: Tally, started: float, deadline: float, every: float) -> None:
+async def sample(
+    pid: int, tally: Tally, started: float, args: argparse.Namespace, snapshots: Path | None
+) -> None:
+    deadline = started + args.minutes * 60
+    warm_end = started + args.minutes * 60 * args.warmup
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):  # the process may be gone: the run reports it
             tally.samples.append(Sample(time.monotonic() - started, rss_kb(pid), fd_count(pid)))
-        await asyncio.sleep(every)
+        if snapshots is not None and time.monotonic() >= warm_end:
+            await asyncio.to_thread(signal_traced, pid, snapshots / "tracing")
+            snapshots = None
+        await asyncio.sleep(max(0.0, min(args.sample_seconds, deadline - time.monotonic())))
 
 
 async def run_traffic(
@@ -256,7 +315,7 @@ async def run_traffic(
         t.loop("rag", t.rag),
         t.loop("admin", t.admin_calls, pause=args.admin_pause),
         t.loop("local chat", t.local_chat, pause=args.local_chat_seconds),
-        sample(pid, tally, started, deadline, args.sample_seconds),
+        sample(pid, tally, started, args, args.tracemalloc),
     ]
     try:
         await asyncio.gather(*loops)
@@ -402,6 +461,7 @@ def main() -> int:
     parser.add_argument("--max-growth-pct", type=float, default=10)
     parser.add_argument("--fd-slack", type=int, default=8, help="connections in flight")
     parser.add_argument("--keep-log", type=Path, help="copy the server's log here")
+    parser.add_argument("--tracemalloc", type=Path, help="snapshot directory (see above)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="gh-soak-") as tmpdir, contextlib.ExitStack() as stack:
@@ -415,10 +475,14 @@ def main() -> int:
         )
         wait_ready(upstream + CHAT_PATH, up_log, method="POST")
         log = tmp / "gatehouse.log"
-        argv = [PYTHON, "-m", "gatehouse", "--config", str(soak_config(tmp / "g.yaml", upstream))]
+        argv = [PYTHON, "-m", "gatehouse"]
+        if args.tracemalloc:
+            args.tracemalloc.mkdir(parents=True, exist_ok=True)
+            argv = [PYTHON, "-c", TRACED, str(args.tracemalloc)]
+        argv += ["--config", str(soak_config(tmp / "g.yaml", upstream))]
         argv += ["--data-dir", str(tmp / "data"), "serve", "--port", str(port)]
         pid = stack.enter_context(process([*argv, "--log-level", "warning"], log))
-        wait_ready(base_url + "/healthz", log)
+        wait_ready(base_url + "/healthz", log, timeout=300)  # models load on a busy machine
         print(f"gatehouse pid {pid} on {base_url}; setting up ...", file=sys.stderr)
         key = setup(base_url)
         print(f"traffic for {args.minutes:g} minutes ...", file=sys.stderr)
@@ -426,6 +490,8 @@ def main() -> int:
         elapsed = asyncio.run(run_traffic(base_url, key, pid, args, tally))
         time.sleep(3)  # the clients' connections are closed: what stays open is the server's
         alive = Path(f"/proc/{pid}").exists()
+        if alive and args.tracemalloc:
+            traced = signal_traced(pid, args.tracemalloc / "snap.bin")
         fds_idle = fd_count(pid) if alive else -1
         text = log.read_text(errors="replace")
         if args.keep_log:
@@ -436,6 +502,8 @@ def main() -> int:
         return 1
     verdicts = judge(tally, args, tracebacks)
     report(tally, verdicts, elapsed, tracebacks, fds_idle)
+    if args.tracemalloc:
+        growth_report(traced)
     return 0 if verdicts.memory_ok and verdicts.fds_ok and verdicts.errors_ok else 1
 
 
