@@ -28,7 +28,11 @@ playwright_api = pytest.importorskip(
 )
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop
+# running in the main thread while it is started, and every later test that
+# calls asyncio.run() (most integration tests) would fail with "cannot be
+# called from a running event loop".
+@pytest.fixture(scope="module")
 def browser() -> Iterator[playwright_api.Browser]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"{CHROMIUM} is missing: run `make services` (apt-get install chromium)")
