@@ -18,7 +18,6 @@ Vectors are L2-normalised and do not depend on how inputs are batched.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.util
 import threading
@@ -31,10 +30,9 @@ import numpy as np
 from gatehouse.core.config import LocalE5Config
 from gatehouse.core.errors import ContextLengthExceededError, ServiceUnavailableError
 from gatehouse.core.extras import needs_extra
-from gatehouse.core.types import Embedding, EmbeddingRequest, EmbeddingResponse, Usage
+from gatehouse.core.types import EmbeddingRequest, EmbeddingResponse
 from gatehouse.providers.base import ModelInfo, Readiness
-from gatehouse.providers.batching import MicroBatcher
-from gatehouse.providers.local.embeddings import checked_texts, encoded_vector
+from gatehouse.providers.local.embeddings import BatchedEmbedding
 from gatehouse.providers.local.pooling import FloatArray
 
 MODEL_ID = "local/e5-small"
@@ -110,11 +108,14 @@ class E5EmbeddingProvider:
         self._engine = engine
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self._calls = 0
-        self._batcher: MicroBatcher[_Input, FloatArray] = MicroBatcher(
-            self._embed_batch,
-            window=config.batch_window_ms / 1000,
-            max_items=config.batch_max_inputs,
+        self._runs = BatchedEmbedding(
+            MODEL_ID,
+            DIMENSIONS,
+            prepare=self._inputs,
+            run=self._embed_batch,
+            tokens=lambda item: item.tokens,
+            window_ms=config.batch_window_ms,
+            max_inputs=config.batch_max_inputs,
         )
 
     def readiness(self) -> Readiness:
@@ -125,21 +126,7 @@ class E5EmbeddingProvider:
         return Readiness(True, "loadable (loads on first request)")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        texts = checked_texts(request, MODEL_ID, DIMENSIONS)
-        self._calls += 1
-        try:
-            items = await asyncio.to_thread(self._inputs, texts)
-            vectors = await self._batcher.submit(items, wait=self._calls > 1)
-        finally:
-            self._calls -= 1
-        tokens = sum(item.tokens for item in items)
-        data = [
-            Embedding(index=i, embedding=encoded_vector(vector, request.encoding_format))
-            for i, vector in enumerate(vectors)
-        ]
-        return EmbeddingResponse(
-            data=data, model=MODEL_ID, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
-        )
+        return await self._runs.embed(request)
 
     async def aclose(self) -> None:
         """Nothing to release: the engine's memory goes with the provider."""

@@ -13,7 +13,9 @@ import base64
 import importlib.util
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -37,6 +39,7 @@ from gatehouse.providers.local.onnx_export import default_cache_dir
 from gatehouse.providers.local.pooling import FloatArray
 
 log = logging.getLogger("gatehouse.providers.local")
+Item = TypeVar("Item")
 
 MODEL_ID = "local/minilm"
 MAX_INPUT_TOKENS = 256  # the model's max_seq_length: longer inputs would be truncated
@@ -73,11 +76,14 @@ class MiniLMEmbeddingProvider:
         self._load_lock = threading.Lock()
         self._tokenize_lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self._calls = 0  # embed calls in progress: a lone one need not wait for company
-        self._batcher: MicroBatcher[TokenizedText, FloatArray] = MicroBatcher(
-            self._embed_batch,
-            window=config.batch_window_ms / 1000,
-            max_items=config.batch_max_inputs,
+        self._runs = BatchedEmbedding(
+            MODEL_ID,
+            DIMENSIONS,
+            prepare=self._tokenized,
+            run=self._embed_batch,
+            tokens=lambda item: len(item.ids),
+            window_ms=config.batch_window_ms,
+            max_inputs=config.batch_max_inputs,
         )
 
     @property
@@ -93,21 +99,7 @@ class MiniLMEmbeddingProvider:
         return Readiness(True, "loadable (loads on first request)")
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
-        texts = checked_texts(request, MODEL_ID, DIMENSIONS)
-        self._calls += 1
-        try:
-            items = await asyncio.to_thread(self._tokenized, texts)
-            vectors = await self._batcher.submit(items, wait=self._calls > 1)
-        finally:
-            self._calls -= 1
-        tokens = sum(len(item.ids) for item in items)
-        data = [
-            Embedding(index=i, embedding=encoded_vector(vector, request.encoding_format))
-            for i, vector in enumerate(vectors)
-        ]
-        return EmbeddingResponse(
-            data=data, model=MODEL_ID, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
-        )
+        return await self._runs.embed(request)
 
     async def aclose(self) -> None:
         """Nothing to release: no thread or connection outlives a call, and the
@@ -157,6 +149,50 @@ class MiniLMEmbeddingProvider:
                 )
                 log.info("local/minilm: using the %s backend", self._backend.name)
         return self._backend
+
+
+class BatchedEmbedding(Generic[Item]):
+    """One in-process embedding model's calls: each request's texts checked and
+    prepared (``prepare``, in a thread) on its own, so one bad request never
+    fails the others, then coalesced by a :class:`MicroBatcher` into ``run``
+    calls. A lone call does not wait for company."""
+
+    def __init__(
+        self,
+        model: str,
+        dimensions: int,
+        *,
+        prepare: Callable[[list[str]], list[Item]],
+        run: Callable[[list[Item]], Sequence[FloatArray]],
+        tokens: Callable[[Item], int],
+        window_ms: float,
+        max_inputs: int,
+    ) -> None:
+        self.model = model
+        self.dimensions = dimensions
+        self._prepare = prepare
+        self._tokens = tokens
+        self._calls = 0  # embed calls in progress
+        self._batcher: MicroBatcher[Item, FloatArray] = MicroBatcher(
+            run, window=window_ms / 1000, max_items=max_inputs
+        )
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        texts = checked_texts(request, self.model, self.dimensions)
+        self._calls += 1
+        try:
+            items = await asyncio.to_thread(self._prepare, texts)
+            vectors = await self._batcher.submit(items, wait=self._calls > 1)
+        finally:
+            self._calls -= 1
+        tokens = sum(self._tokens(item) for item in items)
+        data = [
+            Embedding(index=i, embedding=encoded_vector(vector, request.encoding_format))
+            for i, vector in enumerate(vectors)
+        ]
+        return EmbeddingResponse(
+            data=data, model=self.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
+        )
 
 
 def checked_texts(request: EmbeddingRequest, model: str, dimensions: int) -> list[str]:
