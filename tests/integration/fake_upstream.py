@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,6 +34,8 @@ from typing import Any, Literal
 
 import orjson
 from aiohttp import web
+
+from .app_thread import AppThread, loopback_port
 
 Kind = Literal[
     "ok",
@@ -102,9 +102,7 @@ class FakeUpstream:
     completed_streams: int = 0
     port: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
-    _loop: asyncio.AbstractEventLoop | None = None
-    _runner: web.AppRunner | None = None
-    _thread: threading.Thread | None = None
+    _server: AppThread = field(default_factory=lambda: AppThread("fake-upstream"))
 
     @property
     def base_url(self) -> str:
@@ -147,45 +145,25 @@ class FakeUpstream:
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> FakeUpstream:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_post("/v1/chat/completions", self._openai_chat)
-            app.router.add_post("/v1/embeddings", self._openai_embeddings)
-            app.router.add_post("/v1/responses", self._openai_responses)
-            app.router.add_post("/v1/messages", self._anthropic)
-            app.router.add_post("/v1/messages/count_tokens", self._anthropic_count)
-            app.router.add_post("/v1beta/models/{call}", self._gemini)
-            app.router.add_post("/v2/rerank", self._rerank)  # Cohere
-            app.router.add_post("/v1/rerank", self._rerank)  # Jina
-            app.router.add_post("/rerank", self._rerank)  # vLLM
-            self._runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-            loop.run_until_complete(site.start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake upstream did not start")
+        self.port = loopback_port()
+        self._server.start(self._app, self.port)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._openai_chat)
+        app.router.add_post("/v1/embeddings", self._openai_embeddings)
+        app.router.add_post("/v1/responses", self._openai_responses)
+        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1/messages/count_tokens", self._anthropic_count)
+        app.router.add_post("/v1beta/models/{call}", self._gemini)
+        app.router.add_post("/v2/rerank", self._rerank)  # Cohere
+        app.router.add_post("/v1/rerank", self._rerank)  # Jina
+        app.router.add_post("/rerank", self._rerank)  # vLLM
+        return app
 
     # -- shared behaviour ---------------------------------------------------------
 

@@ -13,13 +13,10 @@ Runs on its own event loop in a background thread, like ``fake_upstream``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import html
 import secrets
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +26,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from .app_thread import AppThread, loopback_port
 
 Tamper = Literal["state", "nonce", "expired", "signature", "audience"]
 
@@ -63,8 +62,7 @@ class OidcProvider:
         default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
     )
     _grants: dict[str, _Grant] = field(default_factory=dict)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
+    _server: AppThread = field(default_factory=lambda: AppThread("oidc-provider"))
 
     @property
     def issuer(self) -> str:
@@ -79,39 +77,20 @@ class OidcProvider:
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> OidcProvider:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            app = web.Application()
-            app.router.add_get("/.well-known/openid-configuration", self._discovery)
-            app.router.add_get("/jwks", self._jwks)
-            app.router.add_get("/authorize", self._authorize)
-            app.router.add_post("/token", self._token)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="oidc-provider", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("OIDC provider did not start")
+        self.port = loopback_port()
+        self._server.start(self._app, self.port)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/jwks", self._jwks)
+        app.router.add_get("/authorize", self._authorize)
+        app.router.add_post("/token", self._token)
+        return app
 
     # -- endpoints ---------------------------------------------------------------
 

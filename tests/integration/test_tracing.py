@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from gatehouse.core.config import Settings, TracingConfig
 from gatehouse.observability.tracing import start_tracing
 from gatehouse.server import create_app
 
+from .app_thread import AppThread
 from .conftest import RunningServer, free_port, start_server, stop_server
 from .fake_upstream import FakeUpstream
 
@@ -234,34 +234,19 @@ class FakeCollector:
 
     port: int = field(default_factory=free_port)
     exports: list[tuple[dict[str, str], ExportTraceServiceRequest]] = field(default_factory=list)
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
+    _server: AppThread = field(default_factory=lambda: AppThread("fake-collector"))
 
     def start(self) -> FakeCollector:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_post("/v1/traces", self._traces)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-collector", daemon=True)
-        self._thread.start()
-        assert ready.wait(10)
+        self._server.start(self._app, self.port)
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._traces)
+        return app
 
     async def _traces(self, request: web.Request) -> web.Response:
         export = ExportTraceServiceRequest()
