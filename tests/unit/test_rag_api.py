@@ -94,6 +94,7 @@ async def test_answer_streams_as_sse(http: httpx.AsyncClient) -> None:
         ("post", f"{C}/nope/documents", DOCS, 404, "not_found", "collection"),
         ("post", C, {"name": "kb"}, 409, "conflict", "name"),
         ("post", C, {"name": "../etc"}, 400, "invalid_value", "name"),
+        ("post", C, {"name": "p", "query_prefix": "q" * 65}, 400, "invalid_value", "query_prefix"),
         (
             "post",
             f"{C}/kb/search",
