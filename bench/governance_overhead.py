@@ -33,6 +33,7 @@ from tests.integration.governance_helpers import MASTER, create_key, write_confi
 from tests.unit.fakes import EchoChat
 
 from gatehouse.core.config import Settings
+from gatehouse.core.principal import ALL_SCOPES
 from gatehouse.core.types import ChatCompletionRequest
 from gatehouse.gateway import CallContext, Gateway, ModelRegistry
 from gatehouse.gateway.admin import KeyCreate
@@ -66,7 +67,9 @@ async def in_process(calls: int, governed: bool, redis: str | None) -> float:
             ModelRegistry([EchoChat()], {}), started_at=0, stages=stages, governance=governance
         )
         await gateway.start()
-        created = await governance.admin.create_key(KeyCreate(**KEY_BODY), actor="bench")
+        created = await governance.admin.create_key(
+            KeyCreate(**KEY_BODY), actor="bench", held_scopes=ALL_SCOPES
+        )
         headers = {"authorization": f"Bearer {created.key}"}
         queue = iter(range(calls))
 

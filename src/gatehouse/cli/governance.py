@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gatehouse.core.config import Settings
+from gatehouse.core.principal import ALL_SCOPES
 from gatehouse.core.validation import validation_error
 from gatehouse.gateway.admin import Admin, KeyCreate, parse_since
 from gatehouse.gateway.keys import Directory
@@ -109,12 +110,12 @@ async def _purge(database: Database, settings: Settings, args: argparse.Namespac
 
 
 async def _dispatch(admin: Admin, args: argparse.Namespace) -> int:
-    actor = f"cli:{getpass.getuser()}"
+    actor = f"cli:{getpass.getuser()}"  # holds every scope: it has the database itself
     if args.command == "spend":
         return await _spend(admin, args)
     command = args.keys_command
     if command == "create":
-        created = await admin.create_key(_key_body(args), actor=actor)
+        created = await admin.create_key(_key_body(args), actor=actor, held_scopes=ALL_SCOPES)
         print(created.key)
         return 0
     if command == "list":
@@ -130,7 +131,7 @@ async def _dispatch(admin: Admin, args: argparse.Namespace) -> int:
         await admin.revoke_key(args.id, actor=actor)
         print(f"revoked {args.id}")
         return 0
-    rotated = await admin.rotate_key(args.id, actor=actor)
+    rotated = await admin.rotate_key(args.id, actor=actor, held_scopes=ALL_SCOPES)
     print(rotated.key)
     return 0
 

@@ -7,7 +7,7 @@ same transaction as the change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,12 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from gatehouse.core.config import LimitSpec
-from gatehouse.core.errors import ConflictError, NotFoundError, ValidationFailedError
+from gatehouse.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationFailedError,
+)
 from gatehouse.core.ids import Clock
 from gatehouse.core.principal import ALL_SCOPES
 from gatehouse.core.records import (
@@ -47,6 +52,18 @@ def _known_scopes(scopes: list[str] | None) -> list[str] | None:
     if unknown:
         raise ValueError(f"unknown scope(s) {unknown}; known: {sorted(ALL_SCOPES)}")
     return sorted(set(scopes))
+
+
+def check_grantable(held: frozenset[str], scopes: Iterable[str], *, doing: str) -> None:
+    """403 naming the first of ``scopes`` that ``held`` (the acting credential's
+    scopes) lacks: nobody hands a key more than they hold themselves."""
+    missing = sorted(set(scopes) - held)
+    if missing:
+        raise PermissionDeniedError(
+            f"Your credential lacks the '{missing[0]}' scope, so it cannot {doing}.",
+            param="scopes",
+            code="scope_not_held",
+        )
 
 
 class KeyUpdate(_Body):
@@ -111,7 +128,14 @@ class Admin:
 
     # -- keys --
 
-    async def create_key(self, body: KeyCreate, *, actor: str) -> CreatedKey:
+    # ``held_scopes``: the acting credential's scopes (the CLI and the master key
+    # hold them all); a key never gets, or has rotated, a scope its actor lacks.
+
+    async def create_key(
+        self, body: KeyCreate, *, actor: str, held_scopes: frozenset[str]
+    ) -> CreatedKey:
+        scopes = body.scopes if body.scopes is not None else DEFAULT_SCOPES
+        check_grantable(held_scopes, scopes, doing="grant it")
         now = self._clock()
         key_id, key, salt, digest = new_key()
         record = KeyRecord(
@@ -122,7 +146,7 @@ class Admin:
             team=body.team,
             user=body.user,
             org=body.org,
-            scopes=body.scopes if body.scopes is not None else DEFAULT_SCOPES,
+            scopes=scopes,
             models=body.models,
             expires_at=body.expires_at.timestamp() if body.expires_at else None,
             limits=body.limits,
@@ -143,7 +167,12 @@ class Admin:
             raise NotFoundError(f"No key with id '{key_id}'.", param="id")
         return record
 
-    async def update_key(self, key_id: str, body: KeyUpdate, *, actor: str) -> KeyRecord:
+    async def update_key(
+        self, key_id: str, body: KeyUpdate, *, actor: str, held_scopes: frozenset[str]
+    ) -> KeyRecord:
+        if "scopes" in body.model_fields_set:
+            granted = body.scopes if body.scopes is not None else DEFAULT_SCOPES
+            check_grantable(held_scopes, granted, doing="grant it")
         before = await self.key(key_id)
         changes: dict[str, Any] = {
             name: getattr(body, name) for name in body.model_fields_set if name != "expires_at"
@@ -161,8 +190,12 @@ class Admin:
         await self._directory.refresh()
         return after
 
-    async def rotate_key(self, key_id: str, *, actor: str) -> CreatedKey:
+    async def rotate_key(
+        self, key_id: str, *, actor: str, held_scopes: frozenset[str]
+    ) -> CreatedKey:
         before = await self.key(key_id)
+        # The new secret carries the key's scopes to whoever rotated it.
+        check_grantable(held_scopes, before.scopes, doing="rotate a key that holds it")
         if before.revoked_at is not None:
             raise ConflictError(f"Key '{key_id}' is revoked and cannot be rotated.")
         key, salt, digest = new_secret(key_id)

@@ -2,9 +2,10 @@
 and limits; the audit log.
 
 Every change goes through :class:`gatehouse.gateway.admin.Admin`, as the admin
-API's do, audited with the session's principal as the actor. Team admins see
-and change only their own team's keys, and cannot grant the ``admin`` scope;
-viewers see their team's keys (or their own key) read-only.
+API's do, audited with the session's principal as the actor, which also refuses
+to grant (or rotate a key holding) a scope the session's credential lacks. Team
+admins see and change only their own team's keys, and cannot grant the
+``admin`` scope; viewers see their team's keys (or their own key) read-only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from starlette.responses import Response
 
 from gatehouse.core.config import LimitSpec
 from gatehouse.core.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
-from gatehouse.core.principal import ALL_SCOPES
 from gatehouse.core.records import Budget, KeyRecord, iso
 from gatehouse.gateway.admin import (
     DEFAULT_SCOPES,
@@ -84,7 +84,7 @@ async def list_keys(request: Request) -> Response:
             "q": query,
             "iso": iso,
             "scopes": _grantable(session),
-            "default_scopes": DEFAULT_SCOPES,
+            "default_scopes": [s for s in DEFAULT_SCOPES if s in _grantable(session)],
             "periods": PERIODS,
             "can_manage": session.allows("team_admin"),
         },
@@ -92,8 +92,10 @@ async def list_keys(request: Request) -> Response:
 
 
 def _grantable(session: UiSession) -> list[str]:
-    """The scopes this session may give a key: a team admin never ``admin``."""
-    return sorted(ALL_SCOPES if session.role == "admin" else ALL_SCOPES - {"admin"})
+    """The scopes this session may give a key: those its credential holds, and
+    a team admin never ``admin``."""
+    held = session.principal.scopes
+    return sorted(held if session.role == "admin" else held - {"admin"})
 
 
 def _text(values: FormData, name: str) -> str | None:
@@ -147,7 +149,7 @@ async def create_key(request: Request) -> Response:
     session = session_of(request)
     values = await form(request)
     scopes = [str(s) for s in values.getlist("scopes")] or DEFAULT_SCOPES
-    if not set(scopes) <= set(_grantable(session)):
+    if session.role != "admin" and "admin" in scopes:
         raise PermissionDeniedError("A team admin cannot grant the admin scope.", param="scopes")
     team = _text(values, "team") if session.role == "admin" else session.principal.team
     models = _text(values, "models")
@@ -165,7 +167,9 @@ async def create_key(request: Request) -> Response:
             "limits": _limits(values),
         },
     )
-    created = await _admin(request).create_key(body, actor=session.principal.id)
+    created = await _admin(request).create_key(
+        body, actor=session.principal.id, held_scopes=session.principal.scopes
+    )
     return _shown_once(request, created, "created")
 
 
@@ -201,7 +205,9 @@ async def revoke_key(request: Request) -> Response:
 async def rotate_key(request: Request) -> Response:
     session = session_of(request)
     record = await _key(request, session)
-    created = await _admin(request).rotate_key(record.id, actor=session.principal.id)
+    created = await _admin(request).rotate_key(
+        record.id, actor=session.principal.id, held_scopes=session.principal.scopes
+    )
     return _shown_once(request, created, "rotated")
 
 
@@ -210,7 +216,9 @@ async def set_key_limits(request: Request) -> Response:
     record = await _key(request, session)
     values = await form(request)
     body = _body(KeyUpdate, {"budget": _budget(values), "limits": _limits(values)})
-    await _admin(request).update_key(record.id, body, actor=session.principal.id)
+    await _admin(request).update_key(
+        record.id, body, actor=session.principal.id, held_scopes=session.principal.scopes
+    )
     return redirect(f"/ui/keys/{record.id}")
 
 

@@ -39,8 +39,12 @@ async def _admin(request: Request) -> tuple[Admin, str]:
     governance: Governance | None = request.app.state.gateway.governance
     if governance is None:
         raise NotFoundError("Administration is not enabled on this server.")
+    return governance.admin, _caller(request).id
+
+
+def _caller(request: Request) -> Principal:
     principal: Principal = request.state.principal
-    return governance.admin, principal.id
+    return principal
 
 
 def _since(request: Request, name: str = "since") -> float:
@@ -64,7 +68,8 @@ def _limit(request: Request, default: int = 100, maximum: int = MAX_LIMIT) -> in
 
 async def create_key(request: Request) -> Response:
     admin, actor = await _admin(request)
-    created = await admin.create_key(await parse_body(request, KeyCreate), actor=actor)
+    body = await parse_body(request, KeyCreate)
+    created = await admin.create_key(body, actor=actor, held_scopes=_caller(request).scopes)
     return JSONResponse(created.public(), status_code=201)
 
 
@@ -84,13 +89,17 @@ async def get_key(request: Request) -> Response:
 async def update_key(request: Request) -> Response:
     admin, actor = await _admin(request)
     body = await parse_body(request, KeyUpdate)
-    record = await admin.update_key(request.path_params["id"], body, actor=actor)
+    record = await admin.update_key(
+        request.path_params["id"], body, actor=actor, held_scopes=_caller(request).scopes
+    )
     return JSONResponse(record.public())
 
 
 async def rotate_key(request: Request) -> Response:
     admin, actor = await _admin(request)
-    created = await admin.rotate_key(request.path_params["id"], actor=actor)
+    created = await admin.rotate_key(
+        request.path_params["id"], actor=actor, held_scopes=_caller(request).scopes
+    )
     return JSONResponse(created.public())
 
 
