@@ -1,14 +1,25 @@
-"""Hardening of the dashboard and the admin API against a real gatehouse process:
-nobody grants a scope it does not hold (dashboard and admin API)."""
+"""Hardening of the dashboard and the admin API against real gatehouse processes:
+nobody grants a scope it does not hold (dashboard and admin API); failed logins
+and refused API credentials are limited per client address (and logins per key
+guessed at), on every replica; logging out ends a session everywhere, a copy of
+its cookie included.
+
+The module's server trusts ``X-Forwarded-For`` from any peer
+(``server.forwarded_allow_ips: "*"``), so one test process speaks from many
+client addresses; the replicas trust nobody, so there the header changes nothing."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from gatehouse.ui.session import SESSION_COOKIE
+
+from ..services import Redis
 from .conftest import RunningServer, start_server, stop_server
 
 pytestmark = pytest.mark.integration
@@ -17,12 +28,24 @@ MASTER = "sk-master-ui-hardening-0123456789"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _META = re.compile(r'name="csrf-token" content="([^"]+)"')
 _KEY = re.compile(r"gh-[0-9a-f]{16}_[A-Za-z0-9_-]+")
+# Small limits with long windows: no capacity comes back during a test.
+LIMITS = {
+    "GATEHOUSE_AUTH__FAILED_ATTEMPTS__LOGIN_PER_ADDRESS": "3",
+    "GATEHOUSE_AUTH__FAILED_ATTEMPTS__LOGIN_PER_KEY": "4",
+    "GATEHOUSE_AUTH__FAILED_ATTEMPTS__API_PER_ADDRESS": "5",
+    "GATEHOUSE_AUTH__FAILED_ATTEMPTS__API_WINDOW_SECONDS": "3600",
+}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     running = start_server(
-        tmp_path_factory.mktemp("ui-hardening") / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}
+        tmp_path_factory.mktemp("ui-hardening") / "data",
+        env={
+            **LIMITS,
+            "GATEHOUSE_MASTER_KEY": MASTER,
+            "GATEHOUSE_SERVER__FORWARDED_ALLOW_IPS": "*",
+        },
     )
     yield running
     stop_server(running)
@@ -32,11 +55,17 @@ def _client(server: RunningServer) -> httpx.Client:
     return httpx.Client(base_url=server.base_url, timeout=30)
 
 
-def _log_in(http: httpx.Client, key: str) -> str:
-    """Log in with ``key``; the session's CSRF token."""
-    token = _TOKEN.search(http.get("/ui/login").text)
+def _try_login(http: httpx.Client, key: str, address: str | None = None) -> httpx.Response:
+    """Post the login form with ``key``, from ``address`` (``X-Forwarded-For``) if given."""
+    headers = {} if address is None else {"x-forwarded-for": address}
+    token = _TOKEN.search(http.get("/ui/login", headers=headers).text)
     assert token is not None
-    response = http.post("/ui/login", data={"key": key, "csrf_token": token.group(1)})
+    return http.post("/ui/login", data={"key": key, "csrf_token": token.group(1)}, headers=headers)
+
+
+def _log_in(http: httpx.Client, key: str, address: str | None = None) -> str:
+    """Log in with ``key``; the session's CSRF token."""
+    response = _try_login(http, key, address)
     assert response.status_code == 303, response.text
     page = http.get("/ui/keys")
     assert page.status_code == 200
@@ -156,3 +185,136 @@ def test_an_admin_key_grants_only_scopes_it_holds_on_the_admin_api(server: Runni
     # The master key holds every scope.
     everything = _new_key(server, name="master-made", scopes=["rag:write", "prompts:write"])
     assert everything.startswith("gh-")
+
+
+# -- failed authentications --
+
+
+def _refused_for_a_while(response: httpx.Response, window: float) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["retry-after"]) <= window
+
+
+def test_failed_logins_are_limited_per_address(server: RunningServer) -> None:
+    holder = _new_key(server, name="login-holder", scopes=["chat"])
+    wrong = "gh-" + "0" * 16 + "_" + "x" * 32
+    with _client(server) as http:
+        for _ in range(3):
+            assert _try_login(http, wrong, "10.0.1.1").status_code == 401
+        refused = _try_login(http, wrong, "10.0.1.1")
+        _refused_for_a_while(refused, 900)
+        assert "Too many failed logins from your address" in refused.text
+        # Refused before it is checked: the right key from there too.
+        right_but_refused = _try_login(http, holder, "10.0.1.1")
+        _refused_for_a_while(right_but_refused, 900)
+        assert SESSION_COOKIE not in http.cookies
+        # Another address is not held back by them.
+        assert _try_login(http, holder, "10.0.1.2").status_code == 303
+
+
+def test_guessing_one_key_from_many_addresses_spares_its_holder(server: RunningServer) -> None:
+    holder = _new_key(server, name="guessed", scopes=["chat"])
+    guess = holder[:20] + "y" * 32  # its id, a wrong secret
+    with _client(server) as http:
+        for n in range(1, 5):  # the key's limit, one failure from each of four addresses
+            assert _try_login(http, guess, f"10.0.2.{n}").status_code == 401
+        # Over it: an address that failed on this key is refused, even with the key itself.
+        _refused_for_a_while(_try_login(http, guess, "10.0.2.1"), 900)
+        _refused_for_a_while(_try_login(http, holder, "10.0.2.2"), 900)
+        # A new address gets its one try, and no second.
+        assert _try_login(http, guess, "10.0.2.5").status_code == 401
+        again = _try_login(http, guess, "10.0.2.5")
+        _refused_for_a_while(again, 900)
+        assert "Too many failed logins with this key" in again.text
+        # Whoever holds the key logs in from an address that did not guess.
+        assert _try_login(http, holder, "10.0.2.9").status_code == 303
+        # A successful login is given back: it is no failure of that address.
+        for _ in range(3):
+            http.cookies.clear()
+            assert _try_login(http, holder, "10.0.2.10").status_code == 303
+
+
+def test_refused_api_credentials_are_limited_per_address(server: RunningServer) -> None:
+    holder = _new_key(server, name="api-holder", scopes=["chat"])
+
+    def models(key: str | None, address: str) -> httpx.Response:
+        headers = {"x-forwarded-for": address}
+        if key is not None:
+            headers["authorization"] = f"Bearer {key}"
+        return httpx.get(f"{server.base_url}/v1/models", headers=headers, timeout=30)
+
+    made_up = "gh-" + "1" * 16 + "_" + "z" * 32
+    for n in range(5):
+        assert models(made_up, "10.0.3.1").status_code == 401, n
+    refused = models(made_up, "10.0.3.1")
+    _refused_for_a_while(refused, 3600)
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_error"
+    assert error["code"] == "too_many_failed_attempts"
+    # The address is refused before anything it sends is checked, a valid key too...
+    _refused_for_a_while(models(holder, "10.0.3.1"), 3600)
+    # ... but no other address, and no call without a credential counts.
+    assert models(holder, "10.0.3.2").status_code == 200
+    for _ in range(8):
+        assert models(None, "10.0.3.3").status_code == 401
+    assert models(holder, "10.0.3.3").status_code == 200
+
+
+# -- logging out --
+
+
+def test_logging_out_refuses_a_copy_of_the_cookie(server: RunningServer) -> None:
+    key = _new_key(server, name="leaving", team="green", scopes=["chat"])
+    with _client(server) as http:
+        token = _log_in(http, key, "10.0.4.1")
+        copied = http.cookies[SESSION_COOKIE]
+        with _client(server) as thief:
+            thief.cookies.set(SESSION_COOKIE, copied)
+            assert thief.get("/ui/keys").status_code == 200
+            out = http.post("/ui/logout", data={"csrf_token": token})
+            assert out.status_code == 303
+            assert SESSION_COOKIE not in http.cookies
+            refused = thief.get("/ui/keys")
+            assert refused.status_code == 303
+            assert refused.headers["location"].startswith("/ui/login")
+            revoke = thief.post(f"/ui/keys/{key[3:19]}/revoke", data={"csrf_token": token})
+            assert revoke.status_code == 303
+    # The key itself is untouched: a new login makes a new session.
+    with _client(server) as again:
+        _log_in(again, key, "10.0.4.1")
+
+
+def test_replicas_share_logouts_and_failed_attempts(
+    redis_server: Redis, postgres_url: str, tmp_path: Path
+) -> None:
+    """Two processes sharing Redis and PostgreSQL, trusting no proxy: a logout
+    on one ends the session on the other at once, and failures on one count on
+    the other, whatever ``X-Forwarded-For`` claims."""
+    env = {
+        **LIMITS,
+        "GATEHOUSE_MASTER_KEY": MASTER,
+        "GATEHOUSE_STORE__DATABASE_URL": postgres_url,
+        "GATEHOUSE_STORE__REDIS_URL": redis_server.url,
+    }
+    replicas = [start_server(tmp_path / f"data-{i}", env=env) for i in range(2)]
+    try:
+        first, second = replicas
+        key = _new_key(first, name="roaming", scopes=["chat"])
+        with _client(first) as http, _client(second) as other:
+            token = _log_in(http, key)
+            other.cookies.set(SESSION_COOKIE, http.cookies[SESSION_COOKIE])
+            assert other.get("/ui/keys").status_code == 200
+            assert http.post("/ui/logout", data={"csrf_token": token}).status_code == 303
+            assert other.get("/ui/keys").status_code == 303
+            other.cookies.clear()
+            wrong = "gh-" + "2" * 16 + "_" + "w" * 32
+            for n in range(3):
+                assert _try_login(http, wrong, f"10.9.0.{n}").status_code == 401
+            _refused_for_a_while(_try_login(other, key, "10.9.9.9"), 900)
+        bad = {"authorization": f"Bearer {wrong}"}
+        for _ in range(5):
+            assert httpx.get(f"{first.base_url}/v1/models", headers=bad).status_code == 401
+        _refused_for_a_while(httpx.get(f"{second.base_url}/v1/models", headers=bad), 3600)
+    finally:
+        for replica in replicas:
+            stop_server(replica)

@@ -298,6 +298,20 @@ class JWTConfig(_Section):
         return self.secret is not None or bool(self.public_keys) or self.jwks_file is not None
 
 
+class FailedAttemptsConfig(_Section):
+    """Failed authentications a client may make before it is refused with 429
+    (docs/security.md): ``api_per_address`` presented-but-refused credentials per
+    client address on the API, ``login_per_address`` and ``login_per_key``
+    failed dashboard logins per address and per key (or master key) guessed at.
+    Each is that many per its window, capacity coming back continuously; 0 is off."""
+
+    api_per_address: int = Field(default=60, ge=0)
+    api_window_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
+    login_per_address: int = Field(default=10, ge=0)
+    login_per_key: int = Field(default=20, ge=0)
+    login_window_seconds: float = Field(default=900.0, gt=0.0, le=86400.0)
+
+
 class AuthConfig(_Section):
     """Who may call. With neither a master key nor JWT configured, authentication
     is off and the server binds to localhost only."""
@@ -305,6 +319,7 @@ class AuthConfig(_Section):
     master_key: SecretStr | None = None
     jwt: JWTConfig = JWTConfig()
     revocation_poll_seconds: float = Field(default=0.5, gt=0.0, le=1.0)
+    failed_attempts: FailedAttemptsConfig = FailedAttemptsConfig()
 
     @property
     def enabled(self) -> bool:

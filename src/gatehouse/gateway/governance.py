@@ -21,6 +21,7 @@ from gatehouse.core.ids import Clock, system_clock
 from gatehouse.core.pseudonyms import Pseudonyms
 from gatehouse.gateway.admin import Admin
 from gatehouse.gateway.auth import Authenticator, AuthStage
+from gatehouse.gateway.auth_failures import FailedAuthLimiter
 from gatehouse.gateway.guard_policies import GuardPolicies
 from gatehouse.gateway.keys import Directory
 from gatehouse.gateway.limits import LimitsStage
@@ -69,6 +70,12 @@ class Governance:
         self._redis_configured = store.redis_url is not None
         self.pricing = PricingTable.from_settings(settings)
         self.authenticator = Authenticator(settings.auth, self.directory, clock)
+        self.failed_auth = FailedAuthLimiter(
+            counters,
+            settings.auth.failed_attempts,
+            clock=clock,
+            fail_open=store.redis_failure == "fail_open",
+        )
         self.auth = AuthStage(self.authenticator)
         self.limits = LimitsStage(
             counters,

@@ -10,6 +10,9 @@ principal, with the same :meth:`Principal.require`. The dashboard's pages
 credential, by :func:`gatehouse.ui.session.authorize_ui`. A credential with
 the ``admin`` scope that belongs to a team is the dashboard's team admin
 (:func:`gatehouse.ui.session.role_for`): the admin API refuses it (403).
+Refused credentials are counted per client address
+(:mod:`gatehouse.gateway.auth_failures`): past ``auth.failed_attempts`` the
+address gets 429 before anything it sends is checked.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Final, Literal
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
-from gatehouse.core.errors import PermissionDeniedError
+from gatehouse.core.errors import AuthenticationError, PermissionDeniedError
 from gatehouse.core.principal import ANONYMOUS, Principal
+from gatehouse.gateway.auth import bearer
+from gatehouse.gateway.auth_failures import client_address
 
 RouteScope = Literal[
     "public",
@@ -52,7 +57,19 @@ async def authorize(scope: Scope, needs: RouteScope) -> Principal:
     governance = scope["app"].state.gateway.governance
     if governance is None or not governance.authenticator.enabled:
         return ANONYMOUS  # nobody to check against: the server listens on localhost only
-    principal: Principal = await governance.authenticator.authenticate(Headers(scope=scope))
+    headers = Headers(scope=scope)
+    limiter = governance.failed_auth
+    refusal = limiter.refusal(scope)
+    if refusal is not None:
+        raise refusal  # too many refused credentials from this address: none is checked
+    try:
+        principal: Principal = await governance.authenticator.authenticate(headers)
+    except AuthenticationError:
+        if bearer(headers) is not None:  # a credential was presented and refused
+            refusal = await limiter.api_failed(client_address(scope))
+            if refusal is not None:
+                raise refusal from None
+        raise
     if needs != AUTHENTICATED:
         principal.require(needs)
     if needs == "admin" and principal.team is not None:

@@ -6,6 +6,7 @@ turns an identity into a session cookie.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from gatehouse.core.errors import (
     AuthenticationError,
     GatehouseError,
     NotFoundError,
+    RateLimitError,
     ServiceUnavailableError,
 )
+from gatehouse.gateway.auth_failures import LoginAttempt, client_address, login_target
 from gatehouse.gateway.keys import parse_key
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.ui.nav import nav_items
@@ -84,15 +87,35 @@ async def show_login(request: Request) -> Response:
 
 
 async def log_in(request: Request) -> Response:
-    """Check the submitted key (the CSRF check ran first) and start a session."""
+    """Check the submitted key (the CSRF check ran first) and start a session.
+
+    With authentication on, each attempt is charged to the client's address and
+    to the key it names before the key is checked, and given back when it
+    succeeds (:mod:`gatehouse.gateway.auth_failures`): past the limits, 429."""
     values = await form(request)
+    key = values.get("key")
+    governance = request.app.state.gateway.governance
+    attempt: LoginAttempt | None = None
     try:
-        identity = await _identity(request, values.get("key"))
+        if governance is not None and governance.authenticator.enabled:
+            target = login_target(key.strip() if isinstance(key, str) else "")
+            attempt = await governance.failed_auth.login_attempt(
+                client_address(request.scope), target
+            )
+        identity = await _identity(request, key)
+    except RateLimitError as exc:
+        response = await login_page(request, error=exc.message, status=429)
+        response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after or 1)))
+        return response
     except ServiceUnavailableError as exc:
+        if attempt is not None:  # the key could not be checked: no failure of its own
+            await governance.failed_auth.login_succeeded(attempt)
         return await login_page(request, error=exc.message, status=503)
     except GatehouseError:
         # One message whatever went wrong, as the API's 401 does.
         return await login_page(request, error="That key was not accepted.", status=401)
+    if attempt is not None:
+        await governance.failed_auth.login_succeeded(attempt)
     response = redirect(_next(values.get("next")))
     start_session(request, response, identity)
     return response
@@ -128,8 +151,14 @@ async def _identity(request: Request, key: object) -> UiIdentity:
 
 
 async def log_out(request: Request) -> Response:
+    """End the session on every replica (a copy of its cookie is refused from
+    now on), then clear the cookie in this browser."""
+    sessions = ui_state(request.scope).sessions
+    governance = request.app.state.gateway.governance
+    if governance is not None:
+        await sessions.end_everywhere(session_of(request).data, governance.counters)
     response = redirect("/ui/login")
-    ui_state(request.scope).sessions.end(response, secure=_https(request))
+    sessions.end(response, secure=_https(request))
     return response
 
 

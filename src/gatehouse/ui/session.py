@@ -6,8 +6,10 @@ nothing is stored server-side. The payload names who logged in, never a
 secret: for a virtual key its id and a fingerprint of its current digest, so
 revoking, expiring or rotating the key ends the session on every replica at
 the next page (the key directory's revision poll drops its cache within a
-second). Logging out clears the cookie; a copied cookie stays valid until it
-expires (``ui.session_hours``) unless its key is revoked.
+second). Logging out ends the session everywhere: a revocation entry for its
+random id goes to the shared counter store (in memory, or Redis across
+replicas) until the cookie would have expired, and every page checks it, so a
+copied cookie is refused from then on.
 
 Roles (:data:`Role`), from the credential that logged in (:func:`role_for`):
 
@@ -30,6 +32,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -42,9 +45,16 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from gatehouse.core.config import Settings
-from gatehouse.core.errors import AuthenticationError, PermissionDeniedError
+from gatehouse.core.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
 from gatehouse.core.principal import ALL_SCOPES, ANONYMOUS, Principal
 from gatehouse.gateway.auth import MASTER
+from gatehouse.store.counters import UNLIMITED, Claim, Counters, CounterUnavailableError
+
+log = logging.getLogger("gatehouse.ui")
 
 Role = Literal["viewer", "team_admin", "admin"]
 ROLE_RANK: Final[dict[Role, int]] = {"viewer": 0, "team_admin": 1, "admin": 2}
@@ -216,6 +226,44 @@ class Sessions:
         response.delete_cookie(LOGIN_COOKIE, path="/ui")
         return data
 
+    # -- logging out everywhere --
+
+    def _logout_key(self, data: SessionData) -> str:
+        # Derived, so the store never holds a session's id (its CSRF token's seed).
+        return f"ui-logout:{self._signer.derive('logout', data.sid)}"
+
+    async def end_everywhere(self, data: SessionData, counters: Counters) -> None:
+        """Record in ``counters`` that this session ended, until the cookie would
+        have expired (it is refused after that anyway)."""
+        now = time.time()
+        ttl = max(1.0, data.expires - now + 1.0)
+        entry = Claim("quota", self._logout_key(data), UNLIMITED, 1.0, ttl)
+        try:
+            await counters.admit([entry], now)
+        except CounterUnavailableError as exc:
+            log.warning(
+                "logout: cannot record the end of a session (a copy of its cookie stays "
+                "valid until it expires): %s",
+                exc,
+            )
+
+    async def ended(self, data: SessionData, counters: Counters) -> bool:
+        """Whether this session was logged out, on any replica sharing ``counters``.
+
+        A quota of limit 0 is always refused and so never written: the refusal
+        carries the stored level, a read that leaves no entry behind."""
+        probe = Claim("quota", self._logout_key(data), 0.0, 1.0, 1.0)
+        try:
+            decision = await counters.admit([probe], time.time())
+        except CounterUnavailableError as exc:
+            if self._settings.store.redis_failure == "fail_open":
+                log.warning("cannot check whether a session was logged out: %s", exc)
+                return False
+            raise ServiceUnavailableError(
+                "Sessions cannot be checked right now; try again shortly."
+            ) from None
+        return decision.outcomes[0].level > 0
+
     def end(self, response: Response, *, secure: bool) -> None:
         response.delete_cookie(
             SESSION_COOKIE, path="/ui", secure=secure, httponly=True, samesite="strict"
@@ -295,6 +343,9 @@ async def authorize_ui(scope: Scope, needs: str) -> Principal:
     data = state.sessions.read(connection)
     if data is None:
         raise LoginRequired(connection.url.path)
+    governance = scope["app"].state.gateway.governance
+    if governance is not None and await state.sessions.ended(data, governance.counters):
+        raise LoginRequired(connection.url.path)  # logged out, maybe on another replica
     principal = await _principal(scope, state.sessions, data.identity)
     if principal is None:
         raise LoginRequired(connection.url.path)
