@@ -8,11 +8,13 @@ with its typed SSE events), Anthropic
 Jina (``/v1/rerank``) and vLLM (``/rerank``). It answers by echoing the last
 user message word by word, and follows a script of behaviours: the next N requests
 can be delayed, answered with a status (429 with ``Retry-After``, 500, ...),
-reset, stalled before the first token, or have their stream cut midway; an OpenAI
-chat request can also be answered with a body that is not JSON (``malformed``),
-one far larger than usual (``oversized``, ``oversized_bytes`` of text) or an HTML
-page with status 200 (``wrong_type``), as a broken proxy in front of a provider
-would; and an
+reset, stalled before the first token, or have their stream cut midway; an OpenAI,
+Anthropic or Gemini chat request can also be answered with a body that is not
+JSON (``malformed``: half of it, or a stream's first event cut in half), one far
+larger than usual (``oversized``, ``oversized_bytes`` of text, in one event or in
+pieces of ``piece_chars``) or an HTML page with status 200 (``wrong_type``), as a
+broken proxy in front of a provider would; a whole answer can be ``cut`` after
+half its promised length; and an
 OpenAI chat, Responses or Gemini request can be answered with a call of its first tool
 (``tool_call``, arguments ``{"text": <the last user message>}``), with
 reasoning and a signature first (``thinking``); a failure rate applies a
@@ -61,7 +63,7 @@ class Behaviour:
     cut_after: int = 2  # chunks sent before a cut
     probability: float = 1.0  # chance that this behaviour applies; otherwise a plain answer
     error_body: dict[str, Any] | None = None
-    piece_chars: int = 0  # OpenAI streams: pieces of this many characters, not a word a chunk
+    piece_chars: int = 0  # chat streams: pieces of this many characters, not a word a chunk
     # OpenAI chat and Gemini answers reason first: reasoning_content and a signed
     # thinking block (OpenAI chat, as LiteLLM sends them), a reasoning item with
     # ``encrypted_content`` ``enc-responses-<request number>`` (Responses), or a thought part and a
@@ -337,12 +339,9 @@ class FakeUpstream:
         body, behaviour = await self._begin(request)
         if behaviour.kind == "status":
             return self._status(behaviour, "openai")
-        if behaviour.kind == "wrong_type":  # a proxy's error page, with status 200
-            page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
-            return web.Response(text=page, content_type="text/html")
-        words = _reply_words(body.get("messages", []))
-        if behaviour.kind == "oversized":
-            words.append("x" * behaviour.oversized_bytes)
+        if behaviour.kind == "wrong_type":
+            return _error_page()
+        words = _oversize(_reply_words(body.get("messages", [])), behaviour)
         model = body.get("model", "fake")
         usage = {
             "prompt_tokens": self.prompt_tokens,
@@ -371,9 +370,8 @@ class FakeUpstream:
                 ],
                 "usage": usage,
             }
-            if behaviour.kind in ("malformed", "cut"):
-                return await self._broken_json(request, behaviour, orjson.dumps(answer))
-            return web.json_response(answer, headers={"x-request-id": f"up-{len(self.requests)}"})
+            headers = {"x-request-id": f"up-{len(self.requests)}"}
+            return await self._whole(request, behaviour, answer, headers)
 
         def chunk(
             delta: dict[str, Any], finish: str | None = None, use: dict[str, Any] | None = None
@@ -392,19 +390,24 @@ class FakeUpstream:
 
         events = [chunk({"role": "assistant", "content": ""})]
         events += [chunk({k: v}) for k, v in self._reasoning(behaviour, "openai").items()]
-        if behaviour.piece_chars:
-            text, size = " ".join(words), behaviour.piece_chars
-            pieces = [text[i : i + size] for i in range(0, len(text), size)]
-        else:
-            pieces = [(" " if i else "") + w for i, w in enumerate(words)]
-        events += [chunk({"content": piece}) for piece in pieces]
+        events += [chunk({"content": piece}) for piece in _pieces(words, behaviour)]
         events.append(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(chunk({}, use=usage))
         events.append(b"data: [DONE]\n\n")
-        if behaviour.kind == "malformed":  # the first event's JSON breaks off
-            events[0] = events[0][: len(events[0]) // 2] + b"\n\n"
-        return await self._stream(request, behaviour, events)
+        return await self._stream(request, behaviour, _malformed(events, behaviour))
+
+    async def _whole(
+        self,
+        request: web.Request,
+        behaviour: Behaviour,
+        answer: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """A whole JSON answer, or half of it (``malformed``, ``cut``); any dialect."""
+        if behaviour.kind in ("malformed", "cut"):
+            return await self._broken_json(request, behaviour, orjson.dumps(answer))
+        return web.json_response(answer, headers=headers)
 
     async def _broken_json(
         self, request: web.Request, behaviour: Behaviour, whole: bytes
@@ -553,7 +556,9 @@ class FakeUpstream:
         body, behaviour = await self._begin(request)
         if behaviour.kind == "status":
             return self._status(behaviour, "anthropic")
-        words = _reply_words(body.get("messages", []))
+        if behaviour.kind == "wrong_type":
+            return _error_page()
+        words = _oversize(_reply_words(body.get("messages", [])), behaviour)
         text = " ".join(words)
         usage = {
             "input_tokens": 7,
@@ -563,19 +568,17 @@ class FakeUpstream:
             **self.usage_overrides.get("anthropic", {}),
         }
         if not body.get("stream"):
-            return web.json_response(
-                {
-                    "id": "msg_fake",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": body["model"],
-                    "content": [{"type": "text", "text": text}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
-                    "usage": usage,
-                },
-                headers={"request-id": "req_fake"},
-            )
+            answer = {
+                "id": "msg_fake",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            return await self._whole(request, behaviour, answer, {"request-id": "req_fake"})
 
         def event(name: str, data: dict[str, Any]) -> bytes:
             return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
@@ -612,10 +615,10 @@ class FakeUpstream:
                 {
                     "type": "content_block_delta",
                     "index": 0,
-                    "delta": {"type": "text_delta", "text": (" " if i else "") + w},
+                    "delta": {"type": "text_delta", "text": piece},
                 },
             )
-            for i, w in enumerate(words)
+            for piece in _pieces(words, behaviour)
         ]
         events += [
             event("content_block_stop", {"type": "content_block_stop", "index": 0}),
@@ -629,7 +632,7 @@ class FakeUpstream:
             ),
             event("message_stop", {"type": "message_stop"}),
         ]
-        return await self._stream(request, behaviour, events)
+        return await self._stream(request, behaviour, _malformed(events, behaviour))
 
     # -- Gemini ------------------------------------------------------------------------
 
@@ -664,9 +667,11 @@ class FakeUpstream:
             parts += instruction["parts"]
             words = sum(len(str(p.get("text", "")).split()) for p in parts)
             return web.json_response({"totalTokens": words})
+        if behaviour.kind == "wrong_type":
+            return _error_page()
         contents = body.get("contents", [])
         last = contents[-1]["parts"][0].get("text", "") if contents else ""
-        words = _echo(last)
+        words = _oversize(_echo(last), behaviour)
         usage = {
             "promptTokenCount": 6,
             "candidatesTokenCount": len(words),
@@ -690,8 +695,8 @@ class FakeUpstream:
             return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "fake"}
 
         if request.match_info["call"].endswith(":generateContent"):
-            return web.json_response(response(" ".join(words), "STOP"))
-        pieces = [(" " if i else "") + w for i, w in enumerate(words)]
+            return await self._whole(request, behaviour, response(" ".join(words), "STOP"))
+        pieces = _pieces(words, behaviour)
         if behaviour.kind == "tool_call":
             pieces = [""]  # Gemini streams a function call whole, in one event
         events = [
@@ -700,7 +705,34 @@ class FakeUpstream:
             + b"\r\n\r\n"
             for i, piece in enumerate(pieces)
         ]
-        return await self._stream(request, behaviour, events)
+        return await self._stream(request, behaviour, _malformed(events, behaviour))
+
+
+def _error_page() -> web.Response:
+    """A proxy's error page, with status 200 (``wrong_type``)."""
+    page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    return web.Response(text=page, content_type="text/html")
+
+
+def _oversize(words: list[str], behaviour: Behaviour) -> list[str]:
+    """The answer's words, with ``oversized_bytes`` of text after them for ``oversized``."""
+    return [*words, "x" * behaviour.oversized_bytes] if behaviour.kind == "oversized" else words
+
+
+def _pieces(words: list[str], behaviour: Behaviour) -> list[str]:
+    """A streamed answer's text pieces: a word each, or ``piece_chars`` characters each."""
+    if behaviour.piece_chars:
+        text, size = " ".join(words), behaviour.piece_chars
+        return [text[i : i + size] for i in range(0, len(text), size)]
+    return [(" " if i else "") + w for i, w in enumerate(words)]
+
+
+def _malformed(events: list[bytes], behaviour: Behaviour) -> list[bytes]:
+    """``events``, the first one's JSON broken off in the middle for ``malformed``."""
+    if behaviour.kind != "malformed":
+        return events
+    first = events[0]
+    return [first[: len(first) // 2] + b"\n\n", *events[1:]]
 
 
 def _reply_words(messages: list[dict[str, Any]]) -> list[str]:

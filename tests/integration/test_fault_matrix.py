@@ -4,12 +4,17 @@ Each fault of the fake upstream is played against two model groups, through
 the official openai SDK:
 
 - ``alone-<fault>``: the faulty deployment only (one retry). The call ends in a
-  retry that succeeds (a 5xx burst, an oversized answer) or in a clean
-  OpenAI-shaped error, well within the configured deadline.
+  retry that succeeds (a 5xx burst) or in a clean OpenAI-shaped error, well
+  within the configured deadline.
 - ``backed-<fault>``: the faulty deployment with a fallback group on a healthy
   deployment: the call succeeds, except a stream cut after its first chunks
   (the client has part of an answer; a retry would repeat it), which ends with
   an error event.
+
+The key faults are played again on an Anthropic-format and a Gemini-format
+deployment (``alone-<dialect>-<fault>``, :func:`test_fault_in_another_dialect`):
+the dialects share the transport and the upstream error handling, and this
+shows each of their translations ends every fault the same way.
 
 After every call: the server's sockets to the upstream are back to what they
 were (none half-closed, none left over from the fault), and the request has
@@ -46,6 +51,8 @@ ATTEMPTS = 2  # num_retries: 1
 # the configuration allows (ATTEMPTS x TOTAL plus backoff and fallback).
 HARD_TIMEOUT = 30.0
 BIG = 4 * 1024 * 1024
+# The faulty deployments' max_response_bytes: BIG is past it, an ordinary answer far within.
+CAP = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Fault:
     # Streams: the fault strikes after the first chunks went out, so the client
     # gets them and then an error event (no retry, no fallback: it would repeat them).
     breaks_stream: bool = False
+    stream_error: str = "ended the stream"  # ... and the error event says this
 
 
 FAULTS = [
@@ -72,25 +80,53 @@ FAULTS = [
     Fault("stall_before_first_token", Behaviour("stall"), alone_status=504),
     Fault("stream_cut_midway", Behaviour("cut", cut_after=3), breaks_stream=True),
     Fault("malformed_json", Behaviour("malformed"), tries=1),
-    # One 4 MiB event in a stream, past the 2 MiB a line may have.
+    # A 4 MiB answer, past CAP: not retried (it came, and may be billed), a fallback is
+    # tried. Streamed, one 4 MiB event, past the 2 MiB a line (an SSE event) may have.
     Fault(
         "oversized_response",
         Behaviour("oversized", oversized_bytes=BIG),
-        alone_status=None,
+        tries=1,
         breaks_stream=True,
+    ),
+    # The same 4 MiB streamed in 64 KiB events: each is fine, all together pass CAP.
+    Fault(
+        "oversized_stream",
+        Behaviour("oversized", oversized_bytes=BIG, piece_chars=64 * 1024),
+        tries=1,
+        breaks_stream=True,
+        stream_error=f"more than {CAP} bytes of its stream",
     ),
     Fault("wrong_content_type", Behaviour("wrong_type"), tries=1),
 ]
+# Played on the Anthropic and Gemini formats too.
+KEY_FAULTS = [
+    f
+    for f in FAULTS
+    if f.name
+    in {
+        "5xx_burst",
+        "connection_reset",
+        "stall_before_first_token",
+        "stream_cut_midway",
+        "malformed_json",
+        "oversized_response",
+        "oversized_stream",
+    }
+]
+DIALECTS = ["anthropic", "gemini"]
 
 
-def _deployment(upstream: FakeUpstream, model: str, timeouts: bool = True) -> str:
-    timeout = (
-        f", timeout: {{connect: 1, read: {READ}, total: {TOTAL}, first_token: {FIRST_TOKEN}}}"
-        if timeouts
+def _deployment(
+    upstream: FakeUpstream, model: str, faulty: bool = True, provider: str = "openai_compat"
+) -> str:
+    limits = (
+        f", max_response_bytes: {CAP}, timeout: "
+        f"{{connect: 1, read: {READ}, total: {TOTAL}, first_token: {FIRST_TOKEN}}}"
+        if faulty
         else ""
     )
-    url = f"{upstream.base_url}/v1"
-    return f"{{provider: openai_compat, model: {model}, base_url: '{url}'{timeout}}}"
+    url = f"{upstream.base_url}/v1" if provider == "openai_compat" else upstream.base_url
+    return f"{{provider: {provider}, model: {model}, base_url: '{url}', api_key: k{limits}}}"
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +135,11 @@ def gateway(
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("faults")
     groups = [f"  - name: healthy\n    deployments: [{_deployment(upstream, 'up-healthy', False)}]"]
+    for dialect in DIALECTS:
+        for fault in KEY_FAULTS:
+            name = f"alone-{dialect}-{fault.name}"
+            deployment = _deployment(upstream, f"up-{name}", provider=dialect)
+            groups.append(f"  - name: {name}\n    deployments: [{deployment}]")
     for fault in FAULTS:
         groups.append(
             f"  - name: alone-{fault.name}\n"
@@ -200,7 +241,9 @@ def baseline(gateway: RunningServer, upstream: FakeUpstream) -> int:
     deployment called once, both ways (kept-alive connections, one a pool)."""
     upstream.reset()
     client = gateway.openai()
-    for group in ["healthy"] + [f"{kind}-{f.name}" for f in FAULTS for kind in ("alone", "backed")]:
+    groups = ["healthy"] + [f"{kind}-{f.name}" for f in FAULTS for kind in ("alone", "backed")]
+    groups += [f"alone-{dialect}-{f.name}" for dialect in DIALECTS for f in KEY_FAULTS]
+    for group in groups:
         for stream in (False, True):
             assert _call(client, group, stream, f"warm-{uuid.uuid4().hex}") == ECHO
     states = upstream_sockets(gateway.process.pid, upstream.port)
@@ -219,18 +262,46 @@ def test_fault(
     upstream: FakeUpstream,
     baseline: int,
 ) -> None:
+    _play(gateway, upstream, baseline, fault, f"{group}-{fault.name}", stream)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("fault", KEY_FAULTS, ids=[f.name for f in KEY_FAULTS])
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_fault_in_another_dialect(
+    dialect: str,
+    fault: Fault,
+    stream: bool,
+    gateway: RunningServer,
+    upstream: FakeUpstream,
+    baseline: int,
+) -> None:
+    _play(gateway, upstream, baseline, fault, f"alone-{dialect}-{fault.name}", stream)
+
+
+def _play(
+    gateway: RunningServer,
+    upstream: FakeUpstream,
+    baseline: int,
+    fault: Fault,
+    model: str,
+    stream: bool,
+) -> None:
+    """Call ``model`` (a group of one faulty deployment, ``up-<model>``, perhaps with a
+    healthy fallback) with ``fault`` on, and check the outcome, sockets and ledger."""
     upstream.reset()
-    faulty = f"up-{group}-{fault.name}"
+    faulty = f"up-{model}"
+    backed = model.startswith("backed-")
     if fault.burst:
         upstream.then(*[fault.behaviour] * fault.burst)
     else:
         upstream.by_model[faulty] = fault.behaviour
-    request_id = f"fault-{fault.name}-{group}-{'s' if stream else 'j'}-{uuid.uuid4().hex[:8]}"
+    request_id = f"fault-{model}-{'s' if stream else 'j'}-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
     text: str | None = None
     error: openai.APIError | None = None
     try:
-        text = _call(gateway.openai(), f"{group}-{fault.name}", stream, request_id)
+        text = _call(gateway.openai(), model, stream, request_id)
     except openai.APIError as exc:
         error = exc
     elapsed = time.monotonic() - started
@@ -241,13 +312,12 @@ def test_fault(
     if fault.breaks_stream and stream:
         # Part of the answer went out: no retry, no fallback; the stream ends in an error.
         assert isinstance(error, openai.APIError)
-        assert "ended the stream" in error.message
+        assert fault.stream_error in error.message, error.message
         assert upstream.models() == [faulty]
-    elif group == "backed" or fault.alone_status is None:
+    elif backed or fault.alone_status is None:
         assert error is None, error
-        expected = ECHO + (" " + "x" * BIG if fault.name == "oversized_response" else "")
-        assert text == expected
-        if group == "backed" and fault.alone_status is not None:
+        assert text == ECHO
+        if backed and fault.alone_status is not None:
             assert upstream.models()[-1] == "up-healthy"
     else:
         assert isinstance(error, openai.APIStatusError), error
@@ -268,7 +338,7 @@ def test_fault(
     # Never an unaccounted request: one ledger record, success or not.
     records = _ledger_records(gateway, request_id)
     assert len(records) == 1, records
-    assert records[0]["model"] == f"{group}-{fault.name}"
+    assert records[0]["model"] == model
     # ... and it says what the client saw (a broken stream: the upstream's 502).
     expected_status = 200 if error is None else getattr(error, "status_code", 502)
     assert records[0]["http_status"] == expected_status, records[0]

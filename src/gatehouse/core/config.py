@@ -42,6 +42,8 @@ CLIENT_ENV = frozenset({"GATEHOUSE_CONFIG", "GATEHOUSE_API_KEY", "GATEHOUSE_BASE
 # from): never settings themselves, so a worker's reload can read its environment.
 INTERNAL_ENV_PREFIX = "GATEHOUSE_INTERNAL_"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+# The most one upstream answer may be (deployments[].max_response_bytes).
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 
 def default_data_dir() -> Path:
@@ -204,6 +206,8 @@ class DeploymentConfig(_Section):
     input_cost_per_query: float | None = Field(default=None, ge=0)  # rerank: USD a call
     max_connections: int = Field(default=256, ge=1)
     timeout: TimeoutConfig = TimeoutConfig()
+    # A larger answer (a whole one, or all of a stream) is a 502, never read whole.
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
     # Admission control: the request rate this deployment should serve. With it,
     # the in-flight limit follows Little's law (target_rps x latency x headroom).
     target_rps: float | None = Field(default=None, gt=0)

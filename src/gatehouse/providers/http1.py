@@ -21,6 +21,10 @@ Behaviour:
   failure is the caller's to retry, since the request may have been processed.
 - A cancelled or timed-out call closes its connection, so the upstream sees
   the client go.
+- A response is at most ``max_response_bytes``, as sent and once decompressed:
+  a larger ``Content-Length`` is refused when the headers arrive, a body that
+  grows past it as it arrives; either raises :class:`ResponseTooLargeError`
+  and closes the connection, so a 2 GiB answer is never held in memory.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gatehouse import __version__
-from gatehouse.providers.transport import UpstreamResponse
+from gatehouse.core.config import DEFAULT_MAX_RESPONSE_BYTES
+from gatehouse.providers.transport import ResponseTooLargeError, UpstreamResponse
 
 _USER_AGENT = f"gatehouse/{__version__}"
 
@@ -58,6 +63,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, pool: Http1Pool) -> None:
         self._pool = pool
+        self._limit = pool.max_response_bytes
+        self._size = 0  # body bytes of the current response so far
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[UpstreamResponse] | None = None
@@ -79,6 +86,8 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # given up on (too large): what was still buffered is not parsed
         self.received = True
         self.last_activity = time.monotonic()
         try:
@@ -104,10 +113,20 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
-        names = {name.lower() for name, _ in self._headers}
+        names = {name.lower(): value for name, value in self._headers}
         self._framed = "content-length" in names or "transfer-encoding" in names
+        length = names.get("content-length", "")
+        # Refused before a byte of the body is read (httptools checked it is a number).
+        if length.strip().isdigit() and int(length) > self._limit:
+            self._too_large()
 
     def on_body(self, body: bytes) -> None:
+        if self.closed:
+            return  # the rest of a chunk already fed to the parser
+        self._size += len(body)
+        if self._size > self._limit:
+            self._too_large()
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -124,6 +143,7 @@ class _Connection(asyncio.Protocol):
         waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
         self._waiter = waiter
         self._headers, self._body = [], []
+        self._size = 0
         self.received = False
         self.uses += 1
         self.last_activity = time.monotonic()
@@ -157,12 +177,18 @@ class _Connection(asyncio.Protocol):
         body = b"".join(self._body)
         encoding = headers.get("content-encoding", "identity").lower()
         if encoding in ("gzip", "deflate"):
+            # Bounded like the body as sent: a small gzip may unpack to gigabytes.
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
             try:
-                body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
+                body = inflate.decompress(body, self._limit + 1)
             except zlib.error as exc:
                 waiter.set_exception(
                     ConnectionClosedError(f"sent an undecodable {encoding} body: {exc}")
                 )
+                return
+            if len(body) > self._limit:
+                waiter.set_exception(ResponseTooLargeError(self._limit))
+                self.close()
                 return
         elif encoding != "identity":
             waiter.set_exception(
@@ -172,6 +198,12 @@ class _Connection(asyncio.Protocol):
         waiter.set_result(
             UpstreamResponse(self._parser.get_status_code(), CIMultiDictProxy(headers), body)
         )
+
+    def _too_large(self) -> None:
+        """Give up on a response past the limit; the connection cannot carry another."""
+        self._body = []
+        self._fail(ResponseTooLargeError(self._limit))
+        self.close()
 
     def _fail(self, error: BaseException) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -196,6 +228,7 @@ class Http1Pool:
         total_timeout: float,
         headers: Iterable[tuple[str, str]] = (),
         idle_timeout: float = 30.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -212,6 +245,7 @@ class Http1Pool:
         self._read_timeout = read_timeout
         self._total_timeout = total_timeout
         self._idle_timeout = idle_timeout
+        self.max_response_bytes = max_response_bytes
         self._idle: deque[_Connection] = deque()
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self._open = 0

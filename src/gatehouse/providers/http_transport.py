@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 from aiohttp.http_exceptions import LineTooLong
 
-from gatehouse.core.config import DeploymentConfig, TimeoutConfig
+from gatehouse.core.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig, TimeoutConfig
 from gatehouse.providers.http1 import ConnectionClosedError, Http1Pool, encode_headers
 from gatehouse.providers.transport import TracedHeaders, UpstreamRequest, UpstreamResponse
 
@@ -31,11 +31,20 @@ READ_BUFSIZE = 1 << 20
 class HTTPTransport:
     """Sends requests over pooled keep-alive connections, at most
     ``max_connections`` per origin, within ``timeout`` (connect, read, total;
-    the first-token timeout is the caller's)."""
+    the first-token timeout is the caller's). A whole answer past
+    ``max_response_bytes`` is refused while it is read; a stream's bytes are
+    counted by its reader (:class:`gatehouse.providers.upstream.Upstream`)."""
 
-    def __init__(self, *, timeout: TimeoutConfig, max_connections: int) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: TimeoutConfig,
+        max_connections: int,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
         self._timeout = timeout
         self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
         self._session: aiohttp.ClientSession | None = None
         self._pools: dict[str, Http1Pool] = {}
         self._targets: dict[str, tuple[Http1Pool, str]] = {}
@@ -46,7 +55,11 @@ class HTTPTransport:
     @classmethod
     def for_deployment(cls, config: DeploymentConfig) -> HTTPTransport:
         """The transport of one configured deployment."""
-        return cls(timeout=config.timeout, max_connections=config.max_connections)
+        return cls(
+            timeout=config.timeout,
+            max_connections=config.max_connections,
+            max_response_bytes=config.max_response_bytes,
+        )
 
     async def handle(self, request: UpstreamRequest) -> UpstreamResponse:
         if request.stream:
@@ -91,6 +104,7 @@ class HTTPTransport:
                     connect_timeout=self._timeout.connect,
                     read_timeout=self._timeout.read,
                     total_timeout=self._timeout.total,
+                    max_response_bytes=self._max_response_bytes,
                 )
             target = parts.path or "/"
             if parts.query:

@@ -15,8 +15,9 @@ transport. Two transports ship:
 A transport answers any status (a 429 is a response, not an exception) and
 raises only for a failure to get one, as plain built-in exceptions::
 
-    TimeoutError       connecting, a silence or the whole call took too long
-    ConnectionError    unreachable, refused, reset, closed, or not HTTP
+    TimeoutError           connecting, a silence or the whole call took too long
+    ConnectionError        unreachable, refused, reset, closed, or not HTTP
+    ResponseTooLargeError  a whole answer past the transport's bound (its connection closed)
 
 also while a streamed body is being read. The message, or the class name
 when it is empty, ends up after "Upstream <deployment> is unreachable: " (or
@@ -72,11 +73,21 @@ class UpstreamResponse:
     lines: AsyncIterator[bytes] | None = None
     release: Callable[[], Awaitable[None]] | None = None
 
-    async def aread(self) -> bytes:
-        """The whole body, reading what remains of a streamed one."""
+    async def aread(self, limit: int | None = None) -> bytes:
+        """The whole body, reading what remains of a streamed one; past ``limit``
+        bytes, :class:`ResponseTooLargeError` (the rest is left unread)."""
         if self.lines is not None:
-            self.body = b"".join([line async for line in self.lines])
-            self.lines = None
+            lines, self.lines = self.lines, None
+            read: list[bytes] = []
+            size = 0
+            async for line in lines:
+                size += len(line)
+                if limit is not None and size > limit:
+                    raise ResponseTooLargeError(limit)
+                read.append(line)
+            self.body = b"".join(read)
+        if limit is not None and len(self.body) > limit:
+            raise ResponseTooLargeError(limit)
         return self.body
 
     async def aclose(self) -> None:
@@ -84,6 +95,14 @@ class UpstreamResponse:
         release, self.release = self.release, None
         if release is not None:
             await release()
+
+
+class ResponseTooLargeError(Exception):
+    """An upstream's answer is larger than the ``limit`` it may have (bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
 
 
 class TracedHeaders(dict[str, str]):

@@ -4,9 +4,10 @@ A provider translates (``to_wire`` / ``from_wire``); an :class:`Upstream`
 speaks to the upstream for it: JSON in and out, a non-2xx answer classified
 from its status and structured body (:mod:`gatehouse.providers.upstream_errors`),
 the ``data:`` payloads of a server-sent event stream, the first-token timeout,
-and transport failures turned into gatehouse errors that say whether the call
-may be tried again. A streamed call may, until its first event is yielded;
-after that the client has part of an answer, and a retry would repeat it.
+the bound on an answer's size, and transport failures turned into gatehouse
+errors that say whether the call may be tried again. A streamed call may,
+until its first event is yielded; after that the client has part of an
+answer, and a retry would repeat it.
 
 No socket here: the bytes go through a :class:`~gatehouse.providers.transport.Transport`.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from gatehouse.core.config import DeploymentConfig
+from gatehouse.core.config import DEFAULT_MAX_RESPONSE_BYTES, DeploymentConfig
 from gatehouse.core.errors import (
     GatehouseError,
     UpstreamConnectionError,
@@ -28,7 +29,12 @@ from gatehouse.core.errors import (
     UpstreamTimeoutError,
 )
 from gatehouse.providers.http_transport import HTTPTransport
-from gatehouse.providers.transport import TracedHeaders, Transport, UpstreamRequest
+from gatehouse.providers.transport import (
+    ResponseTooLargeError,
+    TracedHeaders,
+    Transport,
+    UpstreamRequest,
+)
 from gatehouse.providers.upstream_errors import Dialect, classify
 
 # The W3C trace context (``traceparent``, ``tracestate``) to send with the
@@ -50,15 +56,21 @@ class Upstream:
         dialect: Dialect,
         headers: Mapping[str, str],
         first_token_timeout: float,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         owned: HTTPTransport | None = None,
     ) -> None:
-        """``owned`` is a transport this upstream made, and so closes in :meth:`aclose`."""
+        """``owned`` is a transport this upstream made, and so closes in :meth:`aclose`.
+
+        An answer of more than ``max_response_bytes`` (a whole body, an error's
+        body, or all the lines of a stream together) is an :class:`UpstreamError`.
+        """
         self.transport = transport
         self.deployment = deployment
         self._dialect = dialect
         # One mapping, built once and never changed: transports may cache by it.
         self._headers = {"content-type": "application/json", **headers}
         self._first_token = first_token_timeout
+        self._max_bytes = max_response_bytes
         self._owned = owned
 
     @classmethod
@@ -85,6 +97,7 @@ class Upstream:
             dialect=dialect,
             headers={**config.headers, **headers},
             first_token_timeout=config.timeout.first_token,
+            max_response_bytes=config.max_response_bytes,
             owned=owned,
         )
 
@@ -99,6 +112,10 @@ class Upstream:
             response = await self.transport.handle(request)
         except (TimeoutError, ConnectionError) as exc:
             raise self._unreachable(exc, "") from exc
+        except ResponseTooLargeError:
+            raise self._too_large() from None
+        if len(response.body) > self._max_bytes:  # a transport that does not bound it
+            raise self._too_large()
         if response.status >= 400:
             raise self._error(response.status, response.body, response.headers)
         try:
@@ -121,11 +138,12 @@ class Upstream:
         yielded = False
         try:
             if response.status >= 400:
-                raise self._error(response.status, await response.aread(), response.headers)
+                error_body = await response.aread(self._max_bytes)
+                raise self._error(response.status, error_body, response.headers)
             lines = response.lines if response.lines is not None else _split(response.body)
             # Left early, ``events`` is dropped unfinished: it holds nothing
             # that ``response.aclose()`` below does not release.
-            events = _sse_data(lines)
+            events = _sse_data(lines, self._max_bytes)
             async with asyncio.timeout(self._first_token):
                 first = await anext(events, None)
             if first is None:
@@ -138,6 +156,8 @@ class Upstream:
             if yielded:
                 exc.retryable = False
             raise
+        except ResponseTooLargeError:
+            raise self._too_large(" of its stream" if yielded else "") from None
         except TimeoutError as exc:
             error = UpstreamTimeoutError(
                 f"Upstream {self.deployment} timed out"
@@ -163,6 +183,15 @@ class Upstream:
     def _error(self, status: int, body: bytes, headers: Mapping[str, str]) -> GatehouseError:
         return classify(status, body, headers, dialect=self._dialect, deployment=self.deployment)
 
+    def _too_large(self, what: str = "") -> UpstreamError:
+        """An answer past the bound: it came (and may be billed), so it is not
+        tried again on this group; a fallback group is still tried."""
+        return UpstreamError(
+            f"Upstream {self.deployment} answered with more than {self._max_bytes} bytes{what} "
+            "(its deployment's max_response_bytes)",
+            code="upstream_response_too_large",
+        )
+
     def _unreachable(self, exc: TimeoutError | ConnectionError, when: str) -> GatehouseError:
         """The error for a call that got no answer at all: always worth another try."""
         error: GatehouseError
@@ -186,15 +215,21 @@ async def _split(body: bytes) -> AsyncIterator[bytes]:
         yield line
 
 
-async def _sse_data(lines: AsyncIterable[bytes]) -> AsyncGenerator[bytes, None]:
+async def _sse_data(lines: AsyncIterable[bytes], limit: int) -> AsyncGenerator[bytes, None]:
     """The ``data:`` payloads of an SSE stream, multi-line data joined, ``[DONE]`` ending it.
 
     A stream that ends without ``[DONE]`` just ends: Anthropic and Gemini
     streams end by closing, so the translations detect truncation by their own
-    end events.
+    end events. Once its lines together pass ``limit`` bytes, the stream ends
+    in :class:`ResponseTooLargeError`: an event is bounded by the transport,
+    all of them by this.
     """
     buffer: list[bytes] = []
+    size = 0
     async for raw in lines:
+        size += len(raw)
+        if size > limit:
+            raise ResponseTooLargeError(limit)
         line = raw.rstrip(b"\r\n")
         if not line:
             if buffer:
