@@ -37,6 +37,21 @@ def test_bm25_ranks_matching_rows_and_skips_non_matches() -> None:
     assert index.search("cat", 10, allowed={2}) == []
 
 
+def test_bm25_reuses_a_query_s_scores_only_while_the_index_is_unchanged() -> None:
+    index = BM25Index()
+    index.add([(1, analyze("cats purr softly")), (2, analyze("dogs bark"))])
+    query = {"cat": 2.0, "purr": 1.0}
+    first = index.search_terms(query, 10)
+    assert index.search_terms(query, 10, allowed={2}) == []  # filtered: the kept scores stay
+    assert index.search_terms(query, 10) == first
+    assert index.score_rows(query, [2, 1]) == [0.0, first[0][1]]
+    index.add([(3, analyze("cat"))])  # changes every row's idf and length norm
+    fresh = BM25Index()
+    fresh.add([(1, analyze("cats purr softly")), (2, analyze("dogs bark")), (3, analyze("cat"))])
+    assert index.search_terms(query, 10) == fresh.search_terms(query, 10)
+    assert index.score_rows(query, [1, 3]) == fresh.score_rows(query, [1, 3])
+
+
 def test_rrf_rewards_agreement() -> None:
     fused = fusion.rrf({"a": [("x", 9.0), ("y", 8.0)], "b": [("y", 1.0), ("z", 0.5)]})
     assert fused[0][0] == "y"

@@ -54,6 +54,9 @@ class BM25Index:
         self._live_count = 0
         self._total_length = 0
         self._arrays: tuple[IntArray, FloatArray, BoolArray] | None = None
+        # The last weighted query's scores: a hybrid search scores the same terms
+        # twice (its candidates, then every candidate's score), on each of two passes.
+        self._last: tuple[tuple[tuple[str, float], ...], FloatArray] | None = None
 
     def __len__(self) -> int:
         return self._live_count
@@ -85,6 +88,7 @@ class BM25Index:
                 postings.freqs.append(freq)
                 postings.frozen = None
         self._arrays = None
+        self._last = None
 
     def remove(self, rowids: Iterable[int]) -> None:
         for rowid in rowids:
@@ -96,6 +100,7 @@ class BM25Index:
             self._live_count -= 1
             self._total_length -= self._lengths[position]
         self._arrays = None
+        self._last = None
         dead = len(self._rowids) - self._live_count
         if dead >= COMPACT_MIN_DEAD and dead > self._live_count:
             self._compact()
@@ -134,7 +139,7 @@ class BM25Index:
                 position = self._position.get(rowid)
                 if position is not None:
                     mask[position] = True
-            scores *= mask
+            scores = scores * mask  # a copy: the scores are kept for the next call
         hits = np.flatnonzero(scores > 0)
         if len(hits) > k:
             hits = hits[np.argpartition(-scores[hits], k - 1)[:k]]
@@ -165,11 +170,23 @@ class BM25Index:
         return self._terms.get(rowid, Counter())
 
     def _scores(self, terms: Sequence[str] | Mapping[str, float]) -> FloatArray:
+        """Every position's score for ``terms`` (read-only: the last one is reused)."""
+        weighted = terms if isinstance(terms, Mapping) else Counter(terms)
+        # In order: the sum over terms is not associative in float32.
+        key = tuple(weighted.items())
+        last = self._last  # read once: another reader may replace it meanwhile
+        if last is not None and last[0] == key:
+            return last[1]
+        scores = self._score_terms(weighted)
+        scores.flags.writeable = False
+        self._last = (key, scores)
+        return scores
+
+    def _score_terms(self, weighted: Mapping[str, float]) -> FloatArray:
         rowids, lengths, alive = self._snapshot()
         avg = self._total_length / self._live_count
         norm = self.k1 * (1 - self.b + self.b * lengths / max(avg, 1e-9))
         scores = np.zeros(len(rowids), dtype=np.float32)
-        weighted = terms if isinstance(terms, Mapping) else Counter(terms)
         for term, weight in weighted.items():
             postings = self._postings.get(term)
             if postings is None:

@@ -141,11 +141,13 @@ class EmbeddedVectorIndex:
     def vectors_of(self, rowids: Sequence[int]) -> FloatArray:
         """The stored vectors of ``rowids`` (zeros for unknown rows)."""
         self._consolidate()
+        get = self._position.get
+        positions = np.fromiter((get(r, -1) for r in rowids), dtype=np.int64, count=len(rowids))
+        known = positions >= 0
+        if known.all():
+            return self._matrix[positions]
         out = np.zeros((len(rowids), self.dimensions), dtype=np.float32)
-        for index, rowid in enumerate(rowids):
-            position = self._position.get(rowid)
-            if position is not None:
-                out[index] = self._matrix[position]
+        out[known] = self._matrix[positions[known]]
         return out
 
     def search(
