@@ -9,12 +9,17 @@ one at a time, over one keep-alive ``httpx`` connection, in each mode
 (hybrid, the default; dense; keyword). It prints p50/p90/p99 per mode.
 
 Then, with the server stopped, the same collection is opened in this process
-(an in-process gateway with ``local/minilm``, as the server builds it) and the
-pieces of one hybrid search are timed directly: the query embedding through
-the gateway's pipeline, the embedding model run alone, query analysis, keyword
-search (with its feedback expansion), vector search, fusion, fetching the hit
-rows, and building and serialising the response. ``engine.search`` is timed
-whole beside them.
+(an in-process gateway with ``local/minilm``, as the server builds it) and one
+hybrid search is taken apart: the calls the search route makes, made one by
+one in the same order and timed: the query embedding through the gateway's
+pipeline (and, beside it, the embedding model run alone), query analysis, the
+collection's lock and refresh check, keyword search, vector search, the
+whole documents' keyword scores and the fusion of the first pass, the
+feedback terms taken from its best hits, keyword search again with them, the
+document scores and fusion of the second pass, fetching the hit rows, and
+building and serialising the response. Their sum is printed beside
+``engine.search`` timed whole, and every query's response from the pieces is
+checked to be byte for byte the one ``engine.search`` gives.
 
 Ingestion of 5,000 passages takes a few minutes on 2 cores: ``--data-dir``
 keeps the server's data folder and reuses its collection on the next run.
@@ -39,12 +44,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "retrieval" / "msmarco"
@@ -63,6 +70,11 @@ def cpu() -> str:
     )
     vnni = "with" if "avx512_vnni" in info or "avx_vnni" in info else "without"
     return f"{name}, {os.cpu_count()} cores, {vnni} VNNI"
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages: how busy the shared machine was."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -181,18 +193,58 @@ def http_latencies(
 
 # -- the pieces, in process --
 
+EMBEDDING = "query embedding, through the gateway"
+MODEL = "  of which the model (tokenise + ONNX run)"
+ANALYSIS = "query analysis (terms, vocabulary coverage)"
+REFRESH = "lock + index refresh check (SQLite)"
+KEYWORD = "keyword search, query terms (BM25)"
+VECTOR = "vector search (exact)"
+DOCUMENTS_1 = "document-level keyword evidence, pass 1"
+FUSION_1 = "fusion pass 1 (both scores, z-mix)"
+FEEDBACK = "feedback terms (pass 1's best hits)"
+KEYWORD_2 = "keyword search, with feedback terms"
+DOCUMENTS_2 = "document-level keyword evidence, pass 2"
+FUSION_2 = "fusion pass 2"
+FETCH = "fetch the hit rows (SQLite)"
+RESPONSE = "hits + JSON response (model + serialise)"
+SUM = "sum of the pieces above"
+WHOLE = "engine.search + JSON, whole"
+# The pieces that add up to the whole (the "of which" rows are inside the one above them).
+PIECES = (
+    EMBEDDING,
+    ANALYSIS,
+    REFRESH,
+    KEYWORD,
+    VECTOR,
+    DOCUMENTS_1,
+    FUSION_1,
+    FEEDBACK,
+    KEYWORD_2,
+    DOCUMENTS_2,
+    FUSION_2,
+    FETCH,
+    RESPONSE,
+)
+
 
 async def breakdown(data_dir: Path, queries: list[str], repeats: int) -> dict[str, list[float]]:
-    """Milliseconds per piece of one hybrid search, timed directly."""
+    """Milliseconds per piece of one hybrid search, timed directly.
+
+    The pieces are the calls ``Searcher.retrieve``, ``Collection.search`` and
+    ``retrieval.retrieve`` make for a hybrid search, made here one by one in
+    the same order (the document-level evidence is timed on its own first;
+    the fusion then reuses those scores, as it reuses the keyword search's).
+    Every query's hits from the pieces are checked against ``engine.search``'s.
+    """
     from starlette.datastructures import Headers
 
     from gatehouse.core.config import load_settings
     from gatehouse.gateway import CallerClient, build_gateway
     from gatehouse.providers.local.embeddings import MiniLMEmbeddingProvider
-    from gatehouse.rag import RagEngine, SearchResponse
+    from gatehouse.rag import RagEngine, SearchHit, SearchResponse, fusion
     from gatehouse.rag.blas import one_thread
     from gatehouse.rag.embedder import GatewayEmbedder
-    from gatehouse.rag.retrieval import DEPTH, Query, expand, fuse
+    from gatehouse.rag.retrieval import DEPTH, Query, feedback, fuse
     from gatehouse.rag.text import analyze
     from gatehouse.rag.tokenizer import tokenizer_for
     from gatehouse.server.http import to_json
@@ -215,10 +267,14 @@ async def breakdown(data_dir: Path, queries: list[str], repeats: int) -> dict[st
     assert isinstance(model, MiniLMEmbeddingProvider)
     tokens = tokenizer_for(spec.embedding_model)
     collection.sync()
-    # The collection's own indexes (private: this bench times them one by one).
+    rule = fusion.DEFAULT_RULE
+    top_k = 10
+    depth = max(DEPTH, top_k)
+    # The collection's own indexes and lock (private: this bench times them one by one).
     keywords, vectors = collection._keywords, collection._vectors
     assert vectors is not None
     documents = (collection._documents, collection._row_doc)
+    document_index, row_doc = documents
 
     times: dict[str, list[float]] = {}
 
@@ -234,37 +290,98 @@ async def breakdown(data_dir: Path, queries: list[str], repeats: int) -> dict[st
         times.setdefault(name, []).append((time.perf_counter() - started) * 1000)
         return value
 
-    def search_pieces(
-        prepared: Query, vector: Any, expanded: dict[str, float]
-    ) -> list[tuple[int, float]]:
-        with one_thread:  # as Collection.search runs them
-            keyword = timed(
-                "keyword search (BM25)", lambda: keywords.search_terms(expanded, DEPTH, None)
+    def document_evidence(
+        name: str,
+        weighted: dict[str, float],
+        dense: list[tuple[int, float]],
+        keyword: list[tuple[int, float]],
+    ) -> None:
+        """The whole documents' BM25 for the candidates, as ``retrieval.evidence`` asks it."""
+        candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in keyword]))
+        keys = [row_doc.get(r, -1) for r in candidates]
+        timed(name, lambda: document_index.score_rows(weighted, keys))
+
+    def search_pieces(prepared: Query) -> list[tuple[int, float]]:
+        """``retrieval.retrieve``'s hybrid path, step by step (as ``Collection.search`` runs it)."""
+        plain = {t: float(n) for t, n in Counter(prepared.terms).items()}
+        query_vector = prepared.vector
+        assert query_vector is not None
+        with one_thread:
+            keyword = timed(KEYWORD, lambda: keywords.search_terms(plain, depth, None))
+            dense = timed(VECTOR, lambda: vectors.search(query_vector, depth, None))
+            document_evidence(DOCUMENTS_1, plain, dense, keyword)
+            first = timed(
+                FUSION_1,
+                lambda: fuse(
+                    prepared,
+                    dense,
+                    keyword,
+                    plain,
+                    vectors,
+                    keywords,
+                    rule.feedback_docs,
+                    documents,
+                    rule,
+                ),
             )
-            dense = timed("vector search", lambda: vectors.search(vector, DEPTH, None))
+            expanded = timed(
+                FEEDBACK, lambda: feedback(prepared.terms, [r for r, _ in first], keywords)
+            )
+            keyword = timed(KEYWORD_2, lambda: keywords.search_terms(expanded, depth, None))
+            document_evidence(DOCUMENTS_2, expanded, dense, keyword)
             return timed(  # type: ignore[no-any-return]
-                "fusion (both scores, z-mix)",
-                lambda: fuse(prepared, dense, keyword, expanded, vectors, keywords, 10, documents),
+                FUSION_2,
+                lambda: fuse(
+                    prepared, dense, keyword, expanded, vectors, keywords, top_k, documents, rule
+                ),
             )
 
     async def one(query: str) -> None:
-        vector = await atimed("query embedding, via the gateway", lambda: embedder.embed([query]))
-        timed("  of which the model (tokenise + run)", lambda: model.encode([query]))
-        terms = timed("query analysis (terms, coverage)", lambda: analyze(query, spec.language))
-        coverage = timed("query analysis (terms, coverage)", lambda: tokens.coverage(query))
-        prepared = Query(text=query, terms=terms, vector=vector[0], coverage=coverage)
-        expanded = timed("query expansion (BM25 feedback)", lambda: expand(terms, keywords, None))
-        fused = search_pieces(prepared, vector[0], expanded)
-        store = collection.store()
-        try:
-            timed("fetch hit rows (SQLite)", lambda: store.chunks_by_rowid([r for r, _ in fused]))
-        finally:
-            store.close()
-        hits = await engine.search(COLLECTION, query, caller=caller)
-        timed("JSON response (model + serialise)", lambda: to_json(SearchResponse(results=hits)))
-        await atimed(
-            "engine.search, whole", lambda: engine.search(COLLECTION, query, caller=caller)
-        )
+        async def embedding() -> Any:
+            vectors = await embedder.embed([query])
+            mean = vectors.mean(axis=0)  # as Searcher.retrieve (HyDE adds a second text)
+            return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+        vector = await atimed(EMBEDDING, embedding)
+        timed(MODEL, lambda: model.encode([query]))
+
+        def analysis() -> Query:
+            return Query(
+                text=query,
+                terms=analyze(query, spec.language),
+                vector=vector,
+                coverage=tokens.coverage(query),
+            )
+
+        prepared = timed(ANALYSIS, analysis)
+        with collection._lock:
+            store = collection._read_store()
+            timed(REFRESH, lambda: collection.refresh(store))
+            fused = search_pieces(prepared)
+            rows = timed(FETCH, lambda: store.chunks_by_rowid([r for r, _ in fused]))
+
+        def response() -> bytes:
+            hits = [
+                SearchHit(
+                    document_id=rows[r]["document_id"],
+                    chunk_id=rows[r]["chunk_id"],
+                    text=rows[r]["text"],
+                    score=score,
+                    metadata=rows[r]["metadata"],
+                )
+                for r, score in fused
+                if r in rows
+            ]
+            return to_json(SearchResponse(results=hits))
+
+        body = timed(RESPONSE, response)
+        times.setdefault(SUM, []).append(sum(times[name][-1] for name in PIECES))
+
+        async def whole() -> bytes:
+            hits = await engine.search(COLLECTION, query, top_k=top_k, caller=caller)
+            return to_json(SearchResponse(results=hits))
+
+        assert await atimed(WHOLE, whole) == body, f"the pieces found other hits for {query!r}"
 
     for query in queries[:5]:  # warm-up
         await one(query)
@@ -281,11 +398,12 @@ async def breakdown(data_dir: Path, queries: list[str], repeats: int) -> dict[st
 
 def table(rows: list[tuple[str, list[float]]], title: str) -> None:
     print(f"\n{title}")
-    print(f"| {'':40} | p50 ms | p90 ms | p99 ms |")
-    print(f"| {'-' * 40} | ------ | ------ | ------ |")
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'':{width}} | p50 ms | p90 ms | p99 ms |")
+    print(f"| {'-' * width} | ------ | ------ | ------ |")
     for name, samples in rows:
         p50, p90, p99 = percentiles(samples)
-        print(f"| {name:40} | {p50:6.2f} | {p90:6.2f} | {p99:6.2f} |")
+        print(f"| {name:{width}} | {p50:6.2f} | {p90:6.2f} | {p99:6.2f} |")
 
 
 def main() -> int:
@@ -305,7 +423,7 @@ def main() -> int:
         return 2
     corpus = read_jsonl(needed[0])[: args.docs]
     queries = [row["text"] for row in read_jsonl(needed[1])]
-    print(f"CPU: {cpu()}")
+    print(f"CPU: {cpu()}; load average {load()}")
     print(f"{len(corpus)} documents, {len(queries)} queries x {args.repeats}, sequential")
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -319,6 +437,11 @@ def main() -> int:
         if not args.no_breakdown:
             pieces = asyncio.run(breakdown(data_dir, queries, args.repeats))
             table(list(pieces.items()), "One hybrid search in process, piece by piece")
+            around = percentiles(latencies["hybrid"])[0] - percentiles(pieces[WHOLE])[0]
+            print(
+                f"\nhybrid over HTTP beyond engine.search in process (p50 - p50): {around:.2f} ms"
+            )
+    print(f"load average at the end {load()}")
     return 0
 
 

@@ -42,7 +42,6 @@ from gatehouse.rag.keyword import BM25Index
 Mode = Literal["hybrid", "dense", "keyword", "rrf"]
 
 DEPTH = 30
-FEEDBACK_DOCS = 5
 FEEDBACK_TERMS = 5
 ORIGINAL_WEIGHT = 2.0
 
@@ -90,12 +89,6 @@ def feedback(terms: Sequence[str], rows: Sequence[int], keywords: BM25Index) -> 
     for term in sorted(scores, key=scores.__getitem__, reverse=True)[:FEEDBACK_TERMS]:
         weighted[term] = weighted.get(term, 0.0) + 1.0
     return weighted
-
-
-def expand(terms: Sequence[str], keywords: BM25Index, allowed: set[int] | None) -> dict[str, float]:
-    """The query terms plus feedback terms from keyword search's own best hits."""
-    rows = [r for r, _ in keywords.search_terms(terms, FEEDBACK_DOCS, allowed)]
-    return feedback(terms, rows, keywords)
 
 
 def retrieve(
