@@ -51,9 +51,9 @@ PARAM = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
 # Routes whose objects belong to an owner (a team, a key or an organisation):
 # another owner gets 404 on each, as for an object that does not exist.
 OWNED_PREFIXES = ("/v1/rag/collections", "/v1/prompts", "/v1/responses/{")
-# Not owned objects: the served models (the same list for every caller, from
-# the configuration; a key's ``models`` limits what it may call, not what it
-# sees) and the metrics (public, counters only).
+# Not owned objects: the served models (from the configuration; a key limited
+# to some models sees only those: tests/integration/test_model_listing_authz.py)
+# and the metrics (public, counters only).
 NOT_OWNED = {"/v1/models", "/v1/models/{model:path}", "/metrics"}
 # What a body needs so that the route reaches its object (not a 400 first).
 BODIES: dict[tuple[str, str], dict[str, Any]] = {

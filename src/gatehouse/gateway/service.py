@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from gatehouse.catalog import PricingTable
 from gatehouse.core.config import Settings
+from gatehouse.core.errors import ModelNotFoundError
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.core.principal import LOCAL, Principal
 from gatehouse.core.rerank import RerankRequest, RerankResponse
@@ -192,10 +193,18 @@ class Gateway:
 
     # -- models and health --
 
-    def models(self) -> list[ModelCard]:
-        return [self._card(entry.name, entry.info.owned_by) for entry in self.registry.entries()]
+    def models(self, principal: Principal = LOCAL) -> list[ModelCard]:
+        """The models (groups and aliases) ``principal`` may call, by the name it calls them."""
+        return [
+            self._card(entry.name, entry.info.owned_by)
+            for entry in self.registry.entries()
+            if principal.may_use(entry.name)
+        ]
 
-    def model(self, name: str) -> ModelCard:
+    def model(self, name: str, principal: Principal = LOCAL) -> ModelCard:
+        """One model; one that ``principal`` may not call is not found, as an absent one."""
+        if not principal.may_use(name):
+            raise ModelNotFoundError(name)
         entry = self.registry.get(name)
         return self._card(entry.name, entry.info.owned_by)
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gatehouse.core.errors import ValidationFailedError
+from gatehouse.core.principal import Principal
 from gatehouse.core.rerank import RerankResponse
 from gatehouse.core.types import (
     ChatCompletion,
@@ -114,12 +115,16 @@ def _gateway_of(scope: Scope) -> Gateway:
 
 
 async def list_models(request: Request) -> Response:
-    cards = _gateway(request).models()
+    """The models the caller may call: a key limited to some models sees only those."""
+    caller: Principal = request.state.principal
+    cards = _gateway(request).models(caller)
     return JSONResponse({"object": "list", "data": [card.model_dump() for card in cards]})
 
 
 async def get_model(request: Request) -> Response:
-    return JSONResponse(_gateway(request).model(request.path_params["model"]))
+    """One model; 404 for one the caller may not call, the same as for an absent one."""
+    caller: Principal = request.state.principal
+    return JSONResponse(_gateway(request).model(request.path_params["model"], caller))
 
 
 ROUTES = [
