@@ -187,7 +187,6 @@ def create_app(
             Middleware(
                 RequestContextMiddleware,
                 max_body_bytes=settings.server.max_body_bytes,
-                body_timeout=settings.server.body_timeout_seconds,
                 lifecycle=lifecycle,
             ),
             Middleware(HotRoutes, routes=_hot_routes(specs)),

@@ -1,6 +1,5 @@
 """The outermost ASGI layer: request ids, security headers, header and body size
-limits, the body's deadline, the last-resort 500, and ``connection: close`` while
-the process drains.
+limits, the last-resort 500, and ``connection: close`` while the process drains.
 
 Written as raw ASGI rather than framework middleware because it wraps every
 request, the hot path included, and must cost next to nothing.
@@ -8,7 +7,6 @@ request, the hot path included, and must cost next to nothing.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import re
@@ -23,7 +21,6 @@ from gatehouse.core.errors import (
     GatehouseError,
     HeadersTooLargeError,
     InternalError,
-    RequestTimeoutError,
     RequestTooLargeError,
     ServiceUnavailableError,
 )
@@ -73,24 +70,38 @@ SECURITY_HEADERS = [
 
 
 class RequestContextMiddleware:
+    """Request ids, security headers, size limits and the OpenAI-shaped last resort.
+
+    The deadlines on a request's head and body are the protocol's
+    (:mod:`gatehouse.server.protocol`), which checks them without a timer per
+    request."""
+
     def __init__(
         self,
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        body_timeout: float = 60.0,
         lifecycle: Lifecycle | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.body_timeout = body_timeout
         self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _request_id(scope)
+        # One pass over the headers: their size, the declared body length and
+        # a client's request id.
+        size, declared, rid = 0, None, None
+        for name, value in scope.get("headers", ()):
+            size += len(name) + len(value)
+            if name == b"content-length":
+                declared = value
+            elif name == b"x-request-id" and rid is None and _CLIENT_ID.fullmatch(value):
+                rid = value.decode()
+        if rid is None:
+            rid = new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         added = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
         if self.lifecycle is not None and self.lifecycle.draining:
@@ -107,14 +118,18 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if sum(len(k) + len(v) for k, v in scope.get("headers", [])) > MAX_HEADER_BYTES:
+            if size > MAX_HEADER_BYTES:
                 raise HeadersTooLargeError(
                     f"The request headers exceed the limit of {MAX_HEADER_BYTES} bytes."
                 )
-            declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
+            length = _length(declared)
+            if length is not None and length > self.max_body_bytes:
                 raise _too_large(self.max_body_bytes)
-            await self.app(scope, self._limited(receive), send_with_id)
+            # A declared length within the limit bounds the body already (the
+            # HTTP parser delivers no more than it); only a chunked body is counted.
+            await self.app(
+                scope, receive if length is not None else self._limited(receive), send_with_id
+            )
         except GatehouseError as exc:
             if started:
                 raise
@@ -135,28 +150,14 @@ class RequestContextMiddleware:
             await error_response(error)(scope, receive, send_with_id)
 
     def _limited(self, receive: Receive) -> Receive:
-        """``receive`` with the body's size limit, and its deadline: the whole body
-        within ``body_timeout`` of the request's start, so a client trickling it
-        (slowloris) cannot hold a request open. Once the body is in, waiting
-        (for a disconnect, during a stream) is unbounded again."""
+        """``receive`` with the body's size limit, for a body of undeclared length."""
         limit, seen, complete = self.max_body_bytes, 0, False
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.body_timeout
 
         async def limited_receive() -> Message:
             nonlocal seen, complete
-            if complete:
-                return await receive()
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeoutError(
-                    f"The request body did not arrive within {self.body_timeout:g} seconds.",
-                    headers={"connection": "close"},
-                ) from None
-            if message["type"] != "http.request":
-                complete = True  # the client is gone
+            message = await receive()
+            if complete or message["type"] != "http.request":
+                complete = True  # the body is in, or the client is gone
                 return message
             seen += len(message.get("body", b""))
             if seen > limit:
@@ -171,22 +172,14 @@ def _too_large(limit: int) -> RequestTooLargeError:
     return RequestTooLargeError(f"The request body exceeds the limit of {limit} bytes.")
 
 
-def _request_id(scope: Scope) -> str:
-    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
-    for name, value in headers:
-        if name == b"x-request-id" and _CLIENT_ID.fullmatch(value):
-            return value.decode()
-    return new_request_id()
-
-
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+def _length(declared: bytes | None) -> int | None:
+    """A ``Content-Length`` value as a number; None when absent or not a number."""
+    if declared is None:
+        return None
+    try:
+        return int(declared)
+    except ValueError:
+        return None
 
 
 class HotRoutes:

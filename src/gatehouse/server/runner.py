@@ -75,10 +75,13 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
         "host": server.host,
         "port": server.port,
         "loop": "uvloop",
-        # httptools, with a deadline and a size limit on each request's head
-        # (gatehouse.server.protocol): slow clients cannot hold connections.
+        # httptools, with deadlines on each request's head and body and a size
+        # limit on its head (gatehouse.server.protocol): slow clients cannot
+        # hold connections.
         "http": functools.partial(
-            GuardedHttpToolsProtocol, header_timeout=server.header_timeout_seconds
+            GuardedHttpToolsProtocol,
+            header_timeout=server.header_timeout_seconds,
+            body_timeout=server.body_timeout_seconds,
         ),
         "log_level": server.log_level,
         "access_log": False,

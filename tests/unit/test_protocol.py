@@ -1,0 +1,231 @@
+"""The guarded HTTP protocol over a recording transport: deadlines checked by one
+sweeper, and a whole response written once.
+
+The protocol is driven as uvicorn drives it (``connection_made``,
+``data_received``), with a transport that records what it is asked to write.
+The deadlines are short, and each test waits for the outcome with a generous
+bound: no timing decides a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from gatehouse.server.protocol import GuardedHttpToolsProtocol
+
+App = Callable[[Any, Any, Any], Awaitable[None]]
+PATIENCE = 10.0  # seconds: only ever a bound on waiting for something that should happen
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.eof = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+
+def connect(
+    app: App,
+    *,
+    header_timeout: float = 60.0,
+    body_timeout: float = 60.0,
+    keep_alive: int = 60,
+    server: ServerState | None = None,
+) -> tuple[GuardedHttpToolsProtocol, RecordingTransport]:
+    config = Config(app=app, timeout_keep_alive=keep_alive, lifespan="off")
+    config.load()
+    # As uvicorn builds it: the timeouts bound with partial, the rest its own.
+    protocol = functools.partial(
+        GuardedHttpToolsProtocol, header_timeout=header_timeout, body_timeout=body_timeout
+    )(config=config, server_state=server or ServerState(), app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(PATIENCE):
+        while not condition():  # noqa: ASYNC110 - the protocol sets plain attributes, no event
+            await asyncio.sleep(0.01)
+
+
+def wrote(transport: RecordingTransport, writes: int) -> Callable[[], bool]:
+    return lambda: len(transport.writes) >= writes or transport.closed
+
+
+async def json_app(scope: Any, receive: Any, send: Any) -> None:
+    message = await receive()
+    body = json.dumps({"echo": message["body"].decode()}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def request(body: bytes = b"hi", method: bytes = b"POST") -> bytes:
+    return method + b" /x HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+
+
+def status_and_error(raw: bytes) -> tuple[int, str]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)["error"]["message"]
+
+
+async def test_a_json_answer_leaves_in_one_write_head_and_body_together() -> None:
+    protocol, transport = connect(json_app)
+    protocol.data_received(request(b"hi"))
+    await until(lambda: bool(transport.writes))
+    await asyncio.sleep(0.05)  # anything written apart would be here by now
+    assert len(transport.writes) == 1
+    head, _, body = transport.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"content-length: %d" % len(body) in head
+    assert json.loads(body) == {"echo": "hi"}
+
+
+async def test_a_streamed_answer_sends_its_head_before_the_body_exists() -> None:
+    release = asyncio.Event()
+
+    async def streaming(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"data: x\n\n", "more_body": False})
+
+    protocol, transport = connect(streaming)
+    protocol.data_received(request())
+    await until(lambda: bool(transport.writes))
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK")
+    assert b"transfer-encoding: chunked" in transport.writes[0]
+    release.set()
+    await until(lambda: len(transport.writes) == 2)
+    assert b"data: x" in transport.writes[1]
+
+
+async def test_a_head_request_gets_its_head_without_a_body() -> None:
+    async def head_app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    protocol, transport = connect(head_app)
+    protocol.data_received(b"HEAD /x HTTP/1.1\r\nhost: x\r\n\r\n")
+    await until(lambda: bool(transport.writes))
+    assert transport.writes == [transport.writes[0]]
+    assert transport.writes[0].endswith(b"\r\n\r\n")
+    assert b"content-length: 5" in transport.writes[0]
+
+
+async def test_an_app_failing_after_its_head_still_sends_the_head_then_closes() -> None:
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+        )
+        raise RuntimeError("broken after the head")
+
+    protocol, transport = connect(failing)
+    protocol.data_received(request())
+    await until(lambda: transport.closed)
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_a_connection_that_sends_nothing_gets_408_and_is_closed() -> None:
+    protocol, transport = connect(json_app, header_timeout=0.2)
+    await until(lambda: transport.eof)
+    status, message = status_and_error(transport.writes[0])
+    assert status == 408
+    assert "headers" in message
+    protocol.connection_lost(None)
+
+
+async def test_a_body_that_does_not_arrive_gets_408_and_the_app_sees_a_disconnect() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def reader(scope: Any, receive: Any, send: Any) -> None:
+        while True:  # the whole body, as a route reads it
+            seen.append(await receive())
+            if seen[-1]["type"] != "http.request" or not seen[-1]["more_body"]:
+                return
+
+    protocol, transport = connect(reader, body_timeout=0.2)
+    protocol.data_received(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+    await until(lambda: transport.eof)
+    status, message = status_and_error(transport.writes[0])
+    assert status == 408
+    assert "body" in message
+    await until(lambda: bool(seen) and seen[-1]["type"] == "http.disconnect")
+    protocol.data_received(b"defghij")  # too late: dropped, the answer stands
+    assert len(transport.writes) == 1
+
+
+async def test_a_body_within_its_deadline_is_served() -> None:
+    protocol, transport = connect(json_app, header_timeout=0.2, body_timeout=0.5)
+    protocol.data_received(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nab")
+    protocol.data_received(b"cd")
+    await until(lambda: bool(transport.writes))
+    head, _, body = transport.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert json.loads(body) == {"echo": "abcd"}
+
+
+async def test_an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() -> None:
+    protocol, transport = connect(json_app, keep_alive=1)
+    for answered in range(1, 4):  # requests in a row: each resets the idle wait
+        protocol.data_received(request())
+        await until(wrote(transport, answered))
+        assert not transport.closed
+    await until(lambda: transport.closed)
+    assert not transport.eof  # closed as idle, not refused
+
+
+async def test_a_sweeper_serves_the_connections_of_its_server_and_forgets_closed_ones() -> None:
+    server = ServerState()
+    first, first_transport = connect(json_app, header_timeout=0.2, server=server)
+    first.connection_lost(None)
+    second, second_transport = connect(json_app, header_timeout=0.2, server=server)
+    assert first._sweeper is second._sweeper
+    await until(lambda: second_transport.eof)
+    assert not first_transport.writes  # gone before its deadline: nothing written to it
+    second.connection_lost(None)
