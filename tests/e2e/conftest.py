@@ -5,7 +5,8 @@
   ``make services`` installs chromium with apt when it is missing, and the tests
   are skipped with that command named if it is still absent);
 - ``page``: a fresh context per test that **fails the test on any console
-  error or uncaught page error** (CSP violations show up as console errors);
+  error or uncaught page error** (CSP violations show up as console errors),
+  but those the test lists in ``expected_console_errors``;
 - ``screenshot(page, name)``: a full-page PNG under ``test-artifacts/e2e/``
   (gitignored; the path is printed), the artefacts of a run;
 - ``log_in(page, base_url, key, then)``: the login form, as a person fills it.
@@ -45,10 +46,20 @@ def browser() -> Iterator[playwright_api.Browser]:
 
 
 @pytest.fixture
+def expected_console_errors() -> list[str]:
+    """Console errors a test expects, by the text they contain (a page answered
+    with 401 or 429 on purpose is logged by Chromium as a failed load)."""
+    return []
+
+
+@pytest.fixture
 def page(
-    browser: playwright_api.Browser, request: pytest.FixtureRequest
+    browser: playwright_api.Browser,
+    request: pytest.FixtureRequest,
+    expected_console_errors: list[str],
 ) -> Iterator[playwright_api.Page]:
-    """A fresh browser context; the test fails on any console error or page error."""
+    """A fresh browser context; the test fails on any console error or page error
+    but those it declared in ``expected_console_errors``."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     opened = context.new_page()
     errors: list[str] = []
@@ -63,6 +74,7 @@ def page(
     opened.on("dialog", lambda dialog: dialog.accept())
     yield opened
     context.close()
+    errors = [e for e in errors if not any(text in e for text in expected_console_errors)]
     assert not errors, f"console errors in {request.node.name}: {errors}"
 
 

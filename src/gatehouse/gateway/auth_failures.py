@@ -57,7 +57,9 @@ def login_target(token: str) -> str:
 
 
 def _wait(seconds: float) -> str:
-    return f"{max(1, math.ceil(seconds))} s"
+    if seconds >= 120:
+        return f"{math.ceil(seconds / 60)} minutes"
+    return f"{max(1, math.ceil(seconds))} seconds"
 
 
 @dataclass(frozen=True, slots=True)
