@@ -14,7 +14,6 @@ within a second.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -49,7 +48,9 @@ def new_secret(key_id: str) -> tuple[str, str, str]:
 
 
 def digest(salt: str, secret: str) -> str:
-    return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, about half the time of hmac.new's
+    # object on every authenticated request; the same hex digest.
+    return hmac.digest(bytes.fromhex(salt), secret.encode(), "sha256").hex()
 
 
 def parse_key(token: str) -> tuple[str, str] | None:

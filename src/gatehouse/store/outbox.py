@@ -69,7 +69,9 @@ class Outbox:
         self._closed = False
         self._buffer: list[tuple[str, str]] = []
         self._inline: sqlite3.Connection | None = None  # the event loop's own
-        self._waiter: asyncio.Future[None] | None = None
+        # One future per append waiting for the next commit; the first of a
+        # turn of the event loop schedules the commit.
+        self._waiters: list[asyncio.Future[None]] = []
         # The shipper's side: reads, copies and checkpoints on a thread of its
         # own at a low scheduling priority (see _background_priority).
         self._reader: sqlite3.Connection | None = None
@@ -91,35 +93,39 @@ class Outbox:
     async def append(self, event: Event) -> None:
         """Return once ``event`` is committed to the outbox file.
 
-        Events appended in one turn of the event loop are committed together
-        and share one future, so a request pays a list append and an await.
+        Events appended in one turn of the event loop are committed together,
+        so a request pays a list append and an await. Each waits on a future
+        of its own: a request cancelled while waiting cancels only that (its
+        event is committed all the same), never the commit its batch waits for.
         """
         if self._closed or self._thread is None:
             # Not open (the gateway was never started) or closed: fail now,
             # where waiting for a writer thread that does not run would hang.
             raise OutboxClosedError("the outbox is not open")
         self._buffer.append(_encode(event))
-        waiter = self._waiter
-        if waiter is None:
+        waiters = self._waiters
+        if waiters:
+            waiter: asyncio.Future[None] = waiters[0].get_loop().create_future()
+        else:
             loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
+            waiter = loop.create_future()
             loop.call_soon(self._flush, loop)
-        # Shielded: a request cancelled while waiting must not cancel the
-        # commit that other requests of its batch wait for.
-        await asyncio.shield(waiter)
+        waiters.append(waiter)
+        await waiter
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        rows, waiter = self._buffer, self._waiter
-        self._buffer, self._waiter = [], None
-        assert waiter is not None
+        rows, waiters = self._buffer, self._waiters
+        self._buffer, self._waiters = [], []
         if self._commit_here(rows):
-            waiter.set_result(None)
+            for waiter in waiters:
+                if not waiter.done():  # a cancelled request's is
+                    waiter.set_result(None)
             return
         done: Future[None] = Future()
         self._queue.put(("batch", rows, done))
 
         def wake(_: Future[None]) -> None:
-            loop.call_soon_threadsafe(_settle, waiter, done)
+            loop.call_soon_threadsafe(_settle, waiters, done)
 
         done.add_done_callback(wake)
 
@@ -340,14 +346,15 @@ def _background_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SHIPPING_NICENESS)
 
 
-def _settle(waiter: asyncio.Future[None], done: Future[None]) -> None:
-    if waiter.done():
-        return
+def _settle(waiters: list[asyncio.Future[None]], done: Future[None]) -> None:
     error = done.exception()
-    if error is not None:
-        waiter.set_exception(error)
-    else:
-        waiter.set_result(None)
+    for waiter in waiters:
+        if waiter.done():  # its request was cancelled
+            continue
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(None)
 
 
 def _resolve(done: Future[Any], result: Any, *, error: BaseException | None = None) -> None:
