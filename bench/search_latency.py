@@ -102,7 +102,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(data_dir: Path) -> Iterator[str]:
+def server(data_dir: Path, env: dict[str, str] = SERVER_ENV) -> Iterator[str]:
+    """A ``gatehouse serve`` on a free port with ``data_dir``, its environment plus ``env``."""
     port = free_port()
     log = data_dir.parent / f"search-latency-server-{port}.log"
     process = subprocess.Popen(
@@ -118,7 +119,7 @@ def server(data_dir: Path) -> Iterator[str]:
         ],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, **SERVER_ENV},
+        env={**os.environ, **env},
     )
     base = f"http://127.0.0.1:{port}"
     try:
