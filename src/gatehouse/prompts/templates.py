@@ -7,26 +7,29 @@ checks the values first (a missing, undeclared or wrongly typed variable is a
 neither reach Python internals nor change the values it is given, and a name
 it uses but was not given is an error, never an empty string. A template
 that uses a variable it does not declare, or names a dunder attribute
-(``x.__class__``), is refused when it is defined; ``*`` and ``**`` refuse
-results past :data:`MAX_REPEAT` items and exponents past :data:`MAX_EXPONENT`
-(the sandbox already caps ``range`` at 100,000), since a template stored in
-the gateway renders in the server's process.
+(``x.__class__``), is refused when it is defined.
+
+A template stored in the gateway renders in the server's process, so the
+sandbox (:mod:`gatehouse.prompts._sandbox`) also bounds what a rendering may
+cost: steps (loop iterations and calls, 500,000), time (0.5 s) and the size of
+its output and of any string it builds (10 million characters), as well as
+``*`` and ``**``. Nested loops over large ranges, a recursive macro or a string
+doubled in a loop stop with a :class:`TemplateError` naming the bound.
 
 A :class:`TemplateRegistry` holds templates by name and version.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gatehouse.core.types import ChatMessage
+from gatehouse.prompts._sandbox import bound, check_size, environment, rendering
 
 if TYPE_CHECKING:
     from jinja2 import Template
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # The value types a variable may declare (JSON's, as Python types).
 VariableType = (
@@ -41,8 +44,6 @@ JSON_TYPES: dict[str, VariableType] = {
     "array": list,
     "object": dict,
 }
-MAX_REPEAT = 1_000_000
-MAX_EXPONENT = 1_000
 _TYPE_NAMES: dict[type, str] = {
     str: "a string",
     int: "an integer",
@@ -92,38 +93,10 @@ class Variable:
         )
 
 
-@functools.cache
-def _environment() -> ImmutableSandboxedEnvironment:
-    from jinja2 import StrictUndefined
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Bounded(ImmutableSandboxedEnvironment):
-        """Refuses ``"x" * 10**9`` and ``9 ** 10**9`` before computing them."""
-
-        intercepted_binops = frozenset({"*", "**"})
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-                raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
-            if operator == "*":
-                for items, times in ((left, right), (right, left)):
-                    if (
-                        isinstance(items, str | list | tuple)
-                        and isinstance(times, int)
-                        and len(items) * times > MAX_REPEAT
-                    ):
-                        raise SecurityError(f"a repetition longer than {MAX_REPEAT}")
-            return super().call_binop(context, operator, left, right)
-
-    # Prompts are not HTML: no autoescaping; keep the text's final newline.
-    return Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-
-
 def _compile(name: str, source: str, declared: set[str]) -> Template:
     from jinja2 import TemplateSyntaxError, meta, nodes
 
-    env = _environment()
+    env = environment()
     try:
         parsed = env.parse(source)
     except TemplateSyntaxError as exc:
@@ -141,7 +114,7 @@ def _compile(name: str, source: str, declared: set[str]) -> Template:
             raise TemplateError(
                 f"template {name!r} line {node.lineno}: {attribute!r} reaches Python internals"
             )
-    return env.from_string(source)
+    return env.from_string(bound(parsed))
 
 
 def _constant(node: Any) -> str | None:
@@ -216,12 +189,20 @@ class PromptTemplate:
         from jinja2 import TemplateError as JinjaError
 
         compiled: list[Template] = getattr(self, "_compiled")  # noqa: B009
+        pieces: list[str] = []
+        size = 0
         try:
-            return compiled[index].render(values)
-        # SecurityError and UndefinedError among them; OverflowError is the
-        # sandbox's refusal of a range past 100,000 items.
-        except (JinjaError, OverflowError) as exc:
+            with rendering():
+                for piece in compiled[index].generate(values):
+                    size += len(piece)
+                    check_size(size)
+                    pieces.append(piece)
+        # SecurityError (the bounds) and UndefinedError among them; OverflowError
+        # is the sandbox's refusal of a range past 100,000 items; RecursionError,
+        # a macro that calls itself without end.
+        except (JinjaError, OverflowError, RecursionError) as exc:
             raise TemplateError(f"template {self.name!r}: {exc}") from None
+        return "".join(pieces)
 
 
 class TemplateRegistry:
