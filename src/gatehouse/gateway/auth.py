@@ -21,7 +21,7 @@ from gatehouse.core.errors import (
 from gatehouse.core.ids import Clock
 from gatehouse.core.principal import ANONYMOUS, Principal
 from gatehouse.gateway.jwt_auth import JWTVerifier
-from gatehouse.gateway.keys import KEY_PREFIX, Directory, matches, parse_key
+from gatehouse.gateway.keys import KEY_PREFIX, Directory, parse_key, verified
 from gatehouse.gateway.pipeline import CallContext, Next, Result
 
 log = logging.getLogger("gatehouse.auth")
@@ -67,7 +67,7 @@ class Authenticator:
             ) from None
         if (
             cached is None
-            or not matches(cached.record, secret)
+            or not verified(cached, secret)
             or not cached.record.usable(self._clock())
         ):
             raise AuthenticationError()
