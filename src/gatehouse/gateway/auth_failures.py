@@ -102,7 +102,7 @@ class FailedAuthLimiter:
         if left <= 0:
             del self._blocked[address]
             return None
-        return _too_many("authentications", left)
+        return _too_many("refused credentials from your address", left)
 
     async def api_failed(self, address: str) -> RateLimitError | None:
         """Count a refused credential from ``address``; the 429 to answer instead
@@ -125,7 +125,7 @@ class FailedAuthLimiter:
         wait = decision.outcomes[0].retry_after
         self._block(address, now + wait)
         log.warning("refusing %s for %.0f s: too many failed authentications", address, wait)
-        return _too_many("authentications", wait)
+        return _too_many("refused credentials from your address", wait)
 
     def _block(self, address: str, until: float) -> None:
         if len(self._blocked) >= _MAX_BLOCKED:
