@@ -10,7 +10,6 @@ client addresses; the replicas trust nobody, so there the header changes nothing
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +20,11 @@ from gatehouse.ui.session import SESSION_COOKIE
 
 from ..services import Redis
 from .conftest import RunningServer, start_server, stop_server
+from .ui_http import KEY, client, log_in, new_key, try_login
 
 pytestmark = pytest.mark.integration
 
 MASTER = "sk-master-ui-hardening-0123456789"
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-_META = re.compile(r'name="csrf-token" content="([^"]+)"')
-_KEY = re.compile(r"gh-[0-9a-f]{16}_[A-Za-z0-9_-]+")
 # Small limits with long windows: no capacity comes back during a test.
 LIMITS = {
     "GATEHOUSE_AUTH__FAILED_ATTEMPTS__LOGIN_PER_ADDRESS": "3",
@@ -51,29 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     stop_server(running)
 
 
-def _client(server: RunningServer) -> httpx.Client:
-    return httpx.Client(base_url=server.base_url, timeout=30)
-
-
-def _try_login(http: httpx.Client, key: str, address: str | None = None) -> httpx.Response:
-    """Post the login form with ``key``, from ``address`` (``X-Forwarded-For``) if given."""
-    headers = {} if address is None else {"x-forwarded-for": address}
-    token = _TOKEN.search(http.get("/ui/login", headers=headers).text)
-    assert token is not None
-    return http.post("/ui/login", data={"key": key, "csrf_token": token.group(1)}, headers=headers)
-
-
-def _log_in(http: httpx.Client, key: str, address: str | None = None) -> str:
-    """Log in with ``key``; the session's CSRF token."""
-    response = _try_login(http, key, address)
-    assert response.status_code == 303, response.text
-    page = http.get("/ui/keys")
-    assert page.status_code == 200
-    found = _TOKEN.search(page.text) or _META.search(page.text)
-    assert found is not None
-    return found.group(1)
-
-
 def _admin(
     server: RunningServer,
     method: str,
@@ -88,13 +62,6 @@ def _admin(
         json=json,
         timeout=30,
     )
-
-
-def _new_key(server: RunningServer, **body: object) -> str:
-    response = _admin(server, "POST", "/admin/keys", json={"name": "ui-hardening", **body})
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
 
 
 def _names(server: RunningServer) -> list[str]:
@@ -113,11 +80,11 @@ def _refused_scope(response: httpx.Response, scope: str) -> None:
 
 
 def test_a_team_admin_grants_only_scopes_it_holds_on_the_dashboard(server: RunningServer) -> None:
-    lead = _new_key(server, name="green-lead", team="green", scopes=["admin", "chat"])
-    wide = _new_key(server, name="green-wide", team="green", scopes=["chat", "embeddings"])
+    lead = new_key(server, MASTER, name="green-lead", team="green", scopes=["admin", "chat"])
+    wide = new_key(server, MASTER, name="green-wide", team="green", scopes=["chat", "embeddings"])
     wide_id = wide[3:19]
-    with _client(server) as http:
-        token = _log_in(http, lead)
+    with client(server) as http:
+        token = log_in(http, lead)
         form = http.get("/ui/keys").text
         assert 'value="chat"' in form
         assert 'value="embeddings"' not in form
@@ -130,18 +97,18 @@ def test_a_team_admin_grants_only_scopes_it_holds_on_the_dashboard(server: Runni
             assert refused.status_code == 403, scopes
             missing = "rag:write" if scopes == ["rag:write"] else "embeddings"
             assert f"the &#39;{missing}&#39; scope" in refused.text
-            assert not _KEY.search(refused.text)
+            assert not KEY.search(refused.text)
         assert "green-escalated" not in _names(server)
         made = http.post(
             "/ui/keys", data={"csrf_token": token, "name": "green-chat", "scopes": ["chat"]}
         )
         assert made.status_code == 200
-        assert _KEY.search(made.text)
+        assert KEY.search(made.text)
         # Rotating a key with a scope the lead lacks would hand it that scope.
         rotated = http.post(f"/ui/keys/{wide_id}/rotate", data={"csrf_token": token})
         assert rotated.status_code == 403
         assert "the &#39;embeddings&#39; scope" in rotated.text
-        assert not _KEY.search(rotated.text)
+        assert not KEY.search(rotated.text)
         # Its budget and limits are no grant: they may change.
         limits = http.post(f"/ui/keys/{wide_id}/limits", data={"csrf_token": token, "rpm": "5"})
         assert limits.status_code == 303
@@ -153,8 +120,8 @@ def test_a_team_admin_grants_only_scopes_it_holds_on_the_dashboard(server: Runni
 
 
 def test_an_admin_key_grants_only_scopes_it_holds_on_the_admin_api(server: RunningServer) -> None:
-    operator = _new_key(server, name="ops", scopes=["admin", "chat"])
-    target = _new_key(server, name="ops-target", scopes=["chat", "embeddings"])
+    operator = new_key(server, MASTER, name="ops", scopes=["admin", "chat"])
+    target = new_key(server, MASTER, name="ops-target", scopes=["chat", "embeddings"])
     target_id = target[3:19]
     created = _admin(
         server, "POST", "/admin/keys", operator, json={"name": "ops-rag", "scopes": ["rag:read"]}
@@ -183,7 +150,7 @@ def test_an_admin_key_grants_only_scopes_it_holds_on_the_admin_api(server: Runni
     )
     assert made.status_code == 201
     # The master key holds every scope.
-    everything = _new_key(server, name="master-made", scopes=["rag:write", "prompts:write"])
+    everything = new_key(server, MASTER, name="master-made", scopes=["rag:write", "prompts:write"])
     assert everything.startswith("gh-")
 
 
@@ -196,46 +163,46 @@ def _refused_for_a_while(response: httpx.Response, window: float) -> None:
 
 
 def test_failed_logins_are_limited_per_address(server: RunningServer) -> None:
-    holder = _new_key(server, name="login-holder", scopes=["chat"])
+    holder = new_key(server, MASTER, name="login-holder", scopes=["chat"])
     wrong = "gh-" + "0" * 16 + "_" + "x" * 32
-    with _client(server) as http:
+    with client(server) as http:
         for _ in range(3):
-            assert _try_login(http, wrong, "10.0.1.1").status_code == 401
-        refused = _try_login(http, wrong, "10.0.1.1")
+            assert try_login(http, wrong, "10.0.1.1").status_code == 401
+        refused = try_login(http, wrong, "10.0.1.1")
         _refused_for_a_while(refused, 900)
         assert "Too many failed logins from your address" in refused.text
         # Refused before it is checked: the right key from there too.
-        right_but_refused = _try_login(http, holder, "10.0.1.1")
+        right_but_refused = try_login(http, holder, "10.0.1.1")
         _refused_for_a_while(right_but_refused, 900)
         assert SESSION_COOKIE not in http.cookies
         # Another address is not held back by them.
-        assert _try_login(http, holder, "10.0.1.2").status_code == 303
+        assert try_login(http, holder, "10.0.1.2").status_code == 303
 
 
 def test_guessing_one_key_from_many_addresses_spares_its_holder(server: RunningServer) -> None:
-    holder = _new_key(server, name="guessed", scopes=["chat"])
+    holder = new_key(server, MASTER, name="guessed", scopes=["chat"])
     guess = holder[:20] + "y" * 32  # its id, a wrong secret
-    with _client(server) as http:
+    with client(server) as http:
         for n in range(1, 5):  # the key's limit, one failure from each of four addresses
-            assert _try_login(http, guess, f"10.0.2.{n}").status_code == 401
+            assert try_login(http, guess, f"10.0.2.{n}").status_code == 401
         # Over it: an address that failed on this key is refused, even with the key itself.
-        _refused_for_a_while(_try_login(http, guess, "10.0.2.1"), 900)
-        _refused_for_a_while(_try_login(http, holder, "10.0.2.2"), 900)
+        _refused_for_a_while(try_login(http, guess, "10.0.2.1"), 900)
+        _refused_for_a_while(try_login(http, holder, "10.0.2.2"), 900)
         # A new address gets its one try, and no second.
-        assert _try_login(http, guess, "10.0.2.5").status_code == 401
-        again = _try_login(http, guess, "10.0.2.5")
+        assert try_login(http, guess, "10.0.2.5").status_code == 401
+        again = try_login(http, guess, "10.0.2.5")
         _refused_for_a_while(again, 900)
         assert "Too many failed logins with this key" in again.text
         # Whoever holds the key logs in from an address that did not guess.
-        assert _try_login(http, holder, "10.0.2.9").status_code == 303
+        assert try_login(http, holder, "10.0.2.9").status_code == 303
         # A successful login is given back: it is no failure of that address.
         for _ in range(3):
             http.cookies.clear()
-            assert _try_login(http, holder, "10.0.2.10").status_code == 303
+            assert try_login(http, holder, "10.0.2.10").status_code == 303
 
 
 def test_refused_api_credentials_are_limited_per_address(server: RunningServer) -> None:
-    holder = _new_key(server, name="api-holder", scopes=["chat"])
+    holder = new_key(server, MASTER, name="api-holder", scopes=["chat"])
 
     def models(key: str | None, address: str) -> httpx.Response:
         headers = {"x-forwarded-for": address}
@@ -264,11 +231,11 @@ def test_refused_api_credentials_are_limited_per_address(server: RunningServer) 
 
 
 def test_logging_out_refuses_a_copy_of_the_cookie(server: RunningServer) -> None:
-    key = _new_key(server, name="leaving", team="green", scopes=["chat"])
-    with _client(server) as http:
-        token = _log_in(http, key, "10.0.4.1")
+    key = new_key(server, MASTER, name="leaving", team="green", scopes=["chat"])
+    with client(server) as http:
+        token = log_in(http, key, "10.0.4.1")
         copied = http.cookies[SESSION_COOKIE]
-        with _client(server) as thief:
+        with client(server) as thief:
             thief.cookies.set(SESSION_COOKIE, copied)
             assert thief.get("/ui/keys").status_code == 200
             out = http.post("/ui/logout", data={"csrf_token": token})
@@ -280,8 +247,8 @@ def test_logging_out_refuses_a_copy_of_the_cookie(server: RunningServer) -> None
             revoke = thief.post(f"/ui/keys/{key[3:19]}/revoke", data={"csrf_token": token})
             assert revoke.status_code == 303
     # The key itself is untouched: a new login makes a new session.
-    with _client(server) as again:
-        _log_in(again, key, "10.0.4.1")
+    with client(server) as again:
+        log_in(again, key, "10.0.4.1")
 
 
 def test_replicas_share_logouts_and_failed_attempts(
@@ -299,9 +266,9 @@ def test_replicas_share_logouts_and_failed_attempts(
     replicas = [start_server(tmp_path / f"data-{i}", env=env) for i in range(2)]
     try:
         first, second = replicas
-        key = _new_key(first, name="roaming", scopes=["chat"])
-        with _client(first) as http, _client(second) as other:
-            token = _log_in(http, key)
+        key = new_key(first, MASTER, name="roaming", scopes=["chat"])
+        with client(first) as http, client(second) as other:
+            token = log_in(http, key)
             other.cookies.set(SESSION_COOKIE, http.cookies[SESSION_COOKIE])
             assert other.get("/ui/keys").status_code == 200
             assert http.post("/ui/logout", data={"csrf_token": token}).status_code == 303
@@ -309,8 +276,8 @@ def test_replicas_share_logouts_and_failed_attempts(
             other.cookies.clear()
             wrong = "gh-" + "2" * 16 + "_" + "w" * 32
             for n in range(3):
-                assert _try_login(http, wrong, f"10.9.0.{n}").status_code == 401
-            _refused_for_a_while(_try_login(other, key, "10.9.9.9"), 900)
+                assert try_login(http, wrong, f"10.9.0.{n}").status_code == 401
+            _refused_for_a_while(try_login(other, key, "10.9.9.9"), 900)
         bad = {"authorization": f"Bearer {wrong}"}
         for _ in range(5):
             assert httpx.get(f"{first.base_url}/v1/models", headers=bad).status_code == 401

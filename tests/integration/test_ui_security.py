@@ -18,12 +18,11 @@ from gatehouse.ui.routes import ROUTES
 from gatehouse.ui.session import SESSION_COOKIE
 
 from .conftest import RunningServer, start_server, stop_server
+from .ui_http import KEY, client, log_in, new_key
 
 pytestmark = pytest.mark.integration
 
 MASTER = "sk-master-ui-security-0123456789"
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-_KEY = re.compile(r"gh-[0-9a-f]{16}_[A-Za-z0-9_-]+")
 
 
 @pytest.fixture(scope="module")
@@ -35,40 +34,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     stop_server(running)
 
 
-def _client(server: RunningServer) -> httpx.Client:
-    return httpx.Client(base_url=server.base_url, timeout=30)
-
-
-def _log_in(http: httpx.Client, key: str) -> str:
-    """Log in with ``key``; the session's CSRF token."""
-    token = _TOKEN.search(http.get("/ui/login").text)
-    assert token is not None
-    response = http.post("/ui/login", data={"key": key, "csrf_token": token.group(1)})
-    assert response.status_code == 303, response.text
-    page = http.get("/ui/keys")
-    assert page.status_code == 200
-    found = _TOKEN.search(page.text) or re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-    assert found is not None
-    return found.group(1)
-
-
-def _new_key(server: RunningServer, **body: object) -> str:
-    response = httpx.post(
-        f"{server.base_url}/admin/keys",
-        json={"name": "ui-security", **body},
-        headers={"authorization": f"Bearer {MASTER}"},
-    )
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
-
-
 def _concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x", path)
 
 
 def test_no_session_redirects_every_page_to_login(server: RunningServer) -> None:
-    with _client(server) as http:
+    with client(server) as http:
         for spec in ROUTES:
             if spec.scope == "public":
                 continue
@@ -78,9 +49,9 @@ def test_no_session_redirects_every_page_to_login(server: RunningServer) -> None
 
 
 def test_state_changes_without_the_csrf_token_are_refused(server: RunningServer) -> None:
-    victim = _new_key(server, name="victim", scopes=["chat"])
-    with _client(server) as http:
-        _log_in(http, MASTER)
+    victim = new_key(server, MASTER, name="victim", scopes=["chat"])
+    with client(server) as http:
+        log_in(http, MASTER)
         revoke = http.post(f"/ui/keys/{victim[3:19]}/revoke", data={})
         assert revoke.status_code == 403
         forged = http.post(
@@ -91,7 +62,7 @@ def test_state_changes_without_the_csrf_token_are_refused(server: RunningServer)
         assert forged.status_code == 403
         created = http.post("/ui/keys", data={"name": "no-token"})
         assert created.status_code == 403
-        assert not _KEY.search(created.text)
+        assert not KEY.search(created.text)
     check = httpx.get(
         f"{server.base_url}/admin/keys/{victim[3:19]}",
         headers={"authorization": f"Bearer {MASTER}"},
@@ -100,12 +71,12 @@ def test_state_changes_without_the_csrf_token_are_refused(server: RunningServer)
 
 
 def test_a_key_secret_is_in_no_page_after_its_creation(server: RunningServer) -> None:
-    with _client(server) as http:
-        token = _log_in(http, MASTER)
+    with client(server) as http:
+        token = log_in(http, MASTER)
         created = http.post("/ui/keys", data={"csrf_token": token, "name": "shown-once"})
         assert created.status_code == 200
         assert created.headers["cache-control"] == "no-store"
-        key = _KEY.search(created.text)
+        key = KEY.search(created.text)
         assert key is not None
         secret = key.group(0).split("_", 1)[1]
         pages = ["/ui/keys", f"/ui/keys/{key.group(0)[3:19]}", "/ui/audit", "/ui/overview"]
@@ -117,11 +88,11 @@ def test_a_key_secret_is_in_no_page_after_its_creation(server: RunningServer) ->
 
 
 def test_a_team_admin_cannot_see_or_revoke_another_teams_keys(server: RunningServer) -> None:
-    blue_key = _new_key(server, name="blue-app", team="blue", scopes=["chat"])
-    red_admin = _new_key(server, name="red-admin", team="red", scopes=["admin"])
+    blue_key = new_key(server, MASTER, name="blue-app", team="blue", scopes=["chat"])
+    red_admin = new_key(server, MASTER, name="red-admin", team="red", scopes=["admin"])
     blue_id = blue_key[3:19]
-    with _client(server) as http:
-        token = _log_in(http, red_admin)
+    with client(server) as http:
+        token = log_in(http, red_admin)
         assert blue_id not in http.get("/ui/keys").text
         searched = http.get(f"/ui/keys?q={blue_id}").text
         assert f'href="/ui/keys/{blue_id}"' not in searched
@@ -148,9 +119,9 @@ def test_a_session_works_on_every_replica_and_ends_on_each_when_its_key_is_revok
     replicas = [start_server(tmp_path / f"data-{i}", env=env) for i in range(2)]
     try:
         first, second = replicas
-        key = _new_key(first, name="roaming", team="red", scopes=["chat"])
-        with _client(first) as http:
-            _log_in(http, key)
+        key = new_key(first, MASTER, name="roaming", team="red", scopes=["chat"])
+        with client(first) as http:
+            log_in(http, key)
             cookie = http.cookies[SESSION_COOKIE]
         with httpx.Client(base_url=second.base_url, timeout=30) as other:
             other.cookies.set(SESSION_COOKIE, cookie)
