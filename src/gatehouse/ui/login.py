@@ -6,7 +6,6 @@ turns an identity into a session cookie.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from gatehouse.core.errors import (
 )
 from gatehouse.gateway.auth_failures import LoginAttempt, client_address, login_target
 from gatehouse.gateway.keys import parse_key
+from gatehouse.server.http import error_headers
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.ui.nav import nav_items
 from gatehouse.ui.pages import form, redirect, render, secured, session_of, ui_route
@@ -105,7 +105,7 @@ async def log_in(request: Request) -> Response:
         identity = await _identity(request, key)
     except RateLimitError as exc:
         response = await login_page(request, error=exc.message, status=429)
-        response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after or 1)))
+        response.headers.update(error_headers(exc))  # Retry-After
         return response
     except ServiceUnavailableError as exc:
         if attempt is not None:  # the key could not be checked: no failure of its own
