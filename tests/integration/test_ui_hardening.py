@@ -20,6 +20,9 @@ from gatehouse.ui.session import SESSION_COOKIE
 
 from ..services import Redis
 from .conftest import RunningServer, start_server, stop_server
+from .fake_upstream import FakeUpstream
+from .governance_helpers import write_config
+from .oidc_provider import OidcProvider
 from .ui_http import KEY, client, log_in, new_key, try_login
 
 pytestmark = pytest.mark.integration
@@ -225,6 +228,54 @@ def test_refused_api_credentials_are_limited_per_address(server: RunningServer) 
     for _ in range(8):
         assert models(None, "10.0.3.3").status_code == 401
     assert models(holder, "10.0.3.3").status_code == 200
+
+
+def test_refused_single_sign_ons_are_limited_per_address(
+    oidc_provider: OidcProvider, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """A callback that reaches the provider's token endpoint is an attempt of its
+    address: refused ones count, and past the limit the provider is not called."""
+    extra = f"""
+ui:
+  oidc:
+    issuer: '{oidc_provider.issuer}'
+    client_id: {oidc_provider.client_id}
+    client_secret: {oidc_provider.client_secret}
+"""
+    config = write_config(tmp_path / "gatehouse.yaml", upstream, extra)
+    env = {
+        "GATEHOUSE_MASTER_KEY": MASTER,
+        "GATEHOUSE_SERVER__FORWARDED_ALLOW_IPS": "*",
+        "GATEHOUSE_AUTH__FAILED_ATTEMPTS__LOGIN_PER_ADDRESS": "2",
+    }
+    sso = start_server(tmp_path / "data", env=env, config=config)
+
+    def sign_in(address: str) -> httpx.Response:
+        with httpx.Client(
+            base_url=sso.base_url,
+            follow_redirects=True,
+            timeout=30,
+            headers={"x-forwarded-for": address},
+        ) as http:
+            return http.get("/ui/oidc/login", params={"next": "/ui"})
+
+    try:
+        oidc_provider.reset()
+        oidc_provider.tamper = "nonce"
+        for _ in range(2):
+            assert sign_in("10.0.5.1").status_code == 401
+        exchanged = len(oidc_provider.token_requests)
+        oidc_provider.tamper = None  # a good sign-in now, but from the same address
+        refused = sign_in("10.0.5.1")
+        _refused_for_a_while(refused, 900)
+        assert "Too many failed logins from your address" in refused.text
+        assert len(oidc_provider.token_requests) == exchanged  # the provider was not called
+        signed_in = sign_in("10.0.5.2")
+        assert signed_in.status_code == 200
+        assert signed_in.url.path == "/ui/oidc/callback"
+        assert "Signed in" in signed_in.text
+    finally:
+        stop_server(sso)
 
 
 # -- logging out --

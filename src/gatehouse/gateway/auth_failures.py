@@ -9,7 +9,8 @@ Two callers, two rules (``auth.failed_attempts``, docs/security.md):
   id. A valid credential costs nothing here: no counter call on the hot path.
 - **The dashboard's login** counts failed logins per client address and per
   target: the key id of a ``gh-`` key (never its secret), or ``master`` for
-  anything else. Past the address's limit that address is refused. Past the
+  anything else; a single sign-on callback that reaches the provider's token
+  endpoint counts per address. Past the address's limit that address is refused. Past the
   target's limit, only addresses that have themselves failed on that target
   are refused: whoever holds the key logs in from elsewhere, and a guesser
   spread over many addresses gets one try per address.
@@ -138,9 +139,10 @@ class FailedAuthLimiter:
 
     # -- the dashboard's login --
 
-    async def login_attempt(self, address: str, target: str) -> LoginAttempt:
+    async def login_attempt(self, address: str, target: str | None) -> LoginAttempt:
         """Charge one login attempt from ``address`` at ``target`` before its
-        credential is checked; 429 when either limit refuses it."""
+        credential is checked; 429 when either limit refuses it. ``None``: a
+        sign-in with no key to aim at (single sign-on), counted per address."""
         config = self._config
         window = config.login_window_seconds
         by_address = (
@@ -148,7 +150,7 @@ class FailedAuthLimiter:
             if config.login_per_address
             else None
         )
-        if config.login_per_key == 0:
+        if target is None or config.login_per_key == 0:
             return await self._charge((by_address,) if by_address else (), by_target=False)
         by_target = Claim(
             "rate", f"authfail:login:target:{target}", config.login_per_key, 1.0, window

@@ -20,7 +20,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from gatehouse.core.config import Settings
-from gatehouse.core.errors import NotFoundError
+from gatehouse.core.errors import NotFoundError, RateLimitError
+from gatehouse.gateway.auth_failures import client_address
+from gatehouse.server.http import error_headers
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.ui.login import LoginProvider, login_page, start_session
 from gatehouse.ui.oidc import OidcClient, OidcRefused, OidcUnavailable, PendingLogin
@@ -84,26 +86,44 @@ async def start(request: Request) -> Response:
 
 
 async def callback(request: Request) -> Response:
+    """Check the provider's answer and start a session. A callback that gets as
+    far as the token endpoint is a login attempt of the client's address
+    (:mod:`gatehouse.gateway.auth_failures`), given back unless it was refused:
+    junk codes cannot make this server call the provider without bound."""
     client = _client(request)
     query = request.query_params
+    governance = request.app.state.gateway.governance
+    limiter = None if governance is None else governance.failed_auth
+    attempt = None
     try:
         pending = PendingLogin.unseal(
             _cookie_key(request), request.cookies.get(PENDING_COOKIE), now=time.time()
         )
         if "error" in query:  # the user said no, or the provider refused
             raise OidcRefused(f"provider answered error={query['error']!r}")
+        if limiter is not None:
+            attempt = await limiter.login_attempt(client_address(request.scope), None)
         identity = await client.finish(
             pending,
             state=query.get("state"),
             code=query.get("code"),
             redirect_uri=_redirect_uri(request, client),
         )
+    except RateLimitError as exc:
+        response = await login_page(request, error=exc.message, status=429)
+        response.headers.update(error_headers(exc))  # Retry-After
+        response.delete_cookie(PENDING_COOKIE, path="/ui/oidc")
+        return response
     except (OidcRefused, OidcUnavailable) as exc:
         log.warning("oidc sign-in refused: %s", exc.reason)
+        if limiter is not None and attempt is not None and isinstance(exc, OidcUnavailable):
+            await limiter.login_succeeded(attempt)  # the provider's fault, not the client's
         status = exc.http_status
         response = await login_page(request, error=exc.message, status=status)
         response.delete_cookie(PENDING_COOKIE, path="/ui/oidc")
         return response
+    if limiter is not None and attempt is not None:
+        await limiter.login_succeeded(attempt)
     log.info("oidc sign-in: %s as %s", identity.subject, identity.role)
     # A page that moves on by itself, not a redirect: see oidc_signed_in.html.
     response = render(request, "oidc_signed_in.html", {"next": pending.next, "name": identity.name})
