@@ -37,6 +37,7 @@ from overhead_tools import (  # beside this script: run it as bench/gateway_over
     BODY,
     CACHED_BODY,
     CHAT_PATH,
+    cpu_seconds,
     ensure_litellm,
     ensure_wrk,
     free_port,
@@ -58,6 +59,9 @@ class Target:
     base_url: str
     pid: int | None = None
     rps: dict[int, float] = field(default_factory=dict)
+    # CPU time (all threads) per request under load: steadier than req/s on a
+    # shared machine, where another job's load takes time slices, not cycles.
+    cpu_us: dict[int, float] = field(default_factory=dict)
     errors: int = 0
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
@@ -201,12 +205,12 @@ def main() -> None:
             return pid
 
         servers = str(HERE / "overhead_servers.py")
-        start(
+        upstream_pid = start(
             "upstream",
             [PYTHON, servers, "upstream", "--port", str(ports["upstream"])],
             url["upstream"] + CHAT_PATH,
         )
-        start(
+        proxy_pid = start(
             "proxy",
             [
                 PYTHON,
@@ -257,8 +261,8 @@ def main() -> None:
             url["cached"] + "/healthz",
         )
         targets = [
-            Target("upstream alone", url["upstream"]),
-            Target("bare proxy", url["proxy"]),
+            Target("upstream alone", url["upstream"], pid=upstream_pid),
+            Target("bare proxy", url["proxy"], pid=proxy_pid),
             Target(
                 "gatehouse",
                 url["gatehouse"],
@@ -307,10 +311,14 @@ def main() -> None:
             load = {"tmp": tmp, "headers": target.headers}
             wrk(wrk_bin, chat, BODY, connections=20, seconds=2, **load)  # warm-up
             for connections in args.connections:
+                used = cpu_seconds(target.pid) if target.pid is not None else 0.0
                 rps, errors, _, _ = wrk(
                     wrk_bin, chat, BODY, connections=connections, seconds=args.seconds, **load
                 )
                 target.rps[connections] = rps
+                if target.pid is not None:
+                    used = cpu_seconds(target.pid) - used
+                    target.cpu_us[connections] = used / (rps * args.seconds) * 1e6
                 target.errors += errors
             _, errors, target.p50_ms, target.p99_ms = wrk(
                 wrk_bin, chat, BODY, connections=1, seconds=args.seconds, **load
@@ -386,6 +394,13 @@ def report(
         line = f"  @{c} connections: gatehouse / bare proxy = {gh.rps[c] / bare.rps[c]:.2f}"
         if litellm is not None:
             line += f"; gatehouse / LiteLLM = {gh.rps[c] / litellm.rps[c]:.1f}x"
+        print(line)
+    print("\nCPU per request under load (user + system, all threads of the process):")
+    for c in levels:
+        cells = [f"{t.name} {t.cpu_us[c]:.0f} us" for t in targets if c in t.cpu_us]
+        line = f"  @{c} connections: " + ", ".join(cells)
+        if c in gh.cpu_us and c in bare.cpu_us:
+            line += f"; bare proxy / gatehouse = {bare.cpu_us[c] / gh.cpu_us[c]:.2f}"
         print(line)
     print(
         f"\nexact-cache hit inside gatehouse (in-process ASGI: parse, pipeline, serialise): "
