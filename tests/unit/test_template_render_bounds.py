@@ -8,14 +8,20 @@ a :class:`TemplateError` naming a bound, and through the API with a 400.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
 
 import openai
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from gatehouse.core.principal import LOCAL
 from gatehouse.prompts import _sandbox
+from gatehouse.prompts.library import PromptLibrary, PromptReference
 from gatehouse.prompts.templates import PromptTemplate, TemplateError
+from gatehouse.store.prompt_templates import PromptTemplateStore
 
 from .fakes import RequestKeepingChat
 from .governed import Governed
@@ -153,3 +159,33 @@ async def test_a_template_that_would_pin_the_cpu_is_a_400_naming_the_bound(
         model="test/rec", messages=[{"role": "user", "content": "still there?"}]
     )
     assert reply.choices[0].message.content
+
+
+async def test_a_rendering_holds_a_thread_of_its_own_not_the_event_loop(gov: Governed) -> None:
+    key = await team_key(gov, "red")
+    body = {"name": "echo", "template": "{{ text }}", "variables": {"text": "string"}}
+    assert (await call(gov, key, "POST", "/v1/prompts", body)).status_code == 201
+    started, release = threading.Event(), threading.Event()
+    # The way out were the rendering on the event loop, which could then set nothing.
+    timer = threading.Timer(10, release.set)
+    timer.start()
+
+    class Blocking(str):
+        """A value whose rendering waits until it is let go."""
+
+        def __str__(self) -> str:
+            started.set()
+            release.wait()
+            return "rendered"
+
+    library = PromptLibrary(PromptTemplateStore(gov.governance.database), clock=time.time)
+    reference = PromptReference(id="echo")
+    reference.variables["text"] = Blocking("x")
+    rendering = asyncio.create_task(library.render(reference, caller=LOCAL))
+    assert await asyncio.to_thread(started.wait, 30)
+    # The template is rendering, blocked, and this coroutine runs: the loop is free.
+    free_while_rendering = not release.is_set()
+    release.set()
+    timer.cancel()
+    assert (await rendering).messages[-1].text() == "rendered"
+    assert free_while_rendering

@@ -21,7 +21,10 @@ package's ``__init__`` does not import it.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -239,7 +242,11 @@ class PromptLibrary:
             raise _not_found(reference.id, reference.version, param="prompt.id")
         template = self._template(record)
         try:
-            messages = template.messages(**reference.variables)
+            # In a thread of its own: a template that runs into its bounds (0.5 s
+            # of work) holds that thread, not the event loop every request is
+            # served on, nor the default executor's threads (DNS look-ups).
+            render = functools.partial(template.messages, **reference.variables)
+            messages = await asyncio.get_running_loop().run_in_executor(_renderers(), render)
         except TemplateVariableError as exc:
             raise ValidationFailedError(
                 f"Prompt template '{record.name}' version {record.version}: "
@@ -268,6 +275,13 @@ class PromptLibrary:
         else:
             self._compiled.move_to_end(key)
         return template
+
+
+@functools.cache
+def _renderers() -> ThreadPoolExecutor:
+    """The threads stored templates render in, made on first use; two, since
+    rendering holds the GIL: more would only take turns."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="gatehouse-template")
 
 
 def _check(body: TemplateCreate) -> None:
