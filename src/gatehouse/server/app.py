@@ -34,6 +34,7 @@ from gatehouse.observability.alerts import AlertNotifier
 from gatehouse.observability.governance_metrics import GovernanceCollector
 from gatehouse.observability.tracing import Tracing, start_tracing
 from gatehouse.server.authz import PUBLIC
+from gatehouse.server.fleet import fleet_for
 from gatehouse.server.http import JSONResponse, error_response
 from gatehouse.server.lifecycle import Lifecycle
 from gatehouse.server.middleware import HotRoutes, RequestContextMiddleware
@@ -164,10 +165,14 @@ def create_app(
         _settle_heap()
         if signals:
             lifecycle.install(reload=reloader.reload_logged)
+        if fleet is not None:
+            await fleet.start()
         try:
             yield
         finally:
             lifecycle.uninstall()
+            if fleet is not None:
+                await fleet.stop()
             if alerts is not None:
                 await alerts.stop()
             await gateway.stop()
@@ -207,6 +212,8 @@ def create_app(
         app.state.ui = build_ui(settings)
     app.state.lifecycle = lifecycle
     app.state.reloader = reloader = Reloader(app.state, source)
+    # With Redis, a reload asked here reaches every replica (gatehouse.server.fleet).
+    app.state.fleet = fleet = fleet_for(settings, source, reloader.reload)
     return app
 
 
