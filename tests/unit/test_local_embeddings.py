@@ -6,7 +6,8 @@ import asyncio
 import base64
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from gatehouse.providers.local.embedding_backends import TokenizedText
 from gatehouse.providers.local.embeddings import MiniLMEmbeddingProvider
 from gatehouse.providers.local.pooling import FloatArray, l2_normalise
 
+T = TypeVar("T")
+
 
 class WordCountBackend:
     """One token per word plus [CLS]/[SEP]; the vector encodes the word count."""
@@ -26,12 +29,15 @@ class WordCountBackend:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.threads: list[tuple[str, int]] = []  # which thread tokenised, which embedded
         self._lock = threading.Lock()
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        self.threads.append(("tokenize", threading.get_ident()))
         return [[101, *([7] * len(text.split())), 102] for text in texts]
 
     def embed(self, items: Sequence[TokenizedText]) -> FloatArray:
+        self.threads.append(("embed", threading.get_ident()))
         with self._lock:
             self.calls.append([item.text for item in items])
         rows = np.array([[len(item.ids), 1.0, 0.0] for item in items], np.float32)
@@ -69,6 +75,31 @@ async def test_concurrent_requests_share_one_model_run_and_get_their_own_vectors
     ]
     assert [d.index for d in second.data] == [0, 1]
     assert second.usage.prompt_tokens == (2 + 2) + (3 + 2)
+
+
+async def test_a_lone_call_is_tokenised_and_run_in_one_trip_to_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A search's query: nothing to coalesce with, so no second hand-over to a
+    # thread (and no wait for the window, which is long here).
+    trips: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(call: Callable[..., T], /, *args: object) -> T:
+        trips.append(getattr(call, "__name__", "call"))
+        return await to_thread(call, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    embedder, backend = provider(batch_window_ms=1000)
+    response = await asyncio.wait_for(
+        embedder.embed(EmbeddingRequest(model="local/minilm", input="two words")), timeout=30
+    )
+    assert response.data[0].embedding == pytest.approx(expected(2))
+    assert len(trips) == 1
+    (tokenised, tokeniser), (ran, runner) = backend.threads
+    assert (tokenised, ran) == ("tokenize", "embed")
+    assert tokeniser == runner != threading.get_ident()
+    assert backend.calls == [["two words"]]
 
 
 async def test_an_input_over_256_tokens_fails_its_request_only() -> None:

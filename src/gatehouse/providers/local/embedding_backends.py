@@ -14,6 +14,15 @@ docs/performance.md).
 ``auto`` (the default) picks by CPU: ``onnx-int8`` where the CPU has VNNI
 (about 1.7x ``onnx``); ``onnx`` elsewhere, where int8 needs onnxruntime's
 exact kernels and ran slower than fp32 (docs/performance.md).
+
+The ONNX backends run small inputs (a search query: at most
+``SMALL_RUN_TOKENS`` tokens, padding included) on a second session with one
+thread. On a few tokens ONNX Runtime's thread pool costs more than it gives:
+waking its threads, and their spinning for a while after the run, which on
+2 cores took the core the rest of the search needed (docs/performance.md).
+The two sessions give the same vectors (no difference at all over the
+msmarco queries and passages); the second one is built on first use and
+costs about 60 MB.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ log = logging.getLogger("gatehouse.providers.local")
 BackendName = Literal["onnx-int8", "onnx", "torch"]
 BackendChoice = Literal["auto", "onnx-int8", "onnx", "torch"]  # what the config accepts
 DIMENSIONS = 384
+# Runs of at most this many tokens (rows x padded length) take the one-thread session.
+SMALL_RUN_TOKENS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +109,11 @@ class OnnxBackend:
         tokenizer.no_padding()
         tokenizer.no_truncation()
         self._tokenizer = tokenizer
-        self._session = onnx_session(
-            model_file, threads=threads, exact_int8=exact_int8 if name == "onnx-int8" else False
-        )
+        self._model_file = model_file
+        self._exact_int8 = exact_int8 if name == "onnx-int8" else False
+        self._session = onnx_session(model_file, threads=threads, exact_int8=self._exact_int8)
+        # The one-thread session for small runs (module docstring); built on first use.
+        self._small: InferenceSession | None = self._session if threads == 1 else None
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         return [list(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
@@ -115,9 +128,16 @@ class OnnxBackend:
                 "attention_mask": mask,
                 "token_type_ids": np.zeros_like(input_ids),
             }
-            (states,) = self._session.run(["token_states"], feeds)
+            (states,) = self._session_for(input_ids.size).run(["token_states"], feeds)
             out[bucket] = l2_normalise(mean_pool(np.asarray(states, dtype=np.float32), mask))
         return out
+
+    def _session_for(self, tokens: int) -> InferenceSession:
+        if tokens > SMALL_RUN_TOKENS:
+            return self._session
+        if self._small is None:
+            self._small = onnx_session(self._model_file, threads=1, exact_int8=self._exact_int8)
+        return self._small
 
 
 def onnx_session(

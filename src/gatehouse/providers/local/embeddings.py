@@ -155,7 +155,10 @@ class BatchedEmbedding(Generic[Item]):
     """One in-process embedding model's calls: each request's texts checked and
     prepared (``prepare``, in a thread) on its own, so one bad request never
     fails the others, then coalesced by a :class:`MicroBatcher` into ``run``
-    calls. A lone call does not wait for company."""
+    calls. A lone call (a search's query) does not wait for company: it is
+    prepared and run in one trip to a thread, since there is nothing to
+    coalesce it with. ``run`` must serialise its own calls (both providers
+    hold a lock around the model)."""
 
     def __init__(
         self,
@@ -171,6 +174,7 @@ class BatchedEmbedding(Generic[Item]):
         self.model = model
         self.dimensions = dimensions
         self._prepare = prepare
+        self._run = run
         self._tokens = tokens
         self._calls = 0  # embed calls in progress
         self._batcher: MicroBatcher[Item, FloatArray] = MicroBatcher(
@@ -181,8 +185,13 @@ class BatchedEmbedding(Generic[Item]):
         texts = checked_texts(request, self.model, self.dimensions)
         self._calls += 1
         try:
-            items = await asyncio.to_thread(self._prepare, texts)
-            vectors = await self._batcher.submit(items, wait=self._calls > 1)
+            # Calls started in the same tick (a gather) count themselves before this looks.
+            await asyncio.sleep(0)
+            if self._calls == 1:
+                items, vectors = await asyncio.to_thread(self._alone, texts)
+            else:
+                items = await asyncio.to_thread(self._prepare, texts)
+                vectors = await self._batcher.submit(items, wait=self._calls > 1)
         finally:
             self._calls -= 1
         tokens = sum(self._tokens(item) for item in items)
@@ -193,6 +202,10 @@ class BatchedEmbedding(Generic[Item]):
         return EmbeddingResponse(
             data=data, model=self.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
         )
+
+    def _alone(self, texts: list[str]) -> tuple[list[Item], Sequence[FloatArray]]:
+        items = self._prepare(texts)
+        return items, self._run(items)
 
 
 def checked_texts(request: EmbeddingRequest, model: str, dimensions: int) -> list[str]:
