@@ -69,6 +69,24 @@ def test_onnx_vectors_match_sentence_transformers(
     assert cosines.min() >= bound, cosines
 
 
+@pytest.mark.parametrize("variant", ["onnx-int8", "onnx"])
+def test_a_small_run_on_one_thread_gives_the_all_core_session_s_vectors(
+    model_path: Path, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A query runs on the one-thread session; its vector must be what the
+    # all-core session (the one that embedded the passages) gives.
+    backend = build_backend(variant, model_path, cache_dir=default_cache_dir(), batch_size=4)  # type: ignore[arg-type]
+    assert isinstance(backend, OnnxBackend)
+    short = [s for s in SENTENCES if len(backend.tokenize([s])[0]) <= 64]
+    assert len(short) >= 4
+    one_thread = np.vstack([embed_all(backend, [sentence]) for sentence in short])
+    assert backend._small is not None  # built by those runs, beside the all-core session
+    assert backend._small is not backend._session
+    monkeypatch.setattr(embedding_backends, "SMALL_RUN_TOKENS", 0)
+    all_cores = np.vstack([embed_all(backend, [sentence]) for sentence in short])
+    np.testing.assert_array_equal(one_thread, all_cores)
+
+
 def test_an_int8_vector_does_not_depend_on_its_batch(model_path: Path) -> None:
     # Activations are quantised with a scale per token, so neither the other
     # texts in a batch nor the padding they force moves a text's vector.
