@@ -15,7 +15,7 @@ import functools
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -114,11 +114,31 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
     )
 
 
+# A worker imports all of gatehouse before it can answer uvicorn's health check:
+# about 3 s on a busy 2-core machine, more with several starting at once, and
+# uvicorn's default of 5 s had workers killed and replaced while starting.
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def serve_workers(app: str, **options: Any) -> None:
     """uvicorn with ``options["workers"]`` processes (``app`` an import string), under
     :class:`_Workers`."""
-    config = uvicorn.Config(app, factory=True, **options)
+    options.setdefault("timeout_worker_healthcheck", WORKER_HEALTHCHECK_SECONDS)
+    config = _WorkerConfig(app, factory=True, **options)
     _Workers(config, sockets=[config.bind_socket()]).run()
+
+
+class _WorkerConfig(uvicorn.Config):
+    """uvicorn's configuration of the workers, which makes each worker (the first
+    ones and any replacement alike) end with status 0 once SIGTERM has drained
+    it: uvicorn raises the signal again after a clean shutdown, with the handler
+    it found when it started serving, and a worker starts with the default one
+    (status -15)."""
+
+    def get_loop_factory(self) -> Callable[[], asyncio.AbstractEventLoop] | None:
+        # Called in the worker process, just before uvicorn installs its handlers.
+        signal.signal(signal.SIGTERM, _drained)
+        return super().get_loop_factory()
 
 
 @contextlib.contextmanager
@@ -138,7 +158,14 @@ def _drained(sig: int, frame: FrameType | None) -> None:
 
 class _Workers(Multiprocess):
     """uvicorn's worker supervisor, but SIGHUP reloads each worker's configuration in
-    place (the workers' own handler) instead of replacing the workers."""
+    place (the workers' own handler) instead of replacing the workers, and each
+    worker's exit status is logged."""
+
+    def join_all(self) -> None:
+        super().join_all()
+        for process in self.processes:
+            level = logging.INFO if process.exitcode == 0 else logging.ERROR
+            log.log(level, "worker %s ended with status %s", process.pid, process.exitcode)
 
     def handle_term(self) -> None:
         # Each worker drains on its own copy of the listening socket and closes
