@@ -14,6 +14,14 @@ from .fake_upstream import FakeUpstream
 MASTER = "sk-master-integration-0123456789"
 # 2**-7 USD per completion token: costs add up exactly in binary floating point.
 OUTPUT_PRICE = 0.0078125
+# A second model group on the fake upstream, for write_config's extra (a reload adds it).
+SECOND_GROUP = """
+  - name: up2
+    deployments:
+      - provider: openai_compat
+        model: second-model
+        base_url: '{base}/v1'
+"""
 
 
 def write_config(

@@ -24,7 +24,7 @@ import pytest
 
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import Behaviour, FakeUpstream
-from .governance_helpers import MASTER, admin, create_key, write_config
+from .governance_helpers import MASTER, SECOND_GROUP, admin, create_key, write_config
 
 WORDS = " ".join(f"w{i}" for i in range(12))  # the fake upstream echoes them, one a chunk
 SLOW = Behaviour(chunk_delay=0.25)
@@ -162,15 +162,6 @@ def _models(server: RunningServer) -> set[str]:
         f"{server.base_url}/v1/models", headers={"authorization": f"Bearer {MASTER}"}
     )
     return {m["id"] for m in response.json()["data"]}
-
-
-SECOND_GROUP = """
-  - name: up2
-    deployments:
-      - provider: openai_compat
-        model: second-model
-        base_url: '{base}/v1'
-"""
 
 
 def test_reload_through_the_admin_api(upstream: FakeUpstream, config: Path, tmp_path: Path) -> None:

@@ -23,15 +23,8 @@ import redis
 from ..services import Redis
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, admin, call, create_key, write_config
+from .governance_helpers import MASTER, SECOND_GROUP, admin, call, create_key, write_config
 
-SECOND_GROUP = """
-  - name: up2
-    deployments:
-      - provider: openai_compat
-        model: second-model
-        base_url: '{base}/v1'
-"""
 REFUSED_LINE = "asked by another replica: not reloaded, the old configuration stays"
 
 

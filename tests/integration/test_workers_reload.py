@@ -7,9 +7,11 @@ so each worker's view is checked, not whichever the kernel happened to pick.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,17 +21,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ..services import Redis
 from .conftest import RunningServer, start_server, stop_server
 from .fake_upstream import FakeUpstream
-from .governance_helpers import MASTER, admin, create_key, write_config
+from .governance_helpers import MASTER, SECOND_GROUP, admin, create_key, write_config
 
-SECOND_GROUP = """
-  - name: up2
-    deployments:
-      - provider: openai_compat
-        model: second-model
-        base_url: '{base}/v1'
-"""
 ENV = {"GATEHOUSE_MASTER_KEY": MASTER}
 
 
@@ -131,17 +127,38 @@ def config(upstream: FakeUpstream, tmp_path: Path) -> Iterator[Path]:
     upstream.reset()
 
 
-@pytest.fixture
-def two_workers(config: Path, tmp_path: Path) -> Iterator[tuple[RunningServer, list[int]]]:
-    server = start_server(tmp_path / "data", "--workers", "2", env=ENV, config=config)
+@contextlib.contextmanager
+def _two_workers(
+    config: Path, data: Path, env: dict[str, str]
+) -> Iterator[tuple[RunningServer, list[int]]]:
+    server = start_server(data, "--workers", "2", env=env, config=config)
     try:
         deadline = time.monotonic() + 60
         while len(workers := _workers(server.process.pid)) < 2:
             assert time.monotonic() < deadline, "two workers did not start"
             time.sleep(0.1)
+        _each_worker(server, workers, "GET", "/healthz")  # both serve
         yield server, workers
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def two_workers(config: Path, tmp_path: Path) -> Iterator[tuple[RunningServer, list[int]]]:
+    with _two_workers(config, tmp_path / "data", ENV) as started:
+        yield started
+
+
+def _until_each_lists(server: RunningServer, workers: list[int], model: str) -> float:
+    """Seconds until every worker lists ``model`` (asserted within 30 s)."""
+    started = time.monotonic()
+    while True:
+        answers = _each_worker(server, workers, "GET", "/v1/models")
+        seen = {w: _models(a) for w, a in answers.items()}
+        if all(model in models for models in seen.values()):
+            return time.monotonic() - started
+        assert time.monotonic() - started < 30, f"a worker does not list {model}: {seen}"
+        time.sleep(0.05)
 
 
 def test_a_reload_through_the_api_reaches_both_workers(
@@ -157,16 +174,8 @@ def test_a_reload_through_the_api_reaches_both_workers(
     assert reloaded.json()["status"] == "applied"
     assert "fleet" not in reloaded.json()  # no Redis: passed on by the parent process
 
-    started = time.monotonic()
-    while True:
-        seen = {
-            w: _models(a) for w, a in _each_worker(server, workers, "GET", "/v1/models").items()
-        }
-        if all("up2" in models for models in seen.values()):
-            break
-        assert time.monotonic() - started < 30, f"a worker does not list up2: {seen}"
-        time.sleep(0.05)
-    print(f"\nboth workers list up2 {time.monotonic() - started:.2f}s after the reload answer")
+    delay = _until_each_lists(server, workers, "up2")
+    print(f"\nboth workers list up2 {delay:.2f}s after the reload answer")
     chats = _each_worker(
         server,
         workers,
@@ -206,3 +215,24 @@ def test_sigterm_ends_both_workers_with_0_and_ships_every_usage_event(
         assert recorded == {a.request_id: "ok" for a in every}
     finally:
         stop_server(again)
+
+
+def test_with_redis_each_worker_follows_the_reload_as_a_replica_of_its_own(
+    config: Path, upstream: FakeUpstream, tmp_path: Path, redis_server: Redis
+) -> None:
+    env = {**ENV, "GATEHOUSE_STORE__REDIS_URL": redis_server.url}
+    with _two_workers(config, tmp_path / "data", env) as (server, workers):
+        write_config(config, upstream, SECOND_GROUP.format(base=upstream.base_url))
+        reloaded = admin(server, "POST", "/admin/config/reload")
+        assert reloaded.status_code == 200, reloaded.text
+        fleet = reloaded.json()["fleet"]
+        assert fleet["asked"] is True
+        # The worker that did not answer the call was asked through Redis (other
+        # tests' replicas sharing this redis-server may be listed too).
+        names = {f"{socket.gethostname()}:{pid}" for pid in workers}
+        asked = {r["replica"] for r in fleet["reported"]} | set(fleet["pending"])
+        assert len(names & asked) == 1
+        delay = _until_each_lists(server, workers, "up2")
+        print(f"\nboth workers list up2 {delay:.2f}s after the reload answer")
+        # Not passed on by the parent as well (which would log it).
+        assert "SIGHUP" not in server.log.read_text()

@@ -193,3 +193,23 @@ async def test_a_generation_that_goes_back_is_followed(
     report = await _ask_while_others_check(a, b, c)
     assert report.pending == []
     assert b_reload.calls == 3
+
+
+async def test_a_worker_started_after_a_reload_follows_it(
+    fleets: dict[str, tuple[Fleet, Replica]], channel: MemoryFleetChannel
+) -> None:
+    (a, _), (b, _), (c, _) = fleets.values()
+    await _ask_while_others_check(a, b, c)
+    # A replica reading its own configuration at start has nothing to follow; a
+    # worker, serving the settings its parent read before the reload, has.
+    replica, worker = Replica(), Replica()
+    started = [
+        Fleet(channel, replica, replica="new"),
+        Fleet(channel, worker, replica="worker", inherited=True),
+    ]
+    for fleet in started:
+        await fleet.start()
+        await fleet.check()
+        await fleet.check()
+        await fleet.stop()
+    assert (replica.calls, worker.calls) == (0, 1)

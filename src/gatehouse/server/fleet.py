@@ -85,8 +85,12 @@ class Fleet:
         *,
         replica: str | None = None,
         clock: Callable[[], float] = time.time,
+        inherited: bool = False,
     ) -> None:
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}"
+        # Settings handed down at start (a worker's, from the parent) rather than
+        # read here: they may predate a reload asked since.
+        self._inherited = inherited
         self._channel = channel
         self._reload = reload
         self._clock = clock
@@ -97,9 +101,11 @@ class Fleet:
 
     async def start(self) -> None:
         """Take the current generation as followed (this replica just read its
-        configuration) and start polling."""
+        configuration) and start polling. With inherited settings, a reload asked
+        before is followed at the first poll."""
         try:
-            self._seen = await self._channel.beat(self.replica, self._clock())
+            generation = await self._channel.beat(self.replica, self._clock())
+            self._seen = None if self._inherited and generation != 0 else generation
         except FleetUnavailableError as exc:
             # Unknown: the first generation read, once Redis answers, is followed.
             log.warning("configuration reloads of other replicas not followed yet: %s", exc)
@@ -195,4 +201,9 @@ def fleet_for(settings: Settings, source: ConfigSource | None, reload: Reload) -
     ``None`` otherwise (a reload is this process's alone, as before)."""
     if source is None or settings.store.redis_url is None:
         return None
-    return Fleet(RedisFleetChannel(settings.store.redis_url.get_secret_value()), reload)
+    return Fleet(
+        RedisFleetChannel(settings.store.redis_url.get_secret_value()),
+        reload,
+        # A worker serves the settings its parent read at start, not its own reading.
+        inherited=settings.server.workers > 1,
+    )

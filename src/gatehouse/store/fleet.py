@@ -97,15 +97,10 @@ class RedisFleetChannel:
     heartbeats and a hash of reports per generation, under ``prefix``."""
 
     def __init__(self, url: str, *, prefix: str = "gh:config:") -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=4,
-            timeout=2,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            decode_responses=True,
+        # A poll and at most one reload at a time: a connection or two.
+        self._redis: Any = aioredis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
         )
-        self._redis: Any = aioredis.Redis(connection_pool=pool)
         self._generation = prefix + "generation"
         self._replicas = prefix + "replicas"
         self._reports = prefix + "reports:"
