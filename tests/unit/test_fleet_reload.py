@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -16,7 +16,9 @@ from gatehouse.core.errors import InvalidRequestError
 from gatehouse.server import fleet as fleet_module
 from gatehouse.server.fleet import Fleet, FleetReport
 from gatehouse.server.reload import ReloadResult
-from gatehouse.store.fleet import FleetUnavailableError, MemoryFleetChannel
+from gatehouse.store.fleet import FleetChannel, FleetUnavailableError, MemoryFleetChannel
+
+from .fleet_channel_conformance import CONFORMANCE
 
 
 class Replica:
@@ -60,6 +62,13 @@ class Unreachable(MemoryFleetChannel):
 @pytest.fixture
 def channel() -> MemoryFleetChannel:
     return MemoryFleetChannel()
+
+
+@pytest.mark.parametrize("check", CONFORMANCE, ids=lambda c: c.__name__)
+async def test_the_memory_channel_conforms(
+    channel: MemoryFleetChannel, check: Callable[[FleetChannel], Awaitable[None]]
+) -> None:
+    await check(channel)
 
 
 @pytest.fixture
