@@ -5,7 +5,7 @@ Each check gets a channel that nobody else uses.
 
 from __future__ import annotations
 
-from gatehouse.store.fleet import FleetChannel
+from gatehouse.store.fleet import FORGET_SECONDS, FleetChannel
 
 
 async def check_each_ask_moves_the_generation(channel: FleetChannel) -> None:
@@ -38,6 +38,10 @@ async def check_replicas_not_heard_of_are_forgotten(channel: FleetChannel) -> No
     assert await channel.alive(1000.0, 60.0) == ["a", "c"]  # b is gone, not just hidden
     await channel.beat("b", 1001.0)
     assert await channel.alive(1001.0, 5.0) == ["a", "b", "c"]
+    # Replicas long gone leave with any beat, without a reload asked.
+    later = 1001.0 + FORGET_SECONDS + 1
+    await channel.beat("d", later)
+    assert await channel.alive(later, 2 * FORGET_SECONDS) == ["d"]
 
 
 CONFORMANCE = [

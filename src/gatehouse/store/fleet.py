@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 REPORT_TTL_SECONDS = 600  # reports of a generation are kept this long
+FORGET_SECONDS = 3600  # a replica silent this long leaves the heartbeats
 
 
 def first_generation() -> int:
@@ -70,6 +71,7 @@ class MemoryFleetChannel:
 
     async def beat(self, replica: str, now: float) -> int:
         self._beats[replica] = now
+        self._beats = {r: at for r, at in self._beats.items() if at >= now - FORGET_SECONDS}
         return self._generation
 
     async def ask(self) -> int:
@@ -109,8 +111,10 @@ class RedisFleetChannel:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zadd(self._replicas, {replica: now})
+                # Each start is a new process id: forget the ones long gone.
+                pipe.zremrangebyscore(self._replicas, "-inf", f"({now - FORGET_SECONDS!r}")
                 pipe.get(self._generation)
-                _, generation = await pipe.execute()
+                *_, generation = await pipe.execute()
         except RedisError as exc:
             raise FleetUnavailableError(str(exc)) from exc
         return int(generation or 0)
