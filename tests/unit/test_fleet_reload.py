@@ -222,3 +222,23 @@ async def test_a_worker_started_after_a_reload_follows_it(
         await fleet.check()
         await fleet.stop()
     assert (replica.calls, worker.calls) == (0, 1)
+
+
+async def test_an_unreadable_report_is_left_out_of_the_answer(
+    fleets: dict[str, tuple[Fleet, Replica]], channel: MemoryFleetChannel
+) -> None:
+    (a, _), (b, _), (c, _) = fleets.values()
+
+    class OtherVersion:
+        """The shared channel, as seen by a replica that reports in another shape."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(channel, name)
+
+        async def report(self, generation: int, replica: str, report: str) -> None:
+            await channel.report(generation, replica, '{"state": "reloaded"}')
+
+    c._channel = OtherVersion()  # type: ignore[assignment]
+    report = await _ask_while_others_check(a, b, c)
+    assert [r.replica for r in report.reported] == ["b"]
+    assert report.pending == []  # c answered, in a shape this version does not read

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from gatehouse.core.config import ConfigSource, Settings
 from gatehouse.core.errors import ConflictError, InvalidRequestError
@@ -148,14 +148,11 @@ class Fleet:
             if all(r in reports for r in others) or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(_REPORT_POLL_SECONDS)
+        reported = [_parsed(r, reports[r]) for r in sorted(reports) if r != self.replica]
         return FleetReport(
             asked=True,
             generation=generation,
-            reported=[
-                ReplicaReload.model_validate_json(reports[r])
-                for r in sorted(reports)
-                if r != self.replica
-            ],
+            reported=[r for r in reported if r is not None],
             pending=[r for r in others if r not in reports],
         )
 
@@ -194,6 +191,15 @@ class Fleet:
             except Exception:
                 # A bug must not end the polling: the next reload would be missed.
                 log.exception("following a configuration reload of another replica failed")
+
+
+def _parsed(replica: str, report: str) -> ReplicaReload | None:
+    try:
+        return ReplicaReload.model_validate_json(report)
+    except ValidationError:
+        # Another version's report (a rolling upgrade): it reloaded all the same.
+        log.warning("configuration reload: unreadable report of %s: %s", replica, report[:200])
+        return None
 
 
 def fleet_for(settings: Settings, source: ConfigSource | None, reload: Reload) -> Fleet | None:
