@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from gatehouse.store.fleet import FleetChannel, FleetUnavailableError, RedisFleetChannel
+from gatehouse.store.fleet import FleetChannel, FleetUnavailableError
+from gatehouse.store.redis_fleet import RedisFleetChannel
 
 from ..services import Redis
 from ..unit.fleet_channel_conformance import CONFORMANCE

@@ -33,7 +33,7 @@ from gatehouse.core.config import ConfigSource, Settings
 from gatehouse.core.errors import ConflictError, InvalidRequestError
 from gatehouse.core.tasks import cancel_and_wait
 from gatehouse.server.reload import ReloadResult
-from gatehouse.store.fleet import FleetChannel, FleetUnavailableError, RedisFleetChannel
+from gatehouse.store.fleet import FleetChannel, FleetUnavailableError
 
 log = logging.getLogger("gatehouse.server")
 
@@ -207,6 +207,8 @@ def fleet_for(settings: Settings, source: ConfigSource | None, reload: Reload) -
     ``None`` otherwise (a reload is this process's alone, as before)."""
     if source is None or settings.store.redis_url is None:
         return None
+    from gatehouse.store.redis_fleet import RedisFleetChannel  # imports OpenTelemetry
+
     return Fleet(
         RedisFleetChannel(settings.store.redis_url.get_secret_value()),
         reload,

@@ -7,18 +7,16 @@ that generation. Only the fact of a reload and its outcome (status, section
 and model names) travel: never configuration contents, which hold secrets and
 are each replica's own (files mounted per replica).
 
-:class:`FleetChannel` is the contract; :class:`RedisFleetChannel` the shared
-one (the Redis that limits and budgets use), :class:`MemoryFleetChannel` the
-in-process one (several apps in one process, and tests).
+:class:`FleetChannel` is the contract; ``RedisFleetChannel``
+(:mod:`gatehouse.store.redis_fleet`) the shared one, on the Redis that limits
+and budgets use; :class:`MemoryFleetChannel` the in-process one (several apps
+in one process, and tests).
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Any, Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import Protocol
 
 REPORT_TTL_SECONDS = 600  # reports of a generation are kept this long
 FORGET_SECONDS = 3600  # a replica silent this long leaves the heartbeats
@@ -92,69 +90,3 @@ class MemoryFleetChannel:
 
     async def close(self) -> None:
         pass
-
-
-class RedisFleetChannel:
-    """The fleet of every replica sharing one Redis: a counter, a sorted set of
-    heartbeats and a hash of reports per generation, under ``prefix``."""
-
-    def __init__(self, url: str, *, prefix: str = "gh:config:") -> None:
-        # A poll and at most one reload at a time: a connection or two.
-        self._redis: Any = aioredis.Redis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True
-        )
-        self._generation = prefix + "generation"
-        self._replicas = prefix + "replicas"
-        self._reports = prefix + "reports:"
-
-    async def beat(self, replica: str, now: float) -> int:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(self._replicas, {replica: now})
-                # Each start is a new process id: forget the ones long gone.
-                pipe.zremrangebyscore(self._replicas, "-inf", f"({now - FORGET_SECONDS!r}")
-                pipe.get(self._generation)
-                *_, generation = await pipe.execute()
-        except RedisError as exc:
-            raise FleetUnavailableError(str(exc)) from exc
-        return int(generation or 0)
-
-    async def ask(self) -> int:
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._generation, first_generation(), nx=True)
-                pipe.incr(self._generation)
-                _, generation = await pipe.execute()
-        except RedisError as exc:
-            raise FleetUnavailableError(str(exc)) from exc
-        return int(generation)
-
-    async def report(self, generation: int, replica: str, report: str) -> None:
-        key = f"{self._reports}{generation}"
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, replica, report)
-                pipe.expire(key, REPORT_TTL_SECONDS)
-                await pipe.execute()
-        except RedisError as exc:
-            raise FleetUnavailableError(str(exc)) from exc
-
-    async def reports(self, generation: int) -> dict[str, str]:
-        try:
-            found: dict[str, str] = await self._redis.hgetall(f"{self._reports}{generation}")
-        except RedisError as exc:
-            raise FleetUnavailableError(str(exc)) from exc
-        return found
-
-    async def alive(self, now: float, within: float) -> list[str]:
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zremrangebyscore(self._replicas, "-inf", f"({now - within!r}")
-                pipe.zrange(self._replicas, 0, -1)
-                _, replicas = await pipe.execute()
-        except RedisError as exc:
-            raise FleetUnavailableError(str(exc)) from exc
-        return sorted(replicas)
-
-    async def close(self) -> None:
-        await self._redis.aclose()
