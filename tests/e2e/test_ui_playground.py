@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from ..integration.conftest import RunningServer, start_server, stop_server
 from ..integration.oidc_provider import OidcProvider
+from ..integration.ui_http import new_key
 from .conftest import log_in, screenshot
 
 pytestmark = pytest.mark.integration
@@ -46,31 +46,10 @@ def server(
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("e2e-playground")
     config = root / "gatehouse.yaml"
-    config.write_text(
-        f"""
-ui:
-  oidc:
-    issuer: '{provider.issuer}'
-    client_id: {provider.client_id}
-    client_secret: {provider.client_secret}
-    roles: {{ops: admin}}
-"""
-    )
+    config.write_text(provider.ui_config("{ops: admin}"))
     running = start_server(root / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}, config=config)
     yield running
     stop_server(running)
-
-
-def new_key(server: RunningServer, **body: object) -> str:
-    response = httpx.post(
-        f"{server.base_url}/admin/keys",
-        json={"name": "e2e", **body},
-        headers={"authorization": f"Bearer {MASTER}"},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
 
 
 # Records the length of the answer being written each time the chat log changes.
@@ -85,7 +64,7 @@ WATCH = """() => {
 
 
 def test_chat_with_the_local_model_streams_into_the_page(page: Page, server: RunningServer) -> None:
-    key = new_key(server, scopes=["chat"])
+    key = new_key(server, MASTER, scopes=["chat"])
     log_in(page, server.base_url, key, "/ui/playground")
     page.get_by_label("Model", exact=True).select_option("local/smollm2")
     page.get_by_label("Max tokens").fill("40")
@@ -124,7 +103,7 @@ def test_chat_with_the_local_model_streams_into_the_page(page: Page, server: Run
 def test_upload_a_document_and_open_the_cited_chunk(
     page: Page, server: RunningServer, tmp_path: Path
 ) -> None:
-    key = new_key(server, scopes=["chat", "embeddings", "rag:read", "rag:write"])
+    key = new_key(server, MASTER, scopes=["chat", "embeddings", "rag:read", "rag:write"])
     log_in(page, server.base_url, key, "/ui/playground")
     page.get_by_label("New collection").fill("keepers")
     page.get_by_label("Embedding model").select_option("local/minilm")
@@ -175,7 +154,7 @@ def test_single_sign_on_in_the_browser(
 
 
 def test_the_playground_fits_a_narrow_screen(page: Page, server: RunningServer) -> None:
-    key = new_key(server, scopes=["chat", "rag:read", "rag:write", "embeddings"])
+    key = new_key(server, MASTER, scopes=["chat", "rag:read", "rag:write", "embeddings"])
     page.set_viewport_size({"width": 375, "height": 800})
     log_in(page, server.base_url, key, "/ui/playground")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -68,6 +68,18 @@ class OidcProvider:
     def issuer(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def ui_config(self, roles: str = "{}") -> str:
+        """The YAML of gatehouse's ``ui.oidc`` section signing in here, with
+        ``roles`` (a YAML mapping, e.g. ``"{ops: admin}"``)."""
+        return f"""
+ui:
+  oidc:
+    issuer: '{self.issuer}'
+    client_id: {self.client_id}
+    client_secret: {self.client_secret}
+    roles: {roles}
+"""
+
     def reset(self) -> None:
         self.tamper = None
         self.claims = {"sub": "u-1", "email": "ada@example.com", "groups": []}

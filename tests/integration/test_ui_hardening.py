@@ -235,14 +235,7 @@ def test_refused_single_sign_ons_are_limited_per_address(
 ) -> None:
     """A callback that reaches the provider's token endpoint is an attempt of its
     address: refused ones count, and past the limit the provider is not called."""
-    extra = f"""
-ui:
-  oidc:
-    issuer: '{oidc_provider.issuer}'
-    client_id: {oidc_provider.client_id}
-    client_secret: {oidc_provider.client_secret}
-"""
-    config = write_config(tmp_path / "gatehouse.yaml", upstream, extra)
+    config = write_config(tmp_path / "gatehouse.yaml", upstream, oidc_provider.ui_config())
     env = {
         "GATEHOUSE_MASTER_KEY": MASTER,
         "GATEHOUSE_SERVER__FORWARDED_ALLOW_IPS": "*",

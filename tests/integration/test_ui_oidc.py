@@ -37,14 +37,7 @@ def sso(
     oidc_provider: OidcProvider, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("sso")
-    extra = f"""
-ui:
-  oidc:
-    issuer: '{oidc_provider.issuer}'
-    client_id: {oidc_provider.client_id}
-    client_secret: {oidc_provider.client_secret}
-    roles: {{ops: admin, leads: team_admin}}
-"""
+    extra = oidc_provider.ui_config("{ops: admin, leads: team_admin}")
     config = write_config(root / "gatehouse.yaml", upstream, extra)
     server = start_server(root / "data", env={"GATEHOUSE_MASTER_KEY": MASTER}, config=config)
     yield server
