@@ -127,10 +127,19 @@ def expiry(claim: Claim, new_state: float, now: float) -> float | None:
 
 class MemoryCounters:
     """The in-process backend: a dict, atomic because the event loop runs one
-    coroutine at a time and nothing here awaits."""
+    coroutine at a time and nothing here awaits.
+
+    Expired entries go when read again, and all of them in a sweep whenever the
+    dict has doubled since the last one, so keys never read again (a client
+    address that failed once, a rate window of a deleted key) do not pile up:
+    amortised O(1) a write, and the dict stays within twice its live entries.
+    """
+
+    SWEEP_FLOOR = 1024
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, float | None]] = {}
+        self._sweep_at = self.SWEEP_FLOOR
 
     def _get(self, key: str, now: float) -> float:
         entry = self._values.get(key)
@@ -155,7 +164,17 @@ class MemoryCounters:
             for claim, state in zip(claims, states, strict=True):
                 ttl = expiry(claim, state, now)
                 self._values[claim.key] = (state, None if ttl is None else now + ttl)
+            if len(self._values) >= self._sweep_at:
+                self._sweep(now)
         return Decision(allowed, tuple(outcomes))
+
+    def _sweep(self, now: float) -> None:
+        values = self._values
+        for key in [
+            k for k, (_, expires) in values.items() if expires is not None and expires <= now
+        ]:
+            del values[key]
+        self._sweep_at = max(self.SWEEP_FLOOR, 2 * len(values))
 
     async def settle(self, claims: Sequence[Claim], deltas: Sequence[float], now: float) -> None:
         for claim, delta in zip(claims, deltas, strict=True):
