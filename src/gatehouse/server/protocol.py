@@ -131,7 +131,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _unset_keepalive_if_required(self) -> None:
         # uvicorn's keep-alive timer is never armed (see on_response_complete).
-        self.idle_since = None
+        # A byte after a response ends the keep-alive wait and starts the next
+        # head's deadline, even one that begins no request (a blank line).
+        if self.idle_since is not None:
+            self.idle_since = None
+            if self.head_since is None:
+                self.head_since = self.loop.time()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
