@@ -229,3 +229,14 @@ async def test_a_sweeper_serves_the_connections_of_its_server_and_forgets_closed
     await until(lambda: second_transport.eof)
     assert not first_transport.writes  # gone before its deadline: nothing written to it
     second.connection_lost(None)
+
+
+async def test_blank_lines_after_a_response_get_the_heads_deadline() -> None:
+    protocol, transport = connect(json_app, header_timeout=0.2, keep_alive=3600)
+    protocol.data_received(request())
+    await until(lambda: bool(transport.writes))
+    protocol.data_received(b"\r\n")  # begins no request, but ends the keep-alive wait
+    await until(lambda: transport.eof)
+    status, message = status_and_error(transport.writes[-1])
+    assert status == 408
+    assert "headers" in message
