@@ -199,8 +199,17 @@ class PromptTemplate:
                     pieces.append(piece)
         # SecurityError (the bounds) and UndefinedError among them; OverflowError
         # is the sandbox's refusal of a range past 100,000 items; RecursionError,
-        # a macro that calls itself without end.
-        except (JinjaError, OverflowError, RecursionError) as exc:
+        # a macro that calls itself without end. The rest is Python failing on the
+        # values given (a divisor of 0, text plus a number, an integer too long
+        # to print): the template's or its caller's error, never the server's.
+        except (
+            JinjaError,
+            ArithmeticError,
+            LookupError,
+            TypeError,
+            ValueError,
+            RecursionError,
+        ) as exc:
             raise TemplateError(f"template {self.name!r}: {exc}") from None
         return "".join(pieces)
 
