@@ -13,7 +13,14 @@ behalf of whoever calls it, so here every rendering is bounded:
   string or list that ``+``, ``~``, ``%`` (and the ``format`` filter), ``*``
   (:data:`MAX_REPEAT`), or a width given to ``center``, ``ljust``, ``rjust``,
   ``zfill``, ``indent``, ``expandtabs``, ``replace``, ``join`` or
-  ``str.format`` would build, refused before it is built;
+  ``str.format`` would build, refused before it is built; a list, tuple or
+  dict turned into text (output, ``~``, ``%``, ``join``, ``format``, the
+  ``string``, ``pprint``, ``tojson``, ``urlize`` and ``xmlattr`` filters) is
+  sized by what it holds first, since a list of one long string repeated is
+  cheap to build and huge to print;
+- **characters built in all**: at most :data:`MAX_RENDER_BUILT` over the whole
+  rendering, so that many strings each within the size bound (a filter mapped
+  over a range, a loop) cannot fill memory together;
 - exponents past :data:`MAX_EXPONENT`; the sandbox caps ``range`` at 100,000.
 
 A bound is a ``jinja2.exceptions.SecurityError`` that names it. Steps are
@@ -28,7 +35,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -42,6 +49,9 @@ MAX_EXPONENT = 1_000
 MAX_RENDER_STEPS = 500_000
 MAX_RENDER_SECONDS = 0.5
 MAX_RENDER_CHARS = 10_000_000
+MAX_RENDER_BUILT = 5 * MAX_RENDER_CHARS
+# How much longer than its contents' text a value's text may be, per filter.
+_TEXT_FACTORS = {"string": 1, "pprint": 2, "tojson": 6, "urlize": 8, "xmlattr": 6}
 # A printf-style field's width or precision: ``%5d``, ``%(name)-9s``, ``%.3f``, ``%*d``.
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
 # A number inside a ``str.format`` field's spec: ``{:>20}``, ``{0:.5f}``.
@@ -59,11 +69,12 @@ def _refuse(problem: str) -> Exception:
 class _Budget:
     """What one rendering may still spend: steps, and time until ``deadline``."""
 
-    __slots__ = ("deadline", "steps")
+    __slots__ = ("built", "deadline", "steps")
 
     def __init__(self) -> None:
         self.steps = MAX_RENDER_STEPS
         self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+        self.built = 0  # characters (or list items) built so far
 
     def spend(self) -> None:
         self.steps -= 1
@@ -94,23 +105,67 @@ def spend() -> None:
         budget.spend()
 
 
-def check_size(size: int) -> None:
-    """Refuse a string or list of ``size`` items, past :data:`MAX_RENDER_CHARS`."""
+def check_size(size: int, *, charge: bool = True) -> None:
+    """Refuse a string or list of ``size`` items, past :data:`MAX_RENDER_CHARS`;
+    with ``charge``, it is about to be built: counted against the rendering's
+    :data:`MAX_RENDER_BUILT`."""
     if size > MAX_RENDER_CHARS:
         raise _refuse(f"a string or list longer than {MAX_RENDER_CHARS} characters")
+    budget = _BUDGET.get()
+    if charge and budget is not None:
+        budget.built += size
+        if budget.built > MAX_RENDER_BUILT:
+            raise _refuse(f"rendering built more than {MAX_RENDER_BUILT} characters in all")
 
 
 def _sized(value: Any) -> int:
     return len(value) if isinstance(value, str | list | tuple) else 0
 
 
+def text_size(value: Any, limit: int = MAX_RENDER_CHARS) -> int:
+    """About how long ``str(value)`` is, or at least; counted no further than
+    just past ``limit`` (a list of a million references to one long string is
+    cheap, its text is not)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return value.bit_length() * 3 // 10 + 2  # its decimal digits, and a sign
+    if isinstance(value, float):
+        return 24
+    if isinstance(value, Mapping):
+        parts: Iterable[Any] = (part for pair in value.items() for part in pair)
+    elif isinstance(value, Collection) and not isinstance(value, bytes | range):
+        parts = value
+    else:
+        return 0
+    total = 2
+    for part in parts:
+        total += text_size(part, limit - total) + 4  # quotes, a separator
+        if total > limit:
+            break
+    return total
+
+
+def _check_text(*values: Any, factor: int = 1) -> None:
+    """Refuse turning ``values`` into text, when that text would pass the size bound."""
+    total = 0
+    for value in values:
+        if not isinstance(value, str):
+            total += text_size(value, MAX_RENDER_CHARS // factor + 1) * factor
+    if total:
+        check_size(total)
+
+
 def _printf_size(spec: str, values: Any) -> int:
-    """The longest field ``spec % values`` asks for (``*`` takes its size from ``values``)."""
+    """The longest field ``spec % values`` asks for (``*`` takes its size from
+    ``values``), plus the text of ``values``."""
     sizes = [int(n) for m in _PRINTF.finditer(spec) for n in m.groups() if n and n != "*"]
     if "*" in spec:
         given = values if isinstance(values, tuple | list) else (values,)
         sizes += [abs(v) for v in given if isinstance(v, int)]
-    return max(sizes, default=0)
+    return max(sizes, default=0) + text_size(values)
 
 
 def _widened(name: str, text: str, args: Sequence[Any], kwargs: dict[str, Any]) -> int:
@@ -136,14 +191,19 @@ def _widened(name: str, text: str, args: Sequence[Any], kwargs: dict[str, Any]) 
         if _NESTED.search(text):  # a width given as an argument: ``{:>{w}}``
             given = [*args, *kwargs.values(), *(first.values() if isinstance(first, dict) else [])]
             numbers += [abs(v) for v in given if isinstance(v, int)]
-        return len(text) + max(numbers, default=0)
+        return len(text) + max(numbers, default=0) + text_size(args) + text_size(kwargs)
     if name == "format":  # the filter: printf-style
         return len(text) + _printf_size(text, tuple(args) or kwargs)
     return 0
 
 
 def _join_size(separator: str, items: Sequence[Any]) -> int:
-    return len(separator) * max(len(items) - 1, 0) + sum(len(str(item)) for item in items)
+    size = len(separator) * max(len(items) - 1, 0)
+    for item in items:
+        size += text_size(item, MAX_RENDER_CHARS - size)
+        if size > MAX_RENDER_CHARS:
+            break
+    return size
 
 
 def _counted(items: Iterable[Any]) -> Iterator[Any]:
@@ -155,6 +215,7 @@ def _counted(items: Iterable[Any]) -> Iterator[Any]:
 
 def _joined(values: list[Any]) -> str:
     """``a ~ b ~ ...``, refused past the size bound before it is built."""
+    _check_text(*values)
     texts = [str(value) for value in values]
     check_size(sum(len(text) for text in texts))
     return "".join(texts)
@@ -173,11 +234,32 @@ def _checked_filter(name: str, original: Callable[..., Any], text_at: int) -> Ca
             items = list(value)  # a generator is read once, here
             check_size(_join_size(str(rest[0] if rest else kwargs.get("d", "")), items))
             args = (*args[:text_at], items, *rest)
-        elif isinstance(value, str):
-            check_size(_widened(name, value, rest, kwargs))
+        else:  # the filters make text of any value first: ``1|center(10**9)`` too
+            _check_text(value)
+            check_size(_widened(name, str(value), rest, kwargs))
         return original(*args, **kwargs)
 
     return checked
+
+
+def _texted_filter(original: Callable[..., Any], factor: int) -> Callable[..., Any]:
+    """The filter ``original``, which turns its value into text at most ``factor``
+    times as long as the value's own, refused past the size bound first."""
+
+    @functools.wraps(original)  # keeps the pass_eval_context mark of urlize and xmlattr
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        # The value is the first argument that is not Jinja's context.
+        value = next((a for a in args if not hasattr(a, "environment")), None)
+        _check_text(value, factor=factor)
+        return original(*args, **kwargs)
+
+    return checked
+
+
+def _output(value: Any) -> Any:
+    """An output value (``{{ ... }}``), refused before a long text is made of it."""
+    _check_text(value)
+    return value
 
 
 @functools.cache
@@ -227,9 +309,17 @@ def environment() -> ImmutableSandboxedEnvironment:
             return super().call(context, obj, *args, **kwargs)
 
     # Prompts are not HTML: no autoescaping; keep the text's final newline.
-    env = Bounded(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    # ``finalize`` sees each output value before it becomes text.
+    env = Bounded(
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_output,
+    )
     for name, text_at in (("center", 0), ("indent", 0), ("format", 0), ("replace", 1), ("join", 1)):
         env.filters[name] = _checked_filter(name, env.filters[name], text_at)
+    for name, factor in _TEXT_FACTORS.items():
+        env.filters[name] = _texted_filter(env.filters[name], factor)
     # ``pass_context``: never run while compiling (constant folding), only rendering.
     env.filters["gatehouse_counted"] = pass_context(lambda context, items: _counted(items))
     env.filters["gatehouse_joined"] = pass_context(lambda context, values: _joined(values))

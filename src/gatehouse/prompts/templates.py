@@ -195,7 +195,7 @@ class PromptTemplate:
             with rendering():
                 for piece in compiled[index].generate(values):
                     size += len(piece)
-                    check_size(size)
+                    check_size(size, charge=False)  # built already, by the pieces
                     pieces.append(piece)
         # SecurityError (the bounds) and UndefinedError among them; OverflowError
         # is the sandbox's refusal of a range past 100,000 items; RecursionError,
