@@ -21,11 +21,14 @@ memory, or Redis across replicas) as GCRA rate claims of ``limit`` failures per
 ``window / limit`` seconds. An attempt is charged before its credential is
 checked (so concurrent attempts cannot overshoot) and given back when it
 succeeds. The client address is the connection's peer, or what
-``X-Forwarded-For`` says when the peer is in ``server.forwarded_allow_ips``.
+``X-Forwarded-For`` says when the peer is in ``server.forwarded_allow_ips``;
+an IPv6 client is its /64 network, since it picks any address in that at will.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import math
 from collections.abc import Mapping
@@ -46,9 +49,26 @@ _MAX_BLOCKED = 10_000  # addresses this replica remembers as refused; expired on
 
 def client_address(scope: Mapping[str, Any]) -> str:
     """The client's address of an ASGI request (after uvicorn applied the
-    trusted proxies' ``X-Forwarded-For``)."""
+    trusted proxies' ``X-Forwarded-For``); of an IPv6 client, its /64 network."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    if not client:
+        return "unknown"
+    host = str(client[0])
+    return _ipv6_client(host) if ":" in host else host
+
+
+@functools.lru_cache(maxsize=4096)
+def _ipv6_client(host: str) -> str:
+    """An IPv6 address's /64 network: one subscriber's (2^64 addresses, any of
+    them theirs to use), so a limit per address would be none; an IPv4 address
+    seen on a dual-stack socket is itself."""
+    try:
+        address = ipaddress.IPv6Address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def login_target(token: str) -> str:
