@@ -43,7 +43,14 @@ class RedisFleetChannel:
                 *_, generation = await pipe.execute()
         except RedisError as exc:
             raise FleetUnavailableError(str(exc)) from exc
-        return int(generation or 0)
+        try:
+            return int(generation or 0)
+        except ValueError:
+            # Not this channel's writing: the store is of no use, as when it is down
+            # (a ValueError here stopped a replica from starting).
+            raise FleetUnavailableError(
+                f"the reload generation is not a number: {generation[:40]!r}"
+            ) from None
 
     async def ask(self) -> int:
         try:
