@@ -25,6 +25,9 @@ Behaviour:
   a larger ``Content-Length`` is refused when the headers arrive, a body that
   grows past it as it arrives; either raises :class:`ResponseTooLargeError`
   and closes the connection, so a 2 GiB answer is never held in memory.
+  The status line and headers are at most :data:`MAX_RESPONSE_HEAD_BYTES`
+  (headers without end are a :class:`ConnectionClosedError`, the connection
+  closed), whatever ``max_response_bytes`` is.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from gatehouse.core.config import DEFAULT_MAX_RESPONSE_BYTES
 from gatehouse.providers.transport import ResponseTooLargeError, UpstreamResponse
 
 _USER_AGENT = f"gatehouse/{__version__}"
+# A response's status line and headers, at most: far past any upstream's (a few KiB).
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 
 
 def encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
@@ -65,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self._pool = pool
         self._limit = pool.max_response_bytes
         self._size = 0  # body bytes of the current response so far
+        self._head: int | None = None  # bytes of its head so far; None once complete
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[UpstreamResponse] | None = None
@@ -95,6 +101,17 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(ConnectionClosedError(f"sent an invalid HTTP response: {exc}"))
             self.close()
+            return
+        if self._head is not None and not self.closed:
+            # The head has not ended within ``data``: all of it was head.
+            self._head += len(data)
+            if self._head > MAX_RESPONSE_HEAD_BYTES:
+                self._fail(
+                    ConnectionClosedError(
+                        f"sent a response head of more than {MAX_RESPONSE_HEAD_BYTES} bytes"
+                    )
+                )
+                self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -113,6 +130,7 @@ class _Connection(asyncio.Protocol):
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self._head = None
         names = {name.lower(): value for name, value in self._headers}
         self._framed = "content-length" in names or "transfer-encoding" in names
         length = names.get("content-length", "")
@@ -144,6 +162,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter
         self._headers, self._body = [], []
         self._size = 0
+        self._head = 0
         self.received = False
         self.uses += 1
         self.last_activity = time.monotonic()
