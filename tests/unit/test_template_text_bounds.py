@@ -1,5 +1,5 @@
 """A rendering cannot fill memory with strings each within the size bound, nor
-by printing a cheap container of long strings.
+by printing a cheap container of long strings, nor pin a CPU in one filter.
 
 ``[a] * 1000`` holds a thousand references to one string (8 KB), but its text
 is a thousand copies; a filter mapped over a range builds a string per item.
@@ -19,6 +19,7 @@ from gatehouse.prompts.templates import PromptTemplate, TemplateError
 
 SIZE = r"a string or list longer than \d+ characters"
 BUILT = r"rendering built more than \d+ characters in all"
+WORK = r"rendering took more than \d+ steps"
 LONG = '{% set a = "x" * 1000000 %}'  # one string of a million characters
 
 HOSTILE = {
@@ -35,6 +36,13 @@ HOSTILE = {
     "xmlattr_filter": (LONG + "{{ {'k': [a] * 1000}|xmlattr|length }}", SIZE),
     "long_integers": ("{{ [9 ** 999] * 1000000 }}", SIZE),
     "center_of_a_number": ("{{ 1|center(1000000000) }}", SIZE),
+    "wordwrap_string": ("{{ ('x' * 1000000)|wordwrap(1, wrapstring='y' * 1000)|length }}", SIZE),
+    # A line cut off a long word copies what is left of it: 500,000 lines of a
+    # million characters ran for 15 s in one step.
+    "wordwrap_work": ("{{ ('x' * 1000000)|wordwrap(2)|length }}", WORK),
+    # Escaping a quote makes five characters of it, urlencoding an é six.
+    "escape": ('{% set a = "\'" * 1000000 %}{{ (a ~ a ~ a)|e|length }}', SIZE),
+    "urlencode": ("{% set a = 'é' * 1000000 %}{{ (a ~ a)|urlencode|length }}", SIZE),
     "indent_of_a_list": ("{{ ['x']|indent(1000000000, true) }}", SIZE),
 }
 

@@ -6,7 +6,9 @@ costs. A template stored in the gateway renders in the server's process, on
 behalf of whoever calls it, so here every rendering is bounded:
 
 - **steps**: a loop iteration or a call (of a function, a method, a macro,
-  ``loop()``) is a step, at most :data:`MAX_RENDER_STEPS`;
+  ``loop()``) is a step, at most :data:`MAX_RENDER_STEPS`; the ``wordwrap``
+  filter costs the lines it could cut, times its text's length in
+  :data:`_WRAP_CHARS_A_STEP` (it copies what is left of a long word per line);
 - **time**: at most :data:`MAX_RENDER_SECONDS`, checked at every step, for steps
   that are each slow (a sort of a long list in a loop);
 - **size**: at most :data:`MAX_RENDER_CHARS` characters in the output, and in any
@@ -17,7 +19,8 @@ behalf of whoever calls it, so here every rendering is bounded:
   dict turned into text (output, ``~``, ``%``, ``join``, ``format``, the
   ``string``, ``pprint``, ``tojson``, ``urlize`` and ``xmlattr`` filters) is
   sized by what it holds first, since a list of one long string repeated is
-  cheap to build and huge to print;
+  cheap to build and huge to print; ``wordwrap`` with its wrap string, and
+  ``escape`` and ``urlencode`` as much as their text can grow;
 - **characters built in all**: at most :data:`MAX_RENDER_BUILT` over the whole
   rendering, so that many strings each within the size bound (a filter mapped
   over a range, a loop) cannot fill memory together;
@@ -51,7 +54,22 @@ MAX_RENDER_SECONDS = 0.5
 MAX_RENDER_CHARS = 10_000_000
 MAX_RENDER_BUILT = 5 * MAX_RENDER_CHARS
 # How much longer than its contents' text a value's text may be, per filter.
-_TEXT_FACTORS = {"string": 1, "pprint": 2, "tojson": 6, "urlize": 8, "xmlattr": 6}
+# (Escaping and quoting make text of a string too: ``'`` is ``&#39;``, a
+# character up to four UTF-8 bytes of ``%XX``, a control character ``\\x00``.)
+_TEXT_FACTORS = {
+    "string": 1,
+    "pprint": 10,
+    "tojson": 6,
+    "urlize": 8,
+    "xmlattr": 6,
+    "escape": 5,
+    "e": 5,
+    "forceescape": 5,
+    "urlencode": 12,
+}
+# ``wordwrap`` copies what is left of a long word for each line it cuts off:
+# a line costs a step for every this many characters of the text.
+_WRAP_CHARS_A_STEP = 100_000
 # A printf-style field's width or precision: ``%5d``, ``%(name)-9s``, ``%.3f``, ``%*d``.
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
 # A number inside a ``str.format`` field's spec: ``{:>20}``, ``{0:.5f}``.
@@ -76,8 +94,8 @@ class _Budget:
         self.deadline = time.monotonic() + MAX_RENDER_SECONDS
         self.built = 0  # characters (or list items) built so far
 
-    def spend(self) -> None:
-        self.steps -= 1
+    def spend(self, steps: int = 1) -> None:
+        self.steps -= steps
         if self.steps < 0:
             raise _refuse(f"rendering took more than {MAX_RENDER_STEPS} steps")
         if time.monotonic() > self.deadline:
@@ -98,11 +116,11 @@ def rendering() -> Iterator[None]:
         _BUDGET.reset(token)
 
 
-def spend() -> None:
-    """One step of the rendering under way."""
+def spend(steps: int = 1) -> None:
+    """Steps of the rendering under way (one, by default)."""
     budget = _BUDGET.get()
     if budget is not None:
-        budget.spend()
+        budget.spend(steps)
 
 
 def check_size(size: int, *, charge: bool = True) -> None:
@@ -152,7 +170,9 @@ def _check_text(*values: Any, factor: int = 1) -> None:
     """Refuse turning ``values`` into text, when that text would pass the size bound."""
     total = 0
     for value in values:
-        if not isinstance(value, str):
+        if isinstance(value, str):
+            total += len(value) * factor if factor > 1 else 0
+        else:
             total += text_size(value, MAX_RENDER_CHARS // factor + 1) * factor
     if total:
         check_size(total)
@@ -194,7 +214,17 @@ def _widened(name: str, text: str, args: Sequence[Any], kwargs: dict[str, Any]) 
         return len(text) + max(numbers, default=0) + text_size(args) + text_size(kwargs)
     if name == "format":  # the filter: printf-style
         return len(text) + _printf_size(text, tuple(args) or kwargs)
+    if name == "wordwrap":  # the filter: a wrap string between lines
+        wrap = kwargs.get("wrapstring", args[2] if len(args) > 2 else None)
+        return len(text) + _wrapped_lines(text, args, kwargs) * len(str(wrap or "\n"))
     return 0
+
+
+def _wrapped_lines(text: str, args: Sequence[Any], kwargs: dict[str, Any]) -> int:
+    """How many lines the ``wordwrap`` filter could cut ``text`` into, at most."""
+    width = kwargs.get("width", args[0] if args else 79)
+    width = width if isinstance(width, int) and width > 0 else 1
+    return len(text) // width + text.count("\n") + 1
 
 
 def _join_size(separator: str, items: Sequence[Any]) -> int:
@@ -236,7 +266,11 @@ def _checked_filter(name: str, original: Callable[..., Any], text_at: int) -> Ca
             args = (*args[:text_at], items, *rest)
         else:  # the filters make text of any value first: ``1|center(10**9)`` too
             _check_text(value)
-            check_size(_widened(name, str(value), rest, kwargs))
+            text = str(value)
+            check_size(_widened(name, text, rest, kwargs))
+            if name == "wordwrap":
+                lines = _wrapped_lines(text, rest, kwargs)
+                spend(lines * (len(text) // _WRAP_CHARS_A_STEP + 1))
         return original(*args, **kwargs)
 
     return checked
@@ -316,7 +350,14 @@ def environment() -> ImmutableSandboxedEnvironment:
         keep_trailing_newline=True,
         finalize=_output,
     )
-    for name, text_at in (("center", 0), ("indent", 0), ("format", 0), ("replace", 1), ("join", 1)):
+    for name, text_at in (
+        ("center", 0),
+        ("indent", 0),
+        ("format", 0),
+        ("replace", 1),
+        ("join", 1),
+        ("wordwrap", 1),
+    ):
         env.filters[name] = _checked_filter(name, env.filters[name], text_at)
     for name, factor in _TEXT_FACTORS.items():
         env.filters[name] = _texted_filter(env.filters[name], factor)
