@@ -56,16 +56,18 @@ MAX_RENDER_BUILT = 5 * MAX_RENDER_CHARS
 # How much longer than its contents' text a value's text may be, per filter.
 # (Escaping and quoting make text of a string too: ``'`` is ``&#39;``, a
 # character up to four UTF-8 bytes of ``%XX``, a control character ``\\x00``.)
+# Each filter's factor, and the position of its value among its arguments (1
+# after a Jinja context argument).
 _TEXT_FACTORS = {
-    "string": 1,
-    "pprint": 10,
-    "tojson": 6,
-    "urlize": 8,
-    "xmlattr": 6,
-    "escape": 5,
-    "e": 5,
-    "forceescape": 5,
-    "urlencode": 12,
+    "string": (1, 0),
+    "pprint": (10, 0),
+    "tojson": (6, 1),
+    "urlize": (8, 1),
+    "xmlattr": (6, 1),
+    "escape": (5, 0),
+    "e": (5, 0),
+    "forceescape": (5, 0),
+    "urlencode": (12, 0),
 }
 # ``wordwrap`` copies what is left of a long word for each line it cuts off:
 # a line costs a step for every this many characters of the text.
@@ -276,15 +278,16 @@ def _checked_filter(name: str, original: Callable[..., Any], text_at: int) -> Ca
     return checked
 
 
-def _texted_filter(original: Callable[..., Any], factor: int) -> Callable[..., Any]:
-    """The filter ``original``, which turns its value into text at most ``factor``
-    times as long as the value's own, refused past the size bound first."""
+def _texted_filter(original: Callable[..., Any], factor: int, value_at: int) -> Callable[..., Any]:
+    """The filter ``original``, which turns its value (argument ``value_at``) into
+    text at most ``factor`` times as long as the value's own, refused past the
+    size bound first."""
 
     @functools.wraps(original)  # keeps the pass_eval_context mark of urlize and xmlattr
     def checked(*args: Any, **kwargs: Any) -> Any:
-        # The value is the first argument that is not Jinja's context.
-        value = next((a for a in args if not hasattr(a, "environment")), None)
-        _check_text(value, factor=factor)
+        value = args[value_at]
+        if factor > 1 or not isinstance(value, str | int | float | None):
+            _check_text(value, factor=factor)
         return original(*args, **kwargs)
 
     return checked
@@ -332,7 +335,6 @@ def environment() -> ImmutableSandboxedEnvironment:
             return checked
 
         def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-            spend()
             owner = getattr(obj, "__self__", None)
             if isinstance(owner, str):  # a string's method
                 name = obj.__name__
@@ -340,6 +342,8 @@ def environment() -> ImmutableSandboxedEnvironment:
                     check_size(_join_size(owner, args[0]))
                 else:
                     check_size(_widened(name, owner, args, kwargs))
+            # After the size: a refusal that does not depend on the machine's speed goes first.
+            spend()
             return super().call(context, obj, *args, **kwargs)
 
     # Prompts are not HTML: no autoescaping; keep the text's final newline.
@@ -359,8 +363,8 @@ def environment() -> ImmutableSandboxedEnvironment:
         ("wordwrap", 1),
     ):
         env.filters[name] = _checked_filter(name, env.filters[name], text_at)
-    for name, factor in _TEXT_FACTORS.items():
-        env.filters[name] = _texted_filter(env.filters[name], factor)
+    for name, (factor, value_at) in _TEXT_FACTORS.items():
+        env.filters[name] = _texted_filter(env.filters[name], factor, value_at)
     # ``pass_context``: never run while compiling (constant folding), only rendering.
     env.filters["gatehouse_counted"] = pass_context(lambda context, items: _counted(items))
     env.filters["gatehouse_joined"] = pass_context(lambda context, values: _joined(values))
