@@ -21,6 +21,16 @@ def ok(body: bytes = b'{"ok":true}', extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra) + body
 
 
+async def freed_after_refusal(server: Server, client: Http1Pool) -> None:
+    """The refused answer's connection was closed, and the pool's one slot serves the
+    next request on a new connection."""
+    await asyncio.wait_for(server.disconnected.wait(), 5)
+    response = await client.request("POST", "/", b"small")
+    assert (response.status, response.body) == (200, b'{"ok":true}')
+    assert server.connections == 2
+    await client.aclose()
+
+
 async def hang_on(body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Never answer; return once the client hangs up."""
     await reader.read()
