@@ -19,7 +19,7 @@ from gatehouse.server import create_app
 from gatehouse.store.database import Database
 
 from .fakes import ConstantEmbeddings, EchoChat
-from .governed import governed_app
+from .governed import MASTER, governed_app
 
 
 def closed_port() -> int:
@@ -42,7 +42,7 @@ def silent_port() -> Iterator[int]:
 async def readyz(tmp_path: Path, **settings: Any) -> tuple[httpx.Response, float]:
     async for gov in governed_app(tmp_path, **settings):
         started = time.monotonic()
-        response = await gov.http.get("/readyz")
+        response = await gov.http.get("/readyz", headers={"authorization": f"Bearer {MASTER}"})
         return response, time.monotonic() - started
     raise AssertionError("unreachable")
 

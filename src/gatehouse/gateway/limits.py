@@ -172,8 +172,12 @@ class LimitsStage:
         estimate = self._pricing.max_cost(ctx.model, prompt, completion)
         max_cost = self._max_cost(ctx) if template.hard else estimate
         claims: list[Claim] = []
-        for rule in template.rules:
+        for rule, role in zip(template.rules, template.roles, strict=True):
             if isinstance(rule, Claim):
+                if ctx.requests_admitted and role == "requests" and _callers(rule):
+                    # :meth:`admit_request` counted this request already (a stored
+                    # prompt rendered first): claim nothing, keep the headers.
+                    rule = rule._replace(amount=0.0)
                 claims.append(rule)
             elif isinstance(rule, tuple):
                 key, limit = rule
@@ -316,15 +320,39 @@ class LimitsStage:
                 headers=headers,
                 retry_after=outcome.retry_after,
             )
-        what = {"requests": "requests per minute", "tokens": "tokens per minute"}.get(
-            role, "concurrent requests"
-        )
         ctx.refusal = "rate_limit"
-        raise RateLimitError(
-            f"Rate limit reached for {subject}: {claim.limit:g} {what}.",
-            headers=headers,
-            retry_after=outcome.retry_after,
+        raise _rate_limited(claim, role, outcome, headers)
+
+    async def admit_request(self, principal: Principal | None) -> dict[str, str]:
+        """Count one request against the requests-per-minute limits of ``principal``'s
+        key, user, team and organisation, for work a route does as the caller before
+        a model call (rendering a stored prompt) or without one (counting tokens).
+        A 429 when one is spent, else the ``x-ratelimit-*-requests`` headers. The
+        call that follows, if any, sets ``CallContext.requests_admitted`` so that the
+        request is not counted twice (a model's own limits still count it)."""
+        if principal is None or principal.kind in ("local", "master"):
+            return {}
+        whole = await self._template(principal, "")
+        rules = [
+            rule
+            for rule, role in zip(whole.rules, whole.roles, strict=True)
+            if role == "requests" and isinstance(rule, Claim) and _callers(rule)
+        ]
+        if not rules:
+            return {}
+        template = _Template(
+            rules=list(rules), roles=["requests"] * len(rules), requests_at=[*range(len(rules))]
         )
+        try:
+            decision = await self._counters.admit(rules, self._clock())
+        except CounterUnavailableError as exc:
+            self._unavailable(f"counter store unreachable: {exc}", hard=True)
+            return {}
+        headers = _rate_headers(_Plan(template, rules, 0.0), decision.outcomes)
+        denied = decision.denied()
+        if denied is not None:
+            raise _rate_limited(rules[denied], "requests", decision.outcomes[denied], headers)
+        return headers
 
     def _unavailable(self, message: str, hard: bool) -> None:
         self.counter_failures += 1
@@ -395,6 +423,25 @@ class LimitsStage:
             failed = False
         finally:
             await self._settle(ctx, plan, failed=failed and ctx.usage is None)
+
+
+def _callers(claim: Claim) -> bool:
+    """A claim on the caller's key, user, team or organisation (not on the model)."""
+    return not claim.key.startswith("rpm:model:")
+
+
+def _rate_limited(
+    claim: Claim, role: str, outcome: Outcome, headers: dict[str, str]
+) -> RateLimitError:
+    subject = claim.key.split(":", 1)[1]
+    what = {"requests": "requests per minute", "tokens": "tokens per minute"}.get(
+        role, "concurrent requests"
+    )
+    return RateLimitError(
+        f"Rate limit reached for {subject}: {claim.limit:g} {what}.",
+        headers=headers,
+        retry_after=outcome.retry_after,
+    )
 
 
 def _limit_rules(template: _Template, kind: str, name: str, limits: LimitSpec) -> None:

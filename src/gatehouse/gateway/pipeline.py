@@ -81,6 +81,9 @@ class CallContext:
     # A /v1/responses call: deployments that speak Responses are sent its native form.
     native: NativeCall | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # The route counted this request against the caller's rpm already (a stored
+    # prompt rendered before the call: LimitsStage.admit_request).
+    requests_admitted: bool = False
     _charge: tuple[Usage, TokenCounts, float] | None = None
 
     def charge(self, pricing: PricingTable) -> tuple[TokenCounts, float]:

@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.config import Settings
+from gatehouse.core.errors import GatehouseError
 from gatehouse.gateway import Check, Gateway
+from gatehouse.gateway.auth import bearer
 from gatehouse.observability.health import NotReady, Probe, run_checks
 from gatehouse.rag.chroma import heartbeat
-from gatehouse.server.authz import PUBLIC
+from gatehouse.server.authz import PUBLIC, authorize
 from gatehouse.server.http import JSONResponse
 from gatehouse.server.routes.table import RouteSpec
 
@@ -31,7 +33,8 @@ async def readyz(request: Request) -> Response:
     """Every configured dependency answers: models loadable, storage writable, the
     SQL store, Redis, the Chroma server and (role ``rag``) the gateway reachable, and
     each model group with a deployment whose breaker is not open. Checks run at once, each within
-    ``READY_TIMEOUT``; a 503 lists the reasons. From SIGTERM on, always a 503."""
+    ``READY_TIMEOUT``; a 503 lists the reasons. From SIGTERM on, always a 503.
+    Public, but only an ``admin`` caller is shown the checks: anyone else the status."""
     if request.app.state.lifecycle.draining:
         # SIGTERM: the load balancer should stop sending before the port closes.
         reason = "shutting down: finishing the requests in progress"
@@ -61,6 +64,11 @@ async def readyz(request: Request) -> Response:
     checks = await run_checks(probes, within=READY_TIMEOUT)
     request.app.state.metrics.readiness((c.name, c.ok) for c in checks)
     ready = all(check.ok for check in checks)
+    status = 200 if ready else 503
+    if not await _shows_details(request):
+        # Probes call without credentials: the verdict only, not the model
+        # groups and upstream deployments a key's /v1/models may not list.
+        return JSONResponse({"status": "ready" if ready else "not_ready"}, status_code=status)
     body: dict[str, object] = {
         "status": "ready" if ready else "not_ready",
         "checks": [
@@ -76,7 +84,23 @@ async def readyz(request: Request) -> Response:
     }
     if not ready:
         body["reasons"] = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
-    return JSONResponse(body, status_code=200 if ready else 503)
+    return JSONResponse(body, status_code=status)
+
+
+async def _shows_details(request: Request) -> bool:
+    """Whether the caller may read each check: with the ``admin`` scope of the
+    admin API (the master key, an admin key without a team), or anyone when the
+    server checks no credentials. A refused credential counts as a failed one."""
+    governance = request.app.state.gateway.governance
+    if governance is None or not governance.authenticator.enabled:
+        return True
+    if bearer(request.headers) is None:
+        return False
+    try:
+        await authorize(request.scope, "admin")
+    except GatehouseError:
+        return False
+    return True
 
 
 def _settled(check: Check) -> Probe:

@@ -40,6 +40,7 @@ from gatehouse.server.http import (
     to_json,
     validate_body,
 )
+from gatehouse.server.routes.admission import admit_request
 from gatehouse.server.routes.prompts import PromptedChatCompletionRequest, render_prompt
 from gatehouse.server.routes.table import RouteSpec
 
@@ -55,9 +56,12 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     data = decode_json(headers.get("content-type"), await read_body(receive))
     state = scope["state"]
     # A stored template named in ``prompt``, rendered as the caller before the
-    # request is validated: its messages come first (see docs/prompts.md).
+    # request is validated: its messages come first (see docs/prompts.md). The
+    # rendering is admitted first, as this request against the caller's rpm.
     rendered = None
-    if "prompt" in data:
+    prompted = "prompt" in data
+    if prompted:
+        await admit_request(scope["app"].state, state["principal"])
         rendered = await render_prompt(scope["app"].state, data, state["principal"])
     ctx = CallContext(
         request_id=state["request_id"],
@@ -66,6 +70,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
         headers=headers,
         principal=state["principal"],
         tag=_tag(headers) if rendered is None else rendered.tag(_tag(headers)),
+        requests_admitted=prompted,
     )
     result = await _gateway_of(scope).handle(ctx)
     if isinstance(result, ChatCompletion):

@@ -40,6 +40,7 @@ from gatehouse.faces.responses_native_stream import NativeRelay
 from gatehouse.faces.responses_stream import StreamTranslator
 from gatehouse.gateway import CallContext, Gateway
 from gatehouse.server.http import JSONResponse, parse_body, sse_response
+from gatehouse.server.routes.admission import admit_request
 from gatehouse.server.routes.prompts import render_reference
 from gatehouse.server.routes.table import RouteSpec
 from gatehouse.store.responses import (
@@ -86,7 +87,8 @@ async def create_response(request: Request) -> Response:
     # A stored template named in ``prompt`` renders as the caller, before this turn's input.
     prompted: list[Item] = []
     rendered = None
-    if body.prompt is not None:
+    if body.prompt is not None:  # admitted first, as this request against the rpm
+        await admit_request(request.app.state, principal)
         rendered = await render_reference(request.app.state, body.prompt, principal)
         prompted = input_items([{"role": m.role, "content": m.text()} for m in rendered.messages])
         body = body.model_copy(update={"prompt": None})
@@ -111,6 +113,7 @@ async def create_response(request: Request) -> Response:
         principal=principal,
         tag=LEDGER_TAG if rendered is None else rendered.tag(LEDGER_TAG),
         native=native,
+        requests_admitted=rendered is not None,
     )
     shell = face.shell(body, response_id=new_item_id("resp"), created_at=int(time.time()))
     saver = _Saver(

@@ -1,6 +1,9 @@
 """The token-counting routes: Anthropic's ``/v1/messages/count_tokens`` and the
 Responses API's ``/v1/responses/input_tokens``.
 
+Counting is free (no ledger record, like the upstream APIs' own counting
+endpoints) but each call counts as a request against the caller's
+requests-per-minute limits: a stored prompt it renders runs on shared threads.
 Each answers in its own API's shape, plus ``method``: how the count was made
 (see :mod:`gatehouse.gateway.counting`). The Anthropic route's errors are in
 Anthropic's shape, like ``/v1/messages``.
@@ -20,6 +23,7 @@ from gatehouse.faces import input_tokens as face
 from gatehouse.gateway import Gateway
 from gatehouse.gateway.counting import count_tokens
 from gatehouse.server.http import JSONResponse, parse_body
+from gatehouse.server.routes.admission import admit_request
 from gatehouse.server.routes.anthropic import anthropic_error
 from gatehouse.server.routes.prompts import render_reference
 from gatehouse.server.routes.table import RouteSpec
@@ -38,16 +42,20 @@ class InputTokenCount(BaseModel):
 
 async def messages_count_tokens(request: Request) -> Response:
     try:
+        headers = await admit_request(request.app.state, request.state.principal)
         body = await parse_body(request, face.CountTokensRequest)
         count = await count_tokens(
             _gateway(request).registry, face.messages_to_openai(body), request.state.principal
         )
     except GatehouseError as exc:
         return anthropic_error(exc)
-    return JSONResponse(MessageTokensCount(input_tokens=count.input_tokens, method=count.method))
+    return JSONResponse(
+        MessageTokensCount(input_tokens=count.input_tokens, method=count.method), headers=headers
+    )
 
 
 async def responses_input_tokens(request: Request) -> Response:
+    headers = await admit_request(request.app.state, request.state.principal)
     body = await parse_body(request, face.InputTokensRequest)
     chat = face.responses_to_openai(body)
     prompt = (body.model_extra or {}).get("prompt")
@@ -55,7 +63,9 @@ async def responses_input_tokens(request: Request) -> Response:
         rendered = await render_reference(request.app.state, prompt, request.state.principal)
         chat = chat.model_copy(update={"messages": [*rendered.messages, *chat.messages]})
     count = await count_tokens(_gateway(request).registry, chat, request.state.principal)
-    return JSONResponse(InputTokenCount(input_tokens=count.input_tokens, method=count.method))
+    return JSONResponse(
+        InputTokenCount(input_tokens=count.input_tokens, method=count.method), headers=headers
+    )
 
 
 def _gateway(request: Request) -> Gateway:
