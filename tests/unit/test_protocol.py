@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
@@ -30,6 +32,7 @@ class RecordingTransport(asyncio.Transport):
         self.writes: list[bytes] = []
         self.closed = False
         self.eof = False
+        self.aborted = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
@@ -45,6 +48,9 @@ class RecordingTransport(asyncio.Transport):
 
     def write_eof(self) -> None:
         self.eof = True
+
+    def abort(self) -> None:
+        self.closed = self.aborted = True
 
     def pause_reading(self) -> None:
         pass
@@ -240,3 +246,85 @@ async def test_blank_lines_after_a_response_get_the_heads_deadline() -> None:
     status, message = status_and_error(transport.writes[-1])
     assert status == 408
     assert "headers" in message
+
+
+async def test_a_connection_whose_check_fails_is_dropped_and_the_others_deadlines_still_fire(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = ServerState()
+    broken = [connect(json_app, header_timeout=60.0, server=server) for _ in range(2)]
+    for protocol, _ in broken:
+
+        def fail(now: float) -> None:
+            raise RuntimeError("a check that fails")
+
+        monkeypatch.setattr(protocol, "check_deadlines", fail)
+    healthy, healthy_transport = connect(json_app, header_timeout=0.2, server=server)
+    with caplog.at_level(logging.ERROR, logger="gatehouse.server"):
+        # Both broken connections fail on the first sweep; the healthy one's
+        # deadline comes sweeps later, so the timer went on after the failures.
+        await until(lambda: healthy_transport.eof)
+    status, _ = status_and_error(healthy_transport.writes[0])
+    assert status == 408
+    assert all(transport.aborted for _, transport in broken)
+    assert all(protocol not in healthy._sweeper.connections for protocol, _ in broken)
+    failures = [r for r in caplog.records if "deadlines failed" in r.getMessage()]
+    assert len(failures) == 1  # rate-limited: one line for both
+    healthy.connection_lost(None)
+
+
+async def test_a_pipelined_body_is_not_timed_out_while_the_response_before_it_goes_out() -> None:
+    release = asyncio.Event()
+    read: list[bytes] = []
+    served: list[bytes] = []
+
+    async def slow_first(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        read.append(body)
+        if not served:
+            await release.wait()  # a long model call, longer than the body timeout
+        served.append(body)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    protocol, transport = connect(slow_first, header_timeout=60.0, body_timeout=0.2)
+    second_head = b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\n"
+    protocol.data_received(request(b"first"))
+    await until(lambda: bool(read))  # the first app has its body, and asks for nothing more
+    protocol.data_received(second_head)
+    assert protocol.flow.read_paused  # uvicorn reads no more until the first is answered
+    # Several body timeouts pass with reading paused: the client is not to blame.
+    await asyncio.sleep(1.0)
+    assert not transport.eof
+    assert not transport.writes
+    release.set()
+    await until(lambda: not protocol.flow.read_paused)
+    protocol.data_received(b"second")  # the body, once the server reads again
+    await until(lambda: len(served) == 2)
+    await until(lambda: sum(w.count(b"HTTP/1.1 200") for w in transport.writes) == 2)
+    assert served == [b"first", b"second"]
+    assert not transport.eof
+    assert all(b"408" not in w for w in transport.writes)
+
+
+async def test_a_pipelined_body_still_has_its_deadline_once_reading_resumes() -> None:
+    async def quick(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    protocol, transport = connect(quick, header_timeout=60.0, body_timeout=0.2)
+    protocol.data_received(
+        request(b"first") + b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\nse"
+    )
+    await until(lambda: transport.eof)  # the rest of the body never comes
+    status, message = status_and_error(transport.writes[-1])
+    assert status == 408
+    assert "body" in message
+    protocol.connection_lost(None)

@@ -9,7 +9,11 @@ must arrive within ``server.header_timeout_seconds`` of its first byte (or of
 the connection, for the first request) and stay under :data:`MAX_HEAD_BYTES`,
 and its body must be complete within ``server.body_timeout_seconds`` of the
 head; otherwise the client gets an OpenAI-shaped 408 or 431 and the
-connection is closed. (The body's size limit is the request middleware's,
+connection is closed. The body's deadline runs only while the server reads:
+uvicorn stops reading while a pipelined request waits for the response before
+it, or while the app has not taken the body read so far, and the deadline
+starts again when reading resumes (a client is not timed out for the server's
+own wait). (The body's size limit is the request middleware's,
 :mod:`gatehouse.server.middleware`.)
 
 The deadlines cost a request two attribute stores: a connection notes when
@@ -28,10 +32,12 @@ and a TCP segment more per response.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from typing import Any
 
 import orjson
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from gatehouse.core.errors import GatehouseError, HeadersTooLargeError, RequestTimeoutError
@@ -49,6 +55,11 @@ LINGER_SECONDS = 2.0
 # deadline, within these bounds.
 MIN_SWEEP_SECONDS = 0.05
 MAX_SWEEP_SECONDS = 1.0
+# A connection whose check fails is logged at most this often per server (it
+# is closed all the same).
+SWEEP_ERROR_LOG_SECONDS = 60.0
+
+log = logging.getLogger("gatehouse.server")
 
 
 class _Refused(Exception):
@@ -63,6 +74,7 @@ class _Sweeper:
         self.connections: set[GuardedHttpToolsProtocol] = set()
         self.interval = MAX_SWEEP_SECONDS
         self._timer: asyncio.TimerHandle | None = None
+        self._logged_at: float | None = None  # when a failed check was last logged
 
     def add(self, connection: GuardedHttpToolsProtocol, shortest: float) -> None:
         self.connections.add(connection)
@@ -74,11 +86,30 @@ class _Sweeper:
         self.connections.discard(connection)
 
     def _sweep(self) -> None:
-        now = self.loop.time()
-        for connection in list(self.connections):
-            connection.check_deadlines(now)
-        # No connection left: no timer either, until the next one arrives.
-        self._timer = self.loop.call_later(self.interval, self._sweep) if self.connections else None
+        try:
+            now = self.loop.time()
+            for connection in list(self.connections):
+                try:
+                    connection.check_deadlines(now)
+                except Exception:
+                    # One connection's failure must not end every other's
+                    # deadlines: it is dropped, and the sweep goes on.
+                    self._failed(connection, now)
+        finally:
+            # No connection left: no timer either, until the next one arrives.
+            self._timer = (
+                self.loop.call_later(self.interval, self._sweep) if self.connections else None
+            )
+
+    def _failed(self, connection: GuardedHttpToolsProtocol, now: float) -> None:
+        if self._logged_at is None or now - self._logged_at >= SWEEP_ERROR_LOG_SECONDS:
+            self._logged_at = now
+            log.exception("checking a connection's deadlines failed; closing the connection")
+        self.connections.discard(connection)
+        try:
+            connection.transport.abort()
+        except Exception:  # the transport is broken too: nothing more to do
+            log.debug("aborting a connection whose deadlines could not be checked failed")
 
 
 # A server's connections share its uvicorn ServerState, so it keys the sweeper.
@@ -116,6 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = _Reading(transport, self)
         self.head_since = self.loop.time()  # a connection that never sends a byte is closed too
         self._sweeper.add(
             self, min(self.header_timeout, self.body_timeout, float(self.timeout_keep_alive))
@@ -192,7 +224,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self.head_since is not None and now - self.head_since > self.header_timeout:
             self._head_timed_out()
-        elif self.body_since is not None and now - self.body_since > self.body_timeout:
+        elif (
+            self.body_since is not None
+            and not self.flow.read_paused  # the server's wait, not the client's
+            and now - self.body_since > self.body_timeout
+        ):
             self._body_timed_out()
         elif self.idle_since is not None and now - self.idle_since > self.timeout_keep_alive:
             self.idle_since = None
@@ -256,6 +292,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
+
+
+class _Reading(FlowControl):
+    """uvicorn's flow control, which also starts the body's deadline afresh when
+    reading resumes: while reading is paused the client cannot send the body,
+    and the sweeper does not count that time."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpToolsProtocol) -> None:
+        super().__init__(transport)
+        self._protocol = weakref.ref(protocol)
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            protocol = self._protocol()
+            if protocol is not None and protocol.body_since is not None:
+                protocol.body_since = protocol.loop.time()
+        super().resume_reading()
 
 
 class _HeadWithBody(asyncio.Transport):
