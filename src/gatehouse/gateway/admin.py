@@ -41,6 +41,53 @@ from gatehouse.store.rollups import EVENTS_CLASS, SpendFilter, SpendGroup
 DEFAULT_SCOPES = ["chat", "embeddings"]
 
 
+_BOUNDED = frozenset({"models", "limits", "budget"})
+
+
+def check_within(own: KeyRecord, body: KeyUpdate, *, fields: Iterable[str] = ()) -> None:
+    """403 naming the first field of ``body`` (a key being created or changed) that
+    would let the key do more than ``own``, the acting credential's own key: a model
+    outside its models, or a rate limit or budget looser than its own (none at all
+    is looser than any). Compared: ``fields``, else those ``body`` sets."""
+    fields = set(fields) or body.model_fields_set
+    if own.models is not None and "models" in fields:
+        outside = None if body.models is None else sorted(set(body.models) - set(own.models))
+        if outside is None or outside:
+            what = "every model" if outside is None else f"the model '{outside[0]}'"
+            raise PermissionDeniedError(
+                f"Your key is limited to {sorted(own.models)}, so it cannot give a key {what}.",
+                param="models",
+                code="model_not_held",
+            )
+    if own.limits is not None and "limits" in fields:
+        for name in ("rpm", "tpm", "max_parallel"):
+            ceiling: int | None = getattr(own.limits, name)
+            wanted: int | None = None if body.limits is None else getattr(body.limits, name)
+            if ceiling is not None and (wanted is None or wanted > ceiling):
+                raise PermissionDeniedError(
+                    f"Your key's {name} is {ceiling}, so it cannot give a key "
+                    + ("no limit." if wanted is None else f"{wanted}."),
+                    param=f"limits.{name}",
+                    code="limit_not_held",
+                )
+    if own.budget is not None and "budget" in fields:
+        mine, wanted_budget = own.budget, body.budget
+        if (
+            wanted_budget is None
+            or wanted_budget.period != mine.period
+            or wanted_budget.max_usd > mine.max_usd
+            or (mine.hard and not wanted_budget.hard)
+        ):
+            kind = "hard" if mine.hard else "soft"
+            raise PermissionDeniedError(
+                f"Your key's budget is {mine.max_usd:g} USD a {mine.period} ({kind}), so it "
+                "can only give a key a budget of the same period, no larger"
+                + (" and hard." if mine.hard else "."),
+                param="budget",
+                code="budget_not_held",
+            )
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -130,12 +177,23 @@ class Admin:
 
     # ``held_scopes``: the acting credential's scopes (the CLI and the master key
     # hold them all); a key never gets, or has rotated, a scope its actor lacks.
+    # ``acting_key``: the id of the acting credential's key (none for the CLI, the
+    # master key and a single-sign-on session); a key it creates or changes gets
+    # no model outside that key's, nor a looser rate limit or budget.
 
     async def create_key(
-        self, body: KeyCreate, *, actor: str, held_scopes: frozenset[str]
+        self,
+        body: KeyCreate,
+        *,
+        actor: str,
+        held_scopes: frozenset[str],
+        acting_key: str | None = None,
     ) -> CreatedKey:
         scopes = body.scopes if body.scopes is not None else DEFAULT_SCOPES
         check_grantable(held_scopes, scopes, doing="grant it")
+        if acting_key is not None:
+            # A field a new key is not given is none at all: compared too.
+            check_within(await self.key(acting_key), body, fields=_BOUNDED)
         now = self._clock()
         key_id, key, salt, digest = new_key()
         record = KeyRecord(
@@ -168,11 +226,19 @@ class Admin:
         return record
 
     async def update_key(
-        self, key_id: str, body: KeyUpdate, *, actor: str, held_scopes: frozenset[str]
+        self,
+        key_id: str,
+        body: KeyUpdate,
+        *,
+        actor: str,
+        held_scopes: frozenset[str],
+        acting_key: str | None = None,
     ) -> KeyRecord:
         if "scopes" in body.model_fields_set:
             granted = body.scopes if body.scopes is not None else DEFAULT_SCOPES
             check_grantable(held_scopes, granted, doing="grant it")
+        if acting_key is not None:
+            check_within(await self.key(acting_key), body)
         before = await self.key(key_id)
         changes: dict[str, Any] = {
             name: getattr(body, name) for name in body.model_fields_set if name != "expires_at"

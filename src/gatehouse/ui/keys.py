@@ -168,7 +168,10 @@ async def create_key(request: Request) -> Response:
         },
     )
     created = await _admin(request).create_key(
-        body, actor=session.principal.id, held_scopes=session.principal.scopes
+        body,
+        actor=session.principal.id,
+        held_scopes=session.principal.scopes,
+        acting_key=session.principal.key_id,
     )
     return _shown_once(request, created, "created")
 
@@ -217,7 +220,11 @@ async def set_key_limits(request: Request) -> Response:
     values = await form(request)
     body = _body(KeyUpdate, {"budget": _budget(values), "limits": _limits(values)})
     await _admin(request).update_key(
-        record.id, body, actor=session.principal.id, held_scopes=session.principal.scopes
+        record.id,
+        body,
+        actor=session.principal.id,
+        held_scopes=session.principal.scopes,
+        acting_key=session.principal.key_id,
     )
     return redirect(f"/ui/keys/{record.id}")
 

@@ -69,7 +69,10 @@ def _limit(request: Request, default: int = 100, maximum: int = MAX_LIMIT) -> in
 async def create_key(request: Request) -> Response:
     admin, actor = await _admin(request)
     body = await parse_body(request, KeyCreate)
-    created = await admin.create_key(body, actor=actor, held_scopes=_caller(request).scopes)
+    caller = _caller(request)
+    created = await admin.create_key(
+        body, actor=actor, held_scopes=caller.scopes, acting_key=caller.key_id
+    )
     return JSONResponse(created.public(), status_code=201)
 
 
@@ -89,8 +92,13 @@ async def get_key(request: Request) -> Response:
 async def update_key(request: Request) -> Response:
     admin, actor = await _admin(request)
     body = await parse_body(request, KeyUpdate)
+    caller = _caller(request)
     record = await admin.update_key(
-        request.path_params["id"], body, actor=actor, held_scopes=_caller(request).scopes
+        request.path_params["id"],
+        body,
+        actor=actor,
+        held_scopes=caller.scopes,
+        acting_key=caller.key_id,
     )
     return JSONResponse(record.public())
 
