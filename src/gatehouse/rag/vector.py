@@ -203,7 +203,13 @@ class EmbeddedVectorIndex:
         in_graph = int(self._alive_array[: self._hnsw_count].sum())
         if in_graph == 0:
             return self._exact(query, k, self._alive_array if mask is None else mask)
-        labels, distances = graph.knn_query(query, k=min(want, in_graph))
+        try:
+            labels, distances = graph.knn_query(query, k=min(want, in_graph))
+        except RuntimeError:
+            # hnswlib gives up ("Cannot return the results in a contiguous 2D
+            # array") when its walk reaches fewer than k live nodes, as in a
+            # graph thinned by deletions before compaction: scan exactly instead.
+            return self._exact(query, k, self._alive_array if mask is None else mask)
         hits = []
         for label, distance in zip(labels[0], distances[0], strict=True):
             position = int(label)
