@@ -69,6 +69,7 @@ def connect(
     *,
     header_timeout: float = 60.0,
     body_timeout: float = 60.0,
+    write_timeout: float = 60.0,
     keep_alive: int = 60,
     server: ServerState | None = None,
 ) -> tuple[GuardedHttpToolsProtocol, RecordingTransport]:
@@ -76,7 +77,10 @@ def connect(
     config.load()
     # As uvicorn builds it: the timeouts bound with partial, the rest its own.
     protocol = functools.partial(
-        GuardedHttpToolsProtocol, header_timeout=header_timeout, body_timeout=body_timeout
+        GuardedHttpToolsProtocol,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        write_timeout=write_timeout,
     )(config=config, server_state=server or ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)
@@ -328,3 +332,37 @@ async def test_a_pipelined_body_still_has_its_deadline_once_reading_resumes() ->
     assert status == 408
     assert "body" in message
     protocol.connection_lost(None)
+
+
+async def test_a_response_the_client_does_not_read_is_aborted_after_the_write_timeout() -> None:
+    sent: list[str] = []
+
+    async def streaming(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(3):
+            await send({"type": "http.response.body", "body": b"data: x\n\n", "more_body": True})
+            sent.append("chunk")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        sent.append("end")
+
+    protocol, transport = connect(streaming, write_timeout=0.2)
+    protocol.pause_writing()  # the buffer past its high-water mark: the client is not reading
+    protocol.data_received(request())
+    await until(lambda: transport.aborted)
+    assert not sent  # the app waited to write all along
+    protocol.connection_lost(ConnectionResetError())  # as the loop reports the abort
+    await until(lambda: not protocol.tasks)  # the app's task ends: the client left
+    assert sent == ["chunk", "chunk", "chunk", "end"]  # uvicorn drops what it sends now
+
+
+async def test_a_buffer_that_drains_in_time_keeps_its_connection() -> None:
+    protocol, transport = connect(json_app, write_timeout=0.3)
+    protocol.pause_writing()
+    await asyncio.sleep(0.1)
+    protocol.resume_writing()  # drained within the deadline
+    protocol.data_received(request())
+    await until(lambda: bool(transport.writes))
+    await asyncio.sleep(0.6)  # two write timeouts: nothing pending, nothing to close
+    assert not transport.aborted
+    assert not transport.closed

@@ -16,6 +16,12 @@ starts again when reading resumes (a client is not timed out for the server's
 own wait). (The body's size limit is the request middleware's,
 :mod:`gatehouse.server.middleware`.)
 
+A response the client stops reading is bounded too: once the connection's
+write buffer is past its high-water mark (uvicorn pauses the app's writes),
+it must drain within ``server.write_timeout_seconds``, else the connection is
+aborted; the app, waiting to write, sees the client leave, so a stream ends
+(and is recorded) and its task and any concurrency slot are released.
+
 The deadlines cost a request two attribute stores: a connection notes when
 its head, its body or its keep-alive idleness began, and one timer per server
 (:class:`_Sweeper`) looks at every connection a few times a second. A timer
@@ -47,6 +53,7 @@ from gatehouse.core.errors import GatehouseError, HeadersTooLargeError, RequestT
 MAX_HEAD_BYTES = 32 * 1024 + 8 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 60.0
+DEFAULT_WRITE_TIMEOUT = 60.0
 # After a refusal, how long what the client still sends is read and dropped
 # before the connection closes: closing at once with unread input makes the
 # kernel reset the connection, and the client may lose the answer with it.
@@ -128,16 +135,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         *args: Any,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
+        self.write_timeout = write_timeout
         # Loop times at which the current head, body or keep-alive wait began;
         # None when none is under way. The sweeper compares them with the timeouts.
         self.head_since: float | None = None
         self.body_since: float | None = None
         self.idle_since: float | None = None
+        # When the write buffer went past its high-water mark; None while it drains.
+        self.write_paused_since: float | None = None
         self.head_bytes = 0
         self.refused = False
         sweeper = _sweepers.get(self.server_state)
@@ -150,7 +161,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.flow = _Reading(transport, self)
         self.head_since = self.loop.time()  # a connection that never sends a byte is closed too
         self._sweeper.add(
-            self, min(self.header_timeout, self.body_timeout, float(self.timeout_keep_alive))
+            self,
+            min(
+                self.header_timeout,
+                self.body_timeout,
+                self.write_timeout,
+                float(self.timeout_keep_alive),
+            ),
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -214,12 +231,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.idle_since = self.loop.time()
 
+    def pause_writing(self) -> None:
+        self.write_paused_since = self.loop.time()
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.write_paused_since = None
+        super().resume_writing()
+
     def send_400_response(self, msg: str) -> None:
         if not self.refused:  # a refusal's _Refused surfaces as a parser error: answered already
             super().send_400_response(msg)
 
     def check_deadlines(self, now: float) -> None:
         """Act on whichever deadline has passed (the sweeper calls this)."""
+        # Checked even on a closing connection: close() waits for the buffer to
+        # drain, which a client that does not read never lets happen.
+        since = self.write_paused_since
+        if since is not None and now - since > self.write_timeout:
+            self.write_paused_since = None
+            self.transport.abort()  # connection_lost tells the app the client left
+            return
         if self.refused or self.transport.is_closing():
             return
         if self.head_since is not None and now - self.head_since > self.header_timeout:

@@ -82,6 +82,7 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
             GuardedHttpToolsProtocol,
             header_timeout=server.header_timeout_seconds,
             body_timeout=server.body_timeout_seconds,
+            write_timeout=server.write_timeout_seconds,
         ),
         "log_level": server.log_level,
         "access_log": False,
