@@ -33,6 +33,7 @@ class RecordingTransport(asyncio.Transport):
         self.closed = False
         self.eof = False
         self.aborted = False
+        self.buffered = 0  # what get_write_buffer_size reports
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
@@ -51,6 +52,9 @@ class RecordingTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.closed = self.aborted = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
 
     def pause_reading(self) -> None:
         pass
@@ -356,13 +360,30 @@ async def test_a_response_the_client_does_not_read_is_aborted_after_the_write_ti
     assert sent == ["chunk", "chunk", "chunk", "end"]  # uvicorn drops what it sends now
 
 
-async def test_a_buffer_that_drains_in_time_keeps_its_connection() -> None:
-    protocol, transport = connect(json_app, write_timeout=0.3)
+async def test_a_buffer_that_drains_keeps_its_connection() -> None:
+    protocol, transport = connect(json_app, write_timeout=3600.0)
     protocol.pause_writing()
-    await asyncio.sleep(0.1)
-    protocol.resume_writing()  # drained within the deadline
+    protocol.resume_writing()  # drained: no deadline left to run
+    protocol.check_deadlines(protocol.loop.time() + 7200.0)
+    assert not transport.aborted
     protocol.data_received(request())
     await until(lambda: bool(transport.writes))
-    await asyncio.sleep(0.6)  # two write timeouts: nothing pending, nothing to close
-    assert not transport.aborted
     assert not transport.closed
+
+
+async def test_a_slow_reader_that_makes_progress_keeps_its_connection() -> None:
+    # The checks are driven with chosen times: the sweeper's own (an hour's
+    # timeout) never acts here.
+    protocol, transport = connect(json_app, write_timeout=3600.0)
+    transport.buffered = 1 << 20
+    protocol.pause_writing()
+    start = protocol.write_paused_since
+    assert start is not None
+    for step in range(1, 9):  # eight timeouts in all, the buffer shrinking in each
+        transport.buffered -= 64 * 1024
+        protocol.check_deadlines(start + step * 3000.0)
+    assert not transport.aborted
+    protocol.check_deadlines(start + 8 * 3000.0 + 3599.0)  # no progress, within the timeout
+    assert not transport.aborted
+    protocol.check_deadlines(start + 8 * 3000.0 + 3601.0)  # no progress past it
+    assert transport.aborted

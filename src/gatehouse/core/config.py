@@ -74,9 +74,9 @@ class ServerConfig(_Section):
     # within body_timeout_seconds of the headers; else 408 and the connection closes.
     header_timeout_seconds: float = Field(default=10.0, gt=0.0, le=3600.0)
     body_timeout_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
-    # A client that stops reading a response: once the write buffer is full, it
-    # must drain within this, else the connection is closed (a stream ends, its
-    # slot is released).
+    # A client that stops reading a response: while the write buffer is full, it
+    # must shrink within this, else the connection is closed (a stream ends, its
+    # slot is released). A slow reader that makes progress is not cut off.
     write_timeout_seconds: float = Field(default=60.0, gt=0.0, le=86400.0)
     log_level: str = "info"
     # SIGTERM: /readyz answers 503 at once, the port stays open this long (so a

@@ -16,11 +16,13 @@ starts again when reading resumes (a client is not timed out for the server's
 own wait). (The body's size limit is the request middleware's,
 :mod:`gatehouse.server.middleware`.)
 
-A response the client stops reading is bounded too: once the connection's
+A response the client stops reading is bounded too: while the connection's
 write buffer is past its high-water mark (uvicorn pauses the app's writes),
-it must drain within ``server.write_timeout_seconds``, else the connection is
-aborted; the app, waiting to write, sees the client leave, so a stream ends
-(and is recorded) and its task and any concurrency slot are released.
+it must shrink at least once every ``server.write_timeout_seconds``, else the
+connection is aborted (a slow reader that makes progress keeps its
+connection, however long a large answer takes); the app, waiting to write,
+sees the client leave, so a stream ends (and is recorded) and its task and any
+concurrency slot are released.
 
 The deadlines cost a request two attribute stores: a connection notes when
 its head, its body or its keep-alive idleness began, and one timer per server
@@ -147,8 +149,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.head_since: float | None = None
         self.body_since: float | None = None
         self.idle_since: float | None = None
-        # When the write buffer went past its high-water mark; None while it drains.
+        # While the write buffer is past its high-water mark: since when it has
+        # not shrunk, and its size then. None when writing is not paused.
         self.write_paused_since: float | None = None
+        self.write_buffered = 0
         self.head_bytes = 0
         self.refused = False
         sweeper = _sweepers.get(self.server_state)
@@ -233,6 +237,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         self.write_paused_since = self.loop.time()
+        self.write_buffered = self.transport.get_write_buffer_size()
         super().pause_writing()
 
     def resume_writing(self) -> None:
@@ -247,11 +252,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """Act on whichever deadline has passed (the sweeper calls this)."""
         # Checked even on a closing connection: close() waits for the buffer to
         # drain, which a client that does not read never lets happen.
-        since = self.write_paused_since
-        if since is not None and now - since > self.write_timeout:
-            self.write_paused_since = None
-            self.transport.abort()  # connection_lost tells the app the client left
-            return
+        if self.write_paused_since is not None:
+            buffered = self.transport.get_write_buffer_size()
+            if buffered < self.write_buffered:  # the client reads, however slowly
+                self.write_paused_since, self.write_buffered = now, buffered
+            elif now - self.write_paused_since > self.write_timeout:
+                self.write_paused_since = None
+                self.transport.abort()  # connection_lost tells the app the client left
+                return
         if self.refused or self.transport.is_closing():
             return
         if self.head_since is not None and now - self.head_since > self.header_timeout:
