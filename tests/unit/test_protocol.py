@@ -387,3 +387,35 @@ async def test_a_slow_reader_that_makes_progress_keeps_its_connection() -> None:
     assert not transport.aborted
     protocol.check_deadlines(start + 8 * 3000.0 + 3601.0)  # no progress past it
     assert transport.aborted
+
+
+async def test_a_pipelined_body_that_times_out_is_answered_after_the_response_before_it() -> None:
+    second_sent = asyncio.Event()
+    release = asyncio.Event()
+
+    async def streaming_first(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        await second_sent.wait()
+        # Asking for more input (as a disconnect listener does) lets uvicorn read
+        # again: the pipelined body's deadline runs while this stream goes on.
+        listener = asyncio.ensure_future(receive())
+        await release.wait()
+        await send({"type": "http.response.body", "body": b"data: 2\n\n", "more_body": False})
+        await listener
+
+    protocol, transport = connect(streaming_first, body_timeout=0.2)
+    protocol.data_received(request(b"first"))
+    await until(lambda: len(transport.writes) >= 2)
+    protocol.data_received(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+    second_sent.set()
+    await until(lambda: protocol.refused)  # timed out: the client never sends the rest
+    assert all(b"408" not in w for w in transport.writes)  # not written into the stream
+    release.set()
+    await until(lambda: transport.eof)
+    assert b"data: 2" in transport.writes[-2]
+    status, message = status_and_error(transport.writes[-1])
+    assert status == 408
+    assert "body" in message
+    protocol.connection_lost(None)

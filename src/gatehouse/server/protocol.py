@@ -155,6 +155,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.write_buffered = 0
         self.head_bytes = 0
         self.refused = False
+        # A pipelined request's refusal, held until the response before it is out.
+        self._refusal_after_response: GatehouseError | None = None
         sweeper = _sweepers.get(self.server_state)
         if sweeper is None:
             sweeper = _sweepers[self.server_state] = _Sweeper(self.loop)
@@ -232,6 +234,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
+        elif self._refusal_after_response is not None:
+            error, self._refusal_after_response = self._refusal_after_response, None
+            self._refuse(error)
         else:
             self.idle_since = self.loop.time()
 
@@ -299,6 +304,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         self.body_since = None
         cycle = self.cycle
+        error = RequestTimeoutError(
+            f"The request body did not arrive within {self.body_timeout:g} seconds."
+        )
+        queued = [entry for entry in self.pipeline if entry[0] is cycle]
+        if queued:
+            # Pipelined behind a response still going out (an app that asked for
+            # more input let uvicorn read again): the 408 follows that response
+            # instead of being written into it, and the request is never run.
+            self.pipeline.remove(queued[0])
+            self.refused = True  # what the client still sends is dropped
+            self._refusal_after_response = error
+            return
         if cycle.response_started:
             # Answered, or answering, before the body was read: nothing to say
             # to a client that still has not sent it.
@@ -308,11 +325,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # answers then is dropped, and the client gets the 408 instead.
         cycle.disconnected = True
         cycle.message_event.set()
-        self._refuse(
-            RequestTimeoutError(
-                f"The request body did not arrive within {self.body_timeout:g} seconds."
-            )
-        )
+        self._refuse(error)
 
     def _refuse(self, error: GatehouseError) -> None:
         """Answer ``error``, and close once the client has had time to read it
