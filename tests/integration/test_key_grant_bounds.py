@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from .conftest import RunningServer, start_server, stop_server
+from .governance_helpers import call
 from .ui_http import KEY, client, log_in, new_key
 
 pytestmark = pytest.mark.integration
@@ -38,16 +39,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     stop_server(running)
 
 
-def _admin(server: RunningServer, method: str, path: str, key: str, body: Any) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"{server.base_url}{path}",
-        headers={"authorization": f"Bearer {key}"},
-        json=body,
-        timeout=30,
-    )
-
-
 def _refused(response: httpx.Response, code: str, param: str) -> None:
     assert response.status_code == 403, response.text
     error = response.json()["error"]
@@ -72,38 +63,38 @@ def test_an_admin_key_gives_no_more_than_its_own_on_the_admin_api(server: Runnin
     target = new_key(server, MASTER, name="ops-target", scopes=["chat"], **WITHIN)
     target_id = target[3:19]
     for looser, code, param in LOOSER:
-        created = _admin(
+        created = call(
             server,
+            operator,
             "POST",
             "/admin/keys",
-            operator,
             {"name": "ops-loose", "scopes": ["chat"], **WITHIN, **looser},
         )
         _refused(created, code, param)
-        patched = _admin(server, "PATCH", f"/admin/keys/{target_id}", operator, looser)
+        patched = call(server, operator, "PATCH", f"/admin/keys/{target_id}", looser)
         _refused(patched, code, param)
     # Left out of a new key is none at all: looser too.
-    bare = _admin(server, "POST", "/admin/keys", operator, {"name": "ops-bare", "scopes": ["chat"]})
+    bare = call(server, operator, "POST", "/admin/keys", {"name": "ops-bare", "scopes": ["chat"]})
     _refused(bare, "model_not_held", "models")
-    listed = _admin(server, "GET", "/admin/keys", MASTER, None).json()["keys"]
+    listed = call(server, MASTER, "GET", "/admin/keys").json()["keys"]
     assert not {"ops-loose", "ops-bare"} & {k["name"] for k in listed}
-    record = _admin(server, "GET", f"/admin/keys/{target_id}", MASTER, None).json()
+    record = call(server, MASTER, "GET", f"/admin/keys/{target_id}").json()
     assert (record["models"], record["limits"]["rpm"], record["budget"]["max_usd"]) == (
         ["local/smollm2"],
         10,
         5,
     )
     # As tight or tighter is allowed; a change that leaves them alone is too.
-    made = _admin(
-        server, "POST", "/admin/keys", operator, {"name": "ops-ok", "scopes": ["chat"], **WITHIN}
+    made = call(
+        server, operator, "POST", "/admin/keys", {"name": "ops-ok", "scopes": ["chat"], **WITHIN}
     )
     assert made.status_code == 201, made.text
     tighter = {"limits": {"rpm": 1, "tpm": 1}, "budget": {"max_usd": 0.5, "period": "month"}}
-    assert _admin(server, "PATCH", f"/admin/keys/{target_id}", operator, tighter).is_success
-    renamed = _admin(server, "PATCH", f"/admin/keys/{target_id}", operator, {"name": "renamed"})
+    assert call(server, operator, "PATCH", f"/admin/keys/{target_id}", tighter).is_success
+    renamed = call(server, operator, "PATCH", f"/admin/keys/{target_id}", {"name": "renamed"})
     assert renamed.status_code == 200, renamed.text
     # The master key is bounded by nothing.
-    assert _admin(server, "PATCH", f"/admin/keys/{target_id}", MASTER, {"models": None}).is_success
+    assert call(server, MASTER, "PATCH", f"/admin/keys/{target_id}", {"models": None}).is_success
     new_key(server, MASTER, name="master-free", scopes=["chat"])
 
 
@@ -141,7 +132,7 @@ def test_a_team_admin_gives_no_more_than_its_own_on_the_dashboard(server: Runnin
         made = http.post("/ui/keys", data={**form, **within})
         assert made.status_code == 200, made.text
         assert KEY.search(made.text)
-    keys = _admin(server, "GET", "/admin/keys?team=blue", MASTER, None).json()["keys"]
+    keys = call(server, MASTER, "GET", "/admin/keys?team=blue").json()["keys"]
     assert {k["name"] for k in keys} == {"blue-lead", "blue-member", "blue-ok"}
     member_record = next(k for k in keys if k["name"] == "blue-member")
     assert member_record["budget"]["max_usd"] == 5
