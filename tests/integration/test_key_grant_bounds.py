@@ -93,6 +93,11 @@ def test_an_admin_key_gives_no_more_than_its_own_on_the_admin_api(server: Runnin
     assert call(server, operator, "PATCH", f"/admin/keys/{target_id}", tighter).is_success
     renamed = call(server, operator, "PATCH", f"/admin/keys/{target_id}", {"name": "renamed"})
     assert renamed.status_code == 200, renamed.text
+    # A new secret for a key beyond them would hand it over: refused too.
+    wide = new_key(server, MASTER, name="ops-wide", scopes=["chat"])
+    rotated = call(server, operator, "POST", f"/admin/keys/{wide[3:19]}/rotate")
+    _refused(rotated, "model_not_held", "models")
+    assert call(server, operator, "POST", f"/admin/keys/{target_id}/rotate").is_success
     # The master key is bounded by nothing.
     assert call(server, MASTER, "PATCH", f"/admin/keys/{target_id}", {"models": None}).is_success
     new_key(server, MASTER, name="master-free", scopes=["chat"])
@@ -104,6 +109,7 @@ def test_a_team_admin_gives_no_more_than_its_own_on_the_dashboard(server: Runnin
     )
     member = new_key(server, MASTER, name="blue-member", team="blue", scopes=["chat"], **WITHIN)
     member_id = member[3:19]
+    wide = new_key(server, MASTER, name="blue-wide", team="blue", scopes=["chat"])
     within = {
         "models": "local/smollm2",
         "rpm": "10",
@@ -128,11 +134,15 @@ def test_a_team_admin_gives_no_more_than_its_own_on_the_dashboard(server: Runnin
         limits = {k: v for k, v in {**within, "budget_usd": "50"}.items() if k != "models"}
         changed = http.post(f"/ui/keys/{member_id}/limits", data={"csrf_token": token, **limits})
         assert changed.status_code == 403
+        rotated = http.post(f"/ui/keys/{wide[3:19]}/rotate", data={"csrf_token": token})
+        assert rotated.status_code == 403
+        assert "cannot give a key every model" in rotated.text
+        assert not KEY.search(rotated.text)
         form = {"csrf_token": token, "name": "blue-ok", "scopes": ["chat"]}
         made = http.post("/ui/keys", data={**form, **within})
         assert made.status_code == 200, made.text
         assert KEY.search(made.text)
     keys = call(server, MASTER, "GET", "/admin/keys?team=blue").json()["keys"]
-    assert {k["name"] for k in keys} == {"blue-lead", "blue-member", "blue-ok"}
+    assert {k["name"] for k in keys} == {"blue-lead", "blue-member", "blue-wide", "blue-ok"}
     member_record = next(k for k in keys if k["name"] == "blue-member")
     assert member_record["budget"]["max_usd"] == 5

@@ -257,11 +257,20 @@ class Admin:
         return after
 
     async def rotate_key(
-        self, key_id: str, *, actor: str, held_scopes: frozenset[str]
+        self,
+        key_id: str,
+        *,
+        actor: str,
+        held_scopes: frozenset[str],
+        acting_key: str | None = None,
     ) -> CreatedKey:
         before = await self.key(key_id)
-        # The new secret carries the key's scopes to whoever rotated it.
+        # The new secret carries the key's scopes, models, limits and budget to
+        # whoever rotated it.
         check_grantable(held_scopes, before.scopes, doing="rotate a key that holds it")
+        if acting_key is not None:
+            held = KeyUpdate(models=before.models, limits=before.limits, budget=before.budget)
+            check_within(await self.key(acting_key), held, fields=_BOUNDED)
         if before.revoked_at is not None:
             raise ConflictError(f"Key '{key_id}' is revoked and cannot be rotated.")
         key, salt, digest = new_secret(key_id)

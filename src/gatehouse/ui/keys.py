@@ -209,7 +209,10 @@ async def rotate_key(request: Request) -> Response:
     session = session_of(request)
     record = await _key(request, session)
     created = await _admin(request).rotate_key(
-        record.id, actor=session.principal.id, held_scopes=session.principal.scopes
+        record.id,
+        actor=session.principal.id,
+        held_scopes=session.principal.scopes,
+        acting_key=session.principal.key_id,
     )
     return _shown_once(request, created, "rotated")
 

@@ -105,8 +105,9 @@ async def update_key(request: Request) -> Response:
 
 async def rotate_key(request: Request) -> Response:
     admin, actor = await _admin(request)
+    caller = _caller(request)
     created = await admin.rotate_key(
-        request.path_params["id"], actor=actor, held_scopes=_caller(request).scopes
+        request.path_params["id"], actor=actor, held_scopes=caller.scopes, acting_key=caller.key_id
     )
     return JSONResponse(created.public())
 
