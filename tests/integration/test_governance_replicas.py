@@ -147,7 +147,9 @@ def _call(base_url: str, key: str, model: str = "up") -> httpx.Response:
 def _listening(server: RunningServer) -> bool:
     try:
         httpx.get(f"{server.base_url}/healthz", timeout=5)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+        # Refused, or accepted into the backlog just before the port closed and
+        # then reset: either way the replica no longer takes connections.
         return False
     return True
 
