@@ -56,3 +56,51 @@ def test_a_cache_hit_costs_nothing_and_an_error_keeps_its_message(tmp_path: Path
     assert (hit["cost_usd"], hit["cache_hit"]) == (0.0, True)
     refused = stage(tmp_path).event(context(), "rate_limit_exceeded", 429, RateLimitError("slow"))
     assert (refused["prompt_tokens"], refused["cost_usd"], refused["error"]) == (0, 0.0, "slow")
+
+
+def test_a_stream_the_client_left_is_charged_what_it_used(tmp_path: Path) -> None:
+    """Left before the upstream's usage chunk: the prompt and what was streamed, estimated;
+    before, 0 tokens and $0, so closing a stream just before its end cost nothing."""
+    import asyncio
+
+    from gatehouse.catalog import prompt_tokens
+    from gatehouse.core.types import ChatCompletionChunk
+    from gatehouse.gateway.service import _observe
+
+    def chunk(text: str) -> ChatCompletionChunk:
+        return ChatCompletionChunk.model_validate(
+            {
+                "id": "c",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "delta": {"content": text}}],
+            }
+        )
+
+    async def upstream():  # type: ignore[no-untyped-def]
+        for text in ("Hello ", "world, and ", "then a usage chunk that never comes"):
+            yield chunk(text)
+
+    ctx = context(deployment="m#0")
+    metering = stage(tmp_path)
+
+    async def call_next(ctx: CallContext):  # type: ignore[no-untyped-def]
+        return _observe(ctx, upstream(), forward_usage=False)
+
+    async def client_reads_two_and_leaves() -> None:
+        stream = await metering(ctx, call_next)
+        for _ in range(2):
+            await stream.__anext__()  # type: ignore[union-attr]
+        await stream.aclose()  # type: ignore[union-attr]
+
+    asyncio.run(client_reads_two_and_leaves())
+    prompt = prompt_tokens(ctx.request)
+    assert ctx.usage is not None
+    assert (ctx.usage.prompt_tokens, ctx.usage.completion_tokens) == (prompt, 5)  # 17 chars
+    row = metering.event(ctx, "client_closed", 499, None)
+    assert row["cost_usd"] == prompt * 1.0 + 5 * 2.0
+    # A usage the upstream sent is never replaced by the estimate.
+    known = Usage(prompt_tokens=7, completion_tokens=1, total_tokens=8)
+    ctx.usage = known
+    ctx.estimate_abandoned_usage()
+    assert ctx.usage is known

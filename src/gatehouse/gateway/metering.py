@@ -80,6 +80,7 @@ class MeteringStage:
         except (asyncio.CancelledError, GeneratorExit):
             # The client went away mid-stream: record what was used without
             # waiting (nothing can be awaited safely while being closed).
+            ctx.estimate_abandoned_usage()
             self._outbox.submit(self.event(ctx, "client_closed", 499, None))
             raise
         except Exception as exc:

@@ -119,6 +119,7 @@ class ObserveStage:
             raise
         except (GeneratorExit, asyncio.CancelledError):
             status = 499  # the client went away (nginx's convention)
+            ctx.estimate_abandoned_usage()  # as metering will record it
             raise
         except Exception as exc:
             status, error = 500, exc

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from gatehouse.catalog.pricing import PricingTable, TokenCounts
+from gatehouse.catalog.tokens import prompt_tokens
 from gatehouse.core.observation import Refusal
 from gatehouse.core.principal import Principal
 from gatehouse.core.rerank import RerankRequest, RerankResponse
@@ -84,7 +85,27 @@ class CallContext:
     # The route counted this request against the caller's rpm already (a stored
     # prompt rendered before the call: LimitsStage.admit_request).
     requests_admitted: bool = False
+    # Characters of answer (text, reasoning, tool arguments) streamed so far.
+    streamed_chars: int = 0
     _charge: tuple[Usage, TokenCounts, float] | None = None
+
+    def estimate_abandoned_usage(self) -> None:
+        """A stream the client left before the upstream's usage arrived: estimate it.
+
+        The upstream has read the prompt and written what was streamed (and
+        bills both), so the call is charged the prompt's estimate and about a
+        token for every four characters streamed; without this a client that
+        closed the stream just before its end paid nothing and its budget never
+        moved. Does nothing once a usage is known, so every stage that sees
+        the stream end may call it.
+        """
+        if self.usage is not None or not isinstance(self.request, ChatCompletionRequest):
+            return
+        prompt = prompt_tokens(self.request)
+        completion = (self.streamed_chars + 3) // 4
+        self.usage = Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )
 
     def charge(self, pricing: PricingTable) -> tuple[TokenCounts, float]:
         """The call's token counts and USD cost so far (nothing for a cache hit),
