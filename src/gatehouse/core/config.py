@@ -718,9 +718,12 @@ class AccessLogConfig(_Section):
 
 class MetricsConfig(_Section):
     """``per_key``: also export requests, tokens and cost by virtual key id (never
-    the secret). Off by default: one set of series per key."""
+    the secret). Off by default: one set of series per key. ``require_auth``:
+    ``/metrics`` only for a credential with the ``admin`` scope (its series
+    name teams, groups and deployments, with each team's tokens and cost)."""
 
     per_key: bool = False
+    require_auth: bool = False
 
 
 class TracingConfig(_Section):
