@@ -12,7 +12,7 @@ from gatehouse.server.routes.table import RouteSpec
 
 
 async def metrics(request: Request) -> Response:
-    """The metrics text; with ``observability.metrics.require_auth`` only for an ``admin`` credential.
+    """The metrics text; with ``observability.metrics.require_auth``, for ``admin`` only.
 
     Public by default, as Prometheus scrapes it; the series name teams, model
     groups and deployments and carry each team's tokens and cost, which a
