@@ -278,19 +278,18 @@ async def _observe(
                 # Some upstreams put usage on the last chunk with choices: the
                 # client that did not ask for usage gets the choices alone.
                 chunk = chunk.model_copy(update={"usage": None})
-        streamed = 0
+        text = streamed = 0
         for choice in chunk.choices:
             delta = choice.delta
             if delta.content:
-                streamed += len(delta.content)
+                text += len(delta.content)
             if delta.reasoning_content:
                 streamed += len(delta.reasoning_content)
             for call in delta.tool_calls or ():
                 streamed += len(str(call.get("function", {}).get("arguments") or ""))
-        if streamed:
-            ctx.streamed_chars += streamed
-            if ctx.first_token_at is None and any(c.delta.content for c in chunk.choices):
-                ctx.first_token_at = time.monotonic()
+        if text and ctx.first_token_at is None:
+            ctx.first_token_at = time.monotonic()
+        ctx.streamed_chars += text + streamed
         yield chunk
 
 
