@@ -1,4 +1,4 @@
-"""The counter conformance suite: the memory and Redis backends must agree.
+"""The counter conformance suite: the memory, SQLite and Redis backends must agree.
 
 Each backend subclasses :class:`CounterConformance` and provides ``counters``.
 Times are passed in, so nothing sleeps.
@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from gatehouse.store.counters import UNLIMITED, Claim, Counters, MemoryCounters
 from gatehouse.store.redis_counters import RedisCounters
+from gatehouse.store.sqlite_counters import SqliteCounters
 
 from ..services import Redis
 
@@ -112,6 +117,67 @@ class TestMemoryCounters(CounterConformance):
         memory = MemoryCounters()
         yield memory
         await memory.close()
+
+
+class TestSqliteCounters(CounterConformance):
+    @pytest.fixture
+    async def counters(self, tmp_path: Path) -> AsyncIterator[Counters]:
+        shared = SqliteCounters(tmp_path / "counters.db")
+        yield shared
+        await shared.close()
+
+    async def test_expired_rows_read_as_missing_and_are_swept(self, tmp_path: Path) -> None:
+        shared = SqliteCounters(tmp_path / "counters.db")
+        gauge = Claim("gauge", "parallel", 1, 1, 60.0)
+        assert (await shared.admit([gauge], NOW)).allowed
+        assert not (await shared.admit([gauge], NOW + 59)).allowed
+        # A worker killed mid-call never settles; its gauge expires.
+        assert (await shared.admit([gauge], NOW + 61)).allowed
+        await shared.admit([Claim("rate", "other", 10, 1, 60.0)], NOW + 500)
+        with sqlite3.connect(tmp_path / "counters.db") as db:
+            assert db.execute("SELECT key FROM counters").fetchall() == [("other",)]
+        await shared.close()
+
+    async def test_an_unwritable_file_is_an_error_not_a_silent_pass(self, tmp_path: Path) -> None:
+        from gatehouse.store.counters import CounterUnavailableError
+
+        (tmp_path / "counters.db").mkdir()  # a folder where the file should be
+        broken = SqliteCounters(tmp_path / "counters.db")
+        with pytest.raises(CounterUnavailableError):
+            await broken.admit([Claim("rate", "x", 1, 1, 60.0)], NOW)
+        await broken.close()
+
+
+_RACER = """
+import asyncio, sys
+from pathlib import Path
+from gatehouse.store.counters import Claim
+from gatehouse.store.sqlite_counters import SqliteCounters
+
+async def main():
+    counters = SqliteCounters(Path(sys.argv[1]))
+    budget = Claim("quota", "race", 50.0, 1.0, 0.0)
+    rate = Claim("rate", "race-rpm", 1000, 1, 60.0)
+    granted = 0
+    for _ in range(100):
+        granted += (await counters.admit([rate, budget], 1_780_000_000.0)).allowed
+    print(granted)
+
+asyncio.run(main())
+"""
+
+
+def test_processes_sharing_a_sqlite_file_never_exceed_a_limit(tmp_path: Path) -> None:
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(tmp_path / "counters.db")],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    granted = [int(racer.communicate(timeout=120)[0]) for racer in racers]
+    assert sum(granted) == 50, granted
 
 
 class TestRedisCounters(CounterConformance):

@@ -1,4 +1,5 @@
-"""``gatehouse serve --workers 2``: a reload reaches both workers, SIGTERM ends both with 0.
+"""``gatehouse serve --workers 2``: a reload reaches both workers, SIGTERM ends both with 0,
+and without Redis a key's rate limit holds across the two (they share ``counters.db``).
 
 Which worker answered a request is read from the kernel: the test keeps each
 connection open and finds the worker process holding its socket (``/proc``),
@@ -236,3 +237,23 @@ def test_with_redis_each_worker_follows_the_reload_as_a_replica_of_its_own(
         print(f"\nboth workers list up2 {delay:.2f}s after the reload answer")
         # Not passed on by the parent as well (which would log it).
         assert "SIGHUP" not in server.log.read_text()
+
+
+def test_without_redis_a_rate_limit_holds_across_both_workers(
+    two_workers: tuple[RunningServer, list[int]], tmp_path: Path
+) -> None:
+    server, workers = two_workers
+    key = create_key(server, limits={"rpm": 4})
+    chat = {"model": "up", "messages": [{"role": "user", "content": "hi"}]}
+    every: list[Answer] = []
+    started = time.monotonic()
+    for _ in range(5):  # each worker answers five calls or more: on its own it would pass 4
+        _each_worker(server, workers, "POST", "/v1/chat/completions", chat, key, every)
+    elapsed = time.monotonic() - started
+    assert {a.status for a in every} == {200, 429}
+    passed = [a for a in every if a.status == 200]
+    # GCRA: a burst of 4, then one more every 15 s.
+    assert 4 <= len(passed) <= 4 + int(elapsed / 15)
+    refused = next(a for a in every if a.status == 429)
+    assert orjson.loads(refused.body)["error"]["code"] == "rate_limit_exceeded"
+    assert (tmp_path / "data" / "counters.db").is_file()

@@ -34,6 +34,7 @@ from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.outbox import Outbox
 from gatehouse.store.retention import Retention
 from gatehouse.store.shipper import Shipper
+from gatehouse.store.sqlite_counters import SqliteCounters
 
 log = logging.getLogger("gatehouse.governance")
 
@@ -64,6 +65,10 @@ class Governance:
                 from gatehouse.store.redis_counters import RedisCounters
 
                 counters = RedisCounters(store.redis_url.get_secret_value())
+            elif settings.server.workers > 1:
+                # One host's workers share a file, so that limits, budgets,
+                # failed logins and logouts hold across them.
+                counters = SqliteCounters(settings.data_dir / "counters.db")
             else:
                 counters = MemoryCounters()
         self.counters = counters
