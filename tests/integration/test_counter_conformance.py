@@ -7,7 +7,9 @@ Times are passed in, so nothing sleeps.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -146,6 +148,28 @@ class TestSqliteCounters(CounterConformance):
         with pytest.raises(CounterUnavailableError):
             await broken.admit([Claim("rate", "x", 1, 1, 60.0)], NOW)
         await broken.close()
+
+    async def test_a_lock_held_too_long_is_an_error_not_a_frozen_loop(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from gatehouse.store import sqlite_counters
+        from gatehouse.store.counters import CounterUnavailableError
+
+        monkeypatch.setattr(sqlite_counters, "LOCK_WAIT_SECONDS", 0.2)
+        shared = SqliteCounters(tmp_path / "counters.db")
+        claim = Claim("rate", "x", 10, 1, 60.0)
+        assert (await shared.admit([claim], NOW)).allowed
+        # Another worker stopped while holding the lock (a separate open file
+        # description: flock locks conflict between them even in one process).
+        holder = os.open(tmp_path / "counters.db.lock", os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            with pytest.raises(CounterUnavailableError, match="lock was held"):
+                await shared.admit([claim], NOW)
+        finally:
+            os.close(holder)
+        assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
+        await shared.close()
 
 
 _RACER = """
