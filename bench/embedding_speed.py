@@ -34,6 +34,18 @@ has VNNI, onnxruntime's exact uint8 kernels elsewhere (the row says which).
 which measures on a VNNI CPU the int8 path a CPU without VNNI runs (the
 ingestion row keeps this CPU's kernels).
 
+``--extra`` adds rows for other ways to run the same fp32 graph, measured as
+routes for CPUs without VNNI (issue 12; docs/performance.md), each called
+exactly as the ``onnx`` backend is (same tokeniser, batches, pooling), only
+the graph's runtime differs: ``openvino`` (OpenVINO's CPU plugin reading the
+exported ONNX file, fp32 inference precision; needs ``pip install
+openvino``) and ``ort-fused`` (the graph through
+``onnxruntime.transformers.optimizer``'s BERT fusions: one Attention node a
+layer, SkipLayerNormalization, BiasGelu).
+
+To measure the code path of an older CPU on this one, run the bench under
+``bench/cpumask/run.py --profile skylake-avx512 --`` (or ``haswell``).
+
 Data: msmarco and arcd from ``../shared/data/retrieval`` beside the repository
 (``--data`` for elsewhere); the bench stops at once, naming the missing files,
 when they are not there.
@@ -70,13 +82,14 @@ from gatehouse.providers.local.cpu import CPUINFO, has_vnni
 from gatehouse.providers.local.embedding_backends import (
     BackendName,
     EmbeddingBackend,
+    OnnxBackend,
     TokenizedText,
     build_backend,
     resolve_backend,
     u8s8_may_saturate,
 )
 from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
-from gatehouse.providers.local.onnx_export import default_cache_dir
+from gatehouse.providers.local.onnx_export import default_cache_dir, onnx_model_file
 from gatehouse.rag import CollectionSpec, DocumentIn, RagEngine
 from gatehouse.rag.store import Store
 
@@ -189,6 +202,53 @@ def peer(model_path: Path) -> Embedder:
     return embed
 
 
+class OpenVinoGraph:
+    """The fp32 graph compiled by OpenVINO, called like an ONNX Runtime session."""
+
+    def __init__(self, model_file: Path) -> None:
+        import openvino
+
+        compiled = openvino.Core().compile_model(
+            str(model_file),
+            "CPU",
+            # f32: on CPUs with AMX or AVX512_BF16 OpenVINO would otherwise run bf16.
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
+        )
+        self._request = compiled.create_infer_request()
+        self._output = compiled.output("token_states")
+
+    def run(self, outputs: list[str], feeds: dict[str, Any]) -> list[Any]:
+        return [self._request.infer(feeds)[self._output]]
+
+
+def fused_graph(model_file: Path) -> Any:
+    """The fp32 graph with onnxruntime's BERT fusions, as an ONNX Runtime session."""
+    import onnxruntime
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    target = model_file.with_name(model_file.stem + "-fused.onnx")
+    if not target.is_file():
+        fused = optimize_model(str(model_file), model_type="bert", num_heads=12, hidden_size=384)
+        say(f"ort-fused: {fused.get_fused_operator_statistics()}")
+        fused.save_model_to_file(str(target))
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+
+
+class OtherRuntime(OnnxBackend):
+    """The ``onnx`` backend with its graph run by another runtime (``--extra``)."""
+
+    def __init__(self, name: str, model_path: Path, batch_size: int) -> None:
+        model_file = onnx_model_file(model_path, default_cache_dir(), "onnx")
+        super().__init__(name, model_file, model_path / "tokenizer.json", batch_size=batch_size)
+        self._runtime = OpenVinoGraph(model_file) if name == "openvino" else fused_graph(model_file)
+
+    def _session_for(self, tokens: int) -> Any:
+        return self._runtime
+
+
+EXTRAS = ("openvino", "ort-fused")
 PEER = "sentence-transformers fp32"
 INGEST = "gatehouse ingestion, end to end"  # on --ingest-backend
 
@@ -287,6 +347,11 @@ def main() -> None:
         help="add onnx-int8 on the exact uint8 kernels (what CPUs without VNNI run)",
     )
     parser.add_argument(
+        "--extra",
+        default="",
+        help=f"comma-separated rows running the fp32 graph on other runtimes: {', '.join(EXTRAS)}",
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         default=DATA,
@@ -331,6 +396,10 @@ def main() -> None:
         say(f"{label} backend ready in {time.monotonic() - started:.1f} s")
         engines[label] = contender(backend)
 
+    for name in filter(None, args.extra.split(",")):
+        if name not in EXTRAS:
+            parser.error(f"--extra: {name} is not one of {', '.join(EXTRAS)}")
+        engines[name] = contender(OtherRuntime(name, model_path, args.batch_size))
     if args.e5:
         engines[E5] = e5_engine()
     corpus, _, _ = load_set(data / "msmarco")
