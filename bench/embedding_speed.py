@@ -37,9 +37,9 @@ ingestion row keeps this CPU's kernels).
 ``--extra`` adds rows for other ways to run the same fp32 graph, measured as
 routes for CPUs without VNNI (issue 12; docs/performance.md), each called
 exactly as the ``onnx`` backend is (same tokeniser, batches, pooling), only
-the graph's runtime differs: ``openvino`` (OpenVINO's CPU plugin reading the
-exported ONNX file, fp32 inference precision; needs ``pip install
-openvino``) and ``ort-fused`` (the graph through
+the graph's runtime differs: ``openvino-f32`` (the ``openvino`` backend held
+to fp32, where it would run bf16 on AMX; needs ``pip install
+'gatehouse[openvino]'``) and ``ort-fused`` (the graph through
 ``onnxruntime.transformers.optimizer``'s BERT fusions: one Attention node a
 layer, SkipLayerNormalization, BiasGelu).
 
@@ -90,6 +90,7 @@ from gatehouse.providers.local.embedding_backends import (
 )
 from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
 from gatehouse.providers.local.onnx_export import default_cache_dir, onnx_model_file
+from gatehouse.providers.local.openvino_runtime import OpenVinoGraph
 from gatehouse.rag import CollectionSpec, DocumentIn, RagEngine
 from gatehouse.rag.store import Store
 
@@ -202,25 +203,6 @@ def peer(model_path: Path) -> Embedder:
     return embed
 
 
-class OpenVinoGraph:
-    """The fp32 graph compiled by OpenVINO, called like an ONNX Runtime session."""
-
-    def __init__(self, model_file: Path) -> None:
-        import openvino
-
-        compiled = openvino.Core().compile_model(
-            str(model_file),
-            "CPU",
-            # f32: on CPUs with AMX or AVX512_BF16 OpenVINO would otherwise run bf16.
-            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
-        )
-        self._request = compiled.create_infer_request()
-        self._output = compiled.output("token_states")
-
-    def run(self, outputs: list[str], feeds: dict[str, Any]) -> list[Any]:
-        return [self._request.infer(feeds)[self._output]]
-
-
 def fused_graph(model_file: Path) -> Any:
     """The fp32 graph with onnxruntime's BERT fusions, as an ONNX Runtime session."""
     import onnxruntime
@@ -242,13 +224,17 @@ class OtherRuntime(OnnxBackend):
     def __init__(self, name: str, model_path: Path, batch_size: int) -> None:
         model_file = onnx_model_file(model_path, default_cache_dir(), "onnx")
         super().__init__(name, model_file, model_path / "tokenizer.json", batch_size=batch_size)
-        self._runtime = OpenVinoGraph(model_file) if name == "openvino" else fused_graph(model_file)
+        self._runtime = (
+            OpenVinoGraph(model_file, precision="f32")
+            if name == "openvino-f32"
+            else fused_graph(model_file)
+        )
 
     def _session_for(self, tokens: int) -> Any:
         return self._runtime
 
 
-EXTRAS = ("openvino", "ort-fused")
+EXTRAS = ("openvino-f32", "ort-fused")
 PEER = "sentence-transformers fp32"
 INGEST = "gatehouse ingestion, end to end"  # on --ingest-backend
 
@@ -323,7 +309,9 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--backends", default="onnx,onnx-int8", help="comma-separated: onnx, onnx-int8"
+        "--backends",
+        default="onnx,onnx-int8",
+        help="comma-separated: onnx, onnx-int8, openvino (needs gatehouse[openvino])",
     )
     parser.add_argument(
         "--batch-size",
@@ -334,7 +322,7 @@ def main() -> None:
     parser.add_argument(
         "--ingest-backend",
         default=LocalEmbeddingConfig().backend,
-        choices=["auto", "onnx", "onnx-int8", "torch"],
+        choices=["auto", "openvino", "onnx", "onnx-int8", "torch"],
         help="the local/minilm backend ingestion runs on (default: the config's)",
     )
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")

@@ -24,8 +24,8 @@ by text hash (per embedding backend) under ``~/.cache/gatehouse-bench`` so
 reruns take seconds.
 
     .venv/bin/python bench/retrieval.py [--data ../shared/data/retrieval]
-        [--sets msmarco arcd entities entity-lists pydoc stdlib] [--backend onnx-int8|onnx|torch]
-        [--model local/e5-small] [--no-grid]
+        [--sets msmarco arcd entities entity-lists pydoc stdlib]
+        [--backend openvino|onnx-int8|onnx|torch] [--model local/e5-small] [--no-grid]
 
 ``--model local/e5-small`` (the ``e5`` extra) embeds with multilingual-e5-small
 instead, through a model group that names it, and the collections send its
@@ -57,6 +57,7 @@ import orjson
 from gatehouse.core.config import load_settings
 from gatehouse.evals.formats import read_qrels
 from gatehouse.gateway import build_gateway
+from gatehouse.providers.local.embedding_backends import resolve_backend
 from gatehouse.providers.local.onnx_export import EXPORT_FORMAT
 from gatehouse.rag import fusion
 from gatehouse.rag.embedder import GatewayEmbedder
@@ -260,7 +261,7 @@ async def main() -> None:
     parser.add_argument("--sets", nargs="+", default=ALL_SETS, choices=ALL_SETS)
     parser.add_argument(
         "--backend",
-        choices=["onnx-int8", "onnx", "torch"],
+        choices=["openvino", "onnx-int8", "onnx", "torch"],
         help="local/minilm's engine (default: the configuration's default)",
     )
     parser.add_argument(
@@ -288,7 +289,8 @@ async def main() -> None:
         settings.local.embeddings.backend = args.backend
     gateway = build_gateway(settings, started_at=int(time.time()))
     # One cache per model, backend and export recipe: int8 and fp32 vectors of a text differ.
-    backend = settings.local.embeddings.backend
+    # auto resolved: its vectors are those of the backend it picks on this machine.
+    backend = resolve_backend(settings.local.embeddings.backend)
     cache_name = (
         f"embeddings-local-minilm-{backend}-format{EXPORT_FORMAT}.sqlite"
         if args.model == "local/minilm"

