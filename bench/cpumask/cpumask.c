@@ -4,7 +4,8 @@
  * "cpuid_fault" in /proc/cpuinfo; Intel since Ivy Bridge, also under KVM).
  *
  * Loaded with LD_PRELOAD by bench/cpumask/run.py; the profile comes from the
- * environment variable CPUMASK_PROFILE ("skylake-avx512" or "haswell").
+ * environment variable CPUMASK_PROFILE ("icelake-server", "skylake-avx512" or
+ * "haswell").
  *
  * How: the constructor installs a SIGSEGV handler and calls
  * arch_prctl(ARCH_SET_CPUID, 0), after which every CPUID instruction in this
@@ -76,6 +77,13 @@
 #define L7_EDX_AMX_TILE BIT(24)
 #define L7_EDX_AMX_INT8 BIT(25)
 
+/* Ice Lake-SP (Xeon Scalable 3rd gen): AVX-512 with VNNI, VBMI, IFMA...; no AMX,
+ * BF16, FP16 and nothing from leaf 7 subleaf 1 (AVX-VNNI came with Alder Lake). */
+static const uint32_t ICELAKE_L7_EBX = L7_EBX_AVX512PF | L7_EBX_AVX512ER;
+static const uint32_t ICELAKE_L7_ECX = 0;
+static const uint32_t ICELAKE_L7_EDX = L7_EDX_AVX512_4VNNIW | L7_EDX_AVX512_4FMAPS |
+                                       L7_EDX_AVX512_VP2INTERSECT | L7_EDX_AMX_BF16 |
+                                       L7_EDX_AVX512_FP16 | L7_EDX_AMX_TILE | L7_EDX_AMX_INT8;
 /* Skylake-SP (Xeon Scalable 1st gen): AVX-512 F/DQ/CD/BW/VL, nothing later. */
 static const uint32_t SKYLAKE_L7_EBX = L7_EBX_AVX512_IFMA | L7_EBX_AVX512PF | L7_EBX_AVX512ER |
                                        L7_EBX_SHA;
@@ -95,6 +103,7 @@ struct profile {
 };
 
 static const struct profile PROFILES[] = {
+    {"icelake-server", ICELAKE_L7_EBX, ICELAKE_L7_ECX, ICELAKE_L7_EDX},
     {"skylake-avx512", SKYLAKE_L7_EBX, SKYLAKE_L7_ECX, SKYLAKE_L7_EDX},
     {"haswell", SKYLAKE_L7_EBX | AVX512_L7_EBX, SKYLAKE_L7_ECX, SKYLAKE_L7_EDX},
 };
@@ -116,7 +125,7 @@ static void masked_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
     switch (leaf) {
     case 7:
         if (subleaf == 0) {
-            out[0] = 0; /* the highest subleaf: only 0, as on Skylake and Haswell */
+            out[0] = 0; /* the highest subleaf: only 0, as on Ice Lake and earlier */
             out[1] &= ~active->l7_ebx;
             out[2] &= ~active->l7_ecx;
             out[3] &= ~active->l7_edx;

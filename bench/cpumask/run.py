@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/cpumask/run.py --profile skylake-avx512 -- <command...>
 
-Profiles: ``skylake-avx512`` (AVX-512 F/DQ/CD/BW/VL and nothing later: no
-VNNI, BF16, FP16, AMX, VBMI, IFMA...; the Xeon of issue 12) and ``haswell``
-(AVX2 and FMA, no AVX-512 either). Native speed, no emulator, so the figures
-are those of the code path a CPU of that kind takes, run on this machine's
-cores (not that CPU's clocks, caches or port layout).
+Profiles: ``icelake-server`` (AVX-512 with VNNI, VBMI, IFMA...; no AMX, BF16
+or FP16: a CPU with VNNI but without AMX), ``skylake-avx512`` (AVX-512
+F/DQ/CD/BW/VL and nothing later: no VNNI, BF16, FP16, AMX, VBMI, IFMA...;
+the Xeon of issue 12) and ``haswell`` (AVX2 and FMA, no AVX-512 either).
+Native speed, no emulator, so the figures are those of the code path a CPU
+of that kind takes, run on this machine's cores (not that CPU's clocks,
+caches or port layout).
 
 Two masks, one per way software asks:
 
@@ -40,20 +42,10 @@ SOURCE = Path(__file__).with_name("cpumask.c")
 UNAVAILABLE = 97
 
 # /proc/cpuinfo flags each profile removes, matching the CPUID bits cpumask.c clears.
-_LATER_THAN_SKYLAKE = frozenset(
+_NOT_ON_ICELAKE = frozenset(
     {
-        "avx512ifma",
         "avx512pf",
         "avx512er",
-        "sha_ni",
-        "avx512vbmi",
-        "avx512_vbmi2",
-        "gfni",
-        "vaes",
-        "vpclmulqdq",
-        "avx512_vnni",
-        "avx512_bitalg",
-        "avx512_vpopcntdq",
         "avx512_4vnniw",
         "avx512_4fmaps",
         "avx512_vp2intersect",
@@ -75,13 +67,29 @@ _LATER_THAN_SKYLAKE = frozenset(
         "apx",
     }
 )
+_ICELAKE = frozenset(
+    {
+        "avx512ifma",
+        "sha_ni",
+        "avx512vbmi",
+        "avx512_vbmi2",
+        "gfni",
+        "vaes",
+        "vpclmulqdq",
+        "avx512_vnni",
+        "avx512_bitalg",
+        "avx512_vpopcntdq",
+    }
+)
 _AVX512 = frozenset({"avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl"})
 PROFILES: dict[str, frozenset[str]] = {
-    "skylake-avx512": _LATER_THAN_SKYLAKE,
-    "haswell": _LATER_THAN_SKYLAKE | _AVX512,
+    "icelake-server": _NOT_ON_ICELAKE,
+    "skylake-avx512": _NOT_ON_ICELAKE | _ICELAKE,
+    "haswell": _NOT_ON_ICELAKE | _ICELAKE | _AVX512,
 }
 # glibc's hwcaps names for what the loader may already have picked by.
 GLIBC_TUNABLES = {
+    "icelake-server": "",
     "skylake-avx512": "",
     "haswell": "glibc.cpu.hwcaps=-AVX512F,-AVX512DQ,-AVX512CD,-AVX512BW,-AVX512VL",
 }

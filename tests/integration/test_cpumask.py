@@ -104,3 +104,14 @@ def test_a_real_crash_still_reaches_the_programs_handler(tmp_path: Path) -> None
     assert done.returncode == 128 + 11, (done.returncode, done.stderr)
     assert "Segmentation fault" in done.stderr
     assert "string_at" in done.stderr
+
+
+def test_icelake_profile_keeps_vnni_and_hides_amx_bf16_fp16(tmp_path: Path) -> None:
+    seen = report("icelake-server", tmp_path)
+    cpuid = seen["cpuid"]
+    assert isinstance(cpuid, dict)
+    for feature in ("AVX512BF16", "AVX512FP16", "AVX512_SPR"):
+        assert cpuid.get(feature, False) is False, feature
+    assert cpuid["AVX512VNNI"] == ("avx512_vnni" in host_flags())
+    assert seen["has_vnni"] == ("avx512_vnni" in host_flags())
+    assert seen["has_amx"] is False

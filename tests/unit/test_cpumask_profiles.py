@@ -68,3 +68,12 @@ def test_every_processor_is_masked_and_named(runner: ModuleType) -> None:
         names
         == ["model name\t: Intel(R) Xeon(R) Platinum 8480+ (CPUID masked: skylake-avx512)"] * 2
     )
+
+
+def test_icelake_keeps_vnni_and_drops_amx_bf16_fp16(runner: ModuleType) -> None:
+    masked = runner.masked_cpuinfo(SAPPHIRE_RAPIDS, "icelake-server")
+    flags = cpu_flags(masked)
+    assert {"avx512_vnni", "avx512vbmi", "avx512ifma", "sha_ni", "gfni"} <= flags
+    assert has_vnni(masked)
+    assert not has_amx(masked)
+    assert not {"avx512_bf16", "avx512_fp16", "avx_vnni"} & flags
