@@ -134,7 +134,7 @@ class LocalEmbeddingConfig(_Section):
     # or torch (sentence-transformers, the reference)
     backend: Literal["auto", "openvino", "onnx", "onnx-int8", "torch"] = "auto"
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/gatehouse (the exported ONNX file)
-    threads: int | None = Field(default=None, ge=1)  # ONNX Runtime threads; None: all cores
+    threads: int | None = Field(default=None, ge=1)  # model threads; None: all cores
     batch_window_ms: float = Field(default=2.0, ge=0, le=1000)  # micro-batching window
     batch_max_inputs: int = Field(default=256, ge=1)  # inputs per coalesced batch
 
