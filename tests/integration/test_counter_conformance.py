@@ -171,6 +171,35 @@ class TestSqliteCounters(CounterConformance):
         assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
         await shared.close()
 
+    async def test_every_file_of_the_store_is_the_owners_only(self, tmp_path: Path) -> None:
+        # The write-ahead log holds the counters' keys (client addresses, key ids)
+        # until a checkpoint: SQLite gives it and -shm the database file's mode.
+        shared = SqliteCounters(tmp_path / "counters.db")
+        await shared.admit([Claim("rate", "authfail:api:192.0.2.1", 10, 1, 60.0)], NOW)
+        names = {"counters.db", "counters.db-wal", "counters.db-shm", "counters.db.lock"}
+        assert {path.name for path in tmp_path.iterdir()} == names
+        modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
+        assert modes == dict.fromkeys(names, 0o600)
+        await shared.close()
+
+    async def test_a_file_it_cannot_make_private_leaks_no_descriptor(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from gatehouse.store.counters import CounterUnavailableError
+
+        def refused(path: object, mode: int) -> None:
+            raise PermissionError(f"not the owner of {path}")
+
+        monkeypatch.setattr(os, "chmod", refused)
+        (tmp_path / "counters.db").touch(mode=0o644)
+        broken = SqliteCounters(tmp_path / "counters.db")
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(3):
+            with pytest.raises(CounterUnavailableError, match="not the owner"):
+                await broken.admit([Claim("rate", "x", 1, 1, 60.0)], NOW)
+        assert len(os.listdir("/proc/self/fd")) == before
+        await broken.close()
+
 
 _RACER = """
 import asyncio, sys

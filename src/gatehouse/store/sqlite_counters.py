@@ -73,19 +73,23 @@ class SqliteCounters:
         lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             with _locked(lock_fd):
+                _owner_only(self.path)
                 connection = sqlite3.connect(
                     self.path,
                     isolation_level=None,
                     check_same_thread=False,
                     timeout=LOCK_WAIT_SECONDS,
                 )
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=OFF")
-                connection.execute(_SCHEMA)
+                try:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute("PRAGMA synchronous=OFF")
+                    connection.execute(_SCHEMA)
+                except BaseException:
+                    connection.close()
+                    raise
         except BaseException:
             os.close(lock_fd)
             raise
-        os.chmod(self.path, 0o600)
         self._connection, self._lock_fd, self._pid = connection, lock_fd, os.getpid()
         return connection
 
@@ -168,6 +172,21 @@ class SqliteCounters:
             self._connection.close()
             os.close(self._lock_fd)
         self._connection, self._lock_fd = None, -1
+
+
+def _owner_only(path: Path) -> None:
+    """Make the database file, and what an earlier run left of its -wal and -shm,
+    readable by the owner only. Created so before SQLite opens it: SQLite gives
+    the -wal and -shm files it creates the database file's mode, and the log
+    holds the counters' keys (client addresses, key ids) until a checkpoint."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = file.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(file, 0o600)
 
 
 @contextmanager
