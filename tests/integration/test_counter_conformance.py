@@ -171,6 +171,45 @@ class TestSqliteCounters(CounterConformance):
         assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
         await shared.close()
 
+    @pytest.mark.parametrize("rollback_fails", [False, True])
+    async def test_a_failed_commit_leaves_no_transaction_open(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rollback_fails: bool
+    ) -> None:
+        # A full disk can fail the COMMIT itself (the log is written then), and
+        # SQLite may leave the transaction open: its write lock would then stay
+        # with this worker, and every later admission on the host fail.
+        from gatehouse.store import sqlite_counters
+        from gatehouse.store.counters import CounterUnavailableError
+
+        monkeypatch.setattr(sqlite_counters, "LOCK_WAIT_SECONDS", 0.2)
+        shared = SqliteCounters(tmp_path / "counters.db")
+        other = SqliteCounters(tmp_path / "counters.db")
+        claim = Claim("rate", "x", 10, 1, 60.0)
+        assert (await shared.admit([claim], NOW)).allowed
+        real = shared._open()
+
+        class DiskFullOnCommit:
+            def __init__(self) -> None:
+                self.failing = {"COMMIT", "ROLLBACK"} if rollback_fails else {"COMMIT"}
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(real, name)
+
+            def execute(self, sql: str, *args: object) -> object:
+                if sql in self.failing:
+                    self.failing.remove(sql)
+                    raise sqlite3.OperationalError("database or disk is full")
+                return real.execute(sql, *args)
+
+        monkeypatch.setattr(shared, "_connection", DiskFullOnCommit())
+        with pytest.raises(CounterUnavailableError, match="disk is full"):
+            await shared.admit([claim], NOW)
+        # Space is back: both this worker and another one admit again.
+        assert (await other.admit([claim], NOW)).outcomes[0].remaining == 8
+        assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 7
+        await other.close()
+        await shared.close()
+
     async def test_every_file_of_the_store_is_the_owners_only(self, tmp_path: Path) -> None:
         # The write-ahead log holds the counters' keys (client addresses, key ids)
         # until a checkpoint: SQLite gives it and -shm the database file's mode.

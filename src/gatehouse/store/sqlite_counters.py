@@ -69,6 +69,9 @@ class SqliteCounters:
         # inherited across fork would be shared with the parent.
         if self._connection is not None and self._pid == os.getpid():
             return self._connection
+        if self._lock_fd >= 0 and self._pid == os.getpid():
+            os.close(self._lock_fd)  # its connection was closed (_roll_back)
+            self._lock_fd = -1
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -101,12 +104,25 @@ class SqliteCounters:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
                     yield connection
+                    connection.execute("COMMIT")
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    self._roll_back(connection)
                     raise
-                connection.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise CounterUnavailableError(f"{self.path}: {exc}") from exc
+
+    def _roll_back(self, connection: sqlite3.Connection) -> None:
+        """End a failed transaction, a failed COMMIT's included: SQLite may leave
+        that one open (a full disk), holding the write lock every worker needs.
+        A connection that cannot roll back is closed, which ends it too."""
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        if connection.in_transaction:
+            connection.close()
+            self._connection = None  # the next transaction opens another
 
     def _read(
         self, connection: sqlite3.Connection, keys: Sequence[str], now: float
