@@ -171,6 +171,41 @@ class TestSqliteCounters(CounterConformance):
         assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
         await shared.close()
 
+    async def test_the_lock_wait_is_bounded_in_time_not_in_sleeps_asked(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # On a loaded host a sleep lasts longer than asked: the bound is the clock's.
+        from gatehouse.store import sqlite_counters
+        from gatehouse.store.counters import CounterUnavailableError
+
+        class SlowSleeps:
+            elapsed = 0.0
+
+            def monotonic(self) -> float:
+                return self.elapsed
+
+            def sleep(self, seconds: float) -> None:
+                self.elapsed += 10 * seconds
+
+            def time(self) -> float:
+                return NOW
+
+        shared = SqliteCounters(tmp_path / "counters.db")
+        claim = Claim("rate", "x", 10, 1, 60.0)
+        assert (await shared.admit([claim], NOW)).allowed
+        clock = SlowSleeps()
+        monkeypatch.setattr(sqlite_counters, "time", clock)
+        holder = os.open(tmp_path / "counters.db.lock", os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        try:
+            with pytest.raises(CounterUnavailableError, match="lock was held"):
+                await shared.admit([claim], NOW)
+        finally:
+            os.close(holder)
+        limit = sqlite_counters.LOCK_WAIT_SECONDS
+        assert limit <= clock.elapsed <= limit + 10 * 0.002
+        await shared.close()
+
     @pytest.mark.parametrize("rollback_fails", [False, True])
     async def test_a_failed_commit_leaves_no_transaction_open(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rollback_fails: bool
