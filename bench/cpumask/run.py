@@ -120,13 +120,18 @@ def library(cache: Path) -> Path:
     source = SOURCE.read_bytes()
     target = cache / f"cpumask-{hashlib.sha256(source).hexdigest()[:16]}.so"
     if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run(
-            ["gcc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SOURCE), "-ldl"],
-            check=True,
-        )
-        partial.replace(target)
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["gcc", "-O2", "-shared", "-fPIC", "-o", str(partial), str(SOURCE), "-ldl"],
+                check=True,
+            )
+            partial.replace(target)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            # gcc without the C library's headers, say, or an unwritable cache.
+            partial.unlink(missing_ok=True)
+            unavailable(f"cannot build {SOURCE.name}: {exc}")
     return target
 
 

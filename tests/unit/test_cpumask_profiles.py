@@ -77,3 +77,20 @@ def test_icelake_keeps_vnni_and_drops_amx_bf16_fp16(runner: ModuleType) -> None:
     assert has_vnni(masked)
     assert not has_amx(masked)
     assert not {"avx512_bf16", "avx512_fp16", "avx_vnni"} & flags
+
+
+def test_a_shim_that_cannot_be_built_means_unavailable_not_a_crash(
+    runner: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gcc present without the C library's headers (installed without its
+    # recommends): the integration tests skip on status 97, a traceback fails them.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    gcc = tools / "gcc"
+    gcc.write_text("#!/bin/sh\necho 'fatal error: cpuid.h: No such file' >&2\nexit 1\n")
+    gcc.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    with pytest.raises(SystemExit) as stopped:
+        runner.library(tmp_path / "cache")
+    assert stopped.value.code == runner.UNAVAILABLE
+    assert list((tmp_path / "cache").iterdir()) == []
