@@ -9,9 +9,12 @@ are then not informative).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,20 +46,38 @@ def host_flags() -> frozenset[str]:
     return frozenset(next((ln.split(":")[1].split() for ln in lines if ln.startswith("flags")), []))
 
 
-def under_mask(profile: str, cache: Path, *command: str) -> subprocess.CompletedProcess[str]:
+def start_under_mask(profile: str, cache: Path, *command: str) -> subprocess.Popen[str]:
     if "cpuid_fault" not in host_flags():
         pytest.skip("this CPU (or its hypervisor) offers no CPUID faulting (no cpuid_fault flag)")
     if shutil.which("gcc") is None or shutil.which("unshare") is None:
         pytest.skip("gcc and unshare are needed to build and run the CPU mask")
-    done = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(RUNNER), "--profile", profile, "--cache", str(cache), "--", *command],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
-    if done.returncode == 97:
-        pytest.skip(f"the mask cannot be put in place here: {done.stderr.strip()}")
-    return done
+
+
+def finish(
+    running: subprocess.Popen[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    try:
+        out, err = running.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # The command is the runner's grandchild (through unshare): killing the
+        # runner alone would leave it running. Its own session holds both.
+        os.killpg(running.pid, signal.SIGKILL)
+        running.communicate()  # the pipes close once every holder is gone
+        raise
+    if running.returncode == 97:
+        pytest.skip(f"the mask cannot be put in place here: {err.strip()}")
+    return subprocess.CompletedProcess(running.args, running.returncode, out, err)
+
+
+def under_mask(profile: str, cache: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    return finish(start_under_mask(profile, cache, *command))
 
 
 def report(profile: str, cache: Path) -> dict[str, object]:
@@ -115,3 +136,25 @@ def test_icelake_profile_keeps_vnni_and_hides_amx_bf16_fp16(tmp_path: Path) -> N
     assert cpuid["AVX512VNNI"] == ("avx512_vnni" in host_flags())
     assert seen["has_vnni"] == ("avx512_vnni" in host_flags())
     assert seen["has_amx"] is False
+
+
+def test_a_command_past_the_timeout_is_killed_with_its_runner(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = 'echo $$ > "$0.partial" && mv "$0.partial" "$0" && exec sleep 600'
+    running = start_under_mask("skylake-avx512", tmp_path, "sh", "-c", script, str(pid_file))
+    began = time.monotonic()
+    while not pid_file.exists():  # the shim is compiled first
+        if running.poll() is not None:
+            done = finish(running)  # skips where the mask cannot be put in place
+            pytest.fail(f"the command ended before it started: {done.returncode} {done.stderr}")
+        if time.monotonic() - began > 120:  # a hang: end it all (raises TimeoutExpired)
+            finish(running, timeout=0)
+        time.sleep(0.05)
+    command = int(pid_file.read_text())
+    with pytest.raises(subprocess.TimeoutExpired):
+        finish(running, timeout=0)
+    try:
+        state = Path(f"/proc/{command}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in {"gone", "Z"}, f"the masked command {command} still runs ({state})"
