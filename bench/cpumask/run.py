@@ -33,6 +33,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -176,9 +177,18 @@ def main() -> None:
         script = (
             'mount --bind "$0" /proc/cpuinfo && export LD_PRELOAD="$CPUMASK_PRELOAD" && exec "$@"'
         )
-        status = subprocess.call(
+        child = subprocess.Popen(
             ["unshare", "-m", "sh", "-c", script, str(fake), *command], env=env
         )
+
+        def forward(signum: int, _frame: object) -> None:
+            child.send_signal(signum)
+
+        # Stopping the runner stops the command (which is not in a process group
+        # of its own: a terminal's Ctrl-C reaches both already).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, forward)
+        status = child.wait()
     sys.exit(status if status >= 0 else 128 - status)
 
 

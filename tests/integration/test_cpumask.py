@@ -138,7 +138,8 @@ def test_icelake_profile_keeps_vnni_and_hides_amx_bf16_fp16(tmp_path: Path) -> N
     assert seen["has_amx"] is False
 
 
-def test_a_command_past_the_timeout_is_killed_with_its_runner(tmp_path: Path) -> None:
+def start_sleeping(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """The runner with a masked ``sleep 600``, once that runs; and the sleep's pid."""
     pid_file = tmp_path / "pid"
     script = 'echo $$ > "$0.partial" && mv "$0.partial" "$0" && exec sleep 600'
     running = start_under_mask("skylake-avx512", tmp_path, "sh", "-c", script, str(pid_file))
@@ -150,11 +151,27 @@ def test_a_command_past_the_timeout_is_killed_with_its_runner(tmp_path: Path) ->
         if time.monotonic() - began > 120:  # a hang: end it all (raises TimeoutExpired)
             finish(running, timeout=0)
         time.sleep(0.05)
-    command = int(pid_file.read_text())
-    with pytest.raises(subprocess.TimeoutExpired):
-        finish(running, timeout=0)
+    return running, int(pid_file.read_text())
+
+
+def assert_ended(pid: int) -> None:
     try:
-        state = Path(f"/proc/{command}/stat").read_text().rpartition(")")[2].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except FileNotFoundError:
         state = "gone"
-    assert state in {"gone", "Z"}, f"the masked command {command} still runs ({state})"
+    assert state in {"gone", "Z"}, f"the masked command {pid} still runs ({state})"
+
+
+def test_a_command_past_the_timeout_is_killed_with_its_runner(tmp_path: Path) -> None:
+    running, command = start_sleeping(tmp_path)
+    with pytest.raises(subprocess.TimeoutExpired):
+        finish(running, timeout=0)
+    assert_ended(command)
+
+
+def test_terminating_the_runner_terminates_the_command(tmp_path: Path) -> None:
+    running, command = start_sleeping(tmp_path)
+    running.terminate()  # the runner alone, as a supervisor stopping it would
+    done = finish(running, timeout=60)
+    assert done.returncode == 128 + signal.SIGTERM
+    assert_ended(command)
