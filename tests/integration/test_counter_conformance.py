@@ -140,6 +140,18 @@ class TestSqliteCounters(CounterConformance):
             assert db.execute("SELECT key FROM counters").fetchall() == [("other",)]
         await shared.close()
 
+    async def test_a_clock_set_back_does_not_stop_the_sweep(self, tmp_path: Path) -> None:
+        # A clock an hour fast, then corrected: what is written after must still
+        # be swept within a minute, not once the clock is back where it was.
+        shared = SqliteCounters(tmp_path / "counters.db")
+        await shared.admit([Claim("rate", "fast", 10, 1, 60.0)], NOW + 3600)
+        await shared.admit([Claim("gauge", "parallel", 1, 1, 60.0)], NOW)
+        await shared.admit([Claim("rate", "later", 10, 1, 60.0)], NOW + 120)
+        with sqlite3.connect(tmp_path / "counters.db") as db:
+            keys = {key for (key,) in db.execute("SELECT key FROM counters")}
+        assert keys == {"fast", "later"}
+        await shared.close()
+
     async def test_an_unwritable_file_is_an_error_not_a_silent_pass(self, tmp_path: Path) -> None:
         from gatehouse.store.counters import CounterUnavailableError
 

@@ -155,7 +155,8 @@ class SqliteCounters:
                     ttl = expiry(claim, state, now)
                     rows.append((claim.key, state, None if ttl is None else now + ttl))
                 connection.executemany(_UPSERT, rows)
-            if now - self._swept_at >= self.SWEEP_SECONDS:
+            # Either way: a clock set back must not hold the sweep off until it is back.
+            if abs(now - self._swept_at) >= self.SWEEP_SECONDS:
                 connection.execute(
                     "DELETE FROM counters WHERE expires IS NOT NULL AND expires <= ?", (now,)
                 )
