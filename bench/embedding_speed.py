@@ -39,9 +39,12 @@ routes for CPUs without VNNI (issue 12; docs/performance.md), each called
 exactly as the ``onnx`` backend is (same tokeniser, batches, pooling), only
 the graph's runtime differs: ``openvino-f32`` (the ``openvino`` backend held
 to fp32, where it would run bf16 on AMX; needs ``pip install
-'gatehouse[openvino]'``) and ``ort-fused`` (the graph through
-``onnxruntime.transformers.optimizer``'s BERT fusions: one Attention node a
-layer, SkipLayerNormalization, BiasGelu).
+'gatehouse[openvino]'``), ``openvino-int8`` (OpenVINO running the
+``onnx-int8`` file, per-token int8 and all), ``openvino-wint8`` (the fp32
+graph with int8 weights, its activations quantised by OpenVINO itself in
+groups of 32 channels, ``DYNAMIC_QUANTIZATION_GROUP_SIZE``) and
+``ort-fused`` (the graph through ``onnxruntime.transformers.optimizer``'s BERT
+fusions: one Attention node a layer, SkipLayerNormalization, BiasGelu).
 
 To measure the code path of an older CPU on this one, run the bench under
 ``bench/cpumask/run.py --profile skylake-avx512 --`` (or ``haswell``).
@@ -89,7 +92,7 @@ from gatehouse.providers.local.embedding_backends import (
     u8s8_may_saturate,
 )
 from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
-from gatehouse.providers.local.onnx_export import default_cache_dir, onnx_model_file
+from gatehouse.providers.local.onnx_export import OnnxVariant, default_cache_dir, onnx_model_file
 from gatehouse.providers.local.openvino_runtime import OpenVinoGraph
 from gatehouse.rag import CollectionSpec, DocumentIn, RagEngine
 from gatehouse.rag.store import Store
@@ -218,23 +221,59 @@ def fused_graph(model_file: Path) -> Any:
     return onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
 
 
+def weight_int8_graph(model_file: Path) -> Any:
+    """The fp32 graph as an OpenVINO model whose MatMul weights are int8.
+
+    Each constant weight matrix becomes int8 with one scale per output column,
+    dequantised by a Convert and a Multiply: the pattern OpenVINO's CPU plugin
+    takes for compressed weights, whose products it runs on int8 activations
+    quantised on the fly in groups of ``DYNAMIC_QUANTIZATION_GROUP_SIZE``
+    channels (``openvino-wint8``).
+    """
+    import openvino
+    import openvino.opset13 as ops
+
+    model = openvino.Core().read_model(str(model_file))
+    for node in model.get_ordered_ops():
+        weights = node.input_value(1).get_node() if node.get_type_name() == "MatMul" else None
+        if weights is None or weights.get_type_name() != "Constant":
+            continue
+        array = weights.get_data().astype(np.float32)
+        scale = np.maximum(np.abs(array).max(axis=0, keepdims=True), 1e-12) / 127
+        quantised = np.clip(np.round(array / scale), -127, 127).astype(np.int8)
+        dequantised = ops.multiply(
+            ops.convert(ops.constant(quantised), openvino.Type.f32), ops.constant(scale)
+        )
+        node.input(1).replace_source_output(dequantised.output(0))
+    return model
+
+
 class OtherRuntime(OnnxBackend):
     """The ``onnx`` backend with its graph run by another runtime (``--extra``)."""
 
     def __init__(self, name: str, model_path: Path, batch_size: int) -> None:
-        model_file = onnx_model_file(model_path, default_cache_dir(), "onnx")
+        variant: OnnxVariant = "onnx-int8" if name == "openvino-int8" else "onnx"
+        model_file = onnx_model_file(model_path, default_cache_dir(), variant)
         super().__init__(name, model_file, model_path / "tokenizer.json", batch_size=batch_size)
-        self._runtime = (
-            OpenVinoGraph(model_file, precision="f32")
-            if name == "openvino-f32"
-            else fused_graph(model_file)
-        )
+        self._runtime: Any
+        if name == "openvino-f32":
+            self._runtime = OpenVinoGraph(model_file, precision="f32")
+        elif name == "openvino-int8":
+            self._runtime = OpenVinoGraph(model_file)
+        elif name == "openvino-wint8":
+            self._runtime = OpenVinoGraph(
+                weight_int8_graph(model_file),
+                precision="f32",
+                dynamic_quantization_group_size=32,
+            )
+        else:
+            self._runtime = fused_graph(model_file)
 
     def _session_for(self, tokens: int) -> Any:
         return self._runtime
 
 
-EXTRAS = ("openvino-f32", "ort-fused")
+EXTRAS = ("openvino-f32", "openvino-int8", "openvino-wint8", "ort-fused")
 PEER = "sentence-transformers fp32"
 INGEST = "gatehouse ingestion, end to end"  # on --ingest-backend
 

@@ -27,8 +27,19 @@ class OpenVinoGraph:
     """One compiled model, called like an ONNX Runtime session (``run``)."""
 
     def __init__(
-        self, model_file: Path, *, threads: int | None = None, precision: str | None = None
+        self,
+        model: Path | Any,
+        *,
+        threads: int | None = None,
+        precision: str | None = None,
+        dynamic_quantization_group_size: int | None = None,
     ) -> None:
+        """Compile ``model``: an ONNX file, or an ``openvino.Model`` built in memory.
+
+        ``dynamic_quantization_group_size`` sets how many channels share one
+        scale when OpenVINO quantises activations on the fly for products with
+        int8 weights (benchmarks only; docs/performance.md).
+        """
         with needs_extra("openvino", "The openvino embedding backend"):
             import openvino
 
@@ -38,7 +49,10 @@ class OpenVinoGraph:
             config["INFERENCE_NUM_THREADS"] = threads
         if precision is not None:  # "f32" keeps fp32 on a CPU that would run bf16
             config["INFERENCE_PRECISION_HINT"] = precision
-        self._compiled = openvino.Core().compile_model(str(model_file), "CPU", config)
+        if dynamic_quantization_group_size is not None:
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = dynamic_quantization_group_size
+        source = str(model) if isinstance(model, Path) else model
+        self._compiled = openvino.Core().compile_model(source, "CPU", config)
         self._request = self._compiled.create_infer_request()
         self._output = self._compiled.output("token_states")
 
