@@ -13,15 +13,24 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from gatehouse.store.counters import UNLIMITED, Claim, Counters, MemoryCounters
+from gatehouse.store import sqlite_counters
+from gatehouse.store.counters import (
+    UNLIMITED,
+    Claim,
+    Counters,
+    CounterUnavailableError,
+    MemoryCounters,
+)
 from gatehouse.store.redis_counters import RedisCounters
-from gatehouse.store.sqlite_counters import SqliteCounters
+from gatehouse.store.sqlite_counters import SqliteCounters, start_afresh
 
 from ..services import Redis
 
@@ -30,6 +39,19 @@ NOW = 1_780_000_000.0
 
 def unique(name: str) -> str:
     return f"{name}:{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def lock_held_elsewhere(store: Path) -> Iterator[None]:
+    """The counters' lock held as by another worker stopped while holding it (a
+    separate open file description: flock locks conflict between them even in
+    one process)."""
+    holder = os.open(f"{store}.lock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        os.close(holder)
 
 
 class CounterConformance:
@@ -164,32 +186,63 @@ class TestSqliteCounters(CounterConformance):
     async def test_a_lock_held_too_long_is_an_error_not_a_frozen_loop(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from gatehouse.store import sqlite_counters
-        from gatehouse.store.counters import CounterUnavailableError
-
         monkeypatch.setattr(sqlite_counters, "LOCK_WAIT_SECONDS", 0.2)
+        monkeypatch.setattr(sqlite_counters, "LOCK_BACKOFF_SECONDS", 0.0)
         shared = SqliteCounters(tmp_path / "counters.db")
         claim = Claim("rate", "x", 10, 1, 60.0)
         assert (await shared.admit([claim], NOW)).allowed
-        # Another worker stopped while holding the lock (a separate open file
-        # description: flock locks conflict between them even in one process).
-        holder = os.open(tmp_path / "counters.db.lock", os.O_RDWR)
-        fcntl.flock(holder, fcntl.LOCK_EX)
-        try:
-            with pytest.raises(CounterUnavailableError, match="lock was held"):
-                await shared.admit([claim], NOW)
-        finally:
-            os.close(holder)
+        with (
+            lock_held_elsewhere(tmp_path / "counters.db"),
+            pytest.raises(CounterUnavailableError, match="lock was held"),
+        ):
+            await shared.admit([claim], NOW)
         assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
         await shared.close()
+
+    async def test_after_one_wait_timed_out_the_queue_fails_at_once(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Requests queued behind a stuck lock must not each block the event
+        # loop for the whole wait in turn.
+        monkeypatch.setattr(sqlite_counters, "LOCK_WAIT_SECONDS", 0.2)
+        monkeypatch.setattr(sqlite_counters, "LOCK_BACKOFF_SECONDS", 0.5)
+        shared = SqliteCounters(tmp_path / "counters.db")
+        claim = Claim("rate", "x", 10, 1, 60.0)
+        assert (await shared.admit([claim], NOW)).allowed
+        with lock_held_elsewhere(tmp_path / "counters.db"):
+            with pytest.raises(CounterUnavailableError, match="lock was held"):
+                await shared.admit([claim], NOW)
+            started = time.monotonic()
+            for _ in range(5):
+                with pytest.raises(CounterUnavailableError, match="a moment ago"):
+                    await shared.admit([claim], NOW)
+            assert time.monotonic() - started < 0.2
+        await asyncio.sleep(0.5)
+        assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
+        await shared.close()
+
+    async def test_a_new_run_starts_from_empty_counters(self, tmp_path: Path) -> None:
+        # Budgets are seeded from the ledger when a server starts: a row of an
+        # earlier run (spend made since without the file, a killed worker's
+        # reservation, a file damaged by a power loss) must not stand in its way.
+        store = tmp_path / "counters.db"
+        earlier = SqliteCounters(store)
+        await earlier.seed("budget", 10.0, 3600.0)
+        await earlier.admit([Claim("quota", "budget", 100, 60, 3600.0)], time.time())
+        await earlier.close()
+        start_afresh(store)
+        assert not store.exists()
+        assert not Path(f"{store}-wal").exists()
+        later = SqliteCounters(store)
+        await later.seed("budget", 140.0, 3600.0)
+        decision = await later.admit([Claim("quota", "budget", 100, 10, 3600.0)], time.time())
+        assert not decision.allowed
+        await later.close()
 
     async def test_the_lock_wait_is_bounded_in_time_not_in_sleeps_asked(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # On a loaded host a sleep lasts longer than asked: the bound is the clock's.
-        from gatehouse.store import sqlite_counters
-        from gatehouse.store.counters import CounterUnavailableError
-
         class SlowSleeps:
             elapsed = 0.0
 
@@ -207,13 +260,11 @@ class TestSqliteCounters(CounterConformance):
         assert (await shared.admit([claim], NOW)).allowed
         clock = SlowSleeps()
         monkeypatch.setattr(sqlite_counters, "time", clock)
-        holder = os.open(tmp_path / "counters.db.lock", os.O_RDWR)
-        fcntl.flock(holder, fcntl.LOCK_EX)
-        try:
-            with pytest.raises(CounterUnavailableError, match="lock was held"):
-                await shared.admit([claim], NOW)
-        finally:
-            os.close(holder)
+        with (
+            lock_held_elsewhere(tmp_path / "counters.db"),
+            pytest.raises(CounterUnavailableError, match="lock was held"),
+        ):
+            await shared.admit([claim], NOW)
         limit = sqlite_counters.LOCK_WAIT_SECONDS
         assert limit <= clock.elapsed <= limit + 10 * 0.002
         await shared.close()

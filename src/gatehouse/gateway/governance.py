@@ -34,7 +34,7 @@ from gatehouse.store.ledger import LedgerStore
 from gatehouse.store.outbox import Outbox
 from gatehouse.store.retention import Retention
 from gatehouse.store.shipper import Shipper
-from gatehouse.store.sqlite_counters import SqliteCounters
+from gatehouse.store.sqlite_counters import COUNTERS_FILE, SqliteCounters
 
 log = logging.getLogger("gatehouse.governance")
 
@@ -68,7 +68,7 @@ class Governance:
             elif settings.server.workers > 1:
                 # One host's workers share a file, so that limits, budgets,
                 # failed logins and logouts hold across them.
-                counters = SqliteCounters(settings.data_dir / "counters.db")
+                counters = SqliteCounters(settings.data_dir / COUNTERS_FILE)
             else:
                 counters = MemoryCounters()
         self.counters = counters

@@ -27,6 +27,7 @@ from gatehouse.observability import multiprocess
 from gatehouse.server.app import SETTINGS_ENV, create_app
 from gatehouse.server.protocol import GuardedHttpToolsProtocol
 from gatehouse.server.reload import SOURCE_ENV
+from gatehouse.store import sqlite_counters
 from gatehouse.store.database import prepare_schema
 
 log = logging.getLogger("gatehouse")
@@ -110,6 +111,10 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
     # scrape reports the whole server's (gatehouse.observability.multiprocess).
     directory = multiprocess.prepare(settings.data_dir / "prometheus")
     log.info("metrics of the %d workers are added up in %s", server.workers, directory)
+    if settings.store.redis_url is None:
+        # Their shared counters (gateway.governance) start empty, as one
+        # process's do: budgets are seeded from the ledger again.
+        sqlite_counters.start_afresh(settings.data_dir / sqlite_counters.COUNTERS_FILE)
     serve_workers(
         "gatehouse.server.app:create_app_from_environment", workers=server.workers, **common
     )

@@ -10,8 +10,11 @@ Each admission is one write transaction: the workers take an exclusive
 ``flock`` on a lock file beside it first, polled every 50 µs at first (SQLite's
 own busy handler sleeps a millisecond or more), and then read, decide and write
 every claim. The journal is WAL without fsync: counters, like Redis's, need
-not survive a power loss (budgets are seeded again from the ledger), but a
-worker killed mid-write never leaves a half-written one. The transaction is
+not survive a power loss, but a worker killed mid-write never leaves a
+half-written one. Each server run starts from an empty file
+(:func:`start_afresh`), as in-process counters start empty: budgets are
+seeded from the ledger again, and neither a killed worker's reservations nor
+a file damaged by a power loss outlive a restart. The transaction is
 short (tens of microseconds) and runs on the event loop: a thread hop would
 cost as much.
 """
@@ -36,7 +39,13 @@ from gatehouse.store.counters import (
     settled,
 )
 
+# In the data directory.
+COUNTERS_FILE = "counters.db"
 LOCK_WAIT_SECONDS = 2.0
+# After one wait for the lock has timed out, the process fails admissions at
+# once for this long rather than have each queued request wait its 2 s in turn
+# on the event loop.
+LOCK_BACKOFF_SECONDS = 1.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
@@ -63,6 +72,7 @@ class SqliteCounters:
         self._lock_fd = -1
         self._pid = 0
         self._swept_at = 0.0
+        self._lock_stuck_until = 0.0
 
     def _open(self) -> sqlite3.Connection:
         # Opened on first use in the process that uses it: a connection or lock
@@ -98,6 +108,11 @@ class SqliteCounters:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if time.monotonic() < self._lock_stuck_until:
+            raise CounterUnavailableError(
+                f"{self.path}: the counters' lock was held for over {LOCK_WAIT_SECONDS} s "
+                "a moment ago"
+            )
         try:
             connection = self._open()
             with _locked(self._lock_fd):
@@ -108,6 +123,9 @@ class SqliteCounters:
                 except BaseException:
                     self._roll_back(connection)
                     raise
+        except _LockHeldError as exc:
+            self._lock_stuck_until = time.monotonic() + LOCK_BACKOFF_SECONDS
+            raise CounterUnavailableError(f"{self.path}: {exc}") from exc
         except (sqlite3.Error, OSError) as exc:
             raise CounterUnavailableError(f"{self.path}: {exc}") from exc
 
@@ -191,6 +209,18 @@ class SqliteCounters:
         self._connection, self._lock_fd = None, -1
 
 
+def start_afresh(path: Path) -> None:
+    """Remove what an earlier server run left at ``path`` (the database, its
+    -wal and -shm files), before any worker opens it. The lock file stays: it
+    holds nothing."""
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        file.unlink(missing_ok=True)
+
+
+class _LockHeldError(OSError):
+    """Another process held the counters' lock for over :data:`LOCK_WAIT_SECONDS`."""
+
+
 def _owner_only(path: Path) -> None:
     """Make the database file, and what an earlier run left of its -wal and -shm,
     readable by the owner only. Created so before SQLite opens it: SQLite gives
@@ -211,7 +241,7 @@ def _locked(fd: int) -> Iterator[None]:
     """Hold the exclusive lock on ``fd``. A holder keeps it for tens of
     microseconds, so a waiter polls, more slowly as it waits; one that cannot
     have it within :data:`LOCK_WAIT_SECONDS` (another worker stopped while
-    holding it) gets an ``OSError``, which admission reports as the counter store
+    holding it) gets a :class:`_LockHeldError`, which admission reports as the counter store
     being unavailable, rather than blocking its event loop for ever."""
     # By the clock: on a loaded host a sleep lasts longer than asked.
     delay, deadline = 0.00005, time.monotonic() + LOCK_WAIT_SECONDS
@@ -221,7 +251,7 @@ def _locked(fd: int) -> Iterator[None]:
             break
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise OSError(
+                raise _LockHeldError(
                     f"the counters' lock was held for over {LOCK_WAIT_SECONDS} s"
                 ) from None
             time.sleep(delay)
