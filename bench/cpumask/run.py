@@ -184,9 +184,10 @@ def main() -> None:
         def forward(signum: int, _frame: object) -> None:
             child.send_signal(signum)
 
-        # Stopping the runner stops the command (which is not in a process group
-        # of its own: a terminal's Ctrl-C reaches both already).
-        for signum in (signal.SIGTERM, signal.SIGHUP):
+        # Stopping the runner stops the command. A terminal's Ctrl-C reaches
+        # both (it is not in a process group of its own), twice is harmless; an
+        # interrupt sent to the runner alone must reach it too.
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, forward)
         status = child.wait()
     sys.exit(status if status >= 0 else 128 - status)

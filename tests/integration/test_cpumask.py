@@ -169,9 +169,10 @@ def test_a_command_past_the_timeout_is_killed_with_its_runner(tmp_path: Path) ->
     assert_ended(command)
 
 
-def test_terminating_the_runner_terminates_the_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_runner_stops_the_command(tmp_path: Path, signum: int) -> None:
     running, command = start_sleeping(tmp_path)
-    running.terminate()  # the runner alone, as a supervisor stopping it would
+    running.send_signal(signum)  # the runner alone, as a supervisor or `timeout` would
     done = finish(running, timeout=60)
-    assert done.returncode == 128 + signal.SIGTERM
+    assert done.returncode == 128 + signum
     assert_ended(command)
