@@ -308,6 +308,18 @@ class TestSqliteCounters(CounterConformance):
         await other.close()
         await shared.close()
 
+    async def test_closing_after_a_dropped_connection_closes_the_lock_file(
+        self, tmp_path: Path
+    ) -> None:
+        shared = SqliteCounters(tmp_path / "counters.db")
+        assert (await shared.admit([Claim("rate", "x", 10, 1, 60.0)], NOW)).allowed
+        lock_fd = shared._lock_fd
+        shared._open().close()
+        shared._connection = None  # as _roll_back leaves it when ROLLBACK fails
+        await shared.close()
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(lock_fd)
+
     async def test_every_file_of_the_store_is_the_owners_only(self, tmp_path: Path) -> None:
         # The write-ahead log holds the counters' keys (client addresses, key ids)
         # until a checkpoint: SQLite gives it and -shm the database file's mode.

@@ -203,9 +203,11 @@ class SqliteCounters:
                 connection.execute(_UPSERT, (key, value, now + ttl if ttl > 0 else None))
 
     async def close(self) -> None:
-        if self._connection is not None and self._pid == os.getpid():
-            self._connection.close()
-            os.close(self._lock_fd)
+        if self._pid == os.getpid():
+            if self._connection is not None:
+                self._connection.close()
+            if self._lock_fd >= 0:  # also when _roll_back dropped the connection
+                os.close(self._lock_fd)
         self._connection, self._lock_fd = None, -1
 
 
