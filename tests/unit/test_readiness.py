@@ -90,6 +90,29 @@ async def test_a_hung_redis_is_not_ready_within_the_bound(tmp_path: Path, silent
     assert took < 2.0
 
 
+@pytest.mark.parametrize("usable", [True, False])
+async def test_workers_shared_counters_file_is_checked(tmp_path: Path, usable: bool) -> None:
+    # serve --workers N without Redis: admissions need <data_dir>/counters.db.
+    if not usable:
+        (tmp_path / "counters.db").mkdir()  # a folder where the file should be
+    response, _ = await readyz(tmp_path, server={"workers": 2})
+    counters = by_name(response)["store:counters"]
+    assert counters["ok"] is usable
+    if usable:
+        assert response.status_code == 200, response.text
+        assert counters["detail"] == "writable"
+    else:
+        assert response.status_code == 503
+        assert response.json()["reasons"] == [f"store:counters: {counters['detail']}"]
+        assert "counters.db" in counters["detail"]
+
+
+async def test_one_process_has_no_counters_file_to_check(tmp_path: Path) -> None:
+    response, _ = await readyz(tmp_path)
+    assert "store:counters" not in by_name(response)
+    assert not (tmp_path / "counters.db").exists()
+
+
 async def test_an_unreachable_chroma_server_is_not_ready(tmp_path: Path) -> None:
     response, _ = await readyz(tmp_path, rag={"chroma_url": f"http://127.0.0.1:{closed_port()}"})
     assert response.status_code == 503

@@ -133,8 +133,11 @@ class Governance:
         }
 
     def readiness_probes(self) -> list[tuple[str, Callable[[], Awaitable[str]]]]:
-        """The stores to check before taking traffic: SQL always, Redis when configured."""
+        """The stores to check before taking traffic: SQL always, Redis when
+        configured, the workers' shared counters file when it is in use."""
         probes: list[tuple[str, Callable[[], Awaitable[str]]]] = [("store:sql", self.database.ping)]
+        if isinstance(self.counters, SqliteCounters):
+            probes.append(("store:counters", self.counters.probe))
         ping = getattr(self.counters, "ping", None)
         if self._redis_configured and ping is not None:
 

@@ -202,6 +202,13 @@ class SqliteCounters:
             if self._read(connection, [key], now) == [None]:
                 connection.execute(_UPSERT, (key, value, now + ttl if ttl > 0 else None))
 
+    async def probe(self) -> str:
+        """The ``/readyz`` check: the file opens and its write lock can be had
+        now; raises :class:`CounterUnavailableError` saying why not."""
+        with self._transaction() as connection:
+            connection.execute("SELECT 1 FROM counters LIMIT 1").fetchall()
+        return "writable"
+
     async def close(self) -> None:
         if self._pid == os.getpid():
             if self._connection is not None:
