@@ -221,23 +221,40 @@ class TestSqliteCounters(CounterConformance):
         assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
         await shared.close()
 
-    async def test_a_new_run_starts_from_empty_counters(self, tmp_path: Path) -> None:
+    async def test_a_new_run_starts_from_empty_counters_but_for_logouts(
+        self, tmp_path: Path
+    ) -> None:
         # Budgets are seeded from the ledger when a server starts: a row of an
         # earlier run (spend made since without the file, a killed worker's
-        # reservation, a file damaged by a power loss) must not stand in its way.
+        # reservation) must not stand in its way. A logout must stay one.
         store = tmp_path / "counters.db"
         earlier = SqliteCounters(store)
+        now = time.time()
         await earlier.seed("budget", 10.0, 3600.0)
-        await earlier.admit([Claim("quota", "budget", 100, 60, 3600.0)], time.time())
+        await earlier.admit([Claim("quota", "budget", 100, 60, 3600.0)], now)
+        for key, ttl in (("ui-logout:live", 3600.0), ("ui-logout:over", 1.0)):
+            await earlier.admit([Claim("quota", key, UNLIMITED, 1, ttl)], now - 10)
         await earlier.close()
-        start_afresh(store)
-        assert not store.exists()
-        assert not Path(f"{store}-wal").exists()
+        start_afresh(store, keep=["ui-logout:"])
+        assert not Path(f"{store}-wal").exists()  # checkpointed and closed
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT key FROM counters").fetchall() == [("ui-logout:live",)]
         later = SqliteCounters(store)
         await later.seed("budget", 140.0, 3600.0)
         decision = await later.admit([Claim("quota", "budget", 100, 10, 3600.0)], time.time())
         assert not decision.allowed
         await later.close()
+
+    async def test_a_damaged_file_is_replaced_at_the_next_run(self, tmp_path: Path) -> None:
+        store = tmp_path / "counters.db"
+        store.write_bytes(b"\0" * 4096)  # a first page zeroed, as by a power loss
+        Path(f"{store}-wal").write_bytes(b"torn")
+        start_afresh(store, keep=["ui-logout:"])
+        assert not store.exists()
+        assert not Path(f"{store}-wal").exists()
+        fresh = SqliteCounters(store)
+        assert (await fresh.admit([Claim("rate", "x", 10, 1, 60.0)], NOW)).allowed
+        await fresh.close()
 
     async def test_the_lock_wait_is_bounded_in_time_not_in_sleeps_asked(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -29,6 +29,7 @@ from gatehouse.server.protocol import GuardedHttpToolsProtocol
 from gatehouse.server.reload import SOURCE_ENV
 from gatehouse.store import sqlite_counters
 from gatehouse.store.database import prepare_schema
+from gatehouse.ui.session import LOGOUT_PREFIX
 
 log = logging.getLogger("gatehouse")
 
@@ -113,8 +114,11 @@ def serve(settings: Settings, *, source: ConfigSource | None = None) -> None:
     log.info("metrics of the %d workers are added up in %s", server.workers, directory)
     if settings.store.redis_url is None:
         # Their shared counters (gateway.governance) start empty, as one
-        # process's do: budgets are seeded from the ledger again.
-        sqlite_counters.start_afresh(settings.data_dir / sqlite_counters.COUNTERS_FILE)
+        # process's do, so budgets are seeded from the ledger again; but a
+        # session logged out stays so.
+        sqlite_counters.start_afresh(
+            settings.data_dir / sqlite_counters.COUNTERS_FILE, keep=[LOGOUT_PREFIX]
+        )
     serve_workers(
         "gatehouse.server.app:create_app_from_environment", workers=server.workers, **common
     )

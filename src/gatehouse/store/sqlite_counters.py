@@ -11,17 +11,19 @@ Each admission is one write transaction: the workers take an exclusive
 own busy handler sleeps a millisecond or more), and then read, decide and write
 every claim. The journal is WAL without fsync: counters, like Redis's, need
 not survive a power loss, but a worker killed mid-write never leaves a
-half-written one. Each server run starts from an empty file
-(:func:`start_afresh`), as in-process counters start empty: budgets are
-seeded from the ledger again, and neither a killed worker's reservations nor
-a file damaged by a power loss outlive a restart. The transaction is
+half-written one. Each server run starts from an empty file but
+for dashboard logouts (:func:`start_afresh`), as in-process counters start
+empty: budgets are seeded from the ledger again, and neither a killed
+worker's reservations nor a file damaged by a power loss outlive a restart. The transaction is
 short (tens of microseconds) and runs on the event loop: a thread hop would
 cost as much.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -42,6 +44,7 @@ from gatehouse.store.counters import (
 # In the data directory.
 COUNTERS_FILE = "counters.db"
 LOCK_WAIT_SECONDS = 2.0
+log = logging.getLogger("gatehouse.store")
 # After one wait for the lock has timed out, the process fails admissions at
 # once for this long rather than have each queued request wait its 2 s in turn
 # on the event loop.
@@ -218,10 +221,28 @@ class SqliteCounters:
         self._connection, self._lock_fd = None, -1
 
 
-def start_afresh(path: Path) -> None:
-    """Remove what an earlier server run left at ``path`` (the database, its
-    -wal and -shm files), before any worker opens it. The lock file stays: it
-    holds nothing."""
+def start_afresh(path: Path, *, keep: Sequence[str] = ()) -> None:
+    """Empty what an earlier server run left at ``path``, before any worker
+    opens it, but for the live rows whose keys start with one of ``keep``
+    (dashboard logouts, which must outlive a restart). A file that cannot be
+    read that way (damaged, not a database) is removed with its -wal and -shm
+    files. The lock file stays: it holds nothing."""
+    if not path.exists():
+        return
+    prefixes = [prefix for prefix in keep for _ in range(2)]
+    kept = " OR ".join(["substr(key, 1, length(?)) = ?"] * len(keep)) or "0"
+    try:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                f"DELETE FROM counters WHERE NOT ({kept}) "
+                "OR (expires IS NOT NULL AND expires <= ?)",
+                [*prefixes, time.time()],
+            )
+            connection.execute("COMMIT")
+        return
+    except sqlite3.Error as exc:
+        log.warning("%s could not be read (%s): starting from an empty one", path, exc)
     for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         file.unlink(missing_ok=True)
 

@@ -66,6 +66,8 @@ UI_SCOPES: Final[dict[str, Role]] = {
 }
 SESSION_COOKIE: Final = "gatehouse_session"
 LOGIN_COOKIE: Final = "gatehouse_login"
+# The counter keys that record logouts (kept across restarts: store.sqlite_counters).
+LOGOUT_PREFIX: Final = "ui-logout:"
 CSRF_FIELD: Final = "csrf_token"
 CSRF_HEADER: Final = "x-csrf-token"
 IdentityKind = Literal["key", "master", "anonymous", "oidc"]
@@ -230,7 +232,7 @@ class Sessions:
 
     def _logout_key(self, data: SessionData) -> str:
         # Derived, so the store never holds a session's id (its CSRF token's seed).
-        return f"ui-logout:{self._signer.derive('logout', data.sid)}"
+        return f"{LOGOUT_PREFIX}{self._signer.derive('logout', data.sid)}"
 
     async def end_everywhere(self, data: SessionData, counters: Counters) -> None:
         """Record in ``counters`` that this session ended, until the cookie would
