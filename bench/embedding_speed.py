@@ -39,8 +39,7 @@ routes for CPUs without VNNI (issue 12; docs/performance.md), each called
 exactly as the ``onnx`` backend is (same tokeniser, batches, pooling), only
 the graph's runtime differs: ``openvino-f32`` (the ``openvino`` backend held
 to fp32, where it would run bf16 on AMX; needs ``pip install
-'gatehouse[openvino]'``), ``openvino-int8`` (OpenVINO running the
-``onnx-int8`` file, per-token int8 and all), ``openvino-wint8`` (the fp32
+'gatehouse[openvino]'``), ``openvino-wint8`` (the fp32
 graph with int8 weights, its activations quantised by OpenVINO itself in
 groups of 32 channels, ``DYNAMIC_QUANTIZATION_GROUP_SIZE``) and
 ``ort-fused`` (the graph through ``onnxruntime.transformers.optimizer``'s BERT
@@ -92,7 +91,7 @@ from gatehouse.providers.local.embedding_backends import (
     u8s8_may_saturate,
 )
 from gatehouse.providers.local.embeddings import MAX_INPUT_TOKENS, packaged_model_path
-from gatehouse.providers.local.onnx_export import OnnxVariant, default_cache_dir, onnx_model_file
+from gatehouse.providers.local.onnx_export import default_cache_dir, onnx_model_file
 from gatehouse.providers.local.openvino_runtime import OpenVinoGraph
 from gatehouse.rag import CollectionSpec, DocumentIn, RagEngine
 from gatehouse.rag.store import Store
@@ -252,14 +251,11 @@ class OtherRuntime(OnnxBackend):
     """The ``onnx`` backend with its graph run by another runtime (``--extra``)."""
 
     def __init__(self, name: str, model_path: Path, batch_size: int) -> None:
-        variant: OnnxVariant = "onnx-int8" if name == "openvino-int8" else "onnx"
-        model_file = onnx_model_file(model_path, default_cache_dir(), variant)
+        model_file = onnx_model_file(model_path, default_cache_dir(), "onnx")
         super().__init__(name, model_file, model_path / "tokenizer.json", batch_size=batch_size)
         self._runtime: Any
         if name == "openvino-f32":
             self._runtime = OpenVinoGraph(model_file, precision="f32")
-        elif name == "openvino-int8":
-            self._runtime = OpenVinoGraph(model_file)
         elif name == "openvino-wint8":
             self._runtime = OpenVinoGraph(
                 weight_int8_graph(model_file),
@@ -273,7 +269,7 @@ class OtherRuntime(OnnxBackend):
         return self._runtime
 
 
-EXTRAS = ("openvino-f32", "openvino-int8", "openvino-wint8", "ort-fused")
+EXTRAS = ("openvino-f32", "openvino-wint8", "ort-fused")
 PEER = "sentence-transformers fp32"
 INGEST = "gatehouse ingestion, end to end"  # on --ingest-backend
 
@@ -350,7 +346,7 @@ def main() -> None:
     parser.add_argument(
         "--backends",
         default="onnx,onnx-int8",
-        help="comma-separated: onnx, onnx-int8, openvino (needs gatehouse[openvino])",
+        help="comma-separated: onnx, onnx-int8, openvino, openvino-int8 (openvino: its extra)",
     )
     parser.add_argument(
         "--batch-size",
@@ -361,7 +357,7 @@ def main() -> None:
     parser.add_argument(
         "--ingest-backend",
         default=LocalEmbeddingConfig().backend,
-        choices=["auto", "openvino", "onnx", "onnx-int8", "torch"],
+        choices=["auto", "openvino", "openvino-int8", "onnx", "onnx-int8", "torch"],
         help="the local/minilm backend ingestion runs on (default: the config's)",
     )
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")

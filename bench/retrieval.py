@@ -25,7 +25,7 @@ reruns take seconds.
 
     .venv/bin/python bench/retrieval.py [--data ../shared/data/retrieval]
         [--sets msmarco arcd entities entity-lists pydoc stdlib]
-        [--backend openvino|onnx-int8|onnx|torch] [--model local/e5-small] [--no-grid]
+        [--backend openvino|openvino-int8|onnx-int8|onnx|torch] [--model local/e5-small] [--no-grid]
 
 ``--model local/e5-small`` (the ``e5`` extra) embeds with multilingual-e5-small
 instead, through a model group that names it, and the collections send its
@@ -57,6 +57,7 @@ import orjson
 from gatehouse.core.config import load_settings
 from gatehouse.evals.formats import read_qrels
 from gatehouse.gateway import build_gateway
+from gatehouse.providers.local.cpu import cpu_flags, read_cpuinfo
 from gatehouse.providers.local.embedding_backends import resolve_backend
 from gatehouse.providers.local.onnx_export import EXPORT_FORMAT
 from gatehouse.rag import fusion
@@ -261,7 +262,7 @@ async def main() -> None:
     parser.add_argument("--sets", nargs="+", default=ALL_SETS, choices=ALL_SETS)
     parser.add_argument(
         "--backend",
-        choices=["openvino", "onnx-int8", "onnx", "torch"],
+        choices=["openvino", "openvino-int8", "onnx-int8", "onnx", "torch"],
         help="local/minilm's engine (default: the configuration's default)",
     )
     parser.add_argument(
@@ -290,7 +291,9 @@ async def main() -> None:
     gateway = build_gateway(settings, started_at=int(time.time()))
     # One cache per model, backend and export recipe: int8 and fp32 vectors of a text differ.
     # auto resolved: its vectors are those of the backend it picks on this machine.
-    backend = resolve_backend(settings.local.embeddings.backend)
+    backend: str = resolve_backend(settings.local.embeddings.backend)
+    if backend.startswith("openvino") and "amx_bf16" in cpu_flags(read_cpuinfo()):
+        backend += "-amx"  # what OpenVINO leaves in floating point runs in bf16 there
     cache_name = (
         f"embeddings-local-minilm-{backend}-format{EXPORT_FORMAT}.sqlite"
         if args.model == "local/minilm"

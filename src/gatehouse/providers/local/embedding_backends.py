@@ -13,9 +13,12 @@ docs/performance.md).
 
 ``openvino`` runs the ``onnx`` graph on OpenVINO (``openvino_runtime``): in
 bf16 on AMX, where it is about 1.8x ``onnx-int8`` with vectors nearer fp32's.
+``openvino-int8`` runs the ``onnx-int8`` graph on OpenVINO: on a CPU with VNNI
+but no AMX about 1.3x ``onnx-int8`` at the same vector quality.
 
-``auto`` (the default) picks by CPU: ``openvino`` where the CPU has AMX-BF16
-and OpenVINO is installed; ``onnx-int8`` where the CPU has VNNI (about 1.7x
+``auto`` (the default) picks by CPU: where OpenVINO is installed,
+``openvino`` where the CPU has AMX-BF16 and ``openvino-int8`` where it has
+VNNI; without OpenVINO ``onnx-int8`` where the CPU has VNNI (about 1.7x
 ``onnx``); ``onnx`` elsewhere, where int8 needs onnxruntime's exact kernels
 and ran slower than fp32 (docs/performance.md).
 
@@ -53,8 +56,8 @@ from gatehouse.providers.local.pooling import (
 
 log = logging.getLogger("gatehouse.providers.local")
 
-BackendName = Literal["openvino", "onnx-int8", "onnx", "torch"]
-BackendChoice = Literal["auto", "openvino", "onnx-int8", "onnx", "torch"]  # the config's
+BackendName = Literal["openvino", "openvino-int8", "onnx-int8", "onnx", "torch"]
+BackendChoice = Literal["auto", "openvino", "openvino-int8", "onnx-int8", "onnx", "torch"]
 Runtime = Literal["onnxruntime", "openvino"]
 DIMENSIONS = 384
 # Runs of at most this many tokens (rows x padded length) take the one-thread session.
@@ -234,14 +237,17 @@ def default_backend(cpuinfo: str, *, openvino: bool = False) -> BackendName:
     """The backend ``auto`` means on a CPU described by ``cpuinfo`` (its text).
 
     OpenVINO (when ``openvino``, it is installed) where the CPU has AMX-BF16:
-    bf16 on AMX ran at 1.8x int8 there. int8 only where the CPU has VNNI:
-    elsewhere it needs the exact kernels, and on a Xeon without VNNI they ran
-    slower than fp32 (38.9 against 42.5 passages/s, docs/performance.md).
-    Unmeasured CPUs get fp32.
+    bf16 on AMX ran at 1.8x int8 there. int8 only where the CPU has VNNI, on
+    OpenVINO when installed (1.3x ONNX Runtime's int8 there): elsewhere it
+    needs the exact kernels, and on a Xeon without VNNI they ran slower than
+    fp32 (38.9 against 42.5 passages/s, docs/performance.md). Unmeasured CPUs
+    get fp32.
     """
     if openvino and "amx_bf16" in cpu_flags(cpuinfo):
         return "openvino"
-    return "onnx-int8" if has_vnni(cpuinfo) else "onnx"
+    if not has_vnni(cpuinfo):
+        return "onnx"
+    return "openvino-int8" if openvino else "onnx-int8"
 
 
 def openvino_installed() -> bool:
@@ -316,27 +322,29 @@ def build_backend(
 ) -> EmbeddingBackend:
     """The backend ``name``; one that cannot be built falls back, logged.
 
-    ``openvino`` falls back to the ONNX Runtime backend this CPU gets without
-    it, and an ONNX Runtime one to torch. ``exact_int8`` forces onnxruntime's
-    exact int8 kernels on or off (``None``: by CPU); benchmarks use it to
-    measure what a CPU without VNNI runs.
+    ``openvino`` and ``openvino-int8`` fall back to the ONNX Runtime backend
+    this CPU gets without OpenVINO, and an ONNX Runtime one to torch.
+    ``exact_int8`` forces onnxruntime's exact int8 kernels on or off
+    (``None``: by CPU); benchmarks use it to measure what a CPU without VNNI
+    runs.
     """
     resolved = resolve_backend(name)
-    if resolved == "openvino":
+    if resolved == "openvino" or resolved == "openvino-int8":
+        graph: OnnxVariant = "onnx" if resolved == "openvino" else "onnx-int8"
         try:
             return OnnxBackend(
                 resolved,
-                onnx_model_file(model_path, cache_dir, "onnx"),
+                onnx_model_file(model_path, cache_dir, graph),
                 model_path / "tokenizer.json",
                 batch_size=batch_size,
                 threads=threads,
                 runtime="openvino",
             )
         except Exception as exc:  # not installed, or the plugin failed: ONNX Runtime works
-            resolved = "onnx-int8" if has_vnni(read_cpuinfo()) else "onnx"
+            failed, resolved = resolved, "onnx-int8" if has_vnni(read_cpuinfo()) else "onnx"
             log.warning(
-                "local/minilm: the openvino backend could not be built (%s: %s); "
-                "falling back to %s",
+                "local/minilm: the %s backend could not be built (%s: %s); falling back to %s",
+                failed,
                 type(exc).__name__,
                 exc,
                 resolved,
