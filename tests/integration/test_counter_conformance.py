@@ -221,6 +221,32 @@ class TestSqliteCounters(CounterConformance):
         assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
         await shared.close()
 
+    async def test_another_sqlite_client_holding_the_file_backs_off_too(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # An operator's sqlite3 shell in a write transaction on the file holds
+        # SQLite's lock, not ours: queued admissions must not wait in turn.
+        monkeypatch.setattr(sqlite_counters, "LOCK_WAIT_SECONDS", 0.2)
+        monkeypatch.setattr(sqlite_counters, "LOCK_BACKOFF_SECONDS", 0.5)
+        shared = SqliteCounters(tmp_path / "counters.db")
+        claim = Claim("rate", "x", 10, 1, 60.0)
+        assert (await shared.admit([claim], NOW)).allowed
+        outside = sqlite3.connect(tmp_path / "counters.db", isolation_level=None)
+        outside.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(CounterUnavailableError, match="locked"):
+                await shared.admit([claim], NOW)
+            started = time.monotonic()
+            with pytest.raises(CounterUnavailableError, match="a moment ago"):
+                await shared.admit([claim], NOW)
+            assert time.monotonic() - started < 0.1
+        finally:
+            outside.execute("ROLLBACK")
+            outside.close()
+        await asyncio.sleep(0.5)
+        assert (await shared.admit([claim], NOW)).outcomes[0].remaining == 8
+        await shared.close()
+
     async def test_a_new_run_starts_from_empty_counters_but_for_logouts(
         self, tmp_path: Path
     ) -> None:

@@ -126,10 +126,11 @@ class SqliteCounters:
                 except BaseException:
                     self._roll_back(connection)
                     raise
-        except _LockHeldError as exc:
-            self._lock_stuck_until = time.monotonic() + LOCK_BACKOFF_SECONDS
-            raise CounterUnavailableError(f"{self.path}: {exc}") from exc
         except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, _LockHeldError) or _busy(exc):
+                # Held too long: by a stopped worker (the flock), or by another
+                # SQLite client of the file (its write lock: the sqlite3 shell).
+                self._lock_stuck_until = time.monotonic() + LOCK_BACKOFF_SECONDS
             raise CounterUnavailableError(f"{self.path}: {exc}") from exc
 
     def _roll_back(self, connection: sqlite3.Connection) -> None:
@@ -245,6 +246,12 @@ def start_afresh(path: Path, *, keep: Sequence[str] = ()) -> None:
         log.warning("%s could not be read (%s): starting from an empty one", path, exc)
     for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         file.unlink(missing_ok=True)
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock on the file."""
+    primary = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # extended codes keep it in the low byte
+    return primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class _LockHeldError(OSError):
