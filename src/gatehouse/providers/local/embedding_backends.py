@@ -102,7 +102,7 @@ class OnnxBackend:
     Inputs are sorted by length and batched so each batch pads only to its own
     longest input; token states are mean-pooled and normalised in numpy exactly
     as sentence-transformers does. ``runtime`` runs the graph: ONNX Runtime, or
-    OpenVINO (the ``openvino`` backend).
+    OpenVINO (the ``openvino`` and ``openvino-int8`` backends).
     """
 
     def __init__(
@@ -245,9 +245,13 @@ def default_backend(cpuinfo: str, *, openvino: bool = False) -> BackendName:
     """
     if openvino and "amx_bf16" in cpu_flags(cpuinfo):
         return "openvino"
-    if not has_vnni(cpuinfo):
-        return "onnx"
-    return "openvino-int8" if openvino else "onnx-int8"
+    chosen = onnx_runtime_backend(cpuinfo)
+    return "openvino-int8" if openvino and chosen == "onnx-int8" else chosen
+
+
+def onnx_runtime_backend(cpuinfo: str) -> OnnxVariant:
+    """The ONNX Runtime backend for a CPU: int8 only where it has VNNI."""
+    return "onnx-int8" if has_vnni(cpuinfo) else "onnx"
 
 
 def openvino_installed() -> bool:
@@ -341,7 +345,7 @@ def build_backend(
                 runtime="openvino",
             )
         except Exception as exc:  # not installed, or the plugin failed: ONNX Runtime works
-            failed, resolved = resolved, "onnx-int8" if has_vnni(read_cpuinfo()) else "onnx"
+            failed, resolved = resolved, onnx_runtime_backend(read_cpuinfo())
             log.warning(
                 "local/minilm: the %s backend could not be built (%s: %s); falling back to %s",
                 failed,

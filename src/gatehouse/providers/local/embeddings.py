@@ -88,7 +88,7 @@ class MiniLMEmbeddingProvider:
 
     @property
     def backend_name(self) -> str | None:
-        """The backend in use once loaded (``openvino``, ``onnx-int8``, ``onnx`` or ``torch``)."""
+        """The backend in use once loaded (one of ``embedding_backends.BackendName``)."""
         return self._backend.name if self._backend is not None else None
 
     def readiness(self) -> Readiness:

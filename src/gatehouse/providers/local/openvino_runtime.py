@@ -1,14 +1,17 @@
-"""MiniLM's exported fp32 graph on OpenVINO's CPU plugin: the ``openvino`` backend.
+"""MiniLM's exported graphs on OpenVINO's CPU plugin: the ``openvino`` backend
+(the fp32 graph) and ``openvino-int8`` (the ``onnx-int8`` graph).
 
-OpenVINO reads the same ONNX file as the ``onnx`` backend and compiles it for
-this CPU. On CPUs with AMX (Intel Sapphire Rapids and later) it runs the
+OpenVINO reads the same ONNX files as the ONNX Runtime backends and compiles
+them for this CPU. On CPUs with AMX (Intel Sapphire Rapids and later) it runs the
 graph in bf16 on the AMX tiles by default, with fp32 accumulation: on a
 2-core Xeon of that kind it embedded at about 1.8x ``onnx-int8`` with vectors
 closer to fp32's (cosine 0.99997 at worst over 300 msmarco passages, against
 0.9989 for int8; docs/performance.md). Elsewhere it runs fp32 and is no
 faster than ONNX Runtime to speak of, which is why ``auto`` picks it only
 where the CPU lists ``amx_bf16`` and the package is installed
-(``pip install 'gatehouse[openvino]'``).
+(``pip install 'gatehouse[openvino]'``). The int8 graph it runs at about
+1.3x ONNX Runtime on CPUs with VNNI but no AMX, where ``auto`` picks
+``openvino-int8``.
 
 Each compiled model keeps one infer request; like the ONNX Runtime sessions,
 a graph is called by one thread at a time (the provider holds a lock).
