@@ -11,24 +11,23 @@ Each admission is one write transaction: the workers take an exclusive
 own busy handler sleeps a millisecond or more), and then read, decide and write
 every claim. The journal is WAL without fsync: counters, like Redis's, need
 not survive a power loss, but a worker killed mid-write never leaves a
-half-written one. Each server run starts from an empty file but
-for dashboard logouts (:func:`start_afresh`), as in-process counters start
+half-written one. Each server run starts from an empty file but for
+dashboard logouts (:func:`start_afresh`), as in-process counters start
 empty: budgets are seeded from the ledger again, and neither a killed
-worker's reservations nor a file damaged by a power loss outlive a restart. The transaction is
-short (tens of microseconds) and runs on the event loop: a thread hop would
-cost as much.
+worker's reservations nor a file damaged by a power loss outlive a restart.
+The transaction is short (tens of microseconds) and runs on the event loop:
+a thread hop would cost as much.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from gatehouse.store.counters import (
@@ -41,10 +40,11 @@ from gatehouse.store.counters import (
     settled,
 )
 
+log = logging.getLogger("gatehouse.store")
+
 # In the data directory.
 COUNTERS_FILE = "counters.db"
 LOCK_WAIT_SECONDS = 2.0
-log = logging.getLogger("gatehouse.store")
 # After one wait for the lock has timed out, the process fails admissions at
 # once for this long rather than have each queued request wait its 2 s in turn
 # on the event loop.
@@ -230,22 +230,26 @@ def start_afresh(path: Path, *, keep: Sequence[str] = ()) -> None:
     files. The lock file stays: it holds nothing."""
     if not path.exists():
         return
-    prefixes = [prefix for prefix in keep for _ in range(2)]
-    kept = " OR ".join(["substr(key, 1, length(?)) = ?"] * len(keep)) or "0"
+    kept = " OR ".join(["instr(key, ?) = 1"] * len(keep)) or "0"  # starts with
     try:
-        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        with closing(sqlite3.connect(path, isolation_level=None)) as connection:
             connection.execute("BEGIN IMMEDIATE")
             connection.execute(
                 f"DELETE FROM counters WHERE NOT ({kept}) "
                 "OR (expires IS NOT NULL AND expires <= ?)",
-                [*prefixes, time.time()],
+                [*keep, time.time()],
             )
             connection.execute("COMMIT")
         return
     except sqlite3.Error as exc:
         log.warning("%s could not be read (%s): starting from an empty one", path, exc)
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for file in _files(path):
         file.unlink(missing_ok=True)
+
+
+def _files(path: Path) -> tuple[Path, Path, Path]:
+    """The database at ``path`` and the -wal and -shm files SQLite keeps beside it."""
+    return path, Path(f"{path}-wal"), Path(f"{path}-shm")
 
 
 def _busy(exc: BaseException) -> bool:
@@ -264,7 +268,7 @@ def _owner_only(path: Path) -> None:
     the -wal and -shm files it creates the database file's mode, and the log
     holds the counters' keys (client addresses, key ids) until a checkpoint."""
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for file in _files(path):
         try:
             mode = file.stat().st_mode
         except FileNotFoundError:
@@ -278,8 +282,9 @@ def _locked(fd: int) -> Iterator[None]:
     """Hold the exclusive lock on ``fd``. A holder keeps it for tens of
     microseconds, so a waiter polls, more slowly as it waits; one that cannot
     have it within :data:`LOCK_WAIT_SECONDS` (another worker stopped while
-    holding it) gets a :class:`_LockHeldError`, which admission reports as the counter store
-    being unavailable, rather than blocking its event loop for ever."""
+    holding it) gets a :class:`_LockHeldError`, which admission reports as the
+    counter store being unavailable, rather than blocking its event loop for
+    ever."""
     # By the clock: on a loaded host a sleep lasts longer than asked.
     delay, deadline = 0.00005, time.monotonic() + LOCK_WAIT_SECONDS
     while True:
