@@ -70,7 +70,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import numpy as np
 
@@ -82,6 +82,7 @@ from gatehouse.core.config import LocalEmbeddingConfig, Settings
 from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.cpu import CPUINFO, has_vnni
 from gatehouse.providers.local.embedding_backends import (
+    BackendChoice,
     BackendName,
     EmbeddingBackend,
     OnnxBackend,
@@ -357,7 +358,7 @@ def main() -> None:
     parser.add_argument(
         "--ingest-backend",
         default=LocalEmbeddingConfig().backend,
-        choices=["auto", "openvino", "openvino-int8", "onnx", "onnx-int8", "torch"],
+        choices=get_args(BackendChoice),
         help="the local/minilm backend ingestion runs on (default: the config's)",
     )
     parser.add_argument("--no-ingest", action="store_true", help="skip the end-to-end ingestion")

@@ -49,7 +49,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import orjson
@@ -58,7 +58,7 @@ from gatehouse.core.config import load_settings
 from gatehouse.evals.formats import read_qrels
 from gatehouse.gateway import build_gateway
 from gatehouse.providers.local.cpu import cpu_flags, read_cpuinfo
-from gatehouse.providers.local.embedding_backends import resolve_backend
+from gatehouse.providers.local.embedding_backends import BackendName, resolve_backend
 from gatehouse.providers.local.onnx_export import EXPORT_FORMAT
 from gatehouse.rag import fusion
 from gatehouse.rag.embedder import GatewayEmbedder
@@ -262,7 +262,7 @@ async def main() -> None:
     parser.add_argument("--sets", nargs="+", default=ALL_SETS, choices=ALL_SETS)
     parser.add_argument(
         "--backend",
-        choices=["openvino", "openvino-int8", "onnx-int8", "onnx", "torch"],
+        choices=get_args(BackendName),
         help="local/minilm's engine (default: the configuration's default)",
     )
     parser.add_argument(
