@@ -10,6 +10,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from starlette.responses import Response
+
+from gatehouse.ui.session import SESSION_COOKIE, UiIdentity
 
 from .governed import MASTER, Governed, governed_app
 from .ui_helpers import csrf_of, ui_login
@@ -130,6 +133,47 @@ async def test_a_team_admin_sees_and_changes_only_its_team(gov: Governed) -> Non
         assert (await http.get("/ui/audit")).status_code == 403
         logs = await http.get("/ui/logs", params={"team": "blue"})
         assert blue[3:19] not in logs.text
+
+
+async def _oidc_session(gov: Governed, subject: str) -> httpx.AsyncClient:
+    """A browser holding the session the OIDC callback starts for ``subject``
+    when the provider's claims give a viewer and no team."""
+    identity = UiIdentity(kind="oidc", subject=subject, role="viewer", name=subject, team=None)
+    issued = Response()
+    gov.http._transport.app.state.ui.sessions.start(issued, identity, secure=False)  # type: ignore[attr-defined]
+    cookie = issued.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    http = await _browser(gov)
+    http.cookies.set(SESSION_COOKIE, cookie, path="/ui")
+    return http
+
+
+async def test_one_request_s_page_shows_only_the_session_s_own(gov: Governed) -> None:
+    async def request_by(key: str) -> str:
+        answer = await gov.sdk(key).chat.completions.with_raw_response.create(
+            model="test/echo", messages=[{"role": "user", "content": "a blue secret"}]
+        )
+        return answer.headers["x-request-id"]
+
+    blue = await gov.new_key(name="blue-app", team="blue", scopes=["chat"])
+    mallory = await gov.new_key(name="mallory-app", user="mallory", scopes=["chat"])
+    blues, mallorys = await request_by(blue), await request_by(mallory)
+    await gov.governance.shipper.drain()
+    red = await gov.new_key(name="red-viewer", team="red", scopes=["chat"])
+    solo = await gov.new_key(name="solo", scopes=["chat"])
+    for key in (red, solo):
+        async with await _browser(gov) as http:
+            await ui_login(http, key)
+            assert (await http.get(f"/ui/logs/{blues}")).status_code == 404
+    # A user's events are stored under a pseudonym: the scope must match that,
+    # not skip the user (which showed a team-less OIDC viewer every request).
+    async with await _oidc_session(gov, "mallory") as http:
+        refused = await http.get(f"/ui/logs/{blues}")
+        assert refused.status_code == 404
+        assert "a blue secret" not in refused.text
+        assert (await http.get(f"/ui/logs/{mallorys}")).status_code == 200
+    async with await _browser(gov) as http:
+        await ui_login(http, MASTER)
+        assert (await http.get(f"/ui/logs/{blues}")).status_code == 200
 
 
 async def test_a_viewer_reads_but_cannot_change(gov: Governed) -> None:

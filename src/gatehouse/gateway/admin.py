@@ -357,10 +357,12 @@ class Admin:
             events=events, next_cursor=encode_cursor(following) if following else None
         )
 
-    async def request(self, request_id: str) -> list[UsageEvent]:
-        """What happened to one request: its events, oldest first; 404 if none
-        is kept (naming the retention horizon when events have been purged)."""
-        events = await self._ledger.request(request_id)
+    async def request(self, request_id: str, within: EventQuery | None = None) -> list[UsageEvent]:
+        """What happened to one request: its events, oldest first, only those
+        ``within`` a caller's scope when given (the ledger's query, so a user
+        filter is matched as stored: pseudonymised); 404 if none is kept
+        (naming the retention horizon when events have been purged)."""
+        events = await self._ledger.request(request_id, within)
         if not events:
             message = f"No usage events for request '{request_id}'."
             horizon = await self._ledger.purged_before(EVENTS_CLASS)

@@ -150,9 +150,11 @@ class LedgerStore:
         more = len(rows) > limit
         return events, (events[-1].created_at, events[-1].id) if more else None
 
-    async def request(self, request_id: str) -> list[UsageEvent]:
-        """Every event of one request (a RAG answer is several calls), oldest first."""
-        events, _ = await self.page(EventQuery(request_id=request_id), limit=1000)
+    async def request(self, request_id: str, within: EventQuery | None = None) -> list[UsageEvent]:
+        """Every event of one request (a RAG answer is several calls), oldest
+        first; with ``within``, only those matching it too (a caller's scope)."""
+        query = dataclasses.replace(within or EventQuery(), request_id=request_id)
+        events, _ = await self.page(query, limit=1000)
         return events[::-1]
 
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gatehouse.core.errors import NotFoundError
-from gatehouse.core.records import UsageEvent, iso
+from gatehouse.core.records import iso
 from gatehouse.store.ledger import EventQuery
 from gatehouse.ui.nav import NAV, NavItem
 from gatehouse.ui.overview import admin_of, event_scope
@@ -69,20 +69,15 @@ def _bodies_logged(request: Request) -> bool:
     return bool(access.enabled and access.bodies)
 
 
-def _visible(scope: dict[str, Any], event: UsageEvent) -> bool:
-    return all(getattr(event, name) == value for name, value in scope.items() if name != "user")
-
-
 async def request_detail(request: Request) -> Response:
     session = session_of(request)
     request_id = request.path_params["request_id"]
-    scope = event_scope(session)
     admin = admin_of(request)
     if admin is None:
         raise NotFoundError("This server keeps no request log (no governance store).")
-    events = [e for e in await admin.request(request_id) if _visible(scope, e)]
-    if not events:
-        raise NotFoundError(f"No usage events for request '{request_id}'.", param="request_id")
+    # The session's scope goes into the ledger's query: a user's events are
+    # stored under a pseudonym, which only the ledger can match.
+    events = await admin.request(request_id, EventQuery(**event_scope(session)))
     return render(
         request,
         "log.html",
