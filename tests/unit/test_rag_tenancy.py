@@ -186,6 +186,29 @@ async def test_rag_model_calls_obey_the_callers_scopes_models_and_budget(gov: Go
     assert by_key[poor[3:19]]["refused"] >= 1
 
 
+async def test_a_search_counts_once_against_the_callers_requests_per_minute(
+    gov: Governed,
+) -> None:
+    await _team_collection(gov, "alpha", "kb")
+
+    async def three_searches(mode: str) -> list[int]:
+        key = await gov.new_key(name=mode, team="alpha", scopes=RAG, limits={"rpm": 2})
+        codes = []
+        for _ in range(3):
+            found = await gov.http.post(
+                f"{C}/kb/search", json={"query": "cats", "mode": mode}, headers=_auth(key)
+            )
+            if found.status_code == 429:
+                assert found.json()["error"]["code"] == "rate_limit_exceeded"
+            codes.append(found.status_code)
+        return codes
+
+    # A keyword search makes no model call: the route counts it (it was free).
+    assert await three_searches("keyword") == [200, 200, 429]
+    # One that embeds its query is counted by that call, once, not twice.
+    assert await three_searches("hybrid") == [200, 200, 429]
+
+
 async def test_only_an_administrator_names_a_cross_encoder_folder(gov: Governed) -> None:
     key = await gov.new_key(name="writer", team="alpha", scopes=RAG)
     body = {"name": "ce", "embedding_model": "test/bow", "cross_encoder": "/etc"}

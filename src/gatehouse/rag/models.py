@@ -159,6 +159,12 @@ class SearchRequest(_Strict):
     expansion: Expansion = "none"
     rerank: Rerank = "none"
 
+    @property
+    def calls_models(self) -> bool:
+        """Whether the search makes a model call through the gateway: the query's
+        embedding, an expansion, or an LLM rerank (a cross-encoder runs in process)."""
+        return self.mode != "keyword" or self.expansion != "none" or self.rerank == "llm"
+
 
 class SearchResponse(BaseModel):
     results: list[SearchHit]

@@ -37,6 +37,7 @@ from gatehouse.rag import (
     vector_backend,
 )
 from gatehouse.server.http import JSONResponse, parse_body, sse_response, sse_stream
+from gatehouse.server.routes.admission import admit_request
 from gatehouse.server.routes.table import Endpoint, RouteSpec
 
 TAG = "rag"
@@ -138,6 +139,12 @@ async def delete_document(request: Request) -> Response:
 
 async def search(request: Request) -> Response:
     body = await parse_body(request, SearchRequest)
+    headers: dict[str, str] = {}
+    if not body.calls_models:
+        # Nothing else would count it: a search with no model call is one request
+        # against the caller's requests-per-minute limits, as counting tokens is.
+        # One that calls models is counted by those calls, not twice.
+        headers = await admit_request(request.app.state, request.state.principal)
     hits = await engine(request).search(
         _name(request),
         body.query,
@@ -149,7 +156,7 @@ async def search(request: Request) -> Response:
         rerank=body.rerank,
         caller=_caller(request),
     )
-    return JSONResponse(SearchResponse(results=hits))
+    return JSONResponse(SearchResponse(results=hits), headers=headers)
 
 
 async def answer(request: Request) -> Response:
