@@ -87,6 +87,28 @@ def test_a_small_run_on_one_thread_gives_the_all_core_session_s_vectors(
     np.testing.assert_array_equal(one_thread, all_cores)
 
 
+def test_a_one_thread_graph_that_cannot_be_built_leaves_small_runs_on_the_main_one(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The one-thread graph is built on the first small run, after build_backend's
+    # fallback has passed: its failure must not turn into an embedding error.
+    backend = build_backend("onnx-int8", model_path, cache_dir=default_cache_dir(), batch_size=4)
+    assert isinstance(backend, OnnxBackend)
+    expected = embed_all(backend, SENTENCES[:1])  # a small run: the one-thread graph
+    backend._small = None
+    opened = backend._open
+
+    def refuse_one_thread(threads: int | None) -> Any:
+        if threads == 1:
+            raise RuntimeError("no plugin for one thread")
+        return opened(threads)
+
+    monkeypatch.setattr(backend, "_open", refuse_one_thread)
+    np.testing.assert_array_equal(embed_all(backend, SENTENCES[:1]), expected)
+    assert backend._small is backend._session
+    assert "small runs use the main one" in caplog.text
+
+
 def test_an_int8_vector_does_not_depend_on_its_batch(model_path: Path) -> None:
     # Activations are quantised with a scale per token, so neither the other
     # texts in a batch nor the padding they force moves a text's vector.

@@ -53,3 +53,15 @@ def test_auto_asks_whether_openvino_is_installed(
     assert resolve_backend("auto", path) == "onnx-int8"
     monkeypatch.setattr(embedding_backends, "openvino_installed", lambda: True)
     assert resolve_backend("auto", path) == "openvino-int8"
+
+
+def test_the_configuration_offers_exactly_the_backends_there_are() -> None:
+    # core/config.py spells the choices out (importing them would pull numpy into
+    # loading the configuration, which the gateway-alone install has not); this
+    # keeps the two lists from drifting apart when a backend comes or goes.
+    from typing import get_args
+
+    from gatehouse.core.config import LocalEmbeddingConfig
+
+    offered = get_args(LocalEmbeddingConfig.model_fields["backend"].annotation)
+    assert sorted(offered) == sorted(get_args(embedding_backends.BackendChoice))

@@ -154,7 +154,17 @@ class OnnxBackend:
         if tokens > SMALL_RUN_TOKENS:
             return self._session
         if self._small is None:
-            self._small = self._open(1)
+            try:
+                self._small = self._open(1)
+            except Exception as exc:  # the main graph compiled; it serves small runs too
+                log.warning(
+                    "local/minilm: the one-thread %s graph could not be built (%s: %s); "
+                    "small runs use the main one",
+                    self.name,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._small = self._session
         return self._small
 
     def _open(self, threads: int | None) -> GraphSession:
