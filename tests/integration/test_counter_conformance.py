@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -332,7 +333,7 @@ class TestSqliteCounters(CounterConformance):
             def __getattr__(self, name: str) -> object:
                 return getattr(real, name)
 
-            def execute(self, sql: str, *args: object) -> object:
+            def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
                 if sql in self.failing:
                     self.failing.remove(sql)
                     raise sqlite3.OperationalError("database or disk is full")
