@@ -95,3 +95,41 @@ def test_the_data_dir_after_the_subcommand_is_used(
     capsys.readouterr()
     assert main(["--data-dir", str(tmp_path), "keys", "list"]) == 0
     assert "late" in capsys.readouterr().out
+
+
+def test_a_data_dir_that_is_a_file_and_a_config_that_is_not_text_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    assert main(["--data-dir", str(in_the_way), "keys", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gatehouse: error: cannot use ")
+    assert str(in_the_way) in err
+    assert "Traceback" not in err
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"server:\n  port: \xff\xfe\n")
+    assert main(["--config", str(binary), "models"]) == 2
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text" in err
+    assert str(binary) in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "q", "-c", "c", "--top-k", "0"],
+        ["ask", "q", "-c", "c", "--top-k", "-3"],
+        ["ingest", "docs", "-c", "c", "--chunk-size", "0"],
+        ["collections", "create", "c", "--chunk-overlap", "-1"],
+        ["serve", "--workers", "0"],
+        ["chat", "hi", "--max-tokens", "0"],
+    ],
+)
+def test_counts_that_must_be_positive_are_refused_by_name(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert f"argument {argv[-2]}" in capsys.readouterr().err

@@ -178,6 +178,31 @@ async def test_eval_rag_on_a_missing_collection_fails_before_searching(
         await eval_cli.evaluate_collection(engine, args)
 
 
+async def test_eval_rag_makes_the_run_file_s_folder_and_fails_on_a_bad_one_before_searching(
+    engine: RagEngine, labelled: tuple[Path, Path], tmp_path: Path
+) -> None:
+    queries, qrels = labelled
+    argv = ["eval", "rag", "-c", "kb", "--queries", str(queries), "--qrels", str(qrels)]
+    nested = tmp_path / "runs" / "today" / "run.txt"
+    args = build_parser().parse_args([*argv, "--save-run", str(nested), "--json"])
+    assert await eval_cli.evaluate_collection(engine, args) == 0
+    assert nested.read_text().startswith("q1 Q0 ")
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    args = build_parser().parse_args([*argv, "--save-run", str(in_the_way / "run.txt")])
+    searched = 0
+
+    async def count(*_: object, **__: object) -> list[object]:
+        nonlocal searched
+        searched += 1
+        return []
+
+    engine.search = count  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="a-file"):
+        await eval_cli.evaluate_collection(engine, args)
+    assert searched == 0
+
+
 def test_eval_rag_errors_through_the_command(
     labelled: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -98,6 +98,9 @@ async def evaluate_collection(engine: RagEngine, args: argparse.Namespace) -> in
     qrels = read_qrels(args.qrels)
     queries = read_queries(args.queries)
     engine.collection(args.collection)  # a missing collection fails before any search
+    if args.save_run:  # a path that cannot be written fails before any search, too
+        args.save_run.parent.mkdir(parents=True, exist_ok=True)
+        args.save_run.touch()
     judged = {query: queries[query] for query in qrels if query in queries}
     if missing := len(qrels) - len(judged):
         print(

@@ -26,6 +26,7 @@ from gatehouse.cli import guard as guard_cli
 from gatehouse.cli import models as models_cli
 from gatehouse.cli import privacy as privacy_cli
 from gatehouse.cli import rag as rag_cli
+from gatehouse.cli.arguments import positive_int
 from gatehouse.core.config import ConfigSource, Settings
 from gatehouse.core.errors import ConfigError, GatehouseError, SchemaError
 from gatehouse.core.types import ChatCompletionRequest, ChatMessage
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
-    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--workers", type=positive_int, help="worker processes (default 1)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
 
     chat = commands.add_parser("chat", help="chat with a model in-process, streamed")
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", default="default", help="model name (default: default)")
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2")
-    chat.add_argument("--max-tokens", type=int, help="completion token limit")
+    chat.add_argument("--max-tokens", type=positive_int, help="completion token limit")
     chat.add_argument("--seed", type=int, help="sampling seed, for repeatable output")
 
     capacity.add_parser(commands)
@@ -158,7 +159,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(validation_error(exc).message, EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file or folder the command needs: name it, no traceback
+        return _fail(_os_error(exc), EXIT_FAILURE)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _os_error(exc: OSError) -> str:
+    """``cannot use PATH: REASON`` (or the error itself when it names no file)."""
+    if exc.filename is None or exc.strerror is None:
+        return str(exc)
+    where = str(exc.filename)
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    return f"cannot use {where}: {exc.strerror}"
 
 
 def _capacity(args: argparse.Namespace) -> int:

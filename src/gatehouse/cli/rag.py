@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from gatehouse.cli.arguments import non_negative_int, positive_int
 from gatehouse.core.config import Settings
 from gatehouse.core.errors import NotFoundError, ValidationFailedError
 from gatehouse.core.extras import require_extra
@@ -43,13 +44,13 @@ def add_parsers(commands: Any) -> None:
     ingest.add_argument("--collection", "-c", required=True)
     ingest.add_argument("--prune", action="store_true", help="delete documents whose file is gone")
     ingest.add_argument("--chunking", choices=["tokens", "structure", "semantic"])
-    ingest.add_argument("--chunk-size", type=int)
-    ingest.add_argument("--chunk-overlap", type=int)
+    ingest.add_argument("--chunk-size", type=positive_int)
+    ingest.add_argument("--chunk-overlap", type=non_negative_int)
 
     search = commands.add_parser("search", help="search a collection")
     search.add_argument("query")
     search.add_argument("--collection", "-c", required=True)
-    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--top-k", type=positive_int, default=5)
     search.add_argument("--mode", choices=["hybrid", "dense", "keyword", "rrf"], default="hybrid")
     search.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"lang": "en"}\'')
     search.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -64,7 +65,7 @@ def add_parsers(commands: Any) -> None:
     ask.add_argument("question")
     ask.add_argument("--collection", "-c", required=True)
     ask.add_argument("--model", help="chat model (default: rag.answer_model)")
-    ask.add_argument("--top-k", type=int)
+    ask.add_argument("--top-k", type=positive_int)
 
     manage = commands.add_parser("collections", help="list, create, show or delete collections")
     actions = manage.add_subparsers(dest="action", required=True)
@@ -73,8 +74,8 @@ def add_parsers(commands: Any) -> None:
     create.add_argument("name")
     create.add_argument("--embedding-model", default="local/minilm")
     create.add_argument("--chunking", choices=["tokens", "structure", "semantic"])
-    create.add_argument("--chunk-size", type=int)
-    create.add_argument("--chunk-overlap", type=int)
+    create.add_argument("--chunk-size", type=positive_int)
+    create.add_argument("--chunk-overlap", type=non_negative_int)
     create.add_argument("--language", default="auto")
     create.add_argument(
         "--cross-encoder",
