@@ -186,6 +186,31 @@ async def test_oversized_chunked_body_is_413(http: httpx.AsyncClient) -> None:
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+async def test_the_anthropic_routes_answer_this_layer_s_errors_in_their_shape(
+    http: httpx.AsyncClient, chat: EchoChat, path: str
+) -> None:
+    body = {"model": "default", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    # Refused before the route runs: a body or headers over the limits.
+    too_large = await http.post(path, json={**body, "system": "x" * 10_000})
+    headers_too_large = await http.post(path, json=body, headers={"x-pad": "x" * 40_000})
+    for response, status, kind in (
+        (too_large, 413, "request_too_large"),
+        (headers_too_large, 431, "invalid_request_error"),
+    ):
+        assert response.status_code == status
+        assert response.json()["type"] == "error"
+        assert response.json()["error"]["type"] == kind
+    # An unexpected failure inside the route: a 500 in the same shape.
+    if path == "/v1/messages":
+        chat.fail_with = RuntimeError("secret internal detail")
+        failed = await http.post(path, json=body)
+        assert failed.status_code == 500
+        assert failed.json()["error"]["type"] == "api_error"
+        assert failed.headers["x-request-id"] in failed.json()["error"]["message"]
+        assert "secret" not in failed.text
+
+
 async def test_wrong_media_type_is_415(sdk: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         await sdk.chat.completions.create(

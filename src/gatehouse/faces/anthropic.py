@@ -262,8 +262,12 @@ def _message_id(completion_id: str) -> str:
 
 
 def error_body(error: GatehouseError) -> dict[str, Any]:
-    """The Messages API error object, its ``type`` chosen by the HTTP status."""
-    kind = _ERROR_TYPES.get(error.http_status, "api_error")
+    """The Messages API error object, its ``type`` chosen by the HTTP status
+    (another 4xx is ``invalid_request_error``, as Anthropic's own errors are)."""
+    status = error.http_status
+    kind = _ERROR_TYPES.get(status) or (
+        "invalid_request_error" if 400 <= status < 500 else "api_error"
+    )
     message = error.message
     if error.param and error.param not in message:
         # Anthropic's errors have no param field: they name it first, as here.

@@ -193,6 +193,7 @@ def create_app(
                 RequestContextMiddleware,
                 max_body_bytes=settings.server.max_body_bytes,
                 lifecycle=lifecycle,
+                error_shapes={spec.path: spec.error_shape for spec in specs if spec.error_shape},
             ),
             Middleware(HotRoutes, routes=_hot_routes(specs)),
         ],

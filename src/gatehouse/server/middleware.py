@@ -27,7 +27,7 @@ from gatehouse.core.errors import (
 from gatehouse.core.ids import request_id as new_request_id
 from gatehouse.server.http import error_response
 from gatehouse.server.lifecycle import Lifecycle
-from gatehouse.server.routes.table import RawEndpoint
+from gatehouse.server.routes.table import ErrorShape, RawEndpoint
 
 log = logging.getLogger("gatehouse.server")
 
@@ -82,10 +82,14 @@ class RequestContextMiddleware:
         *,
         max_body_bytes: int,
         lifecycle: Lifecycle | None = None,
+        error_shapes: Mapping[str, ErrorShape] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.lifecycle = lifecycle
+        # Routes whose errors are not in OpenAI's shape (the Anthropic ones), by
+        # path: this layer's errors (sizes, failures) answer in the route's shape.
+        self.error_shapes: Mapping[str, ErrorShape] = error_shapes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,7 +137,8 @@ class RequestContextMiddleware:
         except GatehouseError as exc:
             if started:
                 raise
-            await error_response(exc)(scope, receive, send_with_id)
+            shape = self.error_shapes.get(scope["path"], error_response)
+            await shape(exc)(scope, receive, send_with_id)
         except Exception as exc:
             if started:
                 log.exception("unhandled error in request %s", rid)
@@ -147,7 +152,8 @@ class RequestContextMiddleware:
             else:
                 log.exception("unhandled error in request %s", rid)
                 error = InternalError(f"The server had an error processing request {rid}.")
-            await error_response(error)(scope, receive, send_with_id)
+            shape = self.error_shapes.get(scope["path"], error_response)
+            await shape(error)(scope, receive, send_with_id)
 
     def _limited(self, receive: Receive) -> Receive:
         """``receive`` with the body's size limit, for a body of undeclared length."""
