@@ -14,9 +14,12 @@ from gatehouse.rag.blas import one_thread  # noqa: E402
 
 
 @pytest.fixture
-def blas() -> Iterator[object]:
+def blas(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """numpy's BLAS at two threads, set (and so controlled) by another, live thread."""
     assert np.ones((2, 2)) @ np.ones(2) is not None  # numpy's BLAS is loaded
+    # one_thread looks its libraries up on first use; an earlier test's use, before
+    # other libraries were loaded (scipy's OpenBLAS), must not decide this one.
+    monkeypatch.setattr(one_thread, "_controller", None)
     controller = threadpoolctl.ThreadpoolController().select(user_api="blas")
     if not controller.lib_controllers:
         pytest.skip("numpy has no BLAS that threadpoolctl knows")
