@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -75,6 +77,33 @@ def test_stop_sequence_is_honoured(client: openai.OpenAI) -> None:
     assert cut.choices[0].finish_reason == "stop"
     assert stop not in (cut.choices[0].message.content or "")
     assert text.startswith(cut.choices[0].message.content or "")
+    assert cut.model_dump()["choices"][0]["stop_reason"] == stop  # as vLLM names it
+    assert "stop_reason" not in free.model_dump()["choices"][0]
+
+
+def test_the_messages_api_names_the_stop_sequence_that_ended_an_answer(
+    client: openai.OpenAI, server: RunningServer
+) -> None:
+    free = client.chat.completions.create(
+        model="default", messages=USER, max_tokens=30, temperature=0
+    )
+    stop = (free.choices[0].message.content or "").strip().split()[1]
+    sdk = anthropic.Anthropic(api_key="unused", base_url=server.base_url, max_retries=0)
+    ask: dict[str, Any] = {
+        "model": "default",
+        "max_tokens": 30,
+        "messages": USER,
+        "stop_sequences": [stop],
+        "extra_body": {"temperature": 0},  # this SDK version takes no temperature
+    }
+    message = sdk.messages.create(**ask)
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", stop)
+    with sdk.messages.stream(**ask) as stream:
+        streamed = stream.get_final_message()
+    assert (streamed.stop_reason, streamed.stop_sequence) == ("stop_sequence", stop)
+    ended = sdk.messages.create(**{**ask, "stop_sequences": ["no such text"]})
+    assert ended.stop_reason in ("end_turn", "max_tokens")
+    assert ended.stop_sequence is None
 
 
 def test_paraphrases_embed_closer_than_unrelated_sentences(client: openai.OpenAI) -> None:

@@ -33,6 +33,15 @@ def test_held_back_prefix_is_released_when_it_cannot_match() -> None:
 def test_earliest_of_several_stops_wins() -> None:
     matcher = StopMatcher(["zz", "b"])
     assert feed_all(matcher, ["a", "bzz"]) == "a"
+    assert matcher.matched == "b"  # named in the answer (Anthropic's stop_sequence)
+
+
+def test_nothing_is_matched_until_a_stop_is_found() -> None:
+    matcher = StopMatcher(["STOP"])
+    assert matcher.feed("go ST") == "go "
+    assert matcher.matched is None
+    matcher.feed("OP")
+    assert matcher.matched == "STOP"
 
 
 def test_flush_releases_trailing_partial_match() -> None:

@@ -329,6 +329,40 @@ def test_openai_chunks_to_inbound_events() -> None:
     assert delta["usage"]["output_tokens"] == 2
 
 
+def test_the_stop_sequence_that_ended_an_answer_reaches_the_messages_api_caller() -> None:
+    # An Anthropic upstream names it; the OpenAI shape has no field for it, so it
+    # rides along as vLLM's stop_reason, which the Messages face reads back.
+    upstream = {**MESSAGE_RESPONSE, "content": [{"type": "text", "text": "1, 2, 3, "}]}
+    upstream |= {"stop_reason": "stop_sequence", "stop_sequence": "4"}
+    completion = translate.response_from_wire(upstream, created=1)
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.choices[0].model_dump()["stop_reason"] == "4"
+    message = inbound.from_openai(completion, "claude")
+    assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "4")
+    # An answer that ended otherwise keeps OpenAI's shape, and end_turn.
+    plain = translate.response_from_wire({**upstream, "stop_reason": "end_turn"}, created=1)
+    assert "stop_reason" not in plain.choices[0].model_dump()
+    message = inbound.from_openai(plain, "claude")
+    assert (message["stop_reason"], message["stop_sequence"]) == ("end_turn", None)
+
+    # Streamed: the upstream's message_delta, then the face's.
+    upstream_stream = [
+        *STREAM[:6],
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "stop_sequence", "stop_sequence": "4"},
+            "usage": {"output_tokens": 3},
+        },
+        {"type": "message_stop"},
+    ]
+    translator = translate.StreamTranslator(created=1)
+    chunks = [c for event in upstream_stream for c in translator.feed(event)]
+    face = inbound.StreamTranslator("claude")
+    events = [e for c in chunks for e in face.feed(c)] + face.close()
+    delta = orjson.loads(events[-2].split(b"data: ", 1)[1])
+    assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "4"}
+
+
 LOGPROBS = {"content": [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": []}]}
 
 

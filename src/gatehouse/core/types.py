@@ -271,6 +271,20 @@ class Choice(_Wire):
     logprobs: ChoiceLogprobs | None = None
 
 
+def stop_fields(stop_sequence: str | None) -> dict[str, str]:
+    """A choice's extra ``stop_reason`` field naming the stop sequence that ended
+    it, as vLLM's OpenAI server sends it; none when it ended otherwise (an
+    end-of-turn token, a length limit), so other answers keep OpenAI's shape."""
+    return {} if stop_sequence is None else {"stop_reason": stop_sequence}
+
+
+def stop_sequence_of(choice: Choice | ChunkChoice) -> str | None:
+    """The stop sequence that ended ``choice`` (its ``stop_reason`` extra, when a
+    string: vLLM sends a token id there when a stop token ended it)."""
+    value = (choice.model_extra or {}).get("stop_reason")
+    return value if isinstance(value, str) else None
+
+
 class ChatCompletion(_Wire):
     id: str
     object: Literal["chat.completion"] = "chat.completion"

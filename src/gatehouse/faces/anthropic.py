@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gatehouse.core.errors import GatehouseError, ValidationFailedError
 from gatehouse.core.reasoning import thinking_budget
-from gatehouse.core.types import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Usage
+from gatehouse.core.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Usage,
+    stop_sequence_of,
+)
 from gatehouse.core.usage import TokenCounts
 from gatehouse.core.validation import validation_error
 from gatehouse.faces import anthropic_blocks as blocks
@@ -196,6 +202,15 @@ def _tool_choice(choice: dict[str, Any]) -> str | dict[str, Any]:
     return kinds[str(kind)]
 
 
+def _stop(finish_reason: str | None, stop_sequence: str | None) -> dict[str, str | None]:
+    """``stop_reason`` and ``stop_sequence`` for an OpenAI ``finish_reason`` and the
+    stop sequence the upstream (or the local model) names, if it names one."""
+    if stop_sequence is not None and finish_reason in (None, "stop"):
+        return {"stop_reason": "stop_sequence", "stop_sequence": stop_sequence}
+    reason = _STOP_REASONS.get(finish_reason or "stop", "end_turn")
+    return {"stop_reason": reason, "stop_sequence": None}
+
+
 def _usage(usage: Usage | None) -> dict[str, int]:
     """Anthropic's usage: ``input_tokens`` exclude cache reads and writes, which it
     reports apart; ``output_tokens`` include thinking."""
@@ -236,8 +251,7 @@ def from_openai(completion: ChatCompletion, model: str) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": _STOP_REASONS.get(choice.finish_reason or "stop", "end_turn"),
-        "stop_sequence": None,
+        **_stop(choice.finish_reason, stop_sequence_of(choice)),
         "usage": _usage(usage),
     }
 
@@ -291,7 +305,7 @@ class StreamTranslator:
         self._tool_blocks: dict[int, int] = {}  # tool call index -> content block index
         self._ids = _CallIds()
         self._thinking_text = False  # the open thinking block has streamed text
-        self._stop_reason = "end_turn"
+        self._stop: dict[str, str | None] = _stop("stop", None)
         self._usage = _usage(None)
 
     def feed(self, chunk: ChatCompletionChunk) -> list[bytes]:
@@ -335,7 +349,7 @@ class StreamTranslator:
             for call in choice.delta.tool_calls or []:
                 out.extend(self._tool_call(call))
             if choice.finish_reason:
-                self._stop_reason = _STOP_REASONS.get(choice.finish_reason, "end_turn")
+                self._stop = _stop(choice.finish_reason, stop_sequence_of(choice))
         return out
 
     def close(self) -> list[bytes]:
@@ -345,7 +359,7 @@ class StreamTranslator:
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": self._stop_reason, "stop_sequence": None},
+                    "delta": self._stop,
                     "usage": self._usage,
                 },
             )

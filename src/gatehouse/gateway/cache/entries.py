@@ -22,6 +22,8 @@ from gatehouse.core.types import (
     ChunkChoice,
     Delta,
     Usage,
+    stop_fields,
+    stop_sequence_of,
 )
 
 _COMPLETION = b"C"
@@ -117,7 +119,12 @@ def split(completion: ChatCompletion) -> list[ChatCompletionChunk]:
     out.append(
         chunk(
             [
-                ChunkChoice(index=c.index, delta=Delta(), finish_reason=c.finish_reason)
+                ChunkChoice(
+                    index=c.index,
+                    delta=Delta(),
+                    finish_reason=c.finish_reason,
+                    **stop_fields(stop_sequence_of(c)),
+                )
                 for c in completion.choices
             ]
         )
@@ -131,6 +138,7 @@ def assemble(chunks: list[ChatCompletionChunk], usage: Usage | None) -> ChatComp
         raise ValueError("an empty stream cannot be assembled")
     texts: dict[int, list[str]] = {}
     finish: dict[int, str | None] = {}
+    stops: dict[int, str | None] = {}
     for chunk in chunks:
         for choice in chunk.choices:
             texts.setdefault(choice.index, [])
@@ -138,6 +146,7 @@ def assemble(chunks: list[ChatCompletionChunk], usage: Usage | None) -> ChatComp
                 texts[choice.index].append(choice.delta.content)
             if choice.finish_reason is not None:
                 finish[choice.index] = choice.finish_reason
+                stops[choice.index] = stop_sequence_of(choice)
     first = chunks[0]
     return ChatCompletion(
         id=first.id,
@@ -148,6 +157,7 @@ def assemble(chunks: list[ChatCompletionChunk], usage: Usage | None) -> ChatComp
                 index=index,
                 message=AssistantMessage(content="".join(parts)),
                 finish_reason=finish.get(index),
+                **stop_fields(stops.get(index)),
             )
             for index, parts in sorted(texts.items())
         ],

@@ -22,6 +22,7 @@ from gatehouse.core.types import (
     ChunkChoice,
     Delta,
     Usage,
+    stop_fields,
 )
 from gatehouse.core.usage import billed_usage
 from gatehouse.providers.anthropic import blocks
@@ -167,12 +168,22 @@ def response_from_wire(data: dict[str, Any], created: int) -> ChatCompletion:
                 Choice(
                     message=message,
                     finish_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
+                    **stop_fields(_stop_sequence(data)),
                 )
             ],
             usage=usage_from_wire(data.get("usage") or {}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise UpstreamError(f"Anthropic answered with a malformed message: {exc}") from None
+
+
+def _stop_sequence(message: dict[str, Any]) -> str | None:
+    """The stop sequence a message (or a stream's ``message_delta``) ended on:
+    "stop_sequence" folds into OpenAI's "stop", so it rides along as ``stop_reason``."""
+    if message.get("stop_reason") != "stop_sequence":
+        return None
+    stop = message.get("stop_sequence")
+    return stop if isinstance(stop, str) else None
 
 
 _THINKING = frozenset({"thinking", "redacted_thinking"})
@@ -248,9 +259,9 @@ class StreamTranslator:
             return [self._chunk(Delta(thinking_blocks=[done]))]
         if kind == "message_delta":
             self._usage.update(event.get("usage") or {})
-            reason = (event.get("delta") or {}).get("stop_reason")
-            finish = STOP_REASONS.get(reason or "", "stop")
-            return [self._chunk(Delta(), finish)]
+            delta = event.get("delta") or {}
+            finish = STOP_REASONS.get(delta.get("stop_reason") or "", "stop")
+            return [self._chunk(Delta(), finish, _stop_sequence(delta))]
         if kind == "message_stop":
             self.finished = True
             return [
@@ -273,10 +284,12 @@ class StreamTranslator:
             raise UpstreamError("Anthropic streamed thinking outside a thinking block")
         return block
 
-    def _chunk(self, delta: Delta, finish: str | None = None) -> ChatCompletionChunk:
+    def _chunk(
+        self, delta: Delta, finish: str | None = None, stop: str | None = None
+    ) -> ChatCompletionChunk:
         return ChatCompletionChunk(
             id=self._id,
             created=self._created,
             model=self._model,
-            choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+            choices=[ChunkChoice(delta=delta, finish_reason=finish, **stop_fields(stop))],
         )

@@ -40,6 +40,7 @@ from gatehouse.core.types import (
     Delta,
     FinishReason,
     Usage,
+    stop_fields,
 )
 from gatehouse.providers.base import ModelInfo, Readiness
 from gatehouse.providers.local.grammar import GrammarCache
@@ -112,6 +113,7 @@ class LlamaChatProvider:
                 Choice(
                     message=AssistantMessage(content="".join(pieces)),
                     finish_reason=outcome.finish_reason,
+                    **stop_fields(outcome.stop_sequence),
                 )
             ],
             usage=usage,
@@ -141,12 +143,14 @@ class LlamaChatProvider:
 
         completion_id, created = new_id("chatcmpl"), int(system_clock())
 
-        def chunk(delta: Delta, finish: FinishReason | None = None) -> ChatCompletionChunk:
+        def chunk(
+            delta: Delta, finish: FinishReason | None = None, stop: str | None = None
+        ) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=completion_id,
                 created=created,
                 model=MODEL_ID,
-                choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+                choices=[ChunkChoice(delta=delta, finish_reason=finish, **stop_fields(stop))],
             )
 
         batcher.submit(prepared, emit, cancel).add_done_callback(finished)
@@ -159,7 +163,7 @@ class LlamaChatProvider:
                     continue
                 if isinstance(item, BaseException):
                     raise item
-                yield chunk(Delta(), item.finish_reason)
+                yield chunk(Delta(), item.finish_reason, item.stop_sequence)
                 if request.include_usage():
                     yield ChatCompletionChunk(
                         id=completion_id,

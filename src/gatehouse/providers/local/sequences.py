@@ -56,6 +56,7 @@ class Prepared:
 class Outcome:
     completion_tokens: int = 0
     finish_reason: FinishReason = "length"
+    stop_sequence: str | None = None  # the stop text that ended it, if one did
 
 
 @dataclass(slots=True)
@@ -253,6 +254,7 @@ class SequenceBatcher:
             sequence.emit(released)
         if matcher.stopped:
             outcome.finish_reason = "stop"
+            outcome.stop_sequence = matcher.matched
             self._finish(sequence)
             return
         if outcome.completion_tokens >= sequence.prepared.max_tokens:

@@ -15,6 +15,7 @@ class StopMatcher:
         self._stops = [s for s in stops if s]
         self._pending = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop sequence found, once stopped
 
     def feed(self, text: str) -> str:
         """Add generated text; return what can safely be emitted now.
@@ -25,8 +26,9 @@ class StopMatcher:
         if self.stopped:
             return ""
         buffer = self._pending + text
-        cut = min((i for i in (buffer.find(s) for s in self._stops) if i >= 0), default=-1)
-        if cut >= 0:
+        found = [(at, stop) for stop in self._stops if (at := buffer.find(stop)) >= 0]
+        if found:
+            cut, self.matched = min(found, key=lambda hit: hit[0])  # the first to begin
             self.stopped = True
             self._pending = ""
             return buffer[:cut]
