@@ -14,10 +14,12 @@ from gatehouse.catalog import prompt_tokens
 from gatehouse.core.types import (
     AssistantMessage,
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
     Usage,
 )
+from gatehouse.gateway import CallContext
 
 from .governed import Governed, governed_app
 
@@ -110,6 +112,62 @@ async def test_300_overlapping_calls_never_pass_the_budget(gov: Governed) -> Non
     await gov.governance.shipper.drain()
     rows = (await gov.admin("GET", "/admin/spend?group_by=key")).json()["rows"]
     assert rows[0]["cost_usd"] == accepted * REAL_COST <= BUDGET
+
+
+async def test_a_stream_left_before_its_usage_is_charged_to_the_budget(gov: Governed) -> None:
+    # The upstream streams its words and finish_reason, then takes its time over
+    # the usage; the client has the whole answer and hangs up meanwhile. The
+    # server cancels the request's task there, innermost stage first.
+    streams = gov.chat.stream
+
+    async def slow_usage(request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk]:
+        async for chunk in streams(request):
+            if chunk.usage is not None:
+                await asyncio.Event().wait()  # never: the client leaves first
+            yield chunk
+
+    gov.chat.stream = slow_usage  # type: ignore[method-assign]
+    words = " ".join(["word"] * 40)
+    body = {"model": "default", "messages": [{"role": "user", "content": words}], "max_tokens": 50}
+    # Room for one call's reservation (its most possible cost) and 10 USD more.
+    reservation = prompt_tokens(ChatCompletionRequest.model_validate(body), bound=True) + 50 * 2
+    budget = {"max_usd": reservation + 10, "period": "day", "hard": True}
+    key = await gov.new_key(budget=budget)
+    answered = asyncio.Event()
+
+    async def client() -> None:
+        ctx = CallContext(
+            request_id="req-left",
+            endpoint="chat",
+            request=ChatCompletionRequest.model_validate(
+                {**body, "stream": True, "stream_options": {"include_usage": True}}
+            ),
+            headers={"authorization": f"Bearer {key}"},
+        )
+        assert gov.gateway is not None
+        stream = await gov.gateway.handle(ctx)
+        assert isinstance(stream, AsyncIterator)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].finish_reason:
+                answered.set()
+
+    task = asyncio.create_task(client())
+    await answered.wait()
+    await asyncio.sleep(0.01)  # the task now waits for the usage
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # The abandoned answer cost about 40 completion tokens (2 USD each) and its
+    # prompt, so no second reservation fits; settled at 0, as it once was, one did.
+    refused = await gov.http.post(
+        "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {key}"}
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    await gov.governance.shipper.drain()
+    rows = (await gov.admin("GET", "/admin/spend?group_by=key")).json()["rows"]
+    assert rows[0]["cost_usd"] >= 80  # the ledger charged it too (40 tokens x 2 USD)
 
 
 async def test_a_burst_on_a_fresh_budget_reads_the_ledger_once(gov: Governed) -> None:

@@ -421,6 +421,13 @@ class LimitsStage:
             async for chunk in chunks:
                 yield chunk
             failed = False
+        except (asyncio.CancelledError, GeneratorExit):
+            # The client went away before the upstream's usage: the upstream bills
+            # what it read and wrote, so settle on the estimate metering records.
+            # Settling on nothing gave the whole reservation back, and a client
+            # hanging up before [DONE] had every answer for free.
+            ctx.estimate_abandoned_usage()
+            raise
         finally:
             await self._settle(ctx, plan, failed=failed and ctx.usage is None)
 
