@@ -28,6 +28,7 @@ from gatehouse.store.counters import (
     Claim,
     Counters,
     CounterUnavailableError,
+    CounterUnseededError,
     MemoryCounters,
 )
 from gatehouse.store.redis_counters import RedisCounters
@@ -141,6 +142,26 @@ class CounterConformance:
         await counters.seed(key, 1.0, 3600)
         decision = await counters.admit([Claim("quota", key, 10.0, 2.0, 3600)], NOW)
         assert decision.outcomes[0].level == pytest.approx(9.0)
+
+    async def test_a_spend_claim_needs_its_seed_and_refuses_to_start_from_zero(
+        self, counters: Counters
+    ) -> None:
+        # A budget's spend is seeded from the ledger; a store that lost it (Redis
+        # restarted empty) must say so rather than count the budget from zero.
+        rate = Claim("rate", unique("with-spend"), 10, 1, 60.0)
+        spend = Claim("spend", unique("lost"), 10.0, 4.0, 3600.0)
+        with pytest.raises(CounterUnseededError) as unseeded:
+            await counters.admit([rate, spend], NOW)
+        assert unseeded.value.keys == (spend.key,)
+        # Nothing was written: the rate claim beside it took nothing either.
+        assert (await counters.admit([rate], NOW)).outcomes[0].remaining == 9
+        await counters.seed(spend.key, 7.0, 3600.0)
+        denied = await counters.admit([rate, spend], NOW)
+        assert not denied.allowed  # 7 spent + 4 reserved > 10
+        assert denied.denied() == 1
+        fits = await counters.admit([spend._replace(amount=3.0)], NOW)
+        assert fits.allowed
+        assert fits.outcomes[0].level == pytest.approx(10.0)  # counted from the seed
 
     async def test_concurrent_admissions_never_exceed_a_limit(self, counters: Counters) -> None:
         budget = Claim("quota", unique("race"), 50.0, 1.0, 0.0)

@@ -20,6 +20,7 @@ from gatehouse.core.types import (
     Usage,
 )
 from gatehouse.gateway import CallContext
+from gatehouse.store.counters import MemoryCounters
 
 from .governed import Governed, governed_app
 
@@ -168,6 +169,28 @@ async def test_a_stream_left_before_its_usage_is_charged_to_the_budget(gov: Gove
     await gov.governance.shipper.drain()
     rows = (await gov.admin("GET", "/admin/spend?group_by=key")).json()["rows"]
     assert rows[0]["cost_usd"] >= 80  # the ledger charged it too (40 tokens x 2 USD)
+
+
+async def test_a_budget_the_counter_store_lost_is_read_from_the_ledger_again(
+    gov: Governed,
+) -> None:
+    # Redis restarted empty (or evicted the key, or failed over): every replica
+    # that had seeded the budget must read its spend again, not count from zero.
+    heavy = Heavy()
+    heavy.gate.set()
+    gov.chat.complete = heavy.complete  # type: ignore[method-assign]
+    key = await gov.new_key(budget={"max_usd": BUDGET, "period": "day", "hard": True})
+    accepted = 0
+    for _ in range(60):
+        accepted += (await _call(gov, key)).status_code == 200
+    assert accepted == 60
+    await gov.governance.shipper.drain()  # the ledger holds what was spent
+    counters = gov.governance.counters
+    assert isinstance(counters, MemoryCounters)
+    counters._values.clear()  # what a Redis restarted without its data holds
+    while (await _call(gov, key)).status_code == 200:
+        accepted += 1
+    assert accepted * REAL_COST <= BUDGET  # counted from zero again, 153 calls got through
 
 
 async def test_a_burst_on_a_fresh_budget_reads_the_ledger_once(gov: Governed) -> None:

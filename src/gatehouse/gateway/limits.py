@@ -49,6 +49,7 @@ from gatehouse.store.counters import (
     Claim,
     Counters,
     CounterUnavailableError,
+    CounterUnseededError,
     Outcome,
 )
 from gatehouse.store.ledger import LedgerStore
@@ -275,7 +276,14 @@ class LimitsStage:
             except Exception as exc:
                 self._unavailable(f"cannot read spend for budget {key}: {exc}", budget.hard)
         limit = budget.max_usd if budget.hard else UNLIMITED
-        return Claim("quota", key, limit, amount, ttl)
+        return Claim("spend", key, limit, amount, ttl)
+
+    async def _reseed(self, plan: _Plan, keys: Sequence[str], now: float) -> None:
+        """Seed again the budgets of ``plan`` whose spend the store no longer holds."""
+        for rule, claim in zip(plan.template.rules, plan.claims, strict=True):
+            if claim.key in keys and isinstance(rule, _Budgeted):
+                self._seeded.discard(claim.key)
+                await self._budget_claim(rule, claim.amount, now)
 
     def _seeded_or_failed(self, key: str) -> Callable[[asyncio.Future[None]], None]:
         def done(seeding: asyncio.Future[None]) -> None:
@@ -294,8 +302,14 @@ class LimitsStage:
 
     async def _admit(self, ctx: CallContext, plan: _Plan, now: float) -> bool:
         try:
-            decision = await self._counters.admit(plan.claims, now)
-        except CounterUnavailableError as exc:
+            try:
+                decision = await self._counters.admit(plan.claims, now)
+            except CounterUnseededError as exc:
+                # The store lost a budget's spend (Redis restarted empty, or evicted
+                # or failed over): read it from the ledger again, then decide.
+                await self._reseed(plan, exc.keys, now)
+                decision = await self._counters.admit(plan.claims, now)
+        except (CounterUnavailableError, CounterUnseededError) as exc:
             self._unavailable(f"counter store unreachable: {exc}", hard=True)
             return False
         headers = _rate_headers(plan, decision.outcomes)

@@ -10,8 +10,14 @@ are granted or none is. Three kinds:
 - ``gauge``: a level that goes up on admission and down when settled
   (concurrent requests). ``period`` is its key's time to live, so a crashed
   replica's leftovers expire.
-- ``quota``: an amount that only grows within its key (budget spend, keyed
-  by period). ``period`` is the time to live, 0 for never.
+- ``quota``: an amount that only grows within its key. ``period`` is the
+  time to live, 0 for never.
+- ``spend``: a ``quota`` whose starting point was read from elsewhere and
+  written with ``seed`` (budget spend, keyed by period, seeded from the
+  ledger). Its key must exist: when the store has lost it (Redis restarted
+  empty, evicted it, failed over), admission raises
+  :class:`CounterUnseededError` and writes nothing, so the caller seeds it
+  again instead of counting from zero.
 
 ``settle`` applies deltas afterwards: token limits and budgets reserve an
 estimate and settle with the real usage; a gauge settles with ``-amount``.
@@ -27,13 +33,21 @@ import math
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol
 
-ClaimKind = Literal["rate", "gauge", "quota"]
+ClaimKind = Literal["rate", "gauge", "quota", "spend"]
 UNLIMITED = -1.0
 _EPSILON = 1e-9
 
 
 class CounterUnavailableError(Exception):
     """The shared counter store cannot be reached."""
+
+
+class CounterUnseededError(Exception):
+    """``spend`` claims whose keys the store does not hold: seed them, then admit again."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        super().__init__(f"not seeded: {', '.join(keys)}")
+        self.keys = tuple(keys)
 
 
 # Named tuples rather than frozen dataclasses: a request builds several of
@@ -70,7 +84,8 @@ class Counters(Protocol):
     """What admission needs of a counter store. Times are epoch seconds."""
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
-        """Grant every claim, or none of them."""
+        """Grant every claim, or none of them; :class:`CounterUnseededError`
+        (nothing written) when a ``spend`` claim's key is missing."""
         ...
 
     async def settle(self, claims: Sequence[Claim], deltas: Sequence[float], now: float) -> None:
@@ -101,7 +116,7 @@ def evaluate(claim: Claim, state: float, now: float) -> tuple[Outcome, float]:
         return Outcome(True, math.inf, 0.0, 0.0, level), level
     if level <= claim.limit + _EPSILON:
         return Outcome(True, claim.limit - level, _reset(claim), 0.0, level), level
-    retry = _reset(claim) if claim.kind == "quota" else 1.0
+    retry = _reset(claim) if claim.kind in ("quota", "spend") else 1.0
     return Outcome(False, max(0.0, claim.limit - state), _reset(claim), retry, state), state
 
 
@@ -113,7 +128,7 @@ def settled(claim: Claim, state: float, delta: float) -> float:
 
 
 def _reset(claim: Claim) -> float:
-    return claim.period if claim.kind == "quota" else 0.0
+    return claim.period if claim.kind in ("quota", "spend") else 0.0
 
 
 def expiry(claim: Claim, new_state: float, now: float) -> float | None:
@@ -141,6 +156,10 @@ class MemoryCounters:
         self._values: dict[str, tuple[float, float | None]] = {}
         self._sweep_at = self.SWEEP_FLOOR
 
+    def _has(self, key: str, now: float) -> bool:
+        entry = self._values.get(key)
+        return entry is not None and (entry[1] is None or entry[1] > now)
+
     def _get(self, key: str, now: float) -> float:
         entry = self._values.get(key)
         if entry is None:
@@ -152,6 +171,9 @@ class MemoryCounters:
         return value
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
+        unseeded = [c.key for c in claims if c.kind == "spend" and not self._has(c.key, now)]
+        if unseeded:
+            raise CounterUnseededError(unseeded)
         outcomes: list[Outcome] = []
         states: list[float] = []
         allowed = True

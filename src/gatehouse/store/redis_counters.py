@@ -18,7 +18,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from gatehouse.store.counters import Claim, CounterUnavailableError, Decision, Outcome
+from gatehouse.store.counters import (
+    Claim,
+    CounterUnavailableError,
+    CounterUnseededError,
+    Decision,
+    Outcome,
+)
 
 _COMMON = """
 local function fmt(v) return string.format('%.17g', v) end
@@ -37,6 +43,18 @@ local now = tonumber(ARGV[1])
 local eps = 1e-9
 local out, new, ttl = {}, {}, {}
 local ok_all = 1
+-- A budget's spend (kind "spend") must have been seeded: if Redis lost it,
+-- write nothing and name the claims, which the caller seeds again.
+local unseeded = {}
+for i = 1, #KEYS do
+  if string.sub(ARGV[i + 1], 1, 6) == 'spend ' and redis.call('EXISTS', KEYS[i]) == 0 then
+    unseeded[#unseeded + 1] = tostring(i)
+  end
+end
+if #unseeded > 0 then
+  table.insert(unseeded, 1, 'unseeded')
+  return unseeded
+end
 for i = 1, #KEYS do
   local kind, limit, amount, period = claim(i)
   local state = tonumber(redis.call('GET', KEYS[i]) or '0')
@@ -60,7 +78,7 @@ for i = 1, #KEYS do
     local level = state + amount
     lvl = level
     local quota_reset = 0
-    if kind == 'quota' then quota_reset = period end
+    if kind == 'quota' or kind == 'spend' then quota_reset = period end
     if limit < 0 then
       remaining = -1
       new[i] = level
@@ -71,7 +89,7 @@ for i = 1, #KEYS do
       ok = 0
       lvl = state
       remaining, reset = math.max(0, limit - state), quota_reset
-      if kind == 'quota' then retry = period else retry = 1 end
+      if kind == 'quota' or kind == 'spend' then retry = period else retry = 1 end
     end
     if period > 0 then ttl[i] = math.ceil(period * 1000) else ttl[i] = 0 end
   end
@@ -188,6 +206,8 @@ class RedisCounters:
         if not claims:
             return Decision(True, ())
         raw = await self._run("admit", self._keys(claims), _args(claims, now))
+        if raw[0] == "unseeded":
+            raise CounterUnseededError([claims[int(index) - 1].key for index in raw[1:]])
         outcomes = []
         for index in range(len(claims)):
             ok, remaining, reset, retry, level = raw[1 + index * 5 : 6 + index * 5]
