@@ -86,6 +86,13 @@ def test_serve_reads_a_config_given_after_it(
     config.write_text("server:\n  port: many\n")
     assert main(["serve", "--config", str(config), "--data-dir", str(tmp_path)]) == 2
     assert "server.port" in capsys.readouterr().err
+    config.write_text("server:\n  port: many\n  prot: 1\n")
+    assert main(["models", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == (
+        "gatehouse: error: invalid configuration: server.port: Input should be a valid "
+        f"integer, unable to parse string as an integer (from {config}); "
+        f"server.prot: unknown key (from {config})\n"
+    )
 
 
 def test_the_data_dir_after_the_subcommand_is_used(

@@ -52,6 +52,20 @@ def test_keys_create_list_rotate_revoke(tmp_path: Path, capsys: pytest.CaptureFi
     assert "revoked" in capsys.readouterr().out
 
 
+def test_an_expiry_without_an_offset_is_utc_and_a_bad_one_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(tmp_path, "keys", "create", "--name", "until", "--expires", "2030-01-01") == 0
+    capsys.readouterr()
+    assert run(tmp_path, "keys", "list", "--json") == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["expires_at"] == "2030-01-01T00:00:00Z"
+    assert run(tmp_path, "keys", "create", "--name", "x", "--expires", "tomorrow") == 2
+    assert capsys.readouterr().err == (
+        "gatehouse: error: --expires: 'tomorrow' is not an ISO 8601 time\n"
+    )
+
+
 def test_spend_reads_the_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(tmp_path, "spend", "--by", "team", "--json") == 0
     assert json.loads(capsys.readouterr().out) == {"rows": []}

@@ -15,6 +15,7 @@ import getpass
 import json
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,7 +47,7 @@ def add_parsers(commands: Any) -> None:
     create.add_argument("--org")
     create.add_argument("--scope", action="append", dest="scopes", help="repeatable")
     create.add_argument("--model", action="append", dest="models", help="repeatable")
-    create.add_argument("--expires", help="ISO 8601 time")
+    create.add_argument("--expires", help="ISO 8601 time (UTC when it names no offset)")
     create.add_argument("--rpm", type=int)
     create.add_argument("--tpm", type=int)
     create.add_argument("--max-parallel", type=int)
@@ -148,7 +149,10 @@ def _key_body(args: argparse.Namespace) -> KeyCreate:
     if args.models:
         data["models"] = args.models
     if args.expires:
-        data["expires_at"] = args.expires
+        try:  # a time without an offset is UTC, as --since reads it
+            data["expires_at"] = datetime.fromtimestamp(parse_since(args.expires), UTC).isoformat()
+        except ValueError as exc:
+            raise UsageError(f"--expires: {exc}") from None
     limits = {"rpm": args.rpm, "tpm": args.tpm, "max_parallel": args.max_parallel}
     if any(v is not None for v in limits.values()):
         data["limits"] = limits

@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SchemaError as exc:
         return _fail(str(exc), EXIT_FAILURE)
     except ConfigError as exc:
-        return _fail(str(exc).replace("\n", " "), EXIT_USAGE)
+        return _fail(_one_line(str(exc)), EXIT_USAGE)
     except GatehouseError as exc:
         return _fail(exc.message, EXIT_FAILURE)
     except ValidationError as exc:
@@ -162,6 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file or folder the command needs: name it, no traceback
         return _fail(_os_error(exc), EXIT_FAILURE)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _one_line(message: str) -> str:
+    """A message of a heading and indented items (a configuration's errors) as one
+    line: ``heading item; item``."""
+    heading, *items = message.splitlines()
+    return " ".join([heading, "; ".join(item.strip() for item in items)]).strip()
 
 
 def _os_error(exc: OSError) -> str:
