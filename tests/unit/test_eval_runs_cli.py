@@ -149,3 +149,17 @@ def test_remote_errors_are_classified_by_status_and_code() -> None:
     broken = error_from_reply(502, b"<html>bad gateway</html>", httpx.Headers())
     assert isinstance(broken, UpstreamError)
     assert broken.message == "HTTP 502"
+
+
+def test_a_run_that_scored_nothing_exits_1_with_the_first_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A --url nothing listens on: every call fails. The report is still written
+    # (it says why for each item), but the command must not pass for a run.
+    out = tmp_path / "unreachable"
+    argv = ["eval", "capabilities", "--model", "m", "--suite", "math", "--out", str(out)]
+    assert exit_code([*argv, "--url", "http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert "gatehouse: error: no item could be scored: " in err
+    assert "http://127.0.0.1:1" in err
+    assert out.with_suffix(".json").is_file()

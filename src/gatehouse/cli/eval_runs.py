@@ -128,7 +128,26 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     else:
         result = asyncio.run(_capabilities(settings, args, items))
     _save_and_print(result, args)
-    return 0
+    return _nothing_scored(result)
+
+
+def _nothing_scored(result: EvalRun) -> int:
+    """1, with the first failure's reason, when every score of the run failed:
+    a wrong ``--url`` or key, or a model that is down, not a model scoring 0."""
+    summaries = result.summary.values()
+    if not summaries or any(s.scored for s in summaries) or not any(s.failed for s in summaries):
+        return 0
+    reason = next(
+        (
+            score.reason
+            for item in result.items
+            for score in item.scores.values()
+            if score.failed and score.reason
+        ),
+        "see the report",
+    )
+    print(f"gatehouse: error: no item could be scored: {reason}", file=sys.stderr)
+    return 1
 
 
 def _answer_metrics(args: argparse.Namespace) -> list[str]:
