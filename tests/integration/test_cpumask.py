@@ -155,10 +155,17 @@ def start_sleeping(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
 
 
 def assert_ended(pid: int) -> None:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        state = "gone"
+    # A killed process closes its files (so our pipes) before it is a zombie:
+    # for a moment after communicate() returns it may still show as running.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            state = "gone"
+        if state in {"gone", "Z"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert state in {"gone", "Z"}, f"the masked command {pid} still runs ({state})"
 
 
