@@ -133,6 +133,21 @@ async def test_a_team_admin_sees_and_changes_only_its_team(gov: Governed) -> Non
         assert (await http.get("/ui/audit")).status_code == 403
         logs = await http.get("/ui/logs", params={"team": "blue"})
         assert blue[3:19] not in logs.text
+        # The overview's top keys and spend are its team's alone.
+        await gov.sdk(blue).chat.completions.create(
+            model="test/echo", messages=[{"role": "user", "content": "blue spends"}]
+        )
+        await gov.governance.shipper.drain()
+        overview = await http.get("/ui/overview")
+        assert overview.status_code == 200
+        assert blue[3:19] not in overview.text
+    async with await _oidc_session(gov, "mallory") as http:
+        overview = await http.get("/ui/overview")
+        assert overview.status_code == 200
+        assert blue[3:19] not in overview.text
+    async with await _browser(gov) as http:  # while an administrator's shows it
+        await ui_login(http, MASTER)
+        assert blue[3:19] in (await http.get("/ui/overview")).text
 
 
 async def _oidc_session(gov: Governed, subject: str) -> httpx.AsyncClient:
