@@ -193,6 +193,23 @@ async def test_a_budget_the_counter_store_lost_is_read_from_the_ledger_again(
     assert accepted * REAL_COST <= BUDGET  # counted from zero again, 153 calls got through
 
 
+@pytest.mark.parametrize("policy", ["fail_closed", "fail_open"])
+async def test_a_soft_budget_whose_spend_cannot_be_read_leaves_the_other_limits_on(
+    tmp_path: Path, policy: str
+) -> None:
+    # The ledger cannot be read: a soft budget only counts, so it counts from
+    # zero, and the key's rpm still holds (the counter is not "unseeded" for ever).
+    async def ledger_down(kind: str, name: str, since: float) -> float:
+        raise ConnectionError("the database is down")
+
+    async for governed in governed_app(tmp_path, store={"redis_failure": policy}):
+        governed.governance.ledger.spent = ledger_down  # type: ignore[method-assign]
+        soft = {"max_usd": 1000, "period": "day", "hard": False}
+        key = await governed.new_key(budget=soft, limits={"rpm": 2})
+        statuses = [(await _call(governed, key)).status_code for _ in range(4)]
+        assert statuses == [200, 200, 429, 429]
+
+
 async def test_a_burst_on_a_fresh_budget_reads_the_ledger_once(gov: Governed) -> None:
     ledger = gov.governance.ledger
     read = ledger.spent

@@ -191,13 +191,12 @@ async def test_a_search_counts_once_against_the_callers_requests_per_minute(
 ) -> None:
     await _team_collection(gov, "alpha", "kb")
 
-    async def three_searches(mode: str) -> list[int]:
+    async def three_searches(mode: str, **more: str) -> list[int]:
         key = await gov.new_key(name=mode, team="alpha", scopes=RAG, limits={"rpm": 2})
         codes = []
         for _ in range(3):
-            found = await gov.http.post(
-                f"{C}/kb/search", json={"query": "cats", "mode": mode}, headers=_auth(key)
-            )
+            body = {"query": "cats", "mode": mode, **more}
+            found = await gov.http.post(f"{C}/kb/search", json=body, headers=_auth(key))
             if found.status_code == 429:
                 assert found.json()["error"]["code"] == "rate_limit_exceeded"
             codes.append(found.status_code)
@@ -205,6 +204,7 @@ async def test_a_search_counts_once_against_the_callers_requests_per_minute(
 
     # A keyword search makes no model call: the route counts it (it was free).
     assert await three_searches("keyword") == [200, 200, 429]
+    assert await three_searches("keyword", expansion="hyde") == [200, 200, 429]  # no HyDE there
     # One that embeds its query is counted by that call, once, not twice.
     assert await three_searches("hybrid") == [200, 200, 429]
 

@@ -47,6 +47,7 @@ from gatehouse.gateway.pipeline import CallContext, ChatStream, Next, Result
 from gatehouse.store.counters import (
     UNLIMITED,
     Claim,
+    ClaimKind,
     Counters,
     CounterUnavailableError,
     CounterUnseededError,
@@ -276,14 +277,19 @@ class LimitsStage:
             except Exception as exc:
                 self._unavailable(f"cannot read spend for budget {key}: {exc}", budget.hard)
         limit = budget.max_usd if budget.hard else UNLIMITED
-        return Claim("spend", key, limit, amount, ttl)
+        # A counter that could not be seeded (the failure tolerated: a soft
+        # budget, or fail_open) is counted from zero, as before seeding existed,
+        # rather than refused by the store as unseeded.
+        kind: ClaimKind = "spend" if key in self._seeded else "quota"
+        return Claim(kind, key, limit, amount, ttl)
 
     async def _reseed(self, plan: _Plan, keys: Sequence[str], now: float) -> None:
-        """Seed again the budgets of ``plan`` whose spend the store no longer holds."""
-        for rule, claim in zip(plan.template.rules, plan.claims, strict=True):
+        """Seed again the budgets of ``plan`` whose spend the store no longer holds
+        (their claims become plain quotas when that fails and is tolerated)."""
+        for index, (rule, claim) in enumerate(zip(plan.template.rules, plan.claims, strict=True)):
             if claim.key in keys and isinstance(rule, _Budgeted):
                 self._seeded.discard(claim.key)
-                await self._budget_claim(rule, claim.amount, now)
+                plan.claims[index] = await self._budget_claim(rule, claim.amount, now)
 
     def _seeded_or_failed(self, key: str) -> Callable[[asyncio.Future[None]], None]:
         def done(seeding: asyncio.Future[None]) -> None:

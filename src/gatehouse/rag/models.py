@@ -162,8 +162,9 @@ class SearchRequest(_Strict):
     @property
     def calls_models(self) -> bool:
         """Whether the search makes a model call through the gateway: the query's
-        embedding, an expansion, or an LLM rerank (a cross-encoder runs in process)."""
-        return self.mode != "keyword" or self.expansion != "none" or self.rerank == "llm"
+        embedding (HyDE's document with it), multi-query's rewrites, or an LLM
+        rerank (a cross-encoder runs in process). A keyword search ignores HyDE."""
+        return self.mode != "keyword" or self.expansion == "multi_query" or self.rerank == "llm"
 
 
 class SearchResponse(BaseModel):
