@@ -1,7 +1,7 @@
 """Shared counters for rate limits, concurrency and budget reservations.
 
 One request's admission is a list of :class:`Claim`\\ s decided atomically: all
-are granted or none is. Three kinds:
+are granted or none is. Four kinds:
 
 - ``rate``: GCRA (generic cell rate algorithm), ``limit`` units per ``period``
   seconds with a burst of ``limit``. Not a fixed window: capacity returns
@@ -36,6 +36,7 @@ from typing import Literal, NamedTuple, Protocol
 ClaimKind = Literal["rate", "gauge", "quota", "spend"]
 UNLIMITED = -1.0
 _EPSILON = 1e-9
+_QUOTAS = frozenset({"quota", "spend"})  # the kinds that only grow within their key
 
 
 class CounterUnavailableError(Exception):
@@ -99,6 +100,18 @@ class Counters(Protocol):
     async def close(self) -> None: ...
 
 
+def require_seeded(claims: Sequence[Claim], stored: Sequence[float | None]) -> None:
+    """Raise :class:`CounterUnseededError` for the ``spend`` claims whose stored
+    value (``None``: the key is missing or expired) the store no longer holds."""
+    unseeded = [
+        claim.key
+        for claim, value in zip(claims, stored, strict=True)
+        if claim.kind == "spend" and value is None
+    ]
+    if unseeded:
+        raise CounterUnseededError(unseeded)
+
+
 def evaluate(claim: Claim, state: float, now: float) -> tuple[Outcome, float]:
     """Decide one claim against its stored state; returns the outcome and the new state."""
     if claim.kind == "rate":
@@ -116,7 +129,7 @@ def evaluate(claim: Claim, state: float, now: float) -> tuple[Outcome, float]:
         return Outcome(True, math.inf, 0.0, 0.0, level), level
     if level <= claim.limit + _EPSILON:
         return Outcome(True, claim.limit - level, _reset(claim), 0.0, level), level
-    retry = _reset(claim) if claim.kind in ("quota", "spend") else 1.0
+    retry = _reset(claim) if claim.kind in _QUOTAS else 1.0
     return Outcome(False, max(0.0, claim.limit - state), _reset(claim), retry, state), state
 
 
@@ -128,7 +141,7 @@ def settled(claim: Claim, state: float, delta: float) -> float:
 
 
 def _reset(claim: Claim) -> float:
-    return claim.period if claim.kind in ("quota", "spend") else 0.0
+    return claim.period if claim.kind in _QUOTAS else 0.0
 
 
 def expiry(claim: Claim, new_state: float, now: float) -> float | None:
@@ -156,29 +169,25 @@ class MemoryCounters:
         self._values: dict[str, tuple[float, float | None]] = {}
         self._sweep_at = self.SWEEP_FLOOR
 
-    def _has(self, key: str, now: float) -> bool:
-        entry = self._values.get(key)
-        return entry is not None and (entry[1] is None or entry[1] > now)
-
-    def _get(self, key: str, now: float) -> float:
+    def _get(self, key: str, now: float) -> float | None:
+        """The live value of ``key``, ``None`` for a missing or expired one."""
         entry = self._values.get(key)
         if entry is None:
-            return 0.0
+            return None
         value, expires = entry
         if expires is not None and expires <= now:
             del self._values[key]
-            return 0.0
+            return None
         return value
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
-        unseeded = [c.key for c in claims if c.kind == "spend" and not self._has(c.key, now)]
-        if unseeded:
-            raise CounterUnseededError(unseeded)
+        stored = [self._get(claim.key, now) for claim in claims]
+        require_seeded(claims, stored)
         outcomes: list[Outcome] = []
         states: list[float] = []
         allowed = True
-        for claim in claims:
-            outcome, state = evaluate(claim, self._get(claim.key, now), now)
+        for claim, value in zip(claims, stored, strict=True):
+            outcome, state = evaluate(claim, value or 0.0, now)
             allowed = allowed and outcome.allowed
             outcomes.append(outcome)
             states.append(state)

@@ -77,8 +77,9 @@ for i = 1, #KEYS do
   else
     local level = state + amount
     lvl = level
+    local is_quota = kind == 'quota' or kind == 'spend'
     local quota_reset = 0
-    if kind == 'quota' or kind == 'spend' then quota_reset = period end
+    if is_quota then quota_reset = period end
     if limit < 0 then
       remaining = -1
       new[i] = level
@@ -89,7 +90,7 @@ for i = 1, #KEYS do
       ok = 0
       lvl = state
       remaining, reset = math.max(0, limit - state), quota_reset
-      if kind == 'quota' or kind == 'spend' then retry = period else retry = 1 end
+      if is_quota then retry = period else retry = 1 end
     end
     if period > 0 then ttl[i] = math.ceil(period * 1000) else ttl[i] = 0 end
   end

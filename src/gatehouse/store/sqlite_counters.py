@@ -33,11 +33,11 @@ from pathlib import Path
 from gatehouse.store.counters import (
     Claim,
     CounterUnavailableError,
-    CounterUnseededError,
     Decision,
     Outcome,
     evaluate,
     expiry,
+    require_seeded,
     settled,
 )
 
@@ -164,13 +164,7 @@ class SqliteCounters:
     async def admit(self, claims: Sequence[Claim], now: float) -> Decision:
         with self._transaction() as connection:
             stored = self._read(connection, [claim.key for claim in claims], now)
-            unseeded = [
-                claim.key
-                for claim, value in zip(claims, stored, strict=True)
-                if claim.kind == "spend" and value is None
-            ]
-            if unseeded:
-                raise CounterUnseededError(unseeded)  # rolls the transaction back
+            require_seeded(claims, stored)  # raising rolls the transaction back
             outcomes: list[Outcome] = []
             states: list[float] = []
             allowed = True
