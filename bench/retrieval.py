@@ -57,7 +57,7 @@ import orjson
 from gatehouse.core.config import load_settings
 from gatehouse.evals.formats import read_qrels
 from gatehouse.gateway import build_gateway
-from gatehouse.providers.local.cpu import cpu_flags, read_cpuinfo
+from gatehouse.providers.local.cpu import has_amx_bf16, read_cpuinfo
 from gatehouse.providers.local.embedding_backends import BackendName, resolve_backend
 from gatehouse.providers.local.onnx_export import EXPORT_FORMAT
 from gatehouse.rag import fusion
@@ -292,7 +292,7 @@ async def main() -> None:
     # One cache per model, backend and export recipe: int8 and fp32 vectors of a text differ.
     # auto resolved: its vectors are those of the backend it picks on this machine.
     backend: str = resolve_backend(settings.local.embeddings.backend)
-    if backend.startswith("openvino") and "amx_bf16" in cpu_flags(read_cpuinfo()):
+    if backend.startswith("openvino") and has_amx_bf16(read_cpuinfo()):
         backend += "-amx"  # what OpenVINO leaves in floating point runs in bf16 there
     cache_name = (
         f"embeddings-local-minilm-{backend}-format{EXPORT_FORMAT}.sqlite"

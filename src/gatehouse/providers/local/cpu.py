@@ -31,6 +31,12 @@ def has_amx(cpuinfo: str) -> bool:
     return not AMX_FLAGS.isdisjoint(cpu_flags(cpuinfo))
 
 
+def has_amx_bf16(cpuinfo: str) -> bool:
+    """Whether the text of ``/proc/cpuinfo`` lists AMX's bf16 products, which
+    OpenVINO runs what it leaves in floating point on."""
+    return "amx_bf16" in cpu_flags(cpuinfo)
+
+
 def read_cpuinfo(path: Path = CPUINFO) -> str:
     """The text of ``path``, or ``""`` where it cannot be read."""
     try:

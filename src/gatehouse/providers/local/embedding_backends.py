@@ -45,7 +45,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from gatehouse.providers.local.cpu import CPUINFO, cpu_flags, has_vnni, read_cpuinfo
+from gatehouse.providers.local.cpu import CPUINFO, has_amx_bf16, has_vnni, read_cpuinfo
 from gatehouse.providers.local.onnx_export import OnnxVariant, onnx_model_file
 from gatehouse.providers.local.pooling import (
     FloatArray,
@@ -253,7 +253,7 @@ def default_backend(cpuinfo: str, *, openvino: bool = False) -> BackendName:
     fp32 (38.9 against 42.5 passages/s, docs/performance.md). Unmeasured CPUs
     get fp32.
     """
-    if openvino and "amx_bf16" in cpu_flags(cpuinfo):
+    if openvino and has_amx_bf16(cpuinfo):
         return "openvino"
     chosen = onnx_runtime_backend(cpuinfo)
     return "openvino-int8" if openvino and chosen == "onnx-int8" else chosen
