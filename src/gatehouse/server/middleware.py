@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Mapping
 
 import sqlalchemy.exc
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatehouse.core.errors import (
@@ -87,8 +88,9 @@ class RequestContextMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.lifecycle = lifecycle
-        # Routes whose errors are not in OpenAI's shape (the Anthropic ones), by
-        # path: this layer's errors (sizes, failures) answer in the route's shape.
+        # Routes whose errors are not in OpenAI's shape (the Anthropic ones in
+        # Anthropic's, the dashboard's as HTML pages), by path: this layer's
+        # errors (sizes, failures) answer in the route's shape.
         self.error_shapes: Mapping[str, ErrorShape] = error_shapes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,8 +139,7 @@ class RequestContextMiddleware:
         except GatehouseError as exc:
             if started:
                 raise
-            shape = self.error_shapes.get(scope["path"], error_response)
-            await shape(exc)(scope, receive, send_with_id)
+            await self._error_response(scope, exc)(scope, receive, send_with_id)
         except Exception as exc:
             if started:
                 log.exception("unhandled error in request %s", rid)
@@ -152,8 +153,11 @@ class RequestContextMiddleware:
             else:
                 log.exception("unhandled error in request %s", rid)
                 error = InternalError(f"The server had an error processing request {rid}.")
-            shape = self.error_shapes.get(scope["path"], error_response)
-            await shape(error)(scope, receive, send_with_id)
+            await self._error_response(scope, error)(scope, receive, send_with_id)
+
+    def _error_response(self, scope: Scope, error: GatehouseError) -> Response:
+        """``error`` in the shape of the route at the request's path (OpenAI's by default)."""
+        return self.error_shapes.get(scope["path"], error_response)(error)
 
     def _limited(self, receive: Receive) -> Receive:
         """``receive`` with the body's size limit, for a body of undeclared length."""
